@@ -1,0 +1,80 @@
+//! The background loops every instance runs: the admission ticker and the sweeper.
+//!
+//! Both are safe on any number of instances at once: admit.lua is atomic on Redis's clock,
+//! and the sweeper's writes are idempotent, so no leader election is needed.
+
+use std::sync::Arc;
+
+use tokio::time::MissedTickBehavior;
+
+use crate::metrics::METRICS;
+use crate::state::AppState;
+
+/// Every `tick`, runs admit.lua for every known sale and publishes its numbers to local
+/// streams. The per-tick cost is per sale, not per waiting shopper.
+pub async fn run_ticker(s: Arc<AppState>) {
+    let mut shutdown = s.shutdown.clone();
+    let mut every = tokio::time::interval(s.config.tick);
+    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut sales: Vec<String> = Vec::new();
+    let mut n: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        // The sale list changes rarely: refresh it about once a second.
+        if n % 5 == 0 {
+            match s.store.sale_ids().await {
+                Ok(ids) => sales = ids,
+                Err(e) => tracing::debug!(error = %e, "ticker cannot list sales"),
+            }
+        }
+        n += 1;
+        let ticks = sales.iter().map(|sale| {
+            let s = &s;
+            async move { (sale, s.store.admit(sale).await) }
+        });
+        for (sale, result) in futures_util::future::join_all(ticks).await {
+            match result {
+                Ok(t) => {
+                    METRICS.admitted.add(t.admitted.len() as u64);
+                    s.hub.on_tick(sale, &t);
+                }
+                Err(e) => tracing::debug!(sale, error = %e, "admission tick failed"),
+            }
+        }
+    }
+}
+
+/// Every `sweep`: expires lapsed holds, writes Redis-accepted orders that missed Postgres,
+/// and now and then rebuilds sales Redis has lost.
+pub async fn run_sweeper(s: Arc<AppState>) {
+    let mut shutdown = s.shutdown.clone();
+    let mut every = tokio::time::interval(s.config.sweep);
+    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut n: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        if let Err(e) = crate::payments::expire_holds(&s).await {
+            tracing::debug!(error = %e, "hold sweep failed");
+        }
+        if let Ok(ids) = s.store.sale_ids().await {
+            for sale in ids {
+                // Orders younger than this are still inside their own checkout request.
+                if let Err(e) = crate::sales::sync_pending(&s, &sale, 3_000).await {
+                    tracing::debug!(sale, error = %e, "ledger sync failed");
+                }
+            }
+        }
+        if n % 10 == 0 {
+            if let Err(e) = crate::sales::restore_missing(&s).await {
+                tracing::debug!(error = %e, "restore of lost sales failed");
+            }
+        }
+        n += 1;
+    }
+}

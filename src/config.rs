@@ -1,0 +1,214 @@
+//! Configuration from `WAITROOM_*` environment variables, validated once at start so a bad
+//! value stops the process with a message naming the variable, never later at request time.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// A secret string that never reaches a log through `Debug`.
+#[derive(Clone, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub redis_url: String,
+    pub database_url: Secret,
+    /// Bearer token for `/api/admin`; empty disables the admin API.
+    pub admin_token: Secret,
+    /// Ed25519 private keys (PKCS#8 PEM text). The first signs; all verify, so a key can be
+    /// rotated in without logging anyone out. Empty: a development key is generated.
+    pub signing_keys_pem: Vec<Secret>,
+    /// HMAC-SHA256 secret for the payment webhook; empty disables the webhook.
+    pub payment_secret: Secret,
+    pub trusted_proxies: Vec<IpAddr>,
+    pub issuer: String,
+    pub tick: Duration,
+    /// How often holds are expired and Redis-accepted orders are synced to Postgres.
+    pub sweep: Duration,
+    pub queue_token_ttl: Duration,
+    pub workers: usize,
+    pub max_connections_per_worker: usize,
+    pub redis_pool_size: usize,
+    pub pg_pool_size: u32,
+}
+
+impl Config {
+    /// Defaults for everything but the two store URLs.
+    pub fn new(redis_url: impl Into<String>, database_url: impl Into<String>) -> Self {
+        Self {
+            bind: "127.0.0.1:8080".parse().expect("valid default address"),
+            redis_url: redis_url.into(),
+            database_url: Secret::new(database_url),
+            admin_token: Secret::default(),
+            signing_keys_pem: Vec::new(),
+            payment_secret: Secret::default(),
+            trusted_proxies: Vec::new(),
+            issuer: "waitroom".into(),
+            tick: Duration::from_millis(200),
+            sweep: Duration::from_millis(1000),
+            queue_token_ttl: Duration::from_secs(24 * 3600),
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_connections_per_worker: 100_000,
+            redis_pool_size: 64,
+            pg_pool_size: 16,
+        }
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through `get`, so tests can feed a map instead of the process env.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let mut c = Self::new(
+            var("WAITROOM_REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379/".into()),
+            var("WAITROOM_DATABASE_URL")
+                .unwrap_or_else(|| "postgres://waitroom@127.0.0.1:5432/waitroom".into()),
+        );
+        if !c.redis_url.starts_with("redis://") && !c.redis_url.starts_with("rediss://") {
+            return Err(ConfigError::new("WAITROOM_REDIS_URL", "must start with redis://"));
+        }
+        if !c.database_url.expose().starts_with("postgres") {
+            return Err(ConfigError::new("WAITROOM_DATABASE_URL", "must start with postgres://"));
+        }
+        if let Some(v) = var("WAITROOM_BIND") {
+            c.bind = parse("WAITROOM_BIND", &v)?;
+        }
+        c.admin_token = Secret::new(var("WAITROOM_ADMIN_TOKEN").unwrap_or_default());
+        if !c.admin_token.is_empty() && c.admin_token.expose().len() < 12 {
+            return Err(ConfigError::new("WAITROOM_ADMIN_TOKEN", "must be at least 12 characters"));
+        }
+        c.payment_secret = Secret::new(var("WAITROOM_PAYMENT_SECRET").unwrap_or_default());
+        if let Some(v) = var("WAITROOM_SIGNING_KEYS") {
+            for path in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let pem = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::new("WAITROOM_SIGNING_KEYS", format!("cannot read {path}: {e}"))
+                })?;
+                c.signing_keys_pem.push(Secret::new(pem));
+            }
+        }
+        if let Some(v) = var("WAITROOM_TRUSTED_PROXIES") {
+            c.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| parse("WAITROOM_TRUSTED_PROXIES", p))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = var("WAITROOM_ISSUER") {
+            c.issuer = v;
+        }
+        if let Some(v) = var("WAITROOM_TICK_MS") {
+            c.tick = Duration::from_millis(bounded("WAITROOM_TICK_MS", &v, 10, 5_000)?);
+        }
+        if let Some(v) = var("WAITROOM_SWEEP_MS") {
+            c.sweep = Duration::from_millis(bounded("WAITROOM_SWEEP_MS", &v, 50, 60_000)?);
+        }
+        if let Some(v) = var("WAITROOM_QUEUE_TOKEN_TTL_SECS") {
+            c.queue_token_ttl =
+                Duration::from_secs(bounded("WAITROOM_QUEUE_TOKEN_TTL_SECS", &v, 60, 30 * 86_400)?);
+        }
+        if let Some(v) = var("WAITROOM_WORKERS") {
+            c.workers = bounded("WAITROOM_WORKERS", &v, 1, 256)? as usize;
+        }
+        if let Some(v) = var("WAITROOM_MAX_CONNECTIONS") {
+            c.max_connections_per_worker =
+                bounded("WAITROOM_MAX_CONNECTIONS", &v, 16, 1_000_000)? as usize;
+        }
+        if let Some(v) = var("WAITROOM_REDIS_POOL") {
+            c.redis_pool_size = bounded("WAITROOM_REDIS_POOL", &v, 1, 4096)? as usize;
+        }
+        if let Some(v) = var("WAITROOM_PG_POOL") {
+            c.pg_pool_size = bounded("WAITROOM_PG_POOL", &v, 1, 1000)? as u32;
+        }
+        Ok(c)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            var,
+            reason: reason.into(),
+        }
+    }
+}
+
+fn parse<T: std::str::FromStr>(var: &'static str, v: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    v.parse().map_err(|e: T::Err| ConfigError::new(var, format!("{v:?}: {e}")))
+}
+
+fn bounded(var: &'static str, v: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
+    let n: u64 = parse(var, v)?;
+    if !(min..=max).contains(&n) {
+        return Err(ConfigError::new(var, format!("{n} is outside {min}..={max}")));
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let m: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = from(&[]).unwrap();
+        assert_eq!(c.tick, Duration::from_millis(200));
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        assert_eq!(from(&[("WAITROOM_TICK_MS", "abc")]).unwrap_err().var, "WAITROOM_TICK_MS");
+        assert_eq!(from(&[("WAITROOM_TICK_MS", "0")]).unwrap_err().var, "WAITROOM_TICK_MS");
+        assert_eq!(from(&[("WAITROOM_BIND", "nope")]).unwrap_err().var, "WAITROOM_BIND");
+        assert_eq!(
+            from(&[("WAITROOM_REDIS_URL", "http://x")]).unwrap_err().var,
+            "WAITROOM_REDIS_URL"
+        );
+        assert_eq!(
+            from(&[("WAITROOM_SIGNING_KEYS", "/no/such.pem")]).unwrap_err().var,
+            "WAITROOM_SIGNING_KEYS"
+        );
+        assert_eq!(
+            from(&[("WAITROOM_ADMIN_TOKEN", "short")]).unwrap_err().var,
+            "WAITROOM_ADMIN_TOKEN"
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! Input parsed into domain types once, at the edge: past this module an invalid sale id or
+//! an impossible sale cannot exist.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+
+/// `[a-z0-9-]{1,64}`: safe inside a Redis hash tag, a URL path and a log line.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct SaleId(String);
+
+impl SaleId {
+    pub fn parse(s: &str) -> Result<Self, AppError> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(AppError::bad_request(
+                "invalid_sale_id",
+                "a sale id is 1 to 64 characters of a-z, 0-9 and -",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SaleId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The admin's request to create a sale, as received.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSaleRequest {
+    pub id: String,
+    pub name: String,
+    pub units: i64,
+    pub price_cents: i64,
+    pub rate_per_sec: Option<i64>,
+    pub ticket_ttl_secs: Option<i64>,
+    pub max_per_order: Option<i64>,
+    /// Admitted shoppers allowed at once (0 = bounded only by units left).
+    pub max_active: Option<i64>,
+    /// How long an order waits for payment before its units return.
+    pub hold_secs: Option<i64>,
+}
+
+/// A sale's fixed settings, valid by construction.
+#[derive(Debug, Clone, Serialize)]
+pub struct SaleSpec {
+    pub id: SaleId,
+    pub name: String,
+    pub units: i32,
+    pub price_cents: i64,
+    pub rate_per_sec: i32,
+    pub ticket_ttl_secs: i32,
+    pub max_per_order: i32,
+    pub max_active: i32,
+    pub hold_secs: i32,
+}
+
+fn in_range(field: &str, v: i64, min: i64, max: i64) -> Result<i32, AppError> {
+    if (min..=max).contains(&v) {
+        Ok(v as i32)
+    } else {
+        Err(AppError::bad_request(
+            "invalid_sale",
+            format!("{field} must be between {min} and {max}"),
+        ))
+    }
+}
+
+impl SaleSpec {
+    pub fn parse(r: NewSaleRequest) -> Result<Self, AppError> {
+        let name = r.name.trim().to_string();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(AppError::bad_request("invalid_sale", "name must be 1 to 200 characters"));
+        }
+        if !(0..=1_000_000_000_00).contains(&r.price_cents) {
+            return Err(AppError::bad_request("invalid_sale", "price_cents must be between 0 and 100000000000"));
+        }
+        Ok(Self {
+            id: SaleId::parse(&r.id)?,
+            name,
+            units: in_range("units", r.units, 0, 10_000_000)?,
+            price_cents: r.price_cents,
+            rate_per_sec: in_range("rate_per_sec", r.rate_per_sec.unwrap_or(50), 1, 100_000)?,
+            ticket_ttl_secs: in_range("ticket_ttl_secs", r.ticket_ttl_secs.unwrap_or(60), 5, 3_600)?,
+            max_per_order: in_range("max_per_order", r.max_per_order.unwrap_or(1), 1, 1_000)?,
+            max_active: in_range("max_active", r.max_active.unwrap_or(0), 0, 10_000_000)?,
+            hold_secs: in_range("hold_secs", r.hold_secs.unwrap_or(600), 5, 86_400)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sale_ids() {
+        assert!(SaleId::parse("spring-drop-2026").is_ok());
+        for bad in ["", "UPPER", "a b", "a{b}", "x".repeat(65).as_str(), "é"] {
+            assert!(SaleId::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

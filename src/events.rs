@@ -1,0 +1,310 @@
+//! The event hub: one Redis pub/sub subscriber per instance, fanned out to local SSE streams.
+//!
+//! Progress goes through a `watch` per sale (latest value only: a slow stream skips stale
+//! values instead of lagging), rare sale events through a `broadcast` (a stream that lags gets
+//! a fresh snapshot), and an admission goes to the shopper's own streams only, through a map
+//! keyed by queue id, so delivering a batch costs O(batch), not O(streams). Nothing here awaits
+//! a client: one slow browser never stalls the others.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::store::{self, Place, Store, Tick};
+
+/// What every waiting shopper of a sale sees each tick. The page derives its own place from
+/// `admitted_total` and the position it was given, so this is the same for every shopper.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Progress {
+    pub admitted_total: i64,
+    pub queue_len: i64,
+    pub remaining: i64,
+    pub rate_per_sec: i64,
+    pub open: bool,
+    pub sold_out: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaleEvent {
+    Opened,
+    Closed,
+    SoldOut,
+    Restocked,
+}
+
+impl SaleEvent {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Opened => "opened",
+            Self::Closed => "closed",
+            Self::SoldOut => "sold_out",
+            Self::Restocked => "restocked",
+        }
+    }
+}
+
+/// An admission for one shopper; the instance holding the stream signs the ticket.
+#[derive(Debug, Clone, Copy)]
+pub struct Admission {
+    pub expires_at_ms: i64,
+}
+
+struct SaleChannels {
+    progress: watch::Sender<Progress>,
+    events: broadcast::Sender<SaleEvent>,
+    /// Set by the first tick: flips are only announced against real earlier values.
+    primed: AtomicBool,
+}
+
+type ShopperKey = (String, String);
+
+#[derive(Default)]
+pub struct Hub {
+    sales: RwLock<HashMap<String, Arc<SaleChannels>>>,
+    shoppers: Mutex<HashMap<ShopperKey, Vec<(u64, mpsc::Sender<Admission>)>>>,
+    next_id: AtomicU64,
+}
+
+/// A stream's subscription to its shopper's admission; unregisters on drop.
+pub struct Registration {
+    hub: Arc<Hub>,
+    key: ShopperKey,
+    id: u64,
+    pub admissions: mpsc::Receiver<Admission>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut map = self.hub.shoppers.lock().expect("hub lock");
+        if let Some(list) = map.get_mut(&self.key) {
+            list.retain(|(id, _)| *id != self.id);
+            if list.is_empty() {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// A message on `wr:{sale}:events`, published by the Lua scripts and the admin API.
+#[derive(Deserialize)]
+struct Message {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    ids: Vec<String>,
+    expires_at: Option<i64>,
+    admitted_total: Option<i64>,
+    remaining: Option<i64>,
+}
+
+impl Hub {
+    fn channels(&self, sale: &str) -> Arc<SaleChannels> {
+        if let Some(c) = self.sales.read().expect("hub lock").get(sale) {
+            return c.clone();
+        }
+        let mut map = self.sales.write().expect("hub lock");
+        map.entry(sale.to_string())
+            .or_insert_with(|| {
+                Arc::new(SaleChannels {
+                    progress: watch::Sender::new(Progress::default()),
+                    events: broadcast::Sender::new(64),
+                    primed: AtomicBool::new(false),
+                })
+            })
+            .clone()
+    }
+
+    pub fn subscribe(&self, sale: &str) -> (watch::Receiver<Progress>, broadcast::Receiver<SaleEvent>) {
+        let c = self.channels(sale);
+        (c.progress.subscribe(), c.events.subscribe())
+    }
+
+    pub fn progress(&self, sale: &str) -> Option<Progress> {
+        let map = self.sales.read().expect("hub lock");
+        map.get(sale).map(|c| c.progress.borrow().clone())
+    }
+
+    /// Known sold out on this instance (set by the broadcast or the last tick): checkout
+    /// answers from here before any signature check or Redis call.
+    pub fn is_sold_out(&self, sale: &str) -> bool {
+        let map = self.sales.read().expect("hub lock");
+        map.get(sale).is_some_and(|c| c.progress.borrow().sold_out)
+    }
+
+    pub fn register(self: &Arc<Self>, sale: &str, qid: &str) -> Registration {
+        let (tx, rx) = mpsc::channel(4);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let key = (sale.to_string(), qid.to_string());
+        self.shoppers
+            .lock()
+            .expect("hub lock")
+            .entry(key.clone())
+            .or_default()
+            .push((id, tx));
+        Registration {
+            hub: self.clone(),
+            key,
+            id,
+            admissions: rx,
+        }
+    }
+
+    fn deliver(&self, sale: &str, qid: &str, a: Admission) {
+        let map = self.shoppers.lock().expect("hub lock");
+        if let Some(list) = map.get(&(sale.to_string(), qid.to_string())) {
+            for (_, tx) in list {
+                let _ = tx.try_send(a);
+            }
+        }
+    }
+
+    /// Applies a change to a sale's progress and announces the flips it causes.
+    fn update(&self, sale: &str, change: impl FnOnce(&mut Progress), from_tick: bool) {
+        let c = self.channels(sale);
+        let initial = from_tick && !c.primed.swap(true, Ordering::Relaxed);
+        let mut flips = Vec::new();
+        c.progress.send_if_modified(|p| {
+            let before = p.clone();
+            change(p);
+            if !initial {
+                if p.open != before.open {
+                    flips.push(if p.open { SaleEvent::Opened } else { SaleEvent::Closed });
+                }
+                if p.sold_out != before.sold_out {
+                    flips.push(if p.sold_out { SaleEvent::SoldOut } else { SaleEvent::Restocked });
+                }
+            }
+            *p != before
+        });
+        for e in flips {
+            let _ = c.events.send(e);
+        }
+    }
+
+    /// Seeds a sale's progress from a fresh Redis read if no tick has yet, so the first tick
+    /// announces flips against real values instead of swallowing them as its baseline.
+    pub fn seed(&self, sale: &str, p: Progress) {
+        let c = self.channels(sale);
+        if !c.primed.swap(true, Ordering::Relaxed) {
+            c.progress.send_replace(p);
+        }
+    }
+
+    /// A tick's numbers become the sale's progress. Flag flips made outside the API (redis-cli
+    /// `SET wr:{S}:open 1`) are noticed here, within one tick.
+    pub fn on_tick(&self, sale: &str, t: &Tick) {
+        self.update(
+            sale,
+            |p| {
+                *p = Progress {
+                    admitted_total: t.admitted_total,
+                    queue_len: t.queue_len,
+                    remaining: t.stock.max(0),
+                    rate_per_sec: t.rate_per_sec,
+                    open: t.open,
+                    sold_out: t.stock <= 0,
+                }
+            },
+            true,
+        );
+    }
+
+    pub fn on_message(&self, sale: &str, payload: &str) {
+        let Ok(m) = serde_json::from_str::<Message>(payload) else {
+            tracing::warn!(sale, payload, "unreadable event message");
+            return;
+        };
+        match m.kind.as_str() {
+            "admitted" => {
+                let a = Admission {
+                    expires_at_ms: m.expires_at.unwrap_or(0),
+                };
+                for qid in &m.ids {
+                    self.deliver(sale, qid, a);
+                }
+                if let Some(total) = m.admitted_total {
+                    self.update(sale, |p| p.admitted_total = p.admitted_total.max(total), false);
+                }
+            }
+            "sold_out" => self.update(
+                sale,
+                |p| {
+                    p.sold_out = true;
+                    p.remaining = 0;
+                },
+                false,
+            ),
+            "restocked" => self.update(
+                sale,
+                |p| {
+                    p.remaining = m.remaining.unwrap_or(p.remaining).max(0);
+                    p.sold_out = p.remaining == 0;
+                },
+                false,
+            ),
+            "opened" => self.update(sale, |p| p.open = true, false),
+            "closed" => self.update(sale, |p| p.open = false, false),
+            other => tracing::debug!(sale, kind = other, "ignored event"),
+        }
+    }
+
+    /// After a pub/sub reconnect, admissions may have been missed (pub/sub is at most once):
+    /// ask Redis about every shopper streaming here and deliver what they missed.
+    async fn resync(&self, store: &Store) {
+        let keys: Vec<ShopperKey> = self.shoppers.lock().expect("hub lock").keys().cloned().collect();
+        for (sale, qid) in keys {
+            if let Ok(snap) = store.snapshot(&sale, &qid).await {
+                if let Place::Admitted { expires_at_ms } = snap.place {
+                    self.deliver(&sale, &qid, Admission { expires_at_ms });
+                }
+            }
+        }
+    }
+}
+
+/// Runs the instance's one pub/sub subscriber until shutdown, reconnecting after failures.
+/// It uses its own connection: a subscribed connection cannot serve commands, so it never
+/// comes from the pool.
+pub async fn run_subscriber(
+    hub: Arc<Hub>,
+    client: redis::Client,
+    store: Store,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        match client.get_async_pubsub().await {
+            Ok(mut ps) => match ps.psubscribe(store::EVENTS_PATTERN).await {
+                Ok(()) => {
+                    hub.resync(&store).await;
+                    let mut messages = ps.on_message();
+                    loop {
+                        tokio::select! {
+                            m = messages.next() => match m {
+                                Some(m) => {
+                                    let payload: String = m.get_payload().unwrap_or_default();
+                                    if let Some(sale) = store::sale_of_channel(m.get_channel_name()) {
+                                        hub.on_message(sale, &payload);
+                                    }
+                                }
+                                None => break,
+                            },
+                            _ = shutdown.changed() => return,
+                        }
+                    }
+                    tracing::warn!("redis pub/sub connection lost; reconnecting");
+                }
+                Err(e) => tracing::warn!(error = %e, "redis psubscribe failed"),
+            },
+            Err(e) => tracing::warn!(error = %e, "redis pub/sub connect failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

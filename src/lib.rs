@@ -1,0 +1,24 @@
+//! waitroom: a virtual waiting room and admission controller for flash sales.
+//!
+//! Flows, one module each: `queue` (joining), `admission` (the ticker and sweeper),
+//! `checkout`, `payments`, `events` + `sse` (live push), `sales` (admin and consistency).
+//! `store` owns every Redis key and script, `ledger` every SQL statement, `tokens` the JWTs.
+
+pub mod admission;
+pub mod checkout;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod ledger;
+pub mod metrics;
+pub mod payments;
+pub mod queue;
+pub mod routes;
+pub mod sales;
+pub mod sse;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod tokens;

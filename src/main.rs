@@ -1,0 +1,80 @@
+use clap::{Parser, Subcommand};
+
+use waitroom::config::Config;
+use waitroom::startup::Application;
+
+#[derive(Parser)]
+#[command(name = "waitroom", version, about = "A virtual waiting room for flash sales")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default). Configured by WAITROOM_* environment variables.
+    Serve,
+    /// Write a new Ed25519 signing key (PKCS#8 PEM) for WAITROOM_SIGNING_KEYS.
+    Keygen {
+        /// Where to write it; stdout when omitted.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command.unwrap_or(Command::Serve) {
+        Command::Keygen { out } => keygen(out),
+        Command::Serve => serve().await,
+    }
+}
+
+fn keygen(out: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let pem = waitroom::tokens::generate_pem();
+    match out {
+        Some(path) => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)?;
+            f.write_all(pem.as_bytes())?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => print!("{pem}"),
+    }
+    Ok(())
+}
+
+async fn serve() -> anyhow::Result<()> {
+    waitroom::telemetry::init();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("waitroom: {e}");
+            std::process::exit(2);
+        }
+    };
+    let bind = config.bind;
+    let app = Application::build(config).await?;
+    let handle = app.handle();
+    tracing::info!(%bind, port = app.port(), "waitroom listening");
+    let server = tokio::spawn(app.run_until_stopped());
+    shutdown_signal().await;
+    tracing::info!("shutting down: ending streams, draining requests");
+    handle.stop().await;
+    server.await??;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,116 @@
+//! Payments: the provider's signed webhook, and the return of units from failed payments and
+//! lapsed holds so the next shopper in line can buy them.
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use uuid::Uuid;
+
+use crate::error::AppError;
+use crate::metrics::METRICS;
+use crate::state::AppState;
+
+/// Header carrying `sha256=<hex HMAC-SHA256 of the raw body>`.
+pub const SIGNATURE_HEADER: &str = "x-waitroom-signature";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Event {
+    order_id: Uuid,
+    event_id: String,
+    outcome: Outcome,
+}
+
+#[derive(Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum Outcome {
+    Succeeded,
+    Failed,
+}
+
+#[derive(Serialize)]
+pub struct Applied {
+    pub order_id: Uuid,
+    pub status: String,
+    pub duplicate: bool,
+}
+
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    let bytes = mac.finalize().into_bytes();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+fn verify(secret: &str, body: &[u8], header: Option<&str>) -> bool {
+    let Some(hex) = header.and_then(|h| h.strip_prefix("sha256=")) else {
+        return false;
+    };
+    let Some(sig) = (0..hex.len())
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect::<Option<Vec<u8>>>()
+    else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    mac.verify_slice(&sig).is_ok() // constant time
+}
+
+pub async fn webhook(s: &AppState, body: &[u8], signature: Option<&str>) -> Result<Applied, AppError> {
+    let secret = s.config.payment_secret.expose();
+    if secret.is_empty() || !verify(secret, body, signature) {
+        return Err(AppError::unauthorized("invalid_signature", "the webhook signature does not match"));
+    }
+    let e: Event = serde_json::from_slice(body)
+        .map_err(|err| AppError::bad_request("invalid_json", err.to_string()))?;
+    if e.event_id.is_empty() || e.event_id.len() > 200 {
+        return Err(AppError::bad_request("invalid_event", "event_id must be 1 to 200 characters"));
+    }
+    let outcome = s
+        .ledger
+        .apply_payment(e.order_id, &e.event_id, e.outcome == Outcome::Succeeded)
+        .await?
+        .ok_or_else(|| AppError::not_found("unknown_order", "no order with that id"))?;
+    if let Some((sale, qty)) = &outcome.released {
+        release(s, sale, *qty).await;
+    }
+    Ok(Applied {
+        order_id: outcome.order.id,
+        status: outcome.order.status,
+        duplicate: outcome.duplicate,
+    })
+}
+
+/// Gives units back to Redis after Postgres committed their release. If Redis is down the
+/// units stay out of stock (undersold, never oversold) until a reconcile.
+async fn release(s: &AppState, sale: &str, qty: i64) {
+    match s.store.release(sale, qty).await {
+        Ok(_) => METRICS.units_released.add(qty as u64),
+        Err(e) => tracing::error!(sale, qty, error = %e, "units released in postgres but not in redis; reconcile the sale"),
+    }
+}
+
+/// Expires lapsed holds and returns their units (the waitlist effect: admission resumes).
+pub async fn expire_holds(s: &AppState) -> Result<(), AppError> {
+    for (sale, qty) in s.ledger.expire_holds().await? {
+        tracing::info!(sale, qty, "holds expired; units back in stock");
+        release(s, &sale, qty).await;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn signatures() {
+        let sig = super::sign("k", b"body");
+        assert!(super::verify("k", b"body", Some(&sig)));
+        assert!(!super::verify("k", b"body2", Some(&sig)));
+        assert!(!super::verify("other", b"body", Some(&sig)));
+        assert!(!super::verify("k", b"body", Some("sha256=zz")));
+        assert!(!super::verify("k", b"body", None));
+    }
+}

@@ -1,0 +1,139 @@
+//! Joining the line and asking where one stands.
+
+use serde::Serialize;
+
+use crate::domain::SaleId;
+use crate::error::AppError;
+use crate::ledger::OrderRecord;
+use crate::metrics::METRICS;
+use crate::state::AppState;
+use crate::store::{Place, Snapshot};
+use crate::tokens::QueueClaims;
+
+#[derive(Debug, Serialize)]
+pub struct JoinView {
+    pub token: String,
+    pub queue_id: String,
+    pub status: &'static str,
+    /// Place in line, 1 = next; 0 once no longer waiting.
+    pub position: i64,
+    /// The n-th shopper to join this sale (0 when a place was restored from a token).
+    pub seq: i64,
+}
+
+/// Where a shopper stands, as `/status` answers and the stream's first `state` event says.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusView {
+    /// waiting | closed (waiting, sale not admitting) | admitted | purchased | expired | sold_out
+    pub status: &'static str,
+    pub position: i64,
+    pub queue_len: i64,
+    pub remaining: i64,
+    pub open: bool,
+    /// Admissions so far: with `position` it lets the page follow its place from `progress`.
+    pub admitted_total: i64,
+    pub rate_per_sec: i64,
+    pub eta_secs: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket_expires_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+}
+
+/// Joins the line, or with a queue token keeps (or restores) the place the token records.
+/// Returns whether a new place was made.
+pub async fn join(s: &AppState, sale: &SaleId, token: Option<&str>) -> Result<(bool, JoinView), AppError> {
+    let claims = match token {
+        Some(t) => Some(
+            s.keys
+                .verify_queue(t, sale.as_str())
+                .map_err(|e| e.into_app_error(false))?,
+        ),
+        // A sold-out sale turns newcomers away from memory, without touching Redis.
+        None if s.hub.is_sold_out(sale.as_str()) => return Err(AppError::sold_out()),
+        None => None,
+    };
+    let qid = claims
+        .as_ref()
+        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), |c| c.sub.clone());
+    let joined = s.store.enqueue(sale.as_str(), &qid, claims.as_ref().map(|c| c.t)).await?;
+    let (status, position) = match joined.place {
+        Place::Unknown | Place::Lost => return Err(AppError::unknown_sale()),
+        Place::SoldOut => return Err(AppError::sold_out()),
+        Place::Waiting { position } => ("waiting", position),
+        Place::Admitted { .. } => ("admitted", 0),
+        Place::Expired => ("expired", 0),
+        Place::Purchased { .. } => ("purchased", 0),
+    };
+    let new = claims.is_none();
+    let token = match (token, claims) {
+        (Some(t), Some(_)) => t.to_string(),
+        _ => {
+            METRICS.joins.inc();
+            let ttl = s.config.queue_token_ttl.as_secs() as i64;
+            s.keys.queue_token(sale.as_str(), &qid, joined.score, joined.seq, ttl)
+        }
+    };
+    Ok((
+        new,
+        JoinView {
+            token,
+            queue_id: qid,
+            status,
+            position,
+            seq: joined.seq,
+        },
+    ))
+}
+
+/// The shopper's standing, restoring a place lost with Redis from the token's score.
+pub async fn status(s: &AppState, sale: &SaleId, claims: &QueueClaims) -> Result<StatusView, AppError> {
+    let mut snap = s.store.snapshot(sale.as_str(), &claims.sub).await?;
+    if snap.place == Place::Lost {
+        s.store.enqueue(sale.as_str(), &claims.sub, Some(claims.t)).await?;
+        snap = s.store.snapshot(sale.as_str(), &claims.sub).await?;
+    }
+    view(s, sale, &claims.sub, snap)
+}
+
+fn view(s: &AppState, sale: &SaleId, qid: &str, snap: Snapshot) -> Result<StatusView, AppError> {
+    let live = snap.live;
+    let rate = s.hub.progress(sale.as_str()).map_or(0, |p| p.rate_per_sec);
+    let mut v = StatusView {
+        status: "waiting",
+        position: 0,
+        queue_len: live.queue_len,
+        remaining: live.remaining,
+        open: live.open,
+        admitted_total: live.admitted_total,
+        rate_per_sec: rate,
+        eta_secs: None,
+        ticket: None,
+        ticket_expires_at: None,
+        order_id: None,
+    };
+    match snap.place {
+        Place::Unknown | Place::Lost => return Err(AppError::unknown_sale()),
+        Place::SoldOut => v.status = "sold_out",
+        Place::Expired => v.status = "expired",
+        Place::Purchased { record } => {
+            v.status = "purchased";
+            v.order_id = OrderRecord::parse(&record).map(|r| r.order_id.to_string());
+        }
+        Place::Admitted { expires_at_ms } => {
+            v.status = "admitted";
+            v.ticket = Some(s.keys.ticket(sale.as_str(), qid, expires_at_ms));
+            v.ticket_expires_at = Some(expires_at_ms);
+        }
+        Place::Waiting { position } => {
+            v.status = if live.open { "waiting" } else { "closed" };
+            v.position = position;
+            if live.open && rate > 0 {
+                v.eta_secs = Some((position + rate - 1) / rate);
+            }
+        }
+    }
+    Ok(v)
+}

@@ -1,0 +1,58 @@
+//! The URL map: this file is the table of contents of the HTTP API. Handlers are thin: parse,
+//! call one domain function, map the result.
+
+mod admin;
+mod ops;
+mod page;
+mod shopper;
+
+use actix_web::http::header;
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{web, HttpRequest};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api")
+            // API answers are never cached by a browser or the CDN.
+            .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
+            .route("/admin/sales", web::post().to(admin::create_sale))
+            .route("/admin/sales/{id}", web::get().to(admin::sale_stats))
+            .route("/admin/sales/{id}/open", web::post().to(admin::open_sale))
+            .route("/admin/sales/{id}/close", web::post().to(admin::close_sale))
+            .route("/admin/sales/{id}/reconcile", web::post().to(admin::reconcile_sale))
+            .route("/sales", web::get().to(shopper::list_sales))
+            .route("/sales/{id}", web::get().to(shopper::get_sale))
+            .route("/sales/{id}/queue", web::post().to(shopper::join))
+            .route("/sales/{id}/status", web::get().to(shopper::status))
+            .route("/sales/{id}/events", web::get().to(shopper::events))
+            .route("/sales/{id}/checkout", web::post().to(shopper::checkout))
+            .route("/payments/webhook", web::post().to(ops::payment_webhook))
+            .route("/gate", web::get().to(ops::gate))
+            .default_service(web::to(ops::api_not_found)),
+    )
+    .route("/.well-known/jwks.json", web::get().to(ops::jwks))
+    .route("/healthz", web::get().to(ops::healthz))
+    .route("/readyz", web::get().to(ops::readyz))
+    .route("/metrics", web::get().to(ops::metrics))
+    .route("/", web::get().to(page::index))
+    .route("/s/{id}", web::get().to(page::index))
+    .route("/static/{file}", web::get().to(page::asset));
+}
+
+/// The token after `Bearer `, if any.
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// A token from the Authorization header, else from the named cookie.
+fn token_from(req: &HttpRequest, cookie: &str) -> Option<String> {
+    bearer(req)
+        .map(str::to_string)
+        .or_else(|| req.cookie(cookie).map(|c| c.value().to_string()))
+}

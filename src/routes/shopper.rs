@@ -1,0 +1,91 @@
+//! `/api/sales`: what shoppers call from the queue page.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse, Responder};
+use serde::Deserialize;
+
+use crate::domain::SaleId;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::{checkout, queue, sales, sse};
+
+/// Cookie a queue token may travel in (EventSource cannot set headers).
+const QUEUE_COOKIE: &str = "wr_queue";
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct JoinBody {
+    token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutBody {
+    quantity: Option<i64>,
+}
+
+#[derive(Deserialize)]
+pub struct EventsQuery {
+    token: Option<String>,
+}
+
+pub async fn list_sales(s: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Ok().json(sales::public_list(&s).await?))
+}
+
+pub async fn get_sale(s: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, AppError> {
+    let id = SaleId::parse(&id)?;
+    Ok(HttpResponse::Ok().json(sales::public_one(&s, &id).await?))
+}
+
+/// The body is optional: an empty POST joins fresh.
+pub async fn join(s: web::Data<AppState>, id: web::Path<String>, body: Option<web::Json<JoinBody>>) -> Result<HttpResponse, AppError> {
+    let id = SaleId::parse(&id)?;
+    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    let (_new, view) = queue::join(&s, &id, body.token.as_deref().filter(|t| !t.is_empty())).await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+pub async fn status(s: web::Data<AppState>, id: web::Path<String>, req: HttpRequest) -> Result<HttpResponse, AppError> {
+    let id = SaleId::parse(&id)?;
+    let token = super::token_from(&req, QUEUE_COOKIE)
+        .ok_or_else(|| AppError::unauthorized("missing_token", "a queue token is required as a bearer token"))?;
+    let claims = s
+        .keys
+        .verify_queue(&token, id.as_str())
+        .map_err(|e| e.into_app_error(false))?;
+    Ok(HttpResponse::Ok().json(queue::status(&s, &id, &claims).await?))
+}
+
+pub async fn events(
+    s: web::Data<AppState>,
+    id: web::Path<String>,
+    q: web::Query<EventsQuery>,
+    req: HttpRequest,
+) -> Result<impl Responder, AppError> {
+    let id = SaleId::parse(&id)?;
+    let token = q
+        .into_inner()
+        .token
+        .or_else(|| req.cookie(QUEUE_COOKIE).map(|c| c.value().to_string()));
+    let last_id = req
+        .headers()
+        .get("Last-Event-ID")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    sse::open(s.into_inner(), id, token.as_deref(), last_id).await
+}
+
+pub async fn checkout(
+    s: web::Data<AppState>,
+    id: web::Path<String>,
+    req: HttpRequest,
+    body: Option<web::Json<CheckoutBody>>,
+) -> Result<HttpResponse, AppError> {
+    let id = SaleId::parse(&id)?;
+    let quantity = body.and_then(|b| b.quantity).unwrap_or(1);
+    let bought = checkout::checkout(&s, &id, super::bearer(&req), quantity).await?;
+    Ok(HttpResponse::build(bought.status)
+        .insert_header((header::LOCATION, format!("/api/sales/{id}/orders/{}", bought.order.id)))
+        .json(bought.order))
+}

@@ -1,0 +1,163 @@
+//! Building and running one app instance: pools, background loops, the HTTP server. Tests
+//! start the real thing through here on port 0.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use tokio::sync::watch;
+use tracing_actix_web::TracingLogger;
+
+use crate::config::{Config, Secret};
+use crate::events::{self, Hub};
+use crate::ledger::Ledger;
+use crate::state::AppState;
+use crate::store::Store;
+use crate::tokens::{self, Keys};
+use crate::{admission, error, routes, sales};
+
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    state: Arc<AppState>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// Stops an instance: streams end first, then the server drains.
+#[derive(Clone)]
+pub struct AppHandle {
+    server: actix_web::dev::ServerHandle,
+    shutdown: watch::Sender<bool>,
+}
+
+impl AppHandle {
+    pub async fn stop(&self) {
+        let _ = self.shutdown.send(true);
+        self.server.stop(true).await;
+    }
+}
+
+fn signing_keys(config: &Config) -> anyhow::Result<Keys> {
+    if config.signing_keys_pem.is_empty() {
+        tracing::warn!(
+            "WAITROOM_SIGNING_KEYS is not set: using a throwaway development key. Tokens will not \
+             survive a restart and other instances cannot verify them. Run `waitroom keygen`."
+        );
+        return Ok(Keys::from_pems(&[Secret::new(tokens::generate_pem())], &config.issuer)?);
+    }
+    Keys::from_pems(&config.signing_keys_pem, &config.issuer).context("WAITROOM_SIGNING_KEYS")
+}
+
+/// Retries a start-up step while a dependency comes up (compose starts everything at once).
+async fn wait_for<F, Fut, T, E>(what: &str, mut f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "waiting for {what}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => anyhow::bail!("{what}: {e}"),
+        }
+    }
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let keys = signing_keys(&config)?;
+        let redis_cfg = deadpool_redis::Config::from_url(config.redis_url.clone());
+        let pool = redis_cfg
+            .builder()
+            .context("WAITROOM_REDIS_URL")?
+            .max_size(config.redis_pool_size)
+            .wait_timeout(Some(Duration::from_secs(2)))
+            .create_timeout(Some(Duration::from_secs(2)))
+            .recycle_timeout(Some(Duration::from_secs(2)))
+            .runtime(deadpool_redis::Runtime::Tokio1)
+            .build()
+            .context("redis pool")?;
+        let store = Store::new(pool);
+        let ledger = Ledger::connect_lazy(config.database_url.expose(), config.pg_pool_size)
+            .context("WAITROOM_DATABASE_URL")?;
+        wait_for("postgres migrations", || ledger.migrate()).await?;
+        wait_for("redis scripts", || store.load_scripts()).await?;
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let state = Arc::new(AppState {
+            store,
+            ledger,
+            keys,
+            hub: Arc::new(Hub::default()),
+            shutdown: shutdown_rx,
+            config,
+        });
+        if let Err(e) = sales::restore_missing(&state).await {
+            tracing::warn!(error = %e, "could not check sales against redis at start");
+        }
+
+        let listener = TcpListener::bind(state.config.bind).context("WAITROOM_BIND")?;
+        let port = listener.local_addr()?.port();
+        let data = web::Data::from(state.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(error::json_config())
+                .app_data(error::path_config())
+                .app_data(error::query_config())
+                .wrap(TracingLogger::default())
+                .configure(routes::configure)
+        })
+        .workers(state.config.workers)
+        // Each SSE stream holds a connection: the default 25k per worker is raised on
+        // purpose (also raise `ulimit -n`; see the README).
+        .max_connections(state.config.max_connections_per_worker)
+        .backlog(8192)
+        .disable_signals()
+        .shutdown_timeout(5)
+        .listen(listener)?
+        .run();
+
+        let client = redis::Client::open(state.config.redis_url.as_str()).context("WAITROOM_REDIS_URL")?;
+        tokio::spawn(events::run_subscriber(
+            state.hub.clone(),
+            client,
+            state.store.clone(),
+            state.shutdown.clone(),
+        ));
+        tokio::spawn(admission::run_ticker(state.clone()));
+        tokio::spawn(admission::run_sweeper(state.clone()));
+        Ok(Self {
+            port,
+            server,
+            state,
+            shutdown,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    pub fn handle(&self) -> AppHandle {
+        AppHandle {
+            server: self.server.handle(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

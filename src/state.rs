@@ -1,0 +1,21 @@
+//! What every handler and background task shares.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::events::Hub;
+use crate::ledger::Ledger;
+use crate::store::Store;
+use crate::tokens::Keys;
+
+pub struct AppState {
+    pub config: Config,
+    pub store: Store,
+    pub ledger: Ledger,
+    pub keys: Keys,
+    pub hub: Arc<Hub>,
+    /// Flips to true when the instance stops: streams end and background loops return.
+    pub shutdown: watch::Receiver<bool>,
+}

@@ -1,0 +1,399 @@
+//! Redis: the only module that knows key names and scripts.
+//!
+//! Every key of a sale carries the hash tag `{<sale>}`, so each script touches one Redis
+//! Cluster slot. Scripts are sent by SHA (`EVALSHA`); the redis crate reloads one on
+//! `NOSCRIPT`, which is what a failover or `SCRIPT FLUSH` leaves behind.
+
+use std::sync::LazyLock;
+
+use deadpool_redis::{Connection, Pool};
+use redis::{AsyncCommands, Script};
+
+use crate::domain::SaleSpec;
+use crate::error::AppError;
+
+/// The set of sales the ticker looks at.
+pub const SALES_KEY: &str = "wr:sales";
+/// Pattern matching every sale's event channel.
+pub const EVENTS_PATTERN: &str = "wr:{*}:events";
+
+static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/enqueue.lua")));
+static ADMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/admit.lua")));
+static CHECKOUT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/checkout.lua")));
+static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/release.lua")));
+static RECONCILE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/reconcile.lua")));
+
+/// Key of one sale: `wr:{<sale>}:<name>`.
+pub fn key(sale: &str, name: &str) -> String {
+    format!("wr:{{{sale}}}:{name}")
+}
+
+/// The sale a channel such as `wr:{demo}:events` belongs to.
+pub fn sale_of_channel(channel: &str) -> Option<&str> {
+    channel.strip_prefix("wr:{")?.strip_suffix("}:events")
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Place {
+    /// No such sale in Redis.
+    Unknown,
+    /// The sale exists but this shopper is in none of its sets: the queue was lost (Redis
+    /// flushed or failed over) and the place can be restored from the shopper's token.
+    Lost,
+    SoldOut,
+    Waiting { position: i64 },
+    Admitted { expires_at_ms: i64 },
+    Expired,
+    Purchased { record: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Joined {
+    pub place: Place,
+    pub score: i64,
+    pub seq: i64,
+}
+
+/// One admission tick's outcome: the sale's progress plus who was let in.
+#[derive(Debug, Clone, Default)]
+pub struct Tick {
+    pub open: bool,
+    pub stock: i64,
+    pub active: i64,
+    pub queue_len: i64,
+    pub admitted_total: i64,
+    pub expired_now: i64,
+    pub rate_per_sec: i64,
+    pub admitted: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Take {
+    /// Units taken now; the record is `<order id>:<qty>:<ms>`.
+    Taken(String),
+    /// The ticket bought before: the same record again.
+    Again(String),
+    Expired,
+    NotAdmitted,
+    SoldOut,
+    Insufficient(i64),
+    TooMany(i64),
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Live {
+    pub open: bool,
+    pub remaining: i64,
+    pub queue_len: i64,
+    pub admitted_active: i64,
+    pub admitted_total: i64,
+}
+
+/// A shopper's place, read atomically with the sale's progress so the page can derive later
+/// positions from `admitted_total` alone.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub place: Place,
+    pub live: Live,
+}
+
+impl Store {
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    async fn conn(&self) -> Result<Connection, AppError> {
+        Ok(self.pool.get().await?)
+    }
+
+    pub async fn ping(&self) -> Result<(), AppError> {
+        let mut c = self.conn().await?;
+        let _: String = redis::cmd("PING").query_async(&mut c).await?;
+        Ok(())
+    }
+
+    /// Loads every script into Redis's cache (readiness checks this).
+    pub async fn load_scripts(&self) -> Result<(), AppError> {
+        let mut c = self.conn().await?;
+        for s in [&*ENQUEUE, &*ADMIT, &*CHECKOUT, &*RELEASE, &*RECONCILE] {
+            let _: String = s.prepare_invoke().load_async(&mut c).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn sale_ids(&self) -> Result<Vec<String>, AppError> {
+        Ok(self.conn().await?.smembers(SALES_KEY).await?)
+    }
+
+    pub async fn has_sale(&self, sale: &str) -> Result<bool, AppError> {
+        Ok(self.conn().await?.exists(key(sale, "cfg")).await?)
+    }
+
+    /// Writes a sale's settings and stock and registers it with the ticker. The open flag is
+    /// left alone: a rebuilt sale stays as the admin left it, a lost flag means closed.
+    pub async fn put_sale(&self, spec: &SaleSpec, stock: i64) -> Result<(), AppError> {
+        let mut c = self.conn().await?;
+        let sale = spec.id.as_str();
+        redis::pipe()
+            .atomic()
+            .hset_multiple(
+                key(sale, "cfg"),
+                &[
+                    ("units", spec.units as i64),
+                    ("price_cents", spec.price_cents),
+                    ("rate_per_sec", spec.rate_per_sec as i64),
+                    ("ticket_ttl_secs", spec.ticket_ttl_secs as i64),
+                    ("max_per_order", spec.max_per_order as i64),
+                    ("max_active", spec.max_active as i64),
+                ],
+            )
+            .ignore()
+            .set(key(sale, "stock"), stock)
+            .ignore()
+            .sadd(SALES_KEY, sale)
+            .ignore()
+            .query_async::<()>(&mut c)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_open(&self, sale: &str, open: bool) -> Result<(), AppError> {
+        let mut c = self.conn().await?;
+        if open {
+            let _: () = c.set(key(sale, "open"), "1").await?;
+        } else {
+            let _: () = c.del(key(sale, "open")).await?;
+        }
+        let kind = if open { "opened" } else { "closed" };
+        let _: () = c
+            .publish(key(sale, "events"), format!(r#"{{"type":"{kind}"}}"#))
+            .await?;
+        Ok(())
+    }
+
+    /// Joins the line (`score` = None) or restores a place from a queue token's score.
+    pub async fn enqueue(&self, sale: &str, qid: &str, score: Option<i64>) -> Result<Joined, AppError> {
+        let mut c = self.conn().await?;
+        let (status, score, seq, position): (String, String, i64, i64) = ENQUEUE
+            .key(key(sale, "cfg"))
+            .key(key(sale, "queue"))
+            .key(key(sale, "admitted"))
+            .key(key(sale, "expired"))
+            .key(key(sale, "used"))
+            .key(key(sale, "stock"))
+            .key(key(sale, "seq"))
+            .arg(qid)
+            .arg(score.map(|s| s.to_string()).unwrap_or_default())
+            .invoke_async(&mut c)
+            .await?;
+        let place = match status.as_str() {
+            "waiting" => Place::Waiting { position },
+            "sold_out" => Place::SoldOut,
+            "admitted" => Place::Admitted { expires_at_ms: 0 },
+            "expired" => Place::Expired,
+            "purchased" => Place::Purchased { record: String::new() },
+            _ => Place::Unknown,
+        };
+        Ok(Joined {
+            place,
+            score: score.parse().unwrap_or(0),
+            seq,
+        })
+    }
+
+    pub async fn admit(&self, sale: &str) -> Result<Tick, AppError> {
+        let mut c = self.conn().await?;
+        let mut v: Vec<redis::Value> = ADMIT
+            .key(key(sale, "open"))
+            .key(key(sale, "cfg"))
+            .key(key(sale, "stock"))
+            .key(key(sale, "queue"))
+            .key(key(sale, "admitted"))
+            .key(key(sale, "bucket"))
+            .key(key(sale, "expired"))
+            .key(key(sale, "events"))
+            .key(key(sale, "admits"))
+            .invoke_async(&mut c)
+            .await?;
+        let bad = |_| AppError::unavailable("unexpected reply from admit.lua");
+        let ids: Vec<String> =
+            redis::from_redis_value(redis::Value::Array(v.split_off(7.min(v.len())))).map_err(bad)?;
+        let n: Vec<i64> = redis::from_redis_value(redis::Value::Array(v)).map_err(bad)?;
+        let [open, stock, active, queue_len, admitted_total, expired_now, rate] = n[..] else {
+            return Err(AppError::unavailable("unexpected reply from admit.lua"));
+        };
+        Ok(Tick {
+            open: open == 1,
+            stock,
+            active,
+            queue_len,
+            admitted_total,
+            expired_now,
+            rate_per_sec: rate,
+            admitted: ids,
+        })
+    }
+
+    pub async fn take(&self, sale: &str, qid: &str, qty: i32, order_id: &str) -> Result<Take, AppError> {
+        let mut c = self.conn().await?;
+        let (outcome, detail): (String, String) = CHECKOUT
+            .key(key(sale, "admitted"))
+            .key(key(sale, "used"))
+            .key(key(sale, "stock"))
+            .key(key(sale, "expired"))
+            .key(key(sale, "pending"))
+            .key(key(sale, "events"))
+            .key(key(sale, "cfg"))
+            .arg(qid)
+            .arg(qty)
+            .arg(order_id)
+            .invoke_async(&mut c)
+            .await?;
+        Ok(match outcome.as_str() {
+            "ok" => Take::Taken(detail),
+            "dup" => Take::Again(detail),
+            "expired" => Take::Expired,
+            "sold_out" => Take::SoldOut,
+            "insufficient" => Take::Insufficient(detail.parse().unwrap_or(0)),
+            "too_many" => Take::TooMany(detail.parse().unwrap_or(1)),
+            _ => Take::NotAdmitted,
+        })
+    }
+
+    /// Returns units to stock and tells every instance that the sale has stock again.
+    pub async fn release(&self, sale: &str, qty: i64) -> Result<i64, AppError> {
+        let mut c = self.conn().await?;
+        Ok(RELEASE
+            .key(key(sale, "stock"))
+            .key(key(sale, "events"))
+            .arg(qty)
+            .invoke_async(&mut c)
+            .await?)
+    }
+
+    pub async fn reconcile(&self, sale: &str, units: i64, sold: i64) -> Result<i64, AppError> {
+        let mut c = self.conn().await?;
+        Ok(RECONCILE
+            .key(key(sale, "stock"))
+            .key(key(sale, "pending"))
+            .key(key(sale, "used"))
+            .key(key(sale, "events"))
+            .arg(units)
+            .arg(sold)
+            .invoke_async(&mut c)
+            .await?)
+    }
+
+    /// Orders Redis accepted that Postgres has not confirmed: (queue id, record).
+    pub async fn pending(&self, sale: &str) -> Result<Vec<(String, String)>, AppError> {
+        let mut c = self.conn().await?;
+        let qids: Vec<String> = c.smembers(key(sale, "pending")).await?;
+        if qids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let records: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(key(sale, "used"))
+            .arg(&qids)
+            .query_async(&mut c)
+            .await?;
+        Ok(qids
+            .into_iter()
+            .zip(records)
+            .filter_map(|(q, r)| r.map(|r| (q, r)))
+            .collect())
+    }
+
+    pub async fn clear_pending(&self, sale: &str, qids: &[&str]) -> Result<(), AppError> {
+        if qids.is_empty() {
+            return Ok(());
+        }
+        let _: () = self.conn().await?.srem(key(sale, "pending"), qids).await?;
+        Ok(())
+    }
+
+    pub async fn live(&self, sale: &str) -> Result<Live, AppError> {
+        let mut c = self.conn().await?;
+        let (open, stock, queue_len, active, total): (Option<String>, Option<i64>, i64, i64, Option<i64>) =
+            redis::pipe()
+                .atomic()
+                .get(key(sale, "open"))
+                .get(key(sale, "stock"))
+                .zcard(key(sale, "queue"))
+                .zcard(key(sale, "admitted"))
+                .get(key(sale, "admits"))
+                .query_async(&mut c)
+                .await?;
+        Ok(Live {
+            open: open.as_deref() == Some("1"),
+            remaining: stock.unwrap_or(0),
+            queue_len,
+            admitted_active: active,
+            admitted_total: total.unwrap_or(0),
+        })
+    }
+
+    /// Where one shopper stands, in one atomic round trip.
+    pub async fn snapshot(&self, sale: &str, qid: &str) -> Result<Snapshot, AppError> {
+        let mut c = self.conn().await?;
+        #[allow(clippy::type_complexity)]
+        let (exists, rank, expires, record, expired, open, stock, queue_len, active, total): (
+            bool,
+            Option<i64>,
+            Option<f64>,
+            Option<String>,
+            bool,
+            Option<String>,
+            Option<i64>,
+            i64,
+            i64,
+            Option<i64>,
+        ) = redis::pipe()
+            .atomic()
+            .exists(key(sale, "cfg"))
+            .zrank(key(sale, "queue"), qid)
+            .zscore(key(sale, "admitted"), qid)
+            .hget(key(sale, "used"), qid)
+            .sismember(key(sale, "expired"), qid)
+            .get(key(sale, "open"))
+            .get(key(sale, "stock"))
+            .zcard(key(sale, "queue"))
+            .zcard(key(sale, "admitted"))
+            .get(key(sale, "admits"))
+            .query_async(&mut c)
+            .await?;
+        let remaining = stock.unwrap_or(0);
+        let place = if !exists {
+            Place::Unknown
+        } else if let Some(record) = record {
+            Place::Purchased { record }
+        } else if let Some(exp) = expires {
+            Place::Admitted {
+                expires_at_ms: exp as i64,
+            }
+        } else if expired {
+            Place::Expired
+        } else if remaining <= 0 {
+            Place::SoldOut
+        } else if let Some(rank) = rank {
+            Place::Waiting { position: rank + 1 }
+        } else {
+            Place::Lost
+        };
+        Ok(Snapshot {
+            place,
+            live: Live {
+                open: open.as_deref() == Some("1"),
+                remaining,
+                queue_len,
+                admitted_active: active,
+                admitted_total: total.unwrap_or(0),
+            },
+        })
+    }
+}

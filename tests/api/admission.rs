@@ -1,0 +1,121 @@
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+
+use crate::common::*;
+
+async fn admitted_total(app: &TestApp, sale: &str) -> i64 {
+    app.stats(sale).await["admitted_total"].as_i64().unwrap()
+}
+
+/// Opens a sale exactly as an admin would in a terminal: `redis-cli SET wr:{sale}:open 1`.
+fn redis_cli_open(sale: &str) {
+    let addr = redis_addr();
+    let out = std::process::Command::new("redis-cli")
+        .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
+        .args(["SET", &format!("wr:{{{sale}}}:open"), "1"])
+        .output()
+        .expect("redis-cli runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK");
+}
+
+#[tokio::test]
+async fn nobody_is_admitted_while_closed_then_redis_cli_opens_it_in_join_order() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(100, 40).await;
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        ids.push(app.join(&sale).await.queue_id);
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await; // several ticks
+    assert_eq!(admitted_total(&app, &sale).await, 0);
+
+    redis_cli_open(&sale);
+    let mut r = redis().await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        // The admitted set must always be a prefix of the join order.
+        let admitted: Vec<String> = r.zrange(format!("wr:{{{sale}}}:admitted"), 0, -1).await.unwrap();
+        let mut sorted: Vec<&String> = admitted.iter().collect();
+        sorted.sort_by_key(|q| ids.iter().position(|i| i == *q).unwrap());
+        for (k, q) in sorted.iter().enumerate() {
+            assert_eq!(**q, ids[k], "admitted set is not a prefix of the join order");
+        }
+        if admitted.len() == ids.len() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {} of 30 admitted", admitted.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_instances_together_admit_the_configured_rate() {
+    let tick = |c: &mut waitroom::config::Config| c.tick = Duration::from_millis(200);
+    let a = spawn_app_with(tick).await;
+    let b = spawn_app_with(tick).await;
+    let sale = a.create_sale(100, 20).await;
+    for _ in 0..40 {
+        a.join(&sale).await;
+    }
+    let opened = Instant::now();
+    b.admin(&sale, "open").await;
+    tokio::time::sleep(Duration::from_millis(1000).saturating_sub(opened.elapsed())).await;
+    let after_1s = admitted_total(&a, &sale).await;
+    assert!(after_1s <= 20 + 4, "{after_1s} admitted in the first second at 20/s");
+    assert!(after_1s >= 12, "only {after_1s} admitted in the first second at 20/s");
+    eventually(Duration::from_secs(4), || async {
+        (admitted_total(&a, &sale).await == 40).then_some(())
+    })
+    .await
+    .expect("all 40 admitted");
+    let took = opened.elapsed();
+    assert!(
+        took >= Duration::from_millis(1700) && took <= Duration::from_millis(2800),
+        "40 at 20/s took {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn admission_stops_at_units_left_and_an_expired_ticket_frees_a_place() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(5, 1000).await;
+    let mut joined = Vec::new();
+    for _ in 0..10 {
+        joined.push(app.join(&sale).await);
+    }
+    app.admin(&sale, "open").await;
+    eventually(Duration::from_secs(3), || async {
+        (admitted_total(&app, &sale).await == 5).then_some(())
+    })
+    .await
+    .expect("5 admitted");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stats = app.stats(&sale).await;
+    assert_eq!(stats["admitted_total"], 5, "no more than units left");
+    assert_eq!(stats["queue_len"], 5);
+    let first_ticket = app.ticket(&sale, &joined[0].token).await;
+
+    // The first shopper's ticket lapses: the next in line gets the place.
+    let mut r = redis().await;
+    let _: () = r
+        .zadd(format!("wr:{{{sale}}}:admitted"), &joined[0].queue_id, 1)
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(3), || async {
+        (admitted_total(&app, &sale).await == 6).then_some(())
+    })
+    .await
+    .expect("the sixth shopper is admitted");
+    assert_eq!(app.status(&sale, &joined[5].token).await["status"], "admitted");
+    assert_eq!(app.status(&sale, &joined[6].token).await["status"], "waiting");
+    assert_eq!(app.status(&sale, &joined[0].token).await["status"], "expired");
+
+    // The lapsed ticket cannot buy, and its queue token cannot win the place back.
+    let res = app.checkout(&sale, &first_ticket, 1).await;
+    assert_eq!(res.status(), 410);
+    let again = app.join_raw(&sale, Some(&joined[0].token)).await;
+    let v: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(v["status"], "expired");
+    assert_eq!(app.stats(&sale).await["queue_len"], 4);
+}

@@ -1,0 +1,166 @@
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde_json::Value;
+
+use crate::common::*;
+
+/// Joins `n` shoppers, opens the sale and returns their admission tickets.
+pub async fn admitted_tickets(app: &TestApp, sale: &str, n: usize) -> Vec<String> {
+    let mut tokens = Vec::new();
+    for _ in 0..n {
+        tokens.push(app.join(sale).await.token);
+    }
+    app.admin(sale, "open").await;
+    join_all(tokens.iter().map(|t| app.ticket(sale, t))).await
+}
+
+async fn orders_in_postgres(app: &TestApp, sale: &str) -> (i64, i64) {
+    app.state.ledger.orders_count(sale).await.unwrap()
+}
+
+#[tokio::test]
+async fn twenty_tickets_asking_for_three_twice_at_once_sell_exactly_six_orders() {
+    let app = spawn_app().await;
+    let sale = app.create_sale_with(20, 1000, serde_json::json!({"max_per_order": 3})).await;
+    let tickets = admitted_tickets(&app, &sale, 20).await;
+    let attempts = tickets
+        .iter()
+        .flat_map(|t| [t, t])
+        .map(|t| app.checkout(&sale, t, 3));
+    let responses = join_all(attempts).await;
+    let mut by_ticket: std::collections::HashMap<usize, Vec<(u16, Value)>> = Default::default();
+    for (i, res) in responses.into_iter().enumerate() {
+        let status = res.status().as_u16();
+        by_ticket.entry(i / 2).or_default().push((status, res.json().await.unwrap()));
+    }
+    let mut orders = std::collections::HashSet::new();
+    for answers in by_ticket.values() {
+        let ids: Vec<&str> = answers
+            .iter()
+            .filter(|(s, _)| *s == 201 || *s == 200)
+            .map(|(_, v)| v["order_id"].as_str().unwrap())
+            .collect();
+        // One order per ticket: both answers name the same order, or neither bought.
+        if let Some(first) = ids.first() {
+            assert!(ids.iter().all(|i| i == first), "one ticket made two orders");
+            orders.insert(first.to_string());
+        }
+        for (s, v) in answers {
+            assert!(
+                [200, 201, 409].contains(s),
+                "unexpected answer {s}: {v}"
+            );
+        }
+    }
+    assert_eq!(orders.len(), 6, "20 units / 3 per order = 6 orders");
+    let stats = app.stats(&sale).await;
+    assert_eq!(stats["remaining"], 2);
+    assert_eq!(stats["sold"], 18);
+    assert_eq!(orders_in_postgres(&app, &sale).await, (6, 18));
+    assert_eq!(
+        stats["sold"].as_i64().unwrap() + stats["remaining"].as_i64().unwrap(),
+        20
+    );
+}
+
+#[tokio::test]
+async fn two_thousand_concurrent_checkouts_on_two_instances_sell_exactly_one_hundred() {
+    let a = spawn_app().await;
+    let b = spawn_app().await;
+    let sale = a.create_sale(100, 100_000).await;
+    // 400 admitted shoppers (units bound the room: admit in waves as tickets are used).
+    let mut tokens = Vec::new();
+    for _ in 0..400 {
+        tokens.push(a.join(&sale).await.token);
+    }
+    a.admin(&sale, "open").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut tickets = Vec::new();
+    for t in &tokens {
+        let s = a.status(&sale, t).await;
+        if let Some(ticket) = s["ticket"].as_str() {
+            tickets.push(ticket.to_string());
+        }
+    }
+    assert_eq!(tickets.len(), 100, "admission is bounded by units left");
+    // 2,000 attempts: each ticket 20 times, spread over both instances, all at once.
+    let attempts = (0..2000).map(|i| {
+        let app = if i % 2 == 0 { &a } else { &b };
+        app.checkout(&sale, &tickets[i % tickets.len()], 1)
+    });
+    let responses = join_all(attempts).await;
+    let mut created = 0;
+    let mut ids = std::collections::HashSet::new();
+    for res in responses {
+        let status = res.status().as_u16();
+        assert!([200, 201].contains(&status), "status {status}");
+        if status == 201 {
+            created += 1;
+        }
+        let v: Value = res.json().await.unwrap();
+        ids.insert(v["order_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(created, 100);
+    assert_eq!(ids.len(), 100);
+    assert_eq!(orders_in_postgres(&a, &sale).await, (100, 100));
+    let stats = b.stats(&sale).await;
+    assert_eq!((stats["sold"].as_i64(), stats["remaining"].as_i64()), (Some(100), Some(0)));
+    assert_eq!(stats["sold_out"], true);
+    // Everyone still waiting hears it: joining and checkout both say sold out.
+    let res = a.join_raw(&sale, None).await;
+    assert_eq!(res.status(), 409);
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], "sold_out");
+    assert_eq!(a.status(&sale, &tokens[399]).await["status"], "sold_out");
+}
+
+#[tokio::test]
+async fn refusals_are_clear() {
+    let app = spawn_app().await;
+    let sale = app.create_sale_with(3, 1000, serde_json::json!({"max_per_order": 2})).await;
+    let other = app.create_sale(3, 1000).await;
+    let j = app.join(&sale).await;
+    let extra = app.join(&sale).await;
+    app.admin(&sale, "open").await;
+    let ticket = app.ticket(&sale, &j.token).await;
+    let code = |res: reqwest::Response| async move {
+        (res.status().as_u16(), res.json::<Value>().await.unwrap()["code"].as_str().unwrap().to_string())
+    };
+    assert_eq!(code(app.checkout(&sale, "garbage", 1).await).await, (401, "invalid_token".into()));
+    assert_eq!(code(app.checkout(&sale, &j.token, 1).await).await, (403, "wrong_token_type".into()));
+    assert_eq!(code(app.checkout(&other, &ticket, 1).await).await, (403, "wrong_sale".into()));
+    assert_eq!(code(app.checkout(&sale, &ticket, 3).await).await, (400, "invalid_quantity".into()));
+    assert_eq!(code(app.checkout(&sale, &ticket, 0).await).await, (400, "invalid_quantity".into()));
+    let res = app.checkout(&sale, &ticket, 2).await;
+    assert_eq!(res.status(), 201);
+    let order: Value = res.json().await.unwrap();
+    assert_eq!(order["quantity"], 2);
+    assert_eq!(order["amount_cents"], 5000);
+    assert_eq!(order["status"], "pending_payment");
+    assert!(order["hold_expires_at"].is_string());
+    // One left; the next shopper asks for two.
+    let t2 = app.ticket(&sale, &extra.token).await;
+    assert_eq!(code(app.checkout(&sale, &t2, 2).await).await, (409, "insufficient_stock".into()));
+    assert_eq!(app.checkout(&sale, &t2, 1).await.status(), 201);
+    assert_eq!(app.status(&sale, &j.token).await["status"], "purchased");
+}
+
+#[tokio::test]
+async fn sales_come_back_from_postgres_after_their_redis_keys_are_lost() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(10, 1000).await;
+    let tickets = admitted_tickets(&app, &sale, 4).await;
+    for t in &tickets {
+        assert_eq!(app.checkout(&sale, t, 1).await.status(), 201);
+    }
+    let before = app.stats(&sale).await;
+    app.handle.stop().await;
+    wipe_sale_keys(&sale).await;
+    let app = spawn_app().await;
+    let after = app.stats(&sale).await;
+    for k in ["units", "sold", "remaining", "price_cents", "rate_per_sec"] {
+        assert_eq!(before[k], after[k], "{k}");
+    }
+    assert_eq!(after["remaining"], 6);
+    assert_eq!(after["open"], false, "a lost open flag means closed");
+}

@@ -1,0 +1,130 @@
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use eventsource_stream::{Event, Eventsource};
+use futures_util::{Stream, StreamExt};
+use serde_json::Value;
+
+use crate::common::*;
+
+type Events = Pin<Box<dyn Stream<Item = Event> + Send>>;
+
+async fn connect(app: &TestApp, sale: &str, token: &str, last_id: Option<&str>) -> Events {
+    let mut req = app
+        .client
+        .get(app.url(&format!("/api/sales/{sale}/events?token={token}")))
+        .timeout(Duration::from_secs(600));
+    if let Some(id) = last_id {
+        req = req.header("Last-Event-ID", id);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    assert_eq!(res.headers()["cache-control"], "no-cache");
+    assert_eq!(res.headers()["x-accel-buffering"], "no");
+    Box::pin(res.bytes_stream().eventsource().filter_map(|e| async { e.ok() }))
+}
+
+/// The next event named `name`, skipping others, within `timeout`.
+async fn next_named(s: &mut Events, name: &str, timeout: Duration) -> Option<Event> {
+    tokio::time::timeout(timeout, async {
+        while let Some(e) = s.next().await {
+            if e.event == name {
+                return Some(e);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+fn data(e: &Event) -> Value {
+    serde_json::from_str(&e.data).unwrap()
+}
+
+#[tokio::test]
+async fn state_first_then_progress_then_admitted_with_a_ticket_that_buys() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(5, 100).await;
+    app.join(&sale).await;
+    let me = app.join(&sale).await;
+    let mut s = connect(&app, &sale, &me.token, None).await;
+    let first = s.next().await.unwrap();
+    assert_eq!(first.event, "state");
+    assert_eq!(first.id, "1");
+    let state = data(&first);
+    assert_eq!((state["status"].as_str(), state["position"].as_i64()), (Some("closed"), Some(2)));
+    let p = next_named(&mut s, "progress", Duration::from_secs(3)).await.expect("progress");
+    assert_eq!(data(&p)["queue_len"], 2);
+
+    app.admin(&sale, "open").await;
+    let opened = next_named(&mut s, "opened", Duration::from_secs(3)).await;
+    assert!(opened.is_some(), "opened event");
+    let admitted = next_named(&mut s, "admitted", Duration::from_secs(5)).await.expect("admitted");
+    let ticket = data(&admitted)["ticket"].as_str().unwrap().to_string();
+    assert!(data(&admitted)["ticket_expires_at"].as_i64().unwrap() > 0);
+    assert_eq!(app.checkout(&sale, &ticket, 1).await.status(), 201);
+}
+
+#[tokio::test]
+async fn fifty_streams_hear_sold_out_within_a_second_of_the_last_unit() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(1, 100).await;
+    let buyer = app.join(&sale).await;
+    let mut streams = Vec::new();
+    for _ in 0..50 {
+        let j = app.join(&sale).await;
+        let mut s = connect(&app, &sale, &j.token, None).await;
+        assert_eq!(s.next().await.unwrap().event, "state");
+        streams.push(s);
+    }
+    app.admin(&sale, "open").await;
+    let ticket = app.ticket(&sale, &buyer.token).await;
+    let sold = Instant::now();
+    assert_eq!(app.checkout(&sale, &ticket, 1).await.status(), 201);
+    let heard = futures_util::future::join_all(
+        streams
+            .iter_mut()
+            .map(|s| async { next_named(s, "sold_out", Duration::from_secs(1)).await.map(|_| sold.elapsed()) }),
+    )
+    .await;
+    let missing = heard.iter().filter(|h| h.is_none()).count();
+    assert_eq!(missing, 0, "{missing} of 50 streams did not hear sold_out within 1 s");
+}
+
+#[tokio::test]
+async fn a_stream_on_instance_b_hears_an_admission_made_by_instance_a() {
+    let a = spawn_app().await;
+    // B's ticker runs once at start and then only every 5 s: the admission below is A's.
+    let b = spawn_app_with(|c| c.tick = Duration::from_millis(5000)).await;
+    let sale = a.create_sale(5, 100).await;
+    let me = a.join(&sale).await;
+    let mut s = connect(&b, &sale, &me.token, None).await;
+    assert_eq!(s.next().await.unwrap().event, "state");
+    a.admin(&sale, "open").await;
+    let admitted = next_named(&mut s, "admitted", Duration::from_secs(3)).await.expect("admitted via B");
+    let ticket = data(&admitted)["ticket"].as_str().unwrap().to_string();
+    assert_eq!(a.checkout(&sale, &ticket, 1).await.status(), 201);
+}
+
+#[tokio::test]
+async fn reconnect_with_last_event_id_gets_a_fresh_state_and_redis_cli_flips_are_pushed() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(5, 100).await;
+    app.join(&sale).await;
+    let me = app.join(&sale).await;
+    let mut s = connect(&app, &sale, &me.token, Some("41")).await;
+    let first = s.next().await.unwrap();
+    assert_eq!((first.event.as_str(), first.id.as_str()), ("state", "42"));
+    assert_eq!(data(&first)["position"], 2);
+
+    // Set straight in Redis, as an admin with redis-cli would: the stream still hears it.
+    let mut r = redis().await;
+    let key = format!("wr:{{{sale}}}:open");
+    let _: () = redis::AsyncCommands::set(&mut r, &key, "1").await.unwrap();
+    assert!(next_named(&mut s, "opened", Duration::from_secs(2)).await.is_some());
+    let _: () = redis::AsyncCommands::del(&mut r, &key).await.unwrap();
+    assert!(next_named(&mut s, "closed", Duration::from_secs(2)).await.is_some());
+}

@@ -1,0 +1,13 @@
+//! Integration tests on the real Redis and Postgres (started by `scripts/test`). Each test
+//! makes its own sale, so they run in parallel on one Redis and one database.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod admission;
+mod checkout;
+mod errors;
+mod events;
+mod model;
+mod payments;
+mod queue;

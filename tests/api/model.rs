@@ -1,0 +1,122 @@
+//! A property test: random join / open / close / tick / expire sequences against the real
+//! Redis scripts, checked against a plain model of a fair line.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use waitroom::domain::{SaleId, SaleSpec};
+use waitroom::store::{Place, Store};
+
+use crate::common::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Join,
+    Open,
+    Close,
+    Tick,
+    /// Lapse the n-th (mod active) admitted ticket.
+    Expire(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => Just(Op::Join),
+        1 => Just(Op::Open),
+        1 => Just(Op::Close),
+        3 => Just(Op::Tick),
+        1 => any::<usize>().prop_map(Op::Expire),
+    ]
+}
+
+#[derive(Default)]
+struct Model {
+    open: bool,
+    queue: VecDeque<String>,
+    active: Vec<String>,
+    ever_admitted: Vec<String>,
+    joined: Vec<String>,
+    /// The bucket starts empty: the first tick only sets its clock.
+    ticked: bool,
+}
+
+async fn run(store: &Store, units: i32, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let spec = SaleSpec {
+        id: SaleId::parse(&unique("model")).unwrap(),
+        name: "model".into(),
+        units,
+        price_cents: 1,
+        // Fast enough that the bucket never binds: the model checks order and bounds.
+        rate_per_sec: 100_000,
+        ticket_ttl_secs: 600,
+        max_per_order: 1,
+        max_active: 0,
+        hold_secs: 60,
+    };
+    let sale = spec.id.as_str().to_string();
+    store.put_sale(&spec, units as i64).await.unwrap();
+    // Only this test ticks this sale: take it off the list other test apps' tickers run.
+    let mut r = redis().await;
+    let _: () = redis::AsyncCommands::srem(&mut r, waitroom::store::SALES_KEY, &sale).await.unwrap();
+    let mut m = Model::default();
+    for op in ops {
+        match op {
+            Op::Join => {
+                let qid = uuid::Uuid::new_v4().simple().to_string();
+                let j = store.enqueue(&sale, &qid, None).await.unwrap();
+                prop_assert_eq!(j.place, Place::Waiting { position: m.queue.len() as i64 + 1 });
+                m.queue.push_back(qid.clone());
+                m.joined.push(qid);
+            }
+            Op::Open | Op::Close => {
+                m.open = matches!(op, Op::Open);
+                store.set_open(&sale, m.open).await.unwrap();
+            }
+            Op::Tick => {
+                tokio::time::sleep(Duration::from_millis(3)).await;
+                let t = store.admit(&sale).await.unwrap();
+                let room = (units as usize).saturating_sub(m.active.len());
+                let expect = if m.open && m.ticked { room.min(m.queue.len()) } else { 0 };
+                m.ticked = true;
+                prop_assert_eq!(t.admitted.len(), expect, "admitted count (open={}) tick={:?} active={:?} queue={:?}", m.open, t, m.active, m.queue);
+                let front: Vec<String> = m.queue.drain(..expect).collect();
+                prop_assert_eq!(&t.admitted, &front, "admitted out of join order");
+                m.active.extend(front.iter().cloned());
+                m.ever_admitted.extend(front);
+                prop_assert_eq!(t.queue_len as usize, m.queue.len());
+                prop_assert_eq!(t.active as usize, m.active.len());
+            }
+            Op::Expire(n) if !m.active.is_empty() => {
+                let qid = m.active.remove(n % m.active.len());
+                let mut r = redis().await;
+                let _: () = redis::AsyncCommands::zadd(&mut r, format!("wr:{{{sale}}}:admitted"), &qid, 1)
+                    .await
+                    .unwrap();
+            }
+            Op::Expire(_) => {}
+        }
+        // Fairness: whoever was ever admitted is a prefix of the join order.
+        prop_assert_eq!(&m.ever_admitted[..], &m.joined[..m.ever_admitted.len()]);
+    }
+    wipe_sale_keys(&sale).await;
+    Ok(())
+}
+
+#[test]
+fn admission_matches_a_model_of_a_fair_line() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(async {
+        let pool = deadpool_redis::Config::from_url(redis_url())
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            .unwrap();
+        Store::new(pool)
+    });
+    let config = ProptestConfig {
+        cases: 24,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(units in 1i32..8, ops in proptest::collection::vec(op(), 1..60))| {
+        rt.block_on(run(&store, units, ops))?;
+    });
+}

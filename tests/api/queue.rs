@@ -1,0 +1,103 @@
+use redis::AsyncCommands;
+use serde_json::Value;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn forty_shoppers_get_positions_one_to_forty_and_keep_them_on_rejoin() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(100, 10).await;
+    let mut joined = Vec::new();
+    for i in 1..=40 {
+        let j = app.join(&sale).await;
+        assert_eq!(j.position, i, "join {i}");
+        joined.push(j);
+    }
+    // Re-joining with a token keeps the place; it is not a new place at the back.
+    for (i, j) in joined.iter().enumerate().rev() {
+        let again = app.join_with(&sale, Some(&j.token)).await;
+        assert_eq!(again.position, i as i64 + 1);
+        assert_eq!(again.queue_id, j.queue_id);
+    }
+    let s = app.status(&sale, &joined[9].token).await;
+    assert_eq!(s["position"], 10);
+    assert_eq!(s["status"], "closed", "waiting while the sale is not open");
+    assert_eq!(app.stats(&sale).await["queue_len"], 40);
+}
+
+#[tokio::test]
+async fn a_lost_queue_is_rebuilt_from_tokens_in_join_order() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(100, 10).await;
+    let mut joined = Vec::new();
+    for _ in 0..12 {
+        joined.push(app.join(&sale).await);
+    }
+    let mut r = redis().await;
+    let _: () = r.del(format!("wr:{{{sale}}}:queue")).await.unwrap();
+    // Shoppers come back in a scrambled order; the line comes back in the original one.
+    let order = [7, 2, 11, 0, 5, 9, 1, 3, 10, 4, 8, 6];
+    for &i in &order {
+        app.join_with(&sale, Some(&joined[i].token)).await;
+    }
+    for (i, j) in joined.iter().enumerate() {
+        assert_eq!(app.status(&sale, &j.token).await["position"], i as i64 + 1);
+    }
+    // A newcomer still goes to the back.
+    assert_eq!(app.join(&sale).await.position, 13);
+}
+
+#[tokio::test]
+async fn status_restores_a_lost_place_by_itself() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(100, 10).await;
+    let a = app.join(&sale).await;
+    let b = app.join(&sale).await;
+    let mut r = redis().await;
+    let _: () = r.del(format!("wr:{{{sale}}}:queue")).await.unwrap();
+    assert_eq!(app.status(&sale, &b.token).await["position"], 1);
+    assert_eq!(app.status(&sale, &a.token).await["position"], 1, "earlier joiner goes ahead");
+    assert_eq!(app.status(&sale, &b.token).await["position"], 2);
+}
+
+#[tokio::test]
+async fn tokens_are_rejected_across_sales_and_when_forged() {
+    let app = spawn_app().await;
+    let s1 = app.create_sale(10, 10).await;
+    let s2 = app.create_sale(10, 10).await;
+    let j = app.join(&s1).await;
+    let res = app.join_raw(&s2, Some(&j.token)).await;
+    assert_eq!(res.status(), 403);
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], "wrong_sale");
+    let mut forged = j.token.clone();
+    forged.pop();
+    forged.push(if j.token.ends_with('A') { 'B' } else { 'A' });
+    let res = app.join_raw(&s1, Some(&forged)).await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], "invalid_token");
+}
+
+#[tokio::test]
+async fn queue_tokens_verify_with_a_standard_jwt_library_from_the_jwks() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(10, 10).await;
+    let j = app.join(&sale).await;
+    let jwks: jsonwebtoken::jwk::JwkSet = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let header = jsonwebtoken::decode_header(&j.token).unwrap();
+    let jwk = jwks.find(header.kid.as_deref().unwrap()).expect("kid in jwks");
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    v.set_audience(&[&sale]);
+    v.set_issuer(&["waitroom"]);
+    let data = jsonwebtoken::decode::<Value>(&j.token, &key, &v).expect("verifies");
+    assert_eq!(data.claims["sub"], j.queue_id.as_str());
+    assert_eq!(data.claims["typ"], "wr-queue");
+}

@@ -1,0 +1,292 @@
+//! Shared by every test binary: start the real app against the real Redis and Postgres that
+//! `scripts/test` runs, one sale id per test so tests run in parallel without FLUSHDB.
+#![allow(dead_code)]
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use serde_json::{json, Value};
+use waitroom::config::{Config, Secret};
+use waitroom::startup::{AppHandle, Application};
+use waitroom::state::AppState;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-123";
+pub const PAYMENT_SECRET: &str = "test-payment-secret";
+
+/// One signing key for the whole test binary, so instances verify each other's tokens.
+static KEY_PEM: LazyLock<String> = LazyLock::new(waitroom::tokens::generate_pem);
+
+pub fn redis_url() -> String {
+    std::env::var("WAITROOM_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6390/".into())
+}
+
+pub fn database_url() -> String {
+    std::env::var("WAITROOM_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://waitroom@127.0.0.1:5442/waitroom".into())
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+pub fn test_config() -> Config {
+    let mut c = Config::new(redis_url(), database_url());
+    c.bind = "127.0.0.1:0".parse().unwrap();
+    c.admin_token = Secret::new(ADMIN_TOKEN);
+    c.payment_secret = Secret::new(PAYMENT_SECRET);
+    c.signing_keys_pem = vec![Secret::new(KEY_PEM.clone())];
+    c.tick = Duration::from_millis(50);
+    c.sweep = Duration::from_millis(200);
+    c.workers = 1;
+    c.redis_pool_size = 16;
+    c.pg_pool_size = 4;
+    c
+}
+
+pub struct TestApp {
+    pub addr: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub handle: AppHandle,
+    pub state: Arc<AppState>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = test_config();
+    tweak(&mut config);
+    let app = Application::build(config).await.expect("app builds");
+    let port = app.port();
+    let handle = app.handle();
+    let state = app.state();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        addr: format!("http://127.0.0.1:{port}"),
+        port,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap(),
+        handle,
+        state,
+    }
+}
+
+pub async fn redis() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Deletes every Redis key of one sale (what a lost Redis looks like to that sale).
+pub async fn wipe_sale_keys(sale: &str) {
+    let mut r = redis().await;
+    let keys: Vec<String> = r.keys(format!("wr:{{{sale}}}:*")).await.unwrap();
+    if !keys.is_empty() {
+        let _: () = r.del(keys).await.unwrap();
+    }
+}
+
+/// Polls `f` until it returns Some or the timeout passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+pub struct Joined {
+    pub token: String,
+    pub queue_id: String,
+    pub position: i64,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.addr)
+    }
+
+    pub async fn create_sale_json(&self, body: Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/admin/sales"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A sale with `units` units admitting `rate` per second; returns its id.
+    pub async fn create_sale(&self, units: i64, rate: i64) -> String {
+        self.create_sale_with(units, rate, json!({})).await
+    }
+
+    /// Like `create_sale`, with extra fields merged into the request.
+    pub async fn create_sale_with(&self, units: i64, rate: i64, extra: Value) -> String {
+        let id = unique("t");
+        let mut body = json!({
+            "id": id, "name": "Test sale", "units": units, "price_cents": 2500,
+            "rate_per_sec": rate, "ticket_ttl_secs": 60, "max_per_order": 1
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let res = self.create_sale_json(body).await;
+        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+        id
+    }
+
+    pub async fn admin(&self, sale: &str, action: &str) -> Value {
+        let res = self
+            .client
+            .post(self.url(&format!("/api/admin/sales/{sale}/{action}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
+    pub async fn stats(&self, sale: &str) -> Value {
+        let res = self
+            .client
+            .get(self.url(&format!("/api/admin/sales/{sale}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
+    pub async fn join_raw(&self, sale: &str, token: Option<&str>) -> reqwest::Response {
+        let mut req = self.client.post(self.url(&format!("/api/sales/{sale}/queue")));
+        if let Some(t) = token {
+            req = req.json(&json!({ "token": t }));
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn join(&self, sale: &str) -> Joined {
+        self.join_with(sale, None).await
+    }
+
+    pub async fn join_with(&self, sale: &str, token: Option<&str>) -> Joined {
+        let res = self.join_raw(sale, token).await;
+        assert_eq!(res.status(), 201);
+        let v: Value = res.json().await.unwrap();
+        Joined {
+            token: v["token"].as_str().unwrap().to_string(),
+            queue_id: v["queue_id"].as_str().unwrap().to_string(),
+            position: v["position"].as_i64().unwrap(),
+        }
+    }
+
+    pub async fn status(&self, sale: &str, token: &str) -> Value {
+        let res = self
+            .client
+            .get(self.url(&format!("/api/sales/{sale}/status")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
+    /// Waits until the shopper is admitted and returns the admission ticket.
+    pub async fn ticket(&self, sale: &str, token: &str) -> String {
+        eventually(Duration::from_secs(10), || async {
+            let s = self.status(sale, token).await;
+            s["ticket"].as_str().map(str::to_string)
+        })
+        .await
+        .expect("admitted within 10 s")
+    }
+
+    pub async fn checkout(&self, sale: &str, ticket: &str, quantity: i64) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/api/sales/{sale}/checkout")))
+            .bearer_auth(ticket)
+            .json(&json!({ "quantity": quantity }))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// A TCP proxy in front of a real service that a test can cut and restore, to see the app
+/// through an outage without stopping the service other tests share.
+pub struct ChaosProxy {
+    pub port: u16,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl ChaosProxy {
+    pub async fn start(target: std::net::SocketAddr) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (cut, _) = tokio::sync::watch::channel(0u64);
+        let (up2, cut2) = (up.clone(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is refused by closing it at once
+                }
+                let mut cut_rx = cut2.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut_rx.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { port, up, cut }
+    }
+
+    pub fn break_all(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+pub fn redis_addr() -> std::net::SocketAddr {
+    let url = redis_url();
+    let hostport = url
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .rsplit('@')
+        .next()
+        .unwrap()
+        .to_string();
+    use std::net::ToSocketAddrs;
+    hostport.to_socket_addrs().unwrap().next().unwrap()
+}
