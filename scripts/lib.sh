@@ -92,6 +92,19 @@ _wr_kill_orphans() {
   return "$found"
 }
 
+# Close every inherited fd above 2. Called in the subshell that launches a daemon, so the daemon
+# does not keep a caller's pipes or lock files open for its whole life (a test capturing our
+# output, a flock held by scripts/pgctl). Linux only (/proc); elsewhere it does nothing.
+_wr_close_fds() {
+  local fd
+  for fd in "/proc/$BASHPID/fd/"*; do
+    fd=${fd##*/}
+    if [[ $fd =~ ^[0-9]+$ ]] && ((fd > 2)); then
+      eval "exec $fd>&-" 2>/dev/null || true
+    fi
+  done
+}
+
 # ---------------------------------------------------------------------------------------------
 # Packages
 # ---------------------------------------------------------------------------------------------
@@ -137,13 +150,12 @@ wr_pg_bindir() {
     fi
   fi
   if [[ -d /usr/lib/postgresql ]]; then
-    while read -r v; do
-      d=/usr/lib/postgresql/$v/bin
+    while read -r d; do
       if [[ -x $d/initdb && -x $d/pg_ctl ]]; then
         echo "$d"
         return 0
       fi
-    done < <(ls -1 /usr/lib/postgresql | sort -rV)
+    done < <(printf '%s\n' /usr/lib/postgresql/*/bin | sort -rV)
   fi
   # Not Debian (e.g. Homebrew): fall back to whatever is on PATH.
   if command -v pg_config >/dev/null 2>&1 && [[ -x "$(pg_config --bindir)/initdb" ]]; then
@@ -268,11 +280,16 @@ wr_start_redis() {
   wr_log "starting Redis on 127.0.0.1:$WR_REDIS_PORT (data $dir)"
   # AOF on (appendfsync everysec, the default), RDB snapshots off (--save ''): one persistence
   # mechanism is enough for a dev instance and AOF loses at most a second on a crash.
-  if ! redis-server \
-    --bind 127.0.0.1 --port "$WR_REDIS_PORT" \
-    --daemonize yes --pidfile "$dir/redis.pid" --logfile "$log" \
-    --dir "$dir" --appendonly yes --save '' \
-    --maxclients 10000 >>"$log" 2>&1; then
+  # shellcheck disable=SC2094 # redis-server writes the log itself once daemonized; before
+  # that (bad arguments) its stdout goes there too.
+  if ! (
+    _wr_close_fds
+    exec redis-server \
+      --bind 127.0.0.1 --port "$WR_REDIS_PORT" \
+      --daemonize yes --pidfile "$dir/redis.pid" --logfile "$log" \
+      --dir "$dir" --appendonly yes --save '' \
+      --maxclients 10000
+  ) >>"$log" 2>&1; then
     wr_err "redis-server failed to start"
     _wr_tail "$log"
     return 1
@@ -436,7 +453,10 @@ wr_start_postgres() {
     wr_log "starting Postgres on 127.0.0.1:$WR_PG_PORT (data $pgdata, log $log)"
     # pg_ctl redirects the server's stdin/stdout/stderr (to /dev/null and the log), so a caller
     # capturing our output (a test running scripts/pgctl) is not left holding an open pipe.
-    if ! _wr_as_pg "$bindir/pg_ctl" start -D "$pgdata" -l "$log" -s -w -t "$WR_TIMEOUT" >&2; then
+    if ! (
+      _wr_close_fds
+      _wr_as_pg "$bindir/pg_ctl" start -D "$pgdata" -l "$log" -s -w -t "$WR_TIMEOUT"
+    ) >&2; then
       wr_err "Postgres failed to start"
       _wr_tail "$log"
       return 1

@@ -24,7 +24,7 @@ pub async fn run_ticker(s: Arc<AppState>) {
             _ = shutdown.changed() => return,
         }
         // The sale list changes rarely: refresh it about once a second.
-        if n % 5 == 0 {
+        if n.is_multiple_of(5) {
             match s.store.sale_ids().await {
                 Ok(ids) => sales = ids,
                 Err(e) => tracing::debug!(error = %e, "ticker cannot list sales"),
@@ -70,7 +70,7 @@ pub async fn run_sweeper(s: Arc<AppState>) {
                 }
             }
         }
-        if n % 10 == 0 {
+        if n.is_multiple_of(10) {
             if let Err(e) = crate::sales::restore_missing(&s).await {
                 tracing::debug!(error = %e, "restore of lost sales failed");
             }

@@ -15,6 +15,7 @@ use crate::ledger::{Order, OrderRecord, Recorded};
 use crate::metrics::METRICS;
 use crate::state::AppState;
 use crate::store::Take;
+use crate::tokens;
 
 pub struct Bought {
     /// 201 for a new order, 200 for the same ticket again.
@@ -22,7 +23,12 @@ pub struct Bought {
     pub order: Order,
 }
 
-pub async fn checkout(s: &AppState, sale: &SaleId, ticket: Option<&str>, quantity: i64) -> Result<Bought, AppError> {
+pub async fn checkout(
+    s: &AppState,
+    sale: &SaleId,
+    ticket: Option<&str>,
+    quantity: i64,
+) -> Result<Bought, AppError> {
     let result = buy(s, sale, ticket, quantity).await;
     if result.is_err() {
         METRICS.checkout_rejected.inc();
@@ -30,30 +36,58 @@ pub async fn checkout(s: &AppState, sale: &SaleId, ticket: Option<&str>, quantit
     result
 }
 
-async fn buy(s: &AppState, sale: &SaleId, ticket: Option<&str>, quantity: i64) -> Result<Bought, AppError> {
+async fn buy(
+    s: &AppState,
+    sale: &SaleId,
+    ticket: Option<&str>,
+    quantity: i64,
+) -> Result<Bought, AppError> {
     // The herd after the last unit: answered from memory, before any signature or Redis work.
-    if s.hub.is_sold_out(sale.as_str()) {
+    // Buyers retrying still get their order (the slow path below).
+    if s.hub.refuses_as_sold_out(
+        sale.as_str(),
+        ticket.and_then(tokens::unverified_subject).as_deref(),
+    ) {
         return Err(AppError::sold_out());
     }
     let token = ticket.ok_or_else(|| {
-        AppError::unauthorized("missing_token", "an admission ticket is required as a bearer token")
+        AppError::unauthorized(
+            "missing_token",
+            "an admission ticket is required as a bearer token",
+        )
     })?;
     let claims = s
         .keys
         .verify_ticket(token, sale.as_str())
         .map_err(|e| e.into_app_error(true))?;
     if !(1..=1000).contains(&quantity) {
-        return Err(AppError::bad_request("invalid_quantity", "quantity must be at least 1"));
+        return Err(AppError::bad_request(
+            "invalid_quantity",
+            "quantity must be at least 1",
+        ));
     }
     let order_id = Uuid::now_v7().to_string();
-    let (record, fresh) = match s.store.take(sale.as_str(), &claims.jti, quantity as i32, &order_id).await? {
+    let (record, fresh) = match s
+        .store
+        .take(sale.as_str(), &claims.jti, quantity as i32, &order_id)
+        .await?
+    {
         Take::Taken(r) => (r, true),
         Take::Again(r) => (r, false),
         Take::Expired => return Err(AppError::ticket_expired()),
         Take::NotAdmitted => {
-            return Err(AppError::forbidden("not_admitted", "this ticket holds no admission"))
+            return Err(AppError::forbidden(
+                "not_admitted",
+                "this ticket holds no admission",
+            ))
         }
-        Take::SoldOut => return Err(AppError::sold_out()),
+        Take::SoldOut => {
+            // Learn who bought, so the rest of the herd is answered from memory.
+            let gen = s.hub.sold_out_gen(sale.as_str());
+            let buyers = s.store.buyers(sale.as_str()).await?;
+            s.hub.set_buyers(sale.as_str(), gen, buyers);
+            return Err(AppError::sold_out());
+        }
         Take::Insufficient(left) => {
             return Err(AppError::conflict(
                 "insufficient_stock",
@@ -71,11 +105,17 @@ async fn buy(s: &AppState, sale: &SaleId, ticket: Option<&str>, quantity: i64) -
         .ok_or_else(|| AppError::unavailable("unreadable order record"))?;
     match s.ledger.record(sale.as_str(), &claims.jti, &rec).await? {
         Recorded::Order(order) => {
-            s.store.clear_pending(sale.as_str(), &[claims.jti.as_str()]).await?;
+            s.store
+                .clear_pending(sale.as_str(), &[claims.jti.as_str()])
+                .await?;
             if fresh {
                 METRICS.orders.inc();
             }
-            let status = if fresh { StatusCode::CREATED } else { StatusCode::OK };
+            let status = if fresh {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
             Ok(Bought { status, order })
         }
         Recorded::WouldOversell => {

@@ -85,17 +85,26 @@ impl Config {
                 .unwrap_or_else(|| "postgres://waitroom@127.0.0.1:5432/waitroom".into()),
         );
         if !c.redis_url.starts_with("redis://") && !c.redis_url.starts_with("rediss://") {
-            return Err(ConfigError::new("WAITROOM_REDIS_URL", "must start with redis://"));
+            return Err(ConfigError::new(
+                "WAITROOM_REDIS_URL",
+                "must start with redis://",
+            ));
         }
         if !c.database_url.expose().starts_with("postgres") {
-            return Err(ConfigError::new("WAITROOM_DATABASE_URL", "must start with postgres://"));
+            return Err(ConfigError::new(
+                "WAITROOM_DATABASE_URL",
+                "must start with postgres://",
+            ));
         }
         if let Some(v) = var("WAITROOM_BIND") {
             c.bind = parse("WAITROOM_BIND", &v)?;
         }
         c.admin_token = Secret::new(var("WAITROOM_ADMIN_TOKEN").unwrap_or_default());
         if !c.admin_token.is_empty() && c.admin_token.expose().len() < 12 {
-            return Err(ConfigError::new("WAITROOM_ADMIN_TOKEN", "must be at least 12 characters"));
+            return Err(ConfigError::new(
+                "WAITROOM_ADMIN_TOKEN",
+                "must be at least 12 characters",
+            ));
         }
         c.payment_secret = Secret::new(var("WAITROOM_PAYMENT_SECRET").unwrap_or_default());
         if let Some(v) = var("WAITROOM_SIGNING_KEYS") {
@@ -124,8 +133,12 @@ impl Config {
             c.sweep = Duration::from_millis(bounded("WAITROOM_SWEEP_MS", &v, 50, 60_000)?);
         }
         if let Some(v) = var("WAITROOM_QUEUE_TOKEN_TTL_SECS") {
-            c.queue_token_ttl =
-                Duration::from_secs(bounded("WAITROOM_QUEUE_TOKEN_TTL_SECS", &v, 60, 30 * 86_400)?);
+            c.queue_token_ttl = Duration::from_secs(bounded(
+                "WAITROOM_QUEUE_TOKEN_TTL_SECS",
+                &v,
+                60,
+                30 * 86_400,
+            )?);
         }
         if let Some(v) = var("WAITROOM_WORKERS") {
             c.workers = bounded("WAITROOM_WORKERS", &v, 1, 256)? as usize;
@@ -164,13 +177,17 @@ fn parse<T: std::str::FromStr>(var: &'static str, v: &str) -> Result<T, ConfigEr
 where
     T::Err: std::fmt::Display,
 {
-    v.parse().map_err(|e: T::Err| ConfigError::new(var, format!("{v:?}: {e}")))
+    v.parse()
+        .map_err(|e: T::Err| ConfigError::new(var, format!("{v:?}: {e}")))
 }
 
 fn bounded(var: &'static str, v: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
     let n: u64 = parse(var, v)?;
     if !(min..=max).contains(&n) {
-        return Err(ConfigError::new(var, format!("{n} is outside {min}..={max}")));
+        return Err(ConfigError::new(
+            var,
+            format!("{n} is outside {min}..={max}"),
+        ));
     }
     Ok(n)
 }
@@ -181,8 +198,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let m: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| m.get(k).cloned())
     }
 
@@ -195,15 +214,26 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable() {
-        assert_eq!(from(&[("WAITROOM_TICK_MS", "abc")]).unwrap_err().var, "WAITROOM_TICK_MS");
-        assert_eq!(from(&[("WAITROOM_TICK_MS", "0")]).unwrap_err().var, "WAITROOM_TICK_MS");
-        assert_eq!(from(&[("WAITROOM_BIND", "nope")]).unwrap_err().var, "WAITROOM_BIND");
+        assert_eq!(
+            from(&[("WAITROOM_TICK_MS", "abc")]).unwrap_err().var,
+            "WAITROOM_TICK_MS"
+        );
+        assert_eq!(
+            from(&[("WAITROOM_TICK_MS", "0")]).unwrap_err().var,
+            "WAITROOM_TICK_MS"
+        );
+        assert_eq!(
+            from(&[("WAITROOM_BIND", "nope")]).unwrap_err().var,
+            "WAITROOM_BIND"
+        );
         assert_eq!(
             from(&[("WAITROOM_REDIS_URL", "http://x")]).unwrap_err().var,
             "WAITROOM_REDIS_URL"
         );
         assert_eq!(
-            from(&[("WAITROOM_SIGNING_KEYS", "/no/such.pem")]).unwrap_err().var,
+            from(&[("WAITROOM_SIGNING_KEYS", "/no/such.pem")])
+                .unwrap_err()
+                .var,
             "WAITROOM_SIGNING_KEYS"
         );
         assert_eq!(

@@ -14,7 +14,8 @@ impl SaleId {
     pub fn parse(s: &str) -> Result<Self, AppError> {
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if ok {
             Ok(Self(s.to_string()))
         } else {
@@ -82,10 +83,16 @@ impl SaleSpec {
     pub fn parse(r: NewSaleRequest) -> Result<Self, AppError> {
         let name = r.name.trim().to_string();
         if name.is_empty() || name.chars().count() > 200 {
-            return Err(AppError::bad_request("invalid_sale", "name must be 1 to 200 characters"));
+            return Err(AppError::bad_request(
+                "invalid_sale",
+                "name must be 1 to 200 characters",
+            ));
         }
-        if !(0..=1_000_000_000_00).contains(&r.price_cents) {
-            return Err(AppError::bad_request("invalid_sale", "price_cents must be between 0 and 100000000000"));
+        if !(0..=100_000_000_000).contains(&r.price_cents) {
+            return Err(AppError::bad_request(
+                "invalid_sale",
+                "price_cents must be between 0 and 100000000000",
+            ));
         }
         Ok(Self {
             id: SaleId::parse(&r.id)?,
@@ -93,7 +100,12 @@ impl SaleSpec {
             units: in_range("units", r.units, 0, 10_000_000)?,
             price_cents: r.price_cents,
             rate_per_sec: in_range("rate_per_sec", r.rate_per_sec.unwrap_or(50), 1, 100_000)?,
-            ticket_ttl_secs: in_range("ticket_ttl_secs", r.ticket_ttl_secs.unwrap_or(60), 5, 3_600)?,
+            ticket_ttl_secs: in_range(
+                "ticket_ttl_secs",
+                r.ticket_ttl_secs.unwrap_or(60),
+                5,
+                3_600,
+            )?,
             max_per_order: in_range("max_per_order", r.max_per_order.unwrap_or(1), 1, 1_000)?,
             max_active: in_range("max_active", r.max_active.unwrap_or(0), 0, 10_000_000)?,
             hold_secs: in_range("hold_secs", r.hold_secs.unwrap_or(600), 5, 86_400)?,

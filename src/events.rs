@@ -6,7 +6,7 @@
 //! keyed by queue id, so delivering a batch costs O(batch), not O(streams). Nothing here awaits
 //! a client: one slow browser never stalls the others.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -59,14 +59,21 @@ struct SaleChannels {
     events: broadcast::Sender<SaleEvent>,
     /// Set by the first tick: flips are only announced against real earlier values.
     primed: AtomicBool,
+    /// Counts sold-out flips, so a buyer list read across a flip is thrown away.
+    sold_out_gen: AtomicU64,
+    /// While sold out: the queue ids that bought. Their retries still get their order; any
+    /// other ticket is refused from memory.
+    buyers: RwLock<Option<Arc<HashSet<String>>>>,
 }
 
 type ShopperKey = (String, String);
+/// Every stream a shopper has open here (several tabs), by registration id.
+type ShopperStreams = Vec<(u64, mpsc::Sender<Admission>)>;
 
 #[derive(Default)]
 pub struct Hub {
     sales: RwLock<HashMap<String, Arc<SaleChannels>>>,
-    shoppers: Mutex<HashMap<ShopperKey, Vec<(u64, mpsc::Sender<Admission>)>>>,
+    shoppers: Mutex<HashMap<ShopperKey, ShopperStreams>>,
     next_id: AtomicU64,
 }
 
@@ -114,12 +121,17 @@ impl Hub {
                     progress: watch::Sender::new(Progress::default()),
                     events: broadcast::Sender::new(64),
                     primed: AtomicBool::new(false),
+                    sold_out_gen: AtomicU64::new(0),
+                    buyers: RwLock::new(None),
                 })
             })
             .clone()
     }
 
-    pub fn subscribe(&self, sale: &str) -> (watch::Receiver<Progress>, broadcast::Receiver<SaleEvent>) {
+    pub fn subscribe(
+        &self,
+        sale: &str,
+    ) -> (watch::Receiver<Progress>, broadcast::Receiver<SaleEvent>) {
         let c = self.channels(sale);
         (c.progress.subscribe(), c.events.subscribe())
     }
@@ -129,11 +141,40 @@ impl Hub {
         map.get(sale).map(|c| c.progress.borrow().clone())
     }
 
-    /// Known sold out on this instance (set by the broadcast or the last tick): checkout
-    /// answers from here before any signature check or Redis call.
+    /// Known sold out on this instance (set by the broadcast or the last tick): joining is
+    /// refused from here without touching Redis.
     pub fn is_sold_out(&self, sale: &str) -> bool {
         let map = self.sales.read().expect("hub lock");
         map.get(sale).is_some_and(|c| c.progress.borrow().sold_out)
+    }
+
+    /// The checkout herd after the last unit: true when this ticket's queue id (read from the
+    /// token unverified) is not among the buyers, so it cannot have an order to return.
+    /// Answered from memory, before any signature check or Redis call.
+    pub fn refuses_as_sold_out(&self, sale: &str, qid: Option<&str>) -> bool {
+        let map = self.sales.read().expect("hub lock");
+        let Some(c) = map.get(sale) else { return false };
+        if !c.progress.borrow().sold_out {
+            return false;
+        }
+        let buyers = c.buyers.read().expect("hub lock");
+        buyers
+            .as_ref()
+            .is_some_and(|b| qid.is_none_or(|q| !b.contains(q)))
+    }
+
+    pub fn sold_out_gen(&self, sale: &str) -> u64 {
+        self.channels(sale).sold_out_gen.load(Ordering::SeqCst)
+    }
+
+    /// Keeps the buyer list read from Redis if the sale is still in the sold-out state it was
+    /// read for (`gen` taken before the read).
+    pub fn set_buyers(&self, sale: &str, gen: u64, buyers: HashSet<String>) {
+        let c = self.channels(sale);
+        let mut slot = c.buyers.write().expect("hub lock");
+        if c.progress.borrow().sold_out && c.sold_out_gen.load(Ordering::SeqCst) == gen {
+            *slot = Some(Arc::new(buyers));
+        }
     }
 
     pub fn register(self: &Arc<Self>, sale: &str, qid: &str) -> Registration {
@@ -173,15 +214,27 @@ impl Hub {
             change(p);
             if !initial {
                 if p.open != before.open {
-                    flips.push(if p.open { SaleEvent::Opened } else { SaleEvent::Closed });
+                    flips.push(if p.open {
+                        SaleEvent::Opened
+                    } else {
+                        SaleEvent::Closed
+                    });
                 }
                 if p.sold_out != before.sold_out {
-                    flips.push(if p.sold_out { SaleEvent::SoldOut } else { SaleEvent::Restocked });
+                    flips.push(if p.sold_out {
+                        SaleEvent::SoldOut
+                    } else {
+                        SaleEvent::Restocked
+                    });
                 }
             }
             *p != before
         });
         for e in flips {
+            if matches!(e, SaleEvent::SoldOut | SaleEvent::Restocked) {
+                c.sold_out_gen.fetch_add(1, Ordering::SeqCst);
+                *c.buyers.write().expect("hub lock") = None;
+            }
             let _ = c.events.send(e);
         }
     }
@@ -228,7 +281,11 @@ impl Hub {
                     self.deliver(sale, qid, a);
                 }
                 if let Some(total) = m.admitted_total {
-                    self.update(sale, |p| p.admitted_total = p.admitted_total.max(total), false);
+                    self.update(
+                        sale,
+                        |p| p.admitted_total = p.admitted_total.max(total),
+                        false,
+                    );
                 }
             }
             "sold_out" => self.update(
@@ -256,7 +313,13 @@ impl Hub {
     /// After a pub/sub reconnect, admissions may have been missed (pub/sub is at most once):
     /// ask Redis about every shopper streaming here and deliver what they missed.
     async fn resync(&self, store: &Store) {
-        let keys: Vec<ShopperKey> = self.shoppers.lock().expect("hub lock").keys().cloned().collect();
+        let keys: Vec<ShopperKey> = self
+            .shoppers
+            .lock()
+            .expect("hub lock")
+            .keys()
+            .cloned()
+            .collect();
         for (sale, qid) in keys {
             if let Ok(snap) = store.snapshot(&sale, &qid).await {
                 if let Place::Admitted { expires_at_ms } = snap.place {

@@ -4,7 +4,11 @@ use waitroom::config::Config;
 use waitroom::startup::Application;
 
 #[derive(Parser)]
-#[command(name = "waitroom", version, about = "A virtual waiting room for flash sales")]
+#[command(
+    name = "waitroom",
+    version,
+    about = "A virtual waiting room for flash sales"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

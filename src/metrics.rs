@@ -49,16 +49,47 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let counters: [(&str, &str, u64); 7] = [
-            ("waitroom_joins_total", "shoppers who joined a line", self.joins.get()),
-            ("waitroom_admitted_total", "shoppers admitted by this instance's ticker", self.admitted.get()),
-            ("waitroom_orders_total", "orders accepted by this instance", self.orders.get()),
-            ("waitroom_checkout_rejected_total", "checkouts refused (sold out, expired, invalid)", self.checkout_rejected.get()),
-            ("waitroom_dependency_errors_total", "Redis or Postgres failures", self.dependency_errors.get()),
-            ("waitroom_ledger_synced_total", "orders written to Postgres by the ledger sync", self.ledger_synced.get()),
-            ("waitroom_units_released_total", "units returned to stock by failed or expired holds", self.units_released.get()),
+            (
+                "waitroom_joins_total",
+                "shoppers who joined a line",
+                self.joins.get(),
+            ),
+            (
+                "waitroom_admitted_total",
+                "shoppers admitted by this instance's ticker",
+                self.admitted.get(),
+            ),
+            (
+                "waitroom_orders_total",
+                "orders accepted by this instance",
+                self.orders.get(),
+            ),
+            (
+                "waitroom_checkout_rejected_total",
+                "checkouts refused (sold out, expired, invalid)",
+                self.checkout_rejected.get(),
+            ),
+            (
+                "waitroom_dependency_errors_total",
+                "Redis or Postgres failures",
+                self.dependency_errors.get(),
+            ),
+            (
+                "waitroom_ledger_synced_total",
+                "orders written to Postgres by the ledger sync",
+                self.ledger_synced.get(),
+            ),
+            (
+                "waitroom_units_released_total",
+                "units returned to stock by failed or expired holds",
+                self.units_released.get(),
+            ),
         ];
         for (name, help, value) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
         }
         let _ = writeln!(
             out,

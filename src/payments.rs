@@ -49,7 +49,10 @@ fn verify(secret: &str, body: &[u8], header: Option<&str>) -> bool {
     };
     let Some(sig) = (0..hex.len())
         .step_by(2)
-        .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+        })
         .collect::<Option<Vec<u8>>>()
     else {
         return false;
@@ -59,15 +62,25 @@ fn verify(secret: &str, body: &[u8], header: Option<&str>) -> bool {
     mac.verify_slice(&sig).is_ok() // constant time
 }
 
-pub async fn webhook(s: &AppState, body: &[u8], signature: Option<&str>) -> Result<Applied, AppError> {
+pub async fn webhook(
+    s: &AppState,
+    body: &[u8],
+    signature: Option<&str>,
+) -> Result<Applied, AppError> {
     let secret = s.config.payment_secret.expose();
     if secret.is_empty() || !verify(secret, body, signature) {
-        return Err(AppError::unauthorized("invalid_signature", "the webhook signature does not match"));
+        return Err(AppError::unauthorized(
+            "invalid_signature",
+            "the webhook signature does not match",
+        ));
     }
     let e: Event = serde_json::from_slice(body)
         .map_err(|err| AppError::bad_request("invalid_json", err.to_string()))?;
     if e.event_id.is_empty() || e.event_id.len() > 200 {
-        return Err(AppError::bad_request("invalid_event", "event_id must be 1 to 200 characters"));
+        return Err(AppError::bad_request(
+            "invalid_event",
+            "event_id must be 1 to 200 characters",
+        ));
     }
     let outcome = s
         .ledger
@@ -89,7 +102,9 @@ pub async fn webhook(s: &AppState, body: &[u8], signature: Option<&str>) -> Resu
 async fn release(s: &AppState, sale: &str, qty: i64) {
     match s.store.release(sale, qty).await {
         Ok(_) => METRICS.units_released.add(qty as u64),
-        Err(e) => tracing::error!(sale, qty, error = %e, "units released in postgres but not in redis; reconcile the sale"),
+        Err(e) => {
+            tracing::error!(sale, qty, error = %e, "units released in postgres but not in redis; reconcile the sale")
+        }
     }
 }
 

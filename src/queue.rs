@@ -44,7 +44,11 @@ pub struct StatusView {
 
 /// Joins the line, or with a queue token keeps (or restores) the place the token records.
 /// Returns whether a new place was made.
-pub async fn join(s: &AppState, sale: &SaleId, token: Option<&str>) -> Result<(bool, JoinView), AppError> {
+pub async fn join(
+    s: &AppState,
+    sale: &SaleId,
+    token: Option<&str>,
+) -> Result<(bool, JoinView), AppError> {
     let claims = match token {
         Some(t) => Some(
             s.keys
@@ -55,10 +59,14 @@ pub async fn join(s: &AppState, sale: &SaleId, token: Option<&str>) -> Result<(b
         None if s.hub.is_sold_out(sale.as_str()) => return Err(AppError::sold_out()),
         None => None,
     };
-    let qid = claims
-        .as_ref()
-        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), |c| c.sub.clone());
-    let joined = s.store.enqueue(sale.as_str(), &qid, claims.as_ref().map(|c| c.t)).await?;
+    let qid = claims.as_ref().map_or_else(
+        || uuid::Uuid::new_v4().simple().to_string(),
+        |c| c.sub.clone(),
+    );
+    let joined = s
+        .store
+        .enqueue(sale.as_str(), &qid, claims.as_ref().map(|c| c.t))
+        .await?;
     let (status, position) = match joined.place {
         Place::Unknown | Place::Lost => return Err(AppError::unknown_sale()),
         Place::SoldOut => return Err(AppError::sold_out()),
@@ -73,7 +81,8 @@ pub async fn join(s: &AppState, sale: &SaleId, token: Option<&str>) -> Result<(b
         _ => {
             METRICS.joins.inc();
             let ttl = s.config.queue_token_ttl.as_secs() as i64;
-            s.keys.queue_token(sale.as_str(), &qid, joined.score, joined.seq, ttl)
+            s.keys
+                .queue_token(sale.as_str(), &qid, joined.score, joined.seq, ttl)
         }
     };
     Ok((
@@ -89,10 +98,16 @@ pub async fn join(s: &AppState, sale: &SaleId, token: Option<&str>) -> Result<(b
 }
 
 /// The shopper's standing, restoring a place lost with Redis from the token's score.
-pub async fn status(s: &AppState, sale: &SaleId, claims: &QueueClaims) -> Result<StatusView, AppError> {
+pub async fn status(
+    s: &AppState,
+    sale: &SaleId,
+    claims: &QueueClaims,
+) -> Result<StatusView, AppError> {
     let mut snap = s.store.snapshot(sale.as_str(), &claims.sub).await?;
     if snap.place == Place::Lost {
-        s.store.enqueue(sale.as_str(), &claims.sub, Some(claims.t)).await?;
+        s.store
+            .enqueue(sale.as_str(), &claims.sub, Some(claims.t))
+            .await?;
         snap = s.store.snapshot(sale.as_str(), &claims.sub).await?;
     }
     view(s, sale, &claims.sub, snap)

@@ -44,14 +44,20 @@ pub struct AdminStats {
 pub async fn create(s: &AppState, req: NewSaleRequest) -> Result<SaleRow, AppError> {
     let spec = SaleSpec::parse(req)?;
     if !s.ledger.insert_sale(&spec).await? {
-        return Err(AppError::conflict("sale_exists", "a sale with this id already exists"));
+        return Err(AppError::conflict(
+            "sale_exists",
+            "a sale with this id already exists",
+        ));
     }
     s.store.put_sale(&spec, spec.units as i64).await?;
     row(s, &spec.id).await
 }
 
 async fn row(s: &AppState, id: &SaleId) -> Result<SaleRow, AppError> {
-    s.ledger.sale(id.as_str()).await?.ok_or_else(AppError::unknown_sale)
+    s.ledger
+        .sale(id.as_str())
+        .await?
+        .ok_or_else(AppError::unknown_sale)
 }
 
 pub async fn stats(s: &AppState, id: &SaleId) -> Result<AdminStats, AppError> {
@@ -120,7 +126,11 @@ pub async fn sync_pending(s: &AppState, sale: &str, min_age_ms: i64) -> Result<u
             continue;
         }
         if let Recorded::WouldOversell = s.ledger.record(sale, &qid, &rec).await? {
-            tracing::error!(sale, qid, "ledger refused an order redis accepted: redis stock was ahead of postgres");
+            tracing::error!(
+                sale,
+                qid,
+                "ledger refused an order redis accepted: redis stock was ahead of postgres"
+            );
         }
         METRICS.ledger_synced.inc();
         done.push(qid);

@@ -122,7 +122,10 @@ pub async fn open(
     last_event_id: Option<u64>,
 ) -> Result<impl Responder, AppError> {
     let token = token.ok_or_else(|| {
-        AppError::unauthorized("missing_token", "pass the queue token as ?token= or the wr_queue cookie")
+        AppError::unauthorized(
+            "missing_token",
+            "pass the queue token as ?token= or the wr_queue cookie",
+        )
     })?;
     let claims = state
         .keys

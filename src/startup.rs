@@ -45,7 +45,10 @@ fn signing_keys(config: &Config) -> anyhow::Result<Keys> {
             "WAITROOM_SIGNING_KEYS is not set: using a throwaway development key. Tokens will not \
              survive a restart and other instances cannot verify them. Run `waitroom keygen`."
         );
-        return Ok(Keys::from_pems(&[Secret::new(tokens::generate_pem())], &config.issuer)?);
+        return Ok(Keys::from_pems(
+            &[Secret::new(tokens::generate_pem())],
+            &config.issuer,
+        )?);
     }
     Keys::from_pems(&config.signing_keys_pem, &config.issuer).context("WAITROOM_SIGNING_KEYS")
 }
@@ -125,7 +128,8 @@ impl Application {
         .listen(listener)?
         .run();
 
-        let client = redis::Client::open(state.config.redis_url.as_str()).context("WAITROOM_REDIS_URL")?;
+        let client =
+            redis::Client::open(state.config.redis_url.as_str()).context("WAITROOM_REDIS_URL")?;
         tokio::spawn(events::run_subscriber(
             state.hub.clone(),
             client,

@@ -17,10 +17,13 @@ pub const SALES_KEY: &str = "wr:sales";
 /// Pattern matching every sale's event channel.
 pub const EVENTS_PATTERN: &str = "wr:{*}:events";
 
-static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/enqueue.lua")));
+static ENQUEUE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/enqueue.lua")));
 static ADMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/admit.lua")));
-static CHECKOUT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/checkout.lua")));
-static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/release.lua")));
+static CHECKOUT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/checkout.lua")));
+static RELEASE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/release.lua")));
 static RECONCILE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/reconcile.lua")));
 
@@ -47,10 +50,16 @@ pub enum Place {
     /// flushed or failed over) and the place can be restored from the shopper's token.
     Lost,
     SoldOut,
-    Waiting { position: i64 },
-    Admitted { expires_at_ms: i64 },
+    Waiting {
+        position: i64,
+    },
+    Admitted {
+        expires_at_ms: i64,
+    },
     Expired,
-    Purchased { record: String },
+    Purchased {
+        record: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -178,7 +187,12 @@ impl Store {
     }
 
     /// Joins the line (`score` = None) or restores a place from a queue token's score.
-    pub async fn enqueue(&self, sale: &str, qid: &str, score: Option<i64>) -> Result<Joined, AppError> {
+    pub async fn enqueue(
+        &self,
+        sale: &str,
+        qid: &str,
+        score: Option<i64>,
+    ) -> Result<Joined, AppError> {
         let mut c = self.conn().await?;
         let (status, score, seq, position): (String, String, i64, i64) = ENQUEUE
             .key(key(sale, "cfg"))
@@ -197,7 +211,9 @@ impl Store {
             "sold_out" => Place::SoldOut,
             "admitted" => Place::Admitted { expires_at_ms: 0 },
             "expired" => Place::Expired,
-            "purchased" => Place::Purchased { record: String::new() },
+            "purchased" => Place::Purchased {
+                record: String::new(),
+            },
             _ => Place::Unknown,
         };
         Ok(Joined {
@@ -223,7 +239,8 @@ impl Store {
             .await?;
         let bad = |_| AppError::unavailable("unexpected reply from admit.lua");
         let ids: Vec<String> =
-            redis::from_redis_value(redis::Value::Array(v.split_off(7.min(v.len())))).map_err(bad)?;
+            redis::from_redis_value(redis::Value::Array(v.split_off(7.min(v.len()))))
+                .map_err(bad)?;
         let n: Vec<i64> = redis::from_redis_value(redis::Value::Array(v)).map_err(bad)?;
         let [open, stock, active, queue_len, admitted_total, expired_now, rate] = n[..] else {
             return Err(AppError::unavailable("unexpected reply from admit.lua"));
@@ -240,7 +257,13 @@ impl Store {
         })
     }
 
-    pub async fn take(&self, sale: &str, qid: &str, qty: i32, order_id: &str) -> Result<Take, AppError> {
+    pub async fn take(
+        &self,
+        sale: &str,
+        qid: &str,
+        qty: i32,
+        order_id: &str,
+    ) -> Result<Take, AppError> {
         let mut c = self.conn().await?;
         let (outcome, detail): (String, String) = CHECKOUT
             .key(key(sale, "admitted"))
@@ -290,6 +313,11 @@ impl Store {
             .await?)
     }
 
+    /// Queue ids whose tickets bought (the `used` hash's keys).
+    pub async fn buyers(&self, sale: &str) -> Result<std::collections::HashSet<String>, AppError> {
+        Ok(self.conn().await?.hkeys(key(sale, "used")).await?)
+    }
+
     /// Orders Redis accepted that Postgres has not confirmed: (queue id, record).
     pub async fn pending(&self, sale: &str) -> Result<Vec<(String, String)>, AppError> {
         let mut c = self.conn().await?;
@@ -319,16 +347,21 @@ impl Store {
 
     pub async fn live(&self, sale: &str) -> Result<Live, AppError> {
         let mut c = self.conn().await?;
-        let (open, stock, queue_len, active, total): (Option<String>, Option<i64>, i64, i64, Option<i64>) =
-            redis::pipe()
-                .atomic()
-                .get(key(sale, "open"))
-                .get(key(sale, "stock"))
-                .zcard(key(sale, "queue"))
-                .zcard(key(sale, "admitted"))
-                .get(key(sale, "admits"))
-                .query_async(&mut c)
-                .await?;
+        let (open, stock, queue_len, active, total): (
+            Option<String>,
+            Option<i64>,
+            i64,
+            i64,
+            Option<i64>,
+        ) = redis::pipe()
+            .atomic()
+            .get(key(sale, "open"))
+            .get(key(sale, "stock"))
+            .zcard(key(sale, "queue"))
+            .zcard(key(sale, "admitted"))
+            .get(key(sale, "admits"))
+            .query_async(&mut c)
+            .await?;
         Ok(Live {
             open: open.as_deref() == Some("1"),
             remaining: stock.unwrap_or(0),

@@ -156,6 +156,18 @@ fn thumbprint(x: &str) -> String {
     B64.encode(Sha256::digest(canonical.as_bytes()))
 }
 
+/// The `sub` of a token, read WITHOUT verifying it: only for deciding to refuse cheaply,
+/// never to grant anything.
+pub fn unverified_subject(token: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Sub {
+        sub: String,
+    }
+    let payload = token.split('.').nth(1)?;
+    let json = B64.decode(payload).ok()?;
+    serde_json::from_slice::<Sub>(&json).ok().map(|s| s.sub)
+}
+
 pub fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -218,7 +230,14 @@ impl Keys {
         token
     }
 
-    pub fn queue_token(&self, sale: &str, queue_id: &str, t_us: i64, seq: i64, ttl_secs: i64) -> String {
+    pub fn queue_token(
+        &self,
+        sale: &str,
+        queue_id: &str,
+        t_us: i64,
+        seq: i64,
+        ttl_secs: i64,
+    ) -> String {
         let iat = now_secs();
         self.sign(&QueueClaims {
             iss: self.issuer.clone(),
@@ -254,7 +273,12 @@ impl Keys {
     }
 
     /// Signature first, then type, issuer, expiry and sale.
-    fn verify<C: DeserializeOwned>(&self, token: &str, sale: &str, typ: &str) -> Result<C, TokenError> {
+    fn verify<C: DeserializeOwned>(
+        &self,
+        token: &str,
+        sale: &str,
+        typ: &str,
+    ) -> Result<C, TokenError> {
         self.verify_any_sale(token, typ).and_then(|(claims, aud)| {
             if aud == sale {
                 Ok(claims)
@@ -275,7 +299,8 @@ impl Keys {
             return Err(TokenError::Malformed);
         };
         let header_json = B64.decode(h).map_err(|_| TokenError::Malformed)?;
-        let header: Header = serde_json::from_slice(&header_json).map_err(|_| TokenError::Malformed)?;
+        let header: Header =
+            serde_json::from_slice(&header_json).map_err(|_| TokenError::Malformed)?;
         if header.alg != "EdDSA" {
             return Err(TokenError::Malformed);
         }
@@ -322,7 +347,10 @@ mod tests {
         let k = keys();
         let q = k.queue_token("s1", "qid", 42, 1, 60);
         assert_eq!(k.verify_queue(&q, "s1").unwrap().t, 42);
-        assert_eq!(k.verify_ticket(&q, "s1").unwrap_err(), TokenError::WrongType);
+        assert_eq!(
+            k.verify_ticket(&q, "s1").unwrap_err(),
+            TokenError::WrongType
+        );
         assert_eq!(k.verify_queue(&q, "s2").unwrap_err(), TokenError::WrongSale);
         let t = k.ticket("s1", "qid", (now_secs() + 60) * 1000);
         assert_eq!(k.verify_ticket(&t, "s1").unwrap().jti, "qid");
@@ -334,17 +362,32 @@ mod tests {
         let k = keys();
         let q = k.queue_token("s1", "qid", 42, 1, 60);
         let other = keys();
-        assert_eq!(other.verify_queue(&q, "s1").unwrap_err(), TokenError::BadSignature);
+        assert_eq!(
+            other.verify_queue(&q, "s1").unwrap_err(),
+            TokenError::BadSignature
+        );
         // Swap the payload for one claiming an earlier place: the signature no longer matches.
         let forged = k.queue_token("s1", "qid", 1, 1, 60);
         let parts: Vec<&str> = q.split('.').collect();
         let fparts: Vec<&str> = forged.split('.').collect();
         let spliced = format!("{}.{}.{}", parts[0], fparts[1], parts[2]);
-        assert_eq!(k.verify_queue(&spliced, "s1").unwrap_err(), TokenError::BadSignature);
-        assert_eq!(k.verify_queue("garbage", "s1").unwrap_err(), TokenError::Malformed);
-        assert_eq!(k.verify_queue("a.b.c", "s1").unwrap_err(), TokenError::Malformed);
+        assert_eq!(
+            k.verify_queue(&spliced, "s1").unwrap_err(),
+            TokenError::BadSignature
+        );
+        assert_eq!(
+            k.verify_queue("garbage", "s1").unwrap_err(),
+            TokenError::Malformed
+        );
+        assert_eq!(
+            k.verify_queue("a.b.c", "s1").unwrap_err(),
+            TokenError::Malformed
+        );
         let expired = k.queue_token("s1", "qid", 42, 1, -60);
-        assert_eq!(k.verify_queue(&expired, "s1").unwrap_err(), TokenError::Expired);
+        assert_eq!(
+            k.verify_queue(&expired, "s1").unwrap_err(),
+            TokenError::Expired
+        );
     }
 
     #[test]
@@ -353,7 +396,10 @@ mod tests {
         let q = k.queue_token("s1", "qid", 42, 1, 60);
         let body = q.split('.').nth(1).unwrap();
         let none = format!("{}.{body}.", B64.encode(r#"{"alg":"none"}"#));
-        assert_eq!(k.verify_queue(&none, "s1").unwrap_err(), TokenError::Malformed);
+        assert_eq!(
+            k.verify_queue(&none, "s1").unwrap_err(),
+            TokenError::Malformed
+        );
     }
 
     #[test]

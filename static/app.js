@@ -67,7 +67,11 @@ function retryAfter(res) {
   return Number.isFinite(secs) ? Math.max(1, Math.ceil(secs)) : null;
 }
 
-const toMs = (t) => (Number(t) > 0 ? (Number(t) < 1e12 ? Number(t) * 1000 : Number(t)) : null);
+// Epoch seconds or ms (tickets, JWT `exp`), or an RFC 3339 string (an order's hold_expires_at).
+const toMs = (t) => {
+  const n = typeof t === 'string' && !/^\d+$/.test(t.trim()) ? Date.parse(t) : Number(t);
+  return n > 0 ? (n < 1e12 ? n * 1000 : n) : null;
+};
 
 function jwtExpiry(jwt) {
   try {
@@ -127,7 +131,7 @@ async function join() {
   } catch (err) {
     S.busy = false;
     const view = S.view === 'loading' ? 'join' : S.view;
-    if (err.code === 'sold_out') { soldOut(); if (hadToken) checkPurchased(); return; }
+    if (err.code === 'sold_out') { soldOut(); if (hadToken) { checkPurchased(); connect(); } return; }
     if (err.status === 429 || err.status === 503 || err.status === 0) {
       const secs = err.retryAfter ?? 3;
       later('retry', join, secs * 1000);
@@ -150,7 +154,11 @@ function applyStatus(d) {
     case 'admitted': return d.ticket ? admit(d.ticket, d.ticket_expires_at) : set({ view: 'admitted' });
     case 'purchased': return purchased({ order_id: d.order_id });
     case 'sold_out': return soldOut();
-    case 'closed': return set({ view: 'closed' });
+    // Still in line while the sale is not admitting (not open yet, or paused): the waiting
+    // view shows the place and says why it is not moving.
+    case 'closed':
+      if (!(d.position > 0)) return set({ view: 'closed' });
+      forgetTicket(); return set({ view: 'waiting', open: false });
     case 'expired': return expire();
     default: return render(S);
   }
@@ -197,7 +205,9 @@ function stopLive() {
   S.conn = '';
 }
 
-function soldOut() { stopLive(); forgetTicket(); set({ view: 'sold_out', busy: false, ...say('') }); }
+// A shopper with a place keeps listening when the sale sells out: an unpaid hold that expires
+// puts units back (`restocked`) and the line moves on, so they may still be let in.
+function soldOut() { if (!S.token) stopLive(); forgetTicket(); set({ view: 'sold_out', busy: false, ...say('') }); }
 function expire() { stopLive(); forgetTicket(); set({ view: 'expired', busy: false, ...say('') }); }
 
 function purchased(order) {
@@ -231,6 +241,7 @@ function connect() {
   on('progress', onProgress);
   on('admitted', (d) => admit(d.ticket, d.ticket_expires_at));
   on('sold_out', onSoldOut);
+  on('restocked', onProgress);
   on('opened', () => { S.open = S.wasOpen = true; set(S.view === 'closed' ? { view: 'waiting' } : {}); });
   on('closed', () => set({ open: false }));
 }
@@ -248,6 +259,7 @@ function onState(d) {
 function onProgress(d) {
   updateStats(d);
   if (d.sold_out) return onSoldOut();
+  if (S.view === 'sold_out') return pollOnce(); // units came back: where do I stand now?
   render(S);
 }
 
@@ -405,8 +417,9 @@ function renderSale(s) {
   const [label, tone] = badge({ sold_out: soldOut, open: s.open });
   text('#sale-badge', s.wasOpen && !s.open && !soldOut ? 'Paused' : label);
   $('#sale-badge').className = `badge badge-${tone}`;
-  text('#units-left', soldOut ? `All ${num.format(sale.units)} units sold` : `${num.format(s.remaining ?? sale.remaining)} of ${num.format(sale.units)} left`);
-  text('#soldout-text', `All ${num.format(sale.units)} units have been sold. Thanks for waiting.`);
+  const [all, have] = sale.units === 1 ? ['The only unit', 'has'] : [`All ${num.format(sale.units)} units`, 'have'];
+  text('#units-left', soldOut ? `${all} ${have} been sold` : `${num.format(s.remaining ?? sale.remaining)} of ${num.format(sale.units)} left`);
+  text('#soldout-text', `${all} ${have} been sold. Thanks for waiting.`);
   const inLine = s.queueLen ? `${num.format(s.queueLen)} ${s.queueLen === 1 ? 'person is' : 'people are'} in line.` : 'No one is in line yet.';
   text('#join-text', s.open ? `${inLine} Join now to get your place.` : `The sale hasn’t opened yet. ${inLine} Join now to save your place.`);
 }

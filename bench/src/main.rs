@@ -1,1 +1,254 @@
-fn main() {}
+//! waitroom-bench: measures what DESIGN.md ("Numbers we hold ourselves to") asks of waitroom,
+//! against a release build on the local Redis and Postgres. Run it through `scripts/bench`,
+//! which builds, starts the services and raises `ulimit -n`.
+//!
+//! Exit status: non-zero when a correctness counter (oversold, FIFO inversions, lost orders)
+//! is not zero or a scenario could not run; never because of a speed figure.
+
+mod api;
+mod baseline;
+mod client;
+mod load;
+mod report;
+mod scenarios;
+mod server;
+mod stores;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+
+use report::Report;
+use scenarios::{say, Ctx, Sizes};
+
+const USAGE: &str = "\
+usage: waitroom-bench [--quick] [SCENARIO...] [OPTIONS]
+
+Scenarios (none = all):
+  --enqueue      joins/s and latency at saturation
+  --herd         checkouts against a sold-out sale
+  --orders       admitted shoppers buying; Postgres checked after
+  --sse          open streams, server RSS, time until each hears sold_out
+  --sale         a whole sale through 3 instances (FIFO, admission rate, no oversell)
+  --baseline     the same-run baselines only (they also run with --enqueue and --herd)
+
+Options:
+  --quick              smaller and shorter (the smoke test scripts/test runs)
+  --duration SECS      measured time of the saturation scenarios (default 10, quick 3)
+  --connections N      concurrent connections (default 64)
+  --streams N          streams for --sse (default 50000, quick 2000)
+  --server PATH        the waitroom binary (default: next to this one)
+  --out PATH           the JSON report (default: <target>/bench/latest.json)
+  --keep               keep the bench's sales in Redis and Postgres";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Scenario {
+    Baseline,
+    Enqueue,
+    Herd,
+    Orders,
+    Sse,
+    Sale,
+}
+
+struct Opts {
+    quick: bool,
+    only: Vec<Scenario>,
+    duration: Option<Duration>,
+    conns: usize,
+    streams: Option<usize>,
+    server: Option<PathBuf>,
+    out: Option<PathBuf>,
+    keep: bool,
+}
+
+impl Opts {
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Self> {
+        let mut o = Opts {
+            quick: false,
+            only: Vec::new(),
+            duration: None,
+            conns: 64,
+            streams: None,
+            server: None,
+            out: None,
+            keep: false,
+        };
+        while let Some(a) = args.next() {
+            let mut value =
+                |name: &str| args.next().with_context(|| format!("{name} needs a value"));
+            match a.as_str() {
+                "--quick" => o.quick = true,
+                "--keep" => o.keep = true,
+                "--baseline" => o.only.push(Scenario::Baseline),
+                "--enqueue" => o.only.push(Scenario::Enqueue),
+                "--herd" => o.only.push(Scenario::Herd),
+                "--orders" => o.only.push(Scenario::Orders),
+                "--sse" => o.only.push(Scenario::Sse),
+                "--sale" => o.only.push(Scenario::Sale),
+                "--duration" => o.duration = Some(Duration::from_secs_f64(value(&a)?.parse()?)),
+                "--connections" => o.conns = value(&a)?.parse::<usize>()?.max(1),
+                "--streams" => o.streams = Some(value(&a)?.parse()?),
+                "--server" => o.server = Some(value(&a)?.into()),
+                "--out" => o.out = Some(value(&a)?.into()),
+                "-h" | "--help" => {
+                    println!("{USAGE}");
+                    std::process::exit(0);
+                }
+                other => bail!("unknown argument {other:?}\n\n{USAGE}"),
+            }
+        }
+        Ok(o)
+    }
+
+    fn runs(&self, s: Scenario) -> bool {
+        self.only.is_empty() || self.only.contains(&s)
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let opts = match Opts::parse(std::env::args().skip(1)) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("waitroom-bench: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(opts).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("waitroom-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(opts: Opts) -> Result<ExitCode> {
+    let started = Instant::now();
+    // target/release/waitroom-bench: the server binary is its sibling, the report goes to
+    // target/bench (CARGO_TARGET_DIR moves both along).
+    let exe = std::env::current_exe()?;
+    let release_dir = exe.parent().context("executable without a directory")?;
+    let work_dir = release_dir.parent().unwrap_or(release_dir).join("bench");
+    let bin = opts
+        .server
+        .clone()
+        .unwrap_or_else(|| release_dir.join("waitroom"));
+    let redis_url =
+        std::env::var("WAITROOM_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6390/".into());
+    let database_url = std::env::var("WAITROOM_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://waitroom@127.0.0.1:5442/waitroom".into());
+
+    let env = server::Env::prepare(bin, &work_dir, redis_url.clone(), database_url.clone())?;
+    let stores = stores::Stores::connect(&redis_url, &database_url).await?;
+    let mut sizes = Sizes::new(opts.quick, opts.conns);
+    if let Some(d) = opts.duration {
+        sizes.load.duration = d;
+    }
+    let ctx = Ctx::new(env, stores, sizes);
+    let mut r = Report::default();
+    say(format!(
+        "run {} ({} mode), {} connections, logs in {}",
+        ctx.run,
+        if opts.quick { "quick" } else { "full" },
+        opts.conns,
+        work_dir.display()
+    ));
+
+    // Baselines first, while nothing else has warmed or fragmented anything.
+    if opts.runs(Scenario::Baseline) || opts.runs(Scenario::Enqueue) || opts.runs(Scenario::Herd) {
+        let res = baselines(&ctx, &mut r).await;
+        record(&mut r, "baseline", res);
+    }
+    if opts.runs(Scenario::Enqueue) {
+        let res = scenarios::enqueue::run(&ctx, &mut r).await;
+        record(&mut r, "enqueue", res);
+    }
+    if opts.runs(Scenario::Herd) {
+        let res = scenarios::herd::run(&ctx, &mut r).await;
+        record(&mut r, "herd", res);
+    }
+    if opts.runs(Scenario::Orders) {
+        let res = scenarios::orders::run(&ctx, &mut r).await;
+        record(&mut r, "orders", res);
+    }
+    if opts.runs(Scenario::Sse) {
+        let res = scenarios::sse::run(&ctx, &mut r, opts.streams).await;
+        record(&mut r, "sse", res);
+    }
+    if opts.runs(Scenario::Sale) {
+        let res = scenarios::sale::run(&ctx, &mut r).await;
+        record(&mut r, "sale", res);
+    }
+
+    if !opts.keep {
+        if let Err(e) = ctx.stores.cleanup(&ctx.sales()).await {
+            r.note(format!("clean-up of the bench's sales failed: {e:#}"));
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let meta = json!({
+        "mode": if opts.quick { "quick" } else { "full" },
+        "scenarios": opts.only.iter().map(|s| format!("{s:?}").to_lowercase()).collect::<Vec<_>>(),
+        "connections": opts.conns,
+        "duration_secs": ctx.sizes.load.duration.as_secs_f64(),
+        "warmup_secs": ctx.sizes.load.warmup.as_secs_f64(),
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "elapsed_secs": (secs * 10.0).round() / 10.0,
+        "run_id": ctx.run,
+    });
+    let out = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| work_dir.join("latest.json"));
+    std::fs::write(&out, serde_json::to_string_pretty(&r.to_json(meta))? + "\n")
+        .with_context(|| format!("write {}", out.display()))?;
+
+    println!();
+    print!("{}", r.table());
+    println!(
+        "\n{:.0} s in all; report written to {}",
+        secs,
+        out.display()
+    );
+    let failed = r.failed_counters();
+    for (k, v) in &failed {
+        println!("FAIL: {k} = {v}");
+    }
+    for e in r.errors() {
+        println!("ERROR: {e}");
+    }
+    Ok(if failed.is_empty() && r.errors().is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn record(r: &mut Report, name: &str, res: Result<()>) {
+    if let Err(e) = res {
+        r.error(format!("{name}: {e:#}"));
+    }
+}
+
+async fn baselines(ctx: &Ctx, r: &mut Report) -> Result<()> {
+    let load = ctx.sizes.load;
+    say(format!(
+        "baseline: bare actix-web route, {} connections",
+        load.conns
+    ));
+    let http = baseline::http(load).await?;
+    say(format!("baseline http: {}", http.summary()));
+    r.set("baseline_http_rps", http.rps());
+    r.set("baseline_http_p99_ms", http.lat.pct_ms(99.0));
+    let key = format!("wr:bench:{}:stock", ctx.run);
+    let evalsha = baseline::redis_evalsha(&ctx.stores, load, &key).await?;
+    say(format!("baseline redis EVALSHA: {}", evalsha.summary()));
+    r.set("baseline_redis_evalsha_rps", evalsha.rps());
+    r.set("baseline_redis_evalsha_p99_ms", evalsha.lat.pct_ms(99.0));
+    Ok(())
+}

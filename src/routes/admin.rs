@@ -26,7 +26,10 @@ impl FromRequest for Admin {
         std::future::ready(if ok {
             Ok(Admin)
         } else {
-            Err(AppError::unauthorized("invalid_admin_token", "a valid admin bearer token is required"))
+            Err(AppError::unauthorized(
+                "invalid_admin_token",
+                "a valid admin bearer token is required",
+            ))
         })
     }
 }
@@ -40,22 +43,38 @@ pub async fn create_sale(
     Ok(HttpResponse::Created().json(sale))
 }
 
-pub async fn sale_stats(_: Admin, s: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn sale_stats(
+    _: Admin,
+    s: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
     let id = SaleId::parse(&id)?;
     Ok(HttpResponse::Ok().json(sales::stats(&s, &id).await?))
 }
 
-pub async fn open_sale(_: Admin, s: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn open_sale(
+    _: Admin,
+    s: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
     let id = SaleId::parse(&id)?;
     Ok(HttpResponse::Ok().json(sales::set_open(&s, &id, true).await?))
 }
 
-pub async fn close_sale(_: Admin, s: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn close_sale(
+    _: Admin,
+    s: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
     let id = SaleId::parse(&id)?;
     Ok(HttpResponse::Ok().json(sales::set_open(&s, &id, false).await?))
 }
 
-pub async fn reconcile_sale(_: Admin, s: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn reconcile_sale(
+    _: Admin,
+    s: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
     let id = SaleId::parse(&id)?;
     sales::reconcile(&s, &id).await?;
     Ok(HttpResponse::Ok().json(sales::stats(&s, &id).await?))

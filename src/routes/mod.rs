@@ -19,7 +19,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/admin/sales/{id}", web::get().to(admin::sale_stats))
             .route("/admin/sales/{id}/open", web::post().to(admin::open_sale))
             .route("/admin/sales/{id}/close", web::post().to(admin::close_sale))
-            .route("/admin/sales/{id}/reconcile", web::post().to(admin::reconcile_sale))
+            .route(
+                "/admin/sales/{id}/reconcile",
+                web::post().to(admin::reconcile_sale),
+            )
             .route("/sales", web::get().to(shopper::list_sales))
             .route("/sales/{id}", web::get().to(shopper::get_sale))
             .route("/sales/{id}/queue", web::post().to(shopper::join))

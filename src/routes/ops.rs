@@ -49,7 +49,11 @@ pub struct GateQuery {
 
 /// For nginx `auth_request`: 204 for a valid, unexpired admission ticket (optionally of the
 /// given sale), 401 otherwise. The sale travels back in `X-Waitroom-Sale`.
-pub async fn gate(s: web::Data<AppState>, req: HttpRequest, q: web::Query<GateQuery>) -> HttpResponse {
+pub async fn gate(
+    s: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<GateQuery>,
+) -> HttpResponse {
     let token = super::token_from(&req, TICKET_COOKIE);
     let verified = token
         .as_deref()
@@ -63,7 +67,11 @@ pub async fn gate(s: web::Data<AppState>, req: HttpRequest, q: web::Query<GateQu
     }
 }
 
-pub async fn payment_webhook(s: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, AppError> {
+pub async fn payment_webhook(
+    s: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
     let sig = req
         .headers()
         .get(payments::SIGNATURE_HEADER)

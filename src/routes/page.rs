@@ -31,7 +31,10 @@ static INDEX: LazyLock<String> = LazyLock::new(|| {
     for a in ASSETS {
         h.update(a.body.as_bytes());
     }
-    let version: String = h.finalize()[..6].iter().map(|b| format!("{b:02x}")).collect();
+    let version: String = h.finalize()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     include_str!("../../static/index.html").replace("__ASSET_VERSION__", &version)
 });
 
@@ -48,6 +51,7 @@ pub async fn asset(file: web::Path<String>) -> HttpResponse {
             .content_type(a.content_type)
             .insert_header(("Cache-Control", "public, max-age=31536000, immutable"))
             .body(a.body),
-        None => HttpResponse::NotFound().json(serde_json::json!({"code": "not_found", "message": "no such file"})),
+        None => HttpResponse::NotFound()
+            .json(serde_json::json!({"code": "not_found", "message": "no such file"})),
     }
 }

@@ -33,23 +33,39 @@ pub async fn list_sales(s: web::Data<AppState>) -> Result<HttpResponse, AppError
     Ok(HttpResponse::Ok().json(sales::public_list(&s).await?))
 }
 
-pub async fn get_sale(s: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn get_sale(
+    s: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
     let id = SaleId::parse(&id)?;
     Ok(HttpResponse::Ok().json(sales::public_one(&s, &id).await?))
 }
 
 /// The body is optional: an empty POST joins fresh.
-pub async fn join(s: web::Data<AppState>, id: web::Path<String>, body: Option<web::Json<JoinBody>>) -> Result<HttpResponse, AppError> {
+pub async fn join(
+    s: web::Data<AppState>,
+    id: web::Path<String>,
+    body: Option<web::Json<JoinBody>>,
+) -> Result<HttpResponse, AppError> {
     let id = SaleId::parse(&id)?;
     let body = body.map(web::Json::into_inner).unwrap_or_default();
-    let (_new, view) = queue::join(&s, &id, body.token.as_deref().filter(|t| !t.is_empty())).await?;
+    let (_new, view) =
+        queue::join(&s, &id, body.token.as_deref().filter(|t| !t.is_empty())).await?;
     Ok(HttpResponse::Created().json(view))
 }
 
-pub async fn status(s: web::Data<AppState>, id: web::Path<String>, req: HttpRequest) -> Result<HttpResponse, AppError> {
+pub async fn status(
+    s: web::Data<AppState>,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, AppError> {
     let id = SaleId::parse(&id)?;
-    let token = super::token_from(&req, QUEUE_COOKIE)
-        .ok_or_else(|| AppError::unauthorized("missing_token", "a queue token is required as a bearer token"))?;
+    let token = super::token_from(&req, QUEUE_COOKIE).ok_or_else(|| {
+        AppError::unauthorized(
+            "missing_token",
+            "a queue token is required as a bearer token",
+        )
+    })?;
     let claims = s
         .keys
         .verify_queue(&token, id.as_str())
@@ -86,6 +102,9 @@ pub async fn checkout(
     let quantity = body.and_then(|b| b.quantity).unwrap_or(1);
     let bought = checkout::checkout(&s, &id, super::bearer(&req), quantity).await?;
     Ok(HttpResponse::build(bought.status)
-        .insert_header((header::LOCATION, format!("/api/sales/{id}/orders/{}", bought.order.id)))
+        .insert_header((
+            header::LOCATION,
+            format!("/api/sales/{id}/orders/{}", bought.order.id),
+        ))
         .json(bought.order))
 }

@@ -35,16 +35,26 @@ async fn nobody_is_admitted_while_closed_then_redis_cli_opens_it_in_join_order()
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         // The admitted set must always be a prefix of the join order.
-        let admitted: Vec<String> = r.zrange(format!("wr:{{{sale}}}:admitted"), 0, -1).await.unwrap();
+        let admitted: Vec<String> = r
+            .zrange(format!("wr:{{{sale}}}:admitted"), 0, -1)
+            .await
+            .unwrap();
         let mut sorted: Vec<&String> = admitted.iter().collect();
         sorted.sort_by_key(|q| ids.iter().position(|i| i == *q).unwrap());
         for (k, q) in sorted.iter().enumerate() {
-            assert_eq!(**q, ids[k], "admitted set is not a prefix of the join order");
+            assert_eq!(
+                **q, ids[k],
+                "admitted set is not a prefix of the join order"
+            );
         }
         if admitted.len() == ids.len() {
             break;
         }
-        assert!(Instant::now() < deadline, "only {} of 30 admitted", admitted.len());
+        assert!(
+            Instant::now() < deadline,
+            "only {} of 30 admitted",
+            admitted.len()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -62,8 +72,14 @@ async fn two_instances_together_admit_the_configured_rate() {
     b.admin(&sale, "open").await;
     tokio::time::sleep(Duration::from_millis(1000).saturating_sub(opened.elapsed())).await;
     let after_1s = admitted_total(&a, &sale).await;
-    assert!(after_1s <= 20 + 4, "{after_1s} admitted in the first second at 20/s");
-    assert!(after_1s >= 12, "only {after_1s} admitted in the first second at 20/s");
+    assert!(
+        after_1s <= 20 + 4,
+        "{after_1s} admitted in the first second at 20/s"
+    );
+    assert!(
+        after_1s >= 12,
+        "only {after_1s} admitted in the first second at 20/s"
+    );
     eventually(Duration::from_secs(4), || async {
         (admitted_total(&a, &sale).await == 40).then_some(())
     })
@@ -107,9 +123,18 @@ async fn admission_stops_at_units_left_and_an_expired_ticket_frees_a_place() {
     })
     .await
     .expect("the sixth shopper is admitted");
-    assert_eq!(app.status(&sale, &joined[5].token).await["status"], "admitted");
-    assert_eq!(app.status(&sale, &joined[6].token).await["status"], "waiting");
-    assert_eq!(app.status(&sale, &joined[0].token).await["status"], "expired");
+    assert_eq!(
+        app.status(&sale, &joined[5].token).await["status"],
+        "admitted"
+    );
+    assert_eq!(
+        app.status(&sale, &joined[6].token).await["status"],
+        "waiting"
+    );
+    assert_eq!(
+        app.status(&sale, &joined[0].token).await["status"],
+        "expired"
+    );
 
     // The lapsed ticket cannot buy, and its queue token cannot win the place back.
     let res = app.checkout(&sale, &first_ticket, 1).await;

@@ -22,7 +22,9 @@ async fn orders_in_postgres(app: &TestApp, sale: &str) -> (i64, i64) {
 #[tokio::test]
 async fn twenty_tickets_asking_for_three_twice_at_once_sell_exactly_six_orders() {
     let app = spawn_app().await;
-    let sale = app.create_sale_with(20, 1000, serde_json::json!({"max_per_order": 3})).await;
+    let sale = app
+        .create_sale_with(20, 1000, serde_json::json!({"max_per_order": 3}))
+        .await;
     let tickets = admitted_tickets(&app, &sale, 20).await;
     let attempts = tickets
         .iter()
@@ -32,7 +34,10 @@ async fn twenty_tickets_asking_for_three_twice_at_once_sell_exactly_six_orders()
     let mut by_ticket: std::collections::HashMap<usize, Vec<(u16, Value)>> = Default::default();
     for (i, res) in responses.into_iter().enumerate() {
         let status = res.status().as_u16();
-        by_ticket.entry(i / 2).or_default().push((status, res.json().await.unwrap()));
+        by_ticket
+            .entry(i / 2)
+            .or_default()
+            .push((status, res.json().await.unwrap()));
     }
     let mut orders = std::collections::HashSet::new();
     for answers in by_ticket.values() {
@@ -47,10 +52,7 @@ async fn twenty_tickets_asking_for_three_twice_at_once_sell_exactly_six_orders()
             orders.insert(first.to_string());
         }
         for (s, v) in answers {
-            assert!(
-                [200, 201, 409].contains(s),
-                "unexpected answer {s}: {v}"
-            );
+            assert!([200, 201, 409].contains(s), "unexpected answer {s}: {v}");
         }
     }
     assert_eq!(orders.len(), 6, "20 units / 3 per order = 6 orders");
@@ -105,7 +107,10 @@ async fn two_thousand_concurrent_checkouts_on_two_instances_sell_exactly_one_hun
     assert_eq!(ids.len(), 100);
     assert_eq!(orders_in_postgres(&a, &sale).await, (100, 100));
     let stats = b.stats(&sale).await;
-    assert_eq!((stats["sold"].as_i64(), stats["remaining"].as_i64()), (Some(100), Some(0)));
+    assert_eq!(
+        (stats["sold"].as_i64(), stats["remaining"].as_i64()),
+        (Some(100), Some(0))
+    );
     assert_eq!(stats["sold_out"], true);
     // Everyone still waiting hears it: joining and checkout both say sold out.
     let res = a.join_raw(&sale, None).await;
@@ -117,20 +122,43 @@ async fn two_thousand_concurrent_checkouts_on_two_instances_sell_exactly_one_hun
 #[tokio::test]
 async fn refusals_are_clear() {
     let app = spawn_app().await;
-    let sale = app.create_sale_with(3, 1000, serde_json::json!({"max_per_order": 2})).await;
+    let sale = app
+        .create_sale_with(3, 1000, serde_json::json!({"max_per_order": 2}))
+        .await;
     let other = app.create_sale(3, 1000).await;
     let j = app.join(&sale).await;
     let extra = app.join(&sale).await;
     app.admin(&sale, "open").await;
     let ticket = app.ticket(&sale, &j.token).await;
     let code = |res: reqwest::Response| async move {
-        (res.status().as_u16(), res.json::<Value>().await.unwrap()["code"].as_str().unwrap().to_string())
+        (
+            res.status().as_u16(),
+            res.json::<Value>().await.unwrap()["code"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        )
     };
-    assert_eq!(code(app.checkout(&sale, "garbage", 1).await).await, (401, "invalid_token".into()));
-    assert_eq!(code(app.checkout(&sale, &j.token, 1).await).await, (403, "wrong_token_type".into()));
-    assert_eq!(code(app.checkout(&other, &ticket, 1).await).await, (403, "wrong_sale".into()));
-    assert_eq!(code(app.checkout(&sale, &ticket, 3).await).await, (400, "invalid_quantity".into()));
-    assert_eq!(code(app.checkout(&sale, &ticket, 0).await).await, (400, "invalid_quantity".into()));
+    assert_eq!(
+        code(app.checkout(&sale, "garbage", 1).await).await,
+        (401, "invalid_token".into())
+    );
+    assert_eq!(
+        code(app.checkout(&sale, &j.token, 1).await).await,
+        (403, "wrong_token_type".into())
+    );
+    assert_eq!(
+        code(app.checkout(&other, &ticket, 1).await).await,
+        (403, "wrong_sale".into())
+    );
+    assert_eq!(
+        code(app.checkout(&sale, &ticket, 3).await).await,
+        (400, "invalid_quantity".into())
+    );
+    assert_eq!(
+        code(app.checkout(&sale, &ticket, 0).await).await,
+        (400, "invalid_quantity".into())
+    );
     let res = app.checkout(&sale, &ticket, 2).await;
     assert_eq!(res.status(), 201);
     let order: Value = res.json().await.unwrap();
@@ -140,7 +168,10 @@ async fn refusals_are_clear() {
     assert!(order["hold_expires_at"].is_string());
     // One left; the next shopper asks for two.
     let t2 = app.ticket(&sale, &extra.token).await;
-    assert_eq!(code(app.checkout(&sale, &t2, 2).await).await, (409, "insufficient_stock".into()));
+    assert_eq!(
+        code(app.checkout(&sale, &t2, 2).await).await,
+        (409, "insufficient_stock".into())
+    );
     assert_eq!(app.checkout(&sale, &t2, 1).await.status(), 201);
     assert_eq!(app.status(&sale, &j.token).await["status"], "purchased");
 }
@@ -163,4 +194,52 @@ async fn sales_come_back_from_postgres_after_their_redis_keys_are_lost() {
     }
     assert_eq!(after["remaining"], 6);
     assert_eq!(after["open"], false, "a lost open flag means closed");
+}
+
+#[tokio::test]
+async fn after_sold_out_the_herd_is_refused_but_a_buyer_retrying_gets_the_order() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(1, 1000).await;
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        tokens.push(app.join(&sale).await.token);
+    }
+    app.admin(&sale, "open").await;
+    let buyer = app.ticket(&sale, &tokens[0]).await;
+    let first = app.checkout(&sale, &buyer, 1).await;
+    assert_eq!(first.status(), 201);
+    let order: Value = first.json().await.unwrap();
+    let loser = crate::common::eventually(Duration::from_secs(3), || async {
+        let mut r = crate::common::redis().await;
+        let qid = waitroom::tokens::unverified_subject(&tokens[1]).unwrap();
+        // Admit the second shopper by hand: units bound admission, so the ticker will not.
+        let exp = chrono::Utc::now().timestamp_millis() + 60_000;
+        let _: () =
+            redis::AsyncCommands::zadd(&mut r, format!("wr:{{{sale}}}:admitted"), &qid, exp)
+                .await
+                .ok()?;
+        app.status(&sale, &tokens[1]).await["ticket"]
+            .as_str()
+            .map(str::to_string)
+    })
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        let res = app.checkout(&sale, &loser, 1).await;
+        assert_eq!(res.status(), 409);
+        assert_eq!(res.json::<Value>().await.unwrap()["code"], "sold_out");
+        let again = app.checkout(&sale, &buyer, 1).await;
+        assert_eq!(again.status(), 200);
+        assert_eq!(
+            again.json::<Value>().await.unwrap()["order_id"],
+            order["order_id"]
+        );
+    }
+    // Once the instance knows the buyers, garbage in the herd is refused as sold out too,
+    // before any signature check.
+    let refused = crate::common::eventually(Duration::from_secs(3), || async {
+        (app.checkout(&sale, "garbage", 1).await.status() == 409).then_some(())
+    })
+    .await;
+    assert!(refused.is_some());
 }

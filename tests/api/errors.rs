@@ -17,9 +17,15 @@ async fn expect(res: reqwest::Response, status: u16, code: &str) -> reqwest::hea
 async fn client_mistakes_get_clear_json_errors() {
     let app = spawn_app().await;
     let c = &app.client;
-    expect(app.join_raw("no-such-sale", None).await, 404, "unknown_sale").await;
+    expect(
+        app.join_raw("no-such-sale", None).await,
+        404,
+        "unknown_sale",
+    )
+    .await;
     expect(app.join_raw("Bad_Id!", None).await, 400, "invalid_sale_id").await;
-    let sale = |units: i64| json!({"id": unique("e"), "name": "x", "units": units, "price_cents": 1});
+    let sale =
+        |units: i64| json!({"id": unique("e"), "name": "x", "units": units, "price_cents": 1});
     expect(app.create_sale_json(sale(-1)).await, 400, "invalid_sale").await;
     let res = c
         .post(app.url("/api/admin/sales"))
@@ -29,7 +35,12 @@ async fn client_mistakes_get_clear_json_errors() {
         .await
         .unwrap();
     expect(res, 401, "invalid_admin_token").await;
-    let res = c.post(app.url("/api/admin/sales")).json(&sale(1)).send().await.unwrap();
+    let res = c
+        .post(app.url("/api/admin/sales"))
+        .json(&sale(1))
+        .send()
+        .await
+        .unwrap();
     expect(res, 401, "invalid_admin_token").await;
     let res = c
         .post(app.url("/api/admin/sales"))
@@ -55,7 +66,11 @@ async fn client_mistakes_get_clear_json_errors() {
     let res = c.get(app.url("/api/nope")).send().await.unwrap();
     expect(res, 404, "not_found").await;
     let id = app.create_sale(5, 5).await;
-    let res = c.get(app.url(&format!("/api/sales/{id}/status"))).send().await.unwrap();
+    let res = c
+        .get(app.url(&format!("/api/sales/{id}/status")))
+        .send()
+        .await
+        .unwrap();
     expect(res, 401, "missing_token").await;
     let res = c
         .get(app.url(&format!("/api/sales/{id}/events?token=garbage")))
@@ -63,7 +78,11 @@ async fn client_mistakes_get_clear_json_errors() {
         .await
         .unwrap();
     expect(res, 401, "invalid_token").await;
-    let res = c.post(app.url(&format!("/api/sales/{id}/checkout"))).send().await.unwrap();
+    let res = c
+        .post(app.url(&format!("/api/sales/{id}/checkout")))
+        .send()
+        .await
+        .unwrap();
     expect(res, 401, "missing_token").await;
 }
 

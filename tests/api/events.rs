@@ -22,7 +22,11 @@ async fn connect(app: &TestApp, sale: &str, token: &str, last_id: Option<&str>) 
     assert_eq!(res.headers()["content-type"], "text/event-stream");
     assert_eq!(res.headers()["cache-control"], "no-cache");
     assert_eq!(res.headers()["x-accel-buffering"], "no");
-    Box::pin(res.bytes_stream().eventsource().filter_map(|e| async { e.ok() }))
+    Box::pin(
+        res.bytes_stream()
+            .eventsource()
+            .filter_map(|e| async { e.ok() }),
+    )
 }
 
 /// The next event named `name`, skipping others, within `timeout`.
@@ -55,14 +59,21 @@ async fn state_first_then_progress_then_admitted_with_a_ticket_that_buys() {
     assert_eq!(first.event, "state");
     assert_eq!(first.id, "1");
     let state = data(&first);
-    assert_eq!((state["status"].as_str(), state["position"].as_i64()), (Some("closed"), Some(2)));
-    let p = next_named(&mut s, "progress", Duration::from_secs(3)).await.expect("progress");
+    assert_eq!(
+        (state["status"].as_str(), state["position"].as_i64()),
+        (Some("closed"), Some(2))
+    );
+    let p = next_named(&mut s, "progress", Duration::from_secs(3))
+        .await
+        .expect("progress");
     assert_eq!(data(&p)["queue_len"], 2);
 
     app.admin(&sale, "open").await;
     let opened = next_named(&mut s, "opened", Duration::from_secs(3)).await;
     assert!(opened.is_some(), "opened event");
-    let admitted = next_named(&mut s, "admitted", Duration::from_secs(5)).await.expect("admitted");
+    let admitted = next_named(&mut s, "admitted", Duration::from_secs(5))
+        .await
+        .expect("admitted");
     let ticket = data(&admitted)["ticket"].as_str().unwrap().to_string();
     assert!(data(&admitted)["ticket_expires_at"].as_i64().unwrap() > 0);
     assert_eq!(app.checkout(&sale, &ticket, 1).await.status(), 201);
@@ -84,14 +95,17 @@ async fn fifty_streams_hear_sold_out_within_a_second_of_the_last_unit() {
     let ticket = app.ticket(&sale, &buyer.token).await;
     let sold = Instant::now();
     assert_eq!(app.checkout(&sale, &ticket, 1).await.status(), 201);
-    let heard = futures_util::future::join_all(
-        streams
-            .iter_mut()
-            .map(|s| async { next_named(s, "sold_out", Duration::from_secs(1)).await.map(|_| sold.elapsed()) }),
-    )
+    let heard = futures_util::future::join_all(streams.iter_mut().map(|s| async {
+        next_named(s, "sold_out", Duration::from_secs(1))
+            .await
+            .map(|_| sold.elapsed())
+    }))
     .await;
     let missing = heard.iter().filter(|h| h.is_none()).count();
-    assert_eq!(missing, 0, "{missing} of 50 streams did not hear sold_out within 1 s");
+    assert_eq!(
+        missing, 0,
+        "{missing} of 50 streams did not hear sold_out within 1 s"
+    );
 }
 
 #[tokio::test]
@@ -104,7 +118,9 @@ async fn a_stream_on_instance_b_hears_an_admission_made_by_instance_a() {
     let mut s = connect(&b, &sale, &me.token, None).await;
     assert_eq!(s.next().await.unwrap().event, "state");
     a.admin(&sale, "open").await;
-    let admitted = next_named(&mut s, "admitted", Duration::from_secs(3)).await.expect("admitted via B");
+    let admitted = next_named(&mut s, "admitted", Duration::from_secs(3))
+        .await
+        .expect("admitted via B");
     let ticket = data(&admitted)["ticket"].as_str().unwrap().to_string();
     assert_eq!(a.checkout(&sale, &ticket, 1).await.status(), 201);
 }
@@ -124,7 +140,11 @@ async fn reconnect_with_last_event_id_gets_a_fresh_state_and_redis_cli_flips_are
     let mut r = redis().await;
     let key = format!("wr:{{{sale}}}:open");
     let _: () = redis::AsyncCommands::set(&mut r, &key, "1").await.unwrap();
-    assert!(next_named(&mut s, "opened", Duration::from_secs(2)).await.is_some());
+    assert!(next_named(&mut s, "opened", Duration::from_secs(2))
+        .await
+        .is_some());
     let _: () = redis::AsyncCommands::del(&mut r, &key).await.unwrap();
-    assert!(next_named(&mut s, "closed", Duration::from_secs(2)).await.is_some());
+    assert!(next_named(&mut s, "closed", Duration::from_secs(2))
+        .await
+        .is_some());
 }

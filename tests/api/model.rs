@@ -58,14 +58,21 @@ async fn run(store: &Store, units: i32, ops: Vec<Op>) -> Result<(), TestCaseErro
     store.put_sale(&spec, units as i64).await.unwrap();
     // Only this test ticks this sale: take it off the list other test apps' tickers run.
     let mut r = redis().await;
-    let _: () = redis::AsyncCommands::srem(&mut r, waitroom::store::SALES_KEY, &sale).await.unwrap();
+    let _: () = redis::AsyncCommands::srem(&mut r, waitroom::store::SALES_KEY, &sale)
+        .await
+        .unwrap();
     let mut m = Model::default();
     for op in ops {
         match op {
             Op::Join => {
                 let qid = uuid::Uuid::new_v4().simple().to_string();
                 let j = store.enqueue(&sale, &qid, None).await.unwrap();
-                prop_assert_eq!(j.place, Place::Waiting { position: m.queue.len() as i64 + 1 });
+                prop_assert_eq!(
+                    j.place,
+                    Place::Waiting {
+                        position: m.queue.len() as i64 + 1
+                    }
+                );
                 m.queue.push_back(qid.clone());
                 m.joined.push(qid);
             }
@@ -77,9 +84,21 @@ async fn run(store: &Store, units: i32, ops: Vec<Op>) -> Result<(), TestCaseErro
                 tokio::time::sleep(Duration::from_millis(3)).await;
                 let t = store.admit(&sale).await.unwrap();
                 let room = (units as usize).saturating_sub(m.active.len());
-                let expect = if m.open && m.ticked { room.min(m.queue.len()) } else { 0 };
+                let expect = if m.open && m.ticked {
+                    room.min(m.queue.len())
+                } else {
+                    0
+                };
                 m.ticked = true;
-                prop_assert_eq!(t.admitted.len(), expect, "admitted count (open={}) tick={:?} active={:?} queue={:?}", m.open, t, m.active, m.queue);
+                prop_assert_eq!(
+                    t.admitted.len(),
+                    expect,
+                    "admitted count (open={}) tick={:?} active={:?} queue={:?}",
+                    m.open,
+                    t,
+                    m.active,
+                    m.queue
+                );
                 let front: Vec<String> = m.queue.drain(..expect).collect();
                 prop_assert_eq!(&t.admitted, &front, "admitted out of join order");
                 m.active.extend(front.iter().cloned());
@@ -90,9 +109,10 @@ async fn run(store: &Store, units: i32, ops: Vec<Op>) -> Result<(), TestCaseErro
             Op::Expire(n) if !m.active.is_empty() => {
                 let qid = m.active.remove(n % m.active.len());
                 let mut r = redis().await;
-                let _: () = redis::AsyncCommands::zadd(&mut r, format!("wr:{{{sale}}}:admitted"), &qid, 1)
-                    .await
-                    .unwrap();
+                let _: () =
+                    redis::AsyncCommands::zadd(&mut r, format!("wr:{{{sale}}}:admitted"), &qid, 1)
+                        .await
+                        .unwrap();
             }
             Op::Expire(_) => {}
         }

@@ -10,7 +10,10 @@ async fn webhook(app: &TestApp, body: &Value, secret: &str) -> reqwest::Response
     app.client
         .post(app.url("/api/payments/webhook"))
         .header("content-type", "application/json")
-        .header("x-waitroom-signature", waitroom::payments::sign(secret, &raw))
+        .header(
+            "x-waitroom-signature",
+            waitroom::payments::sign(secret, &raw),
+        )
         .body(raw)
         .send()
         .await
@@ -20,7 +23,10 @@ async fn webhook(app: &TestApp, body: &Value, secret: &str) -> reqwest::Response
 async fn buy_one(app: &TestApp, sale: &str, ticket: &str) -> String {
     let res = app.checkout(sale, ticket, 1).await;
     assert_eq!(res.status(), 201);
-    res.json::<Value>().await.unwrap()["order_id"].as_str().unwrap().to_string()
+    res.json::<Value>().await.unwrap()["order_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test]
@@ -32,22 +38,39 @@ async fn webhook_checks_signatures_and_ignores_duplicates() {
     let event = json!({"order_id": order, "event_id": unique("ev"), "outcome": "succeeded"});
     let res = webhook(&app, &event, "not-the-secret").await;
     assert_eq!(res.status(), 401);
-    assert_eq!(res.json::<Value>().await.unwrap()["code"], "invalid_signature");
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["code"],
+        "invalid_signature"
+    );
 
     let res = webhook(&app, &event, PAYMENT_SECRET).await;
     assert_eq!(res.status(), 200);
     let v: Value = res.json().await.unwrap();
-    assert_eq!((v["status"].as_str(), v["duplicate"].as_bool()), (Some("paid"), Some(false)));
+    assert_eq!(
+        (v["status"].as_str(), v["duplicate"].as_bool()),
+        (Some("paid"), Some(false))
+    );
     let res = webhook(&app, &event, PAYMENT_SECRET).await;
     let v: Value = res.json().await.unwrap();
-    assert_eq!((v["status"].as_str(), v["duplicate"].as_bool()), (Some("paid"), Some(true)));
+    assert_eq!(
+        (v["status"].as_str(), v["duplicate"].as_bool()),
+        (Some("paid"), Some(true))
+    );
     // A different event saying "failed" after payment changes nothing.
     let late = json!({"order_id": order, "event_id": unique("ev"), "outcome": "failed"});
-    let v: Value = webhook(&app, &late, PAYMENT_SECRET).await.json().await.unwrap();
+    let v: Value = webhook(&app, &late, PAYMENT_SECRET)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["status"], "paid");
     let stats = app.stats(&sale).await;
-    assert_eq!((stats["sold"].as_i64(), stats["remaining"].as_i64()), (Some(1), Some(4)));
-    let unknown = json!({"order_id": uuid::Uuid::new_v4(), "event_id": unique("ev"), "outcome": "failed"});
+    assert_eq!(
+        (stats["sold"].as_i64(), stats["remaining"].as_i64()),
+        (Some(1), Some(4))
+    );
+    let unknown =
+        json!({"order_id": uuid::Uuid::new_v4(), "event_id": unique("ev"), "outcome": "failed"});
     assert_eq!(webhook(&app, &unknown, PAYMENT_SECRET).await.status(), 404);
 }
 
@@ -64,10 +87,17 @@ async fn a_failed_payment_returns_the_unit_and_admits_the_next_in_line() {
     assert_eq!(app.status(&sale, &second.token).await["status"], "sold_out");
 
     let event = json!({"order_id": order, "event_id": unique("ev"), "outcome": "failed"});
-    let v: Value = webhook(&app, &event, PAYMENT_SECRET).await.json().await.unwrap();
+    let v: Value = webhook(&app, &event, PAYMENT_SECRET)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["status"], "failed");
     let stats = app.stats(&sale).await;
-    assert_eq!((stats["sold"].as_i64(), stats["remaining"].as_i64()), (Some(0), Some(1)));
+    assert_eq!(
+        (stats["sold"].as_i64(), stats["remaining"].as_i64()),
+        (Some(0), Some(1))
+    );
     // The waitlist effect: the next shopper is admitted and can buy the returned unit.
     let t2 = app.ticket(&sale, &second.token).await;
     buy_one(&app, &sale, &t2).await;
@@ -85,14 +115,23 @@ async fn an_expired_hold_returns_its_unit_and_a_late_payment_is_refund_due() {
     let order = buy_one(&app, &sale, &ticket).await;
     // The hold lapses after 5 s; the sweeper returns the unit and the next shopper gets in.
     let t2 = eventually(Duration::from_secs(12), || async {
-        app.status(&sale, &second.token).await["ticket"].as_str().map(str::to_string)
+        app.status(&sale, &second.token).await["ticket"]
+            .as_str()
+            .map(str::to_string)
     })
     .await
     .expect("second shopper admitted after the hold expired");
     let late = json!({"order_id": order, "event_id": unique("ev"), "outcome": "succeeded"});
-    let v: Value = webhook(&app, &late, PAYMENT_SECRET).await.json().await.unwrap();
+    let v: Value = webhook(&app, &late, PAYMENT_SECRET)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["status"], "refund_due");
     buy_one(&app, &sale, &t2).await;
     let stats = app.stats(&sale).await;
-    assert_eq!((stats["sold"].as_i64(), stats["remaining"].as_i64()), (Some(1), Some(0)));
+    assert_eq!(
+        (stats["sold"].as_i64(), stats["remaining"].as_i64()),
+        (Some(1), Some(0))
+    );
 }

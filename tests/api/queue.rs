@@ -56,7 +56,11 @@ async fn status_restores_a_lost_place_by_itself() {
     let mut r = redis().await;
     let _: () = r.del(format!("wr:{{{sale}}}:queue")).await.unwrap();
     assert_eq!(app.status(&sale, &b.token).await["position"], 1);
-    assert_eq!(app.status(&sale, &a.token).await["position"], 1, "earlier joiner goes ahead");
+    assert_eq!(
+        app.status(&sale, &a.token).await["position"],
+        1,
+        "earlier joiner goes ahead"
+    );
     assert_eq!(app.status(&sale, &b.token).await["position"], 2);
 }
 
@@ -92,7 +96,9 @@ async fn queue_tokens_verify_with_a_standard_jwt_library_from_the_jwks() {
         .await
         .unwrap();
     let header = jsonwebtoken::decode_header(&j.token).unwrap();
-    let jwk = jwks.find(header.kid.as_deref().unwrap()).expect("kid in jwks");
+    let jwk = jwks
+        .find(header.kid.as_deref().unwrap())
+        .expect("kid in jwks");
     let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
     v.set_audience(&[&sale]);

@@ -27,7 +27,10 @@ pub fn database_url() -> String {
 }
 
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 pub fn test_config() -> Config {
@@ -177,7 +180,9 @@ impl TestApp {
     }
 
     pub async fn join_raw(&self, sale: &str, token: Option<&str>) -> reqwest::Response {
-        let mut req = self.client.post(self.url(&format!("/api/sales/{sale}/queue")));
+        let mut req = self
+            .client
+            .post(self.url(&format!("/api/sales/{sale}/queue")));
         if let Some(t) = token {
             req = req.json(&json!({ "token": t }));
         }

@@ -1,0 +1,306 @@
+//! The figures of one run: the table on stdout and `target/bench/latest.json`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+/// Keys every latest.json carries (null when the scenario did not run).
+const REQUIRED: &[&str] = &[
+    "enqueue_rps",
+    "enqueue_p99_ms",
+    "checkout_reject_rps",
+    "checkout_reject_p99_ms",
+    "orders_per_sec",
+    "order_p99_ms",
+    "sse_streams",
+    "sse_rss_mib",
+    "soldout_p99_ms",
+    "admission_rate_error_pct",
+    "oversold",
+    "fifo_inversions",
+    "lost_orders",
+    "baseline_http_rps",
+    "baseline_redis_evalsha_rps",
+];
+
+/// Correctness counters: any non-zero value fails the run (speed figures never do).
+pub const COUNTERS: &[&str] = &["oversold", "fifo_inversions", "lost_orders"];
+
+#[derive(Clone, Copy)]
+enum Target {
+    /// Informational: no target.
+    Info,
+    AtLeast(f64),
+    Below(f64),
+    AtMost(f64),
+    /// |x| <= bound.
+    Within(f64),
+    Zero,
+}
+
+#[derive(Clone, Copy)]
+enum Unit {
+    PerSec,
+    Ms,
+    MiB,
+    Count,
+    Pct,
+}
+
+struct Row {
+    key: &'static str,
+    unit: Unit,
+    target: Target,
+    /// The same-run baseline this figure is divided by in the ratio column.
+    baseline: Option<&'static str>,
+    /// Minimum ratio to the baseline that the target also asks for.
+    min_ratio: Option<f64>,
+}
+
+const fn row(key: &'static str, unit: Unit, target: Target) -> Row {
+    Row {
+        key,
+        unit,
+        target,
+        baseline: None,
+        min_ratio: None,
+    }
+}
+
+const ROWS: &[Row] = &[
+    row("baseline_http_rps", Unit::PerSec, Target::Info),
+    row("baseline_redis_evalsha_rps", Unit::PerSec, Target::Info),
+    Row {
+        baseline: Some("baseline_http_rps"),
+        min_ratio: Some(0.5),
+        ..row("enqueue_rps", Unit::PerSec, Target::AtLeast(25_000.0))
+    },
+    row("enqueue_p50_ms", Unit::Ms, Target::Info),
+    row("enqueue_p99_ms", Unit::Ms, Target::Info),
+    Row {
+        baseline: Some("baseline_http_rps"),
+        ..row(
+            "checkout_reject_rps",
+            Unit::PerSec,
+            Target::AtLeast(40_000.0),
+        )
+    },
+    row("checkout_reject_p99_ms", Unit::Ms, Target::Below(10.0)),
+    Row {
+        baseline: Some("baseline_redis_evalsha_rps"),
+        ..row("orders_per_sec", Unit::PerSec, Target::AtLeast(3_000.0))
+    },
+    row("order_p99_ms", Unit::Ms, Target::Below(50.0)),
+    row("sse_streams", Unit::Count, Target::AtLeast(50_000.0)),
+    row("sse_rss_mib", Unit::MiB, Target::AtMost(1024.0)),
+    row("soldout_p99_ms", Unit::Ms, Target::Below(1000.0)),
+    row("soldout_within_1s_pct", Unit::Pct, Target::AtLeast(99.0)),
+    row("admission_rate_error_pct", Unit::Pct, Target::Within(1.0)),
+    row("oversold", Unit::Count, Target::Zero),
+    row("fifo_inversions", Unit::Count, Target::Zero),
+    row("lost_orders", Unit::Count, Target::Zero),
+];
+
+#[derive(Default)]
+pub struct Report {
+    figures: BTreeMap<String, f64>,
+    notes: Vec<String>,
+    errors: Vec<String>,
+}
+
+impl Report {
+    pub fn set(&mut self, key: &str, v: f64) {
+        self.figures.insert(key.to_string(), v);
+    }
+
+    /// Adds to a counter (several scenarios check the same invariant).
+    pub fn add(&mut self, key: &str, v: u64) {
+        *self.figures.entry(key.to_string()).or_insert(0.0) += v as f64;
+    }
+
+    pub fn get(&self, key: &str) -> Option<f64> {
+        self.figures.get(key).copied().filter(|v| v.is_finite())
+    }
+
+    pub fn note(&mut self, s: impl Into<String>) {
+        let s = s.into();
+        eprintln!("[bench] note: {s}");
+        self.notes.push(s);
+    }
+
+    pub fn error(&mut self, s: impl Into<String>) {
+        let s = s.into();
+        eprintln!("[bench] ERROR: {s}");
+        self.errors.push(s);
+    }
+
+    pub fn errors(&self) -> &[String] {
+        &self.errors
+    }
+
+    /// Counters that are not zero.
+    pub fn failed_counters(&self) -> Vec<(&'static str, f64)> {
+        COUNTERS
+            .iter()
+            .filter_map(|k| self.get(k).filter(|v| *v != 0.0).map(|v| (*k, v)))
+            .collect()
+    }
+
+    pub fn to_json(&self, meta: Value) -> Value {
+        let mut m = serde_json::Map::new();
+        for k in REQUIRED {
+            m.insert(k.to_string(), Value::Null);
+        }
+        for (k, v) in &self.figures {
+            m.insert(k.clone(), num(*v));
+        }
+        let met: serde_json::Map<String, Value> = ROWS
+            .iter()
+            .filter(|r| !matches!(r.target, Target::Info))
+            .map(|r| {
+                (
+                    r.key.to_string(),
+                    self.verdict(r).map_or(Value::Null, Value::Bool),
+                )
+            })
+            .collect();
+        m.insert("targets_met".into(), Value::Object(met));
+        m.insert("notes".into(), json!(self.notes));
+        m.insert("errors".into(), json!(self.errors));
+        m.insert("run".into(), meta);
+        Value::Object(m)
+    }
+
+    fn ratio(&self, r: &Row) -> Option<f64> {
+        Some(self.get(r.key)? / self.get(r.baseline?)?).filter(|x| x.is_finite())
+    }
+
+    /// Whether the figure meets its target; None without data or target.
+    fn verdict(&self, r: &Row) -> Option<bool> {
+        let v = self.get(r.key)?;
+        let ok = match r.target {
+            Target::Info => return None,
+            Target::AtLeast(t) => v >= t,
+            Target::Below(t) => v < t,
+            Target::AtMost(t) => v <= t,
+            Target::Within(t) => v.abs() <= t,
+            Target::Zero => v == 0.0,
+        };
+        let ratio_ok = match r.min_ratio {
+            Some(min) => self.ratio(r).is_some_and(|x| x >= min),
+            None => true,
+        };
+        Some(ok && ratio_ok)
+    }
+
+    pub fn table(&self) -> String {
+        let mut lines = vec![[
+            "figure".to_string(),
+            "measured".into(),
+            "target".into(),
+            "baseline".into(),
+            "ratio".into(),
+            "".into(),
+        ]];
+        for r in ROWS {
+            let base = r.baseline.and_then(|b| self.get(b));
+            let verdict = match (self.verdict(r), r.target) {
+                (None, _) => "",
+                (Some(true), _) => "ok",
+                (Some(false), Target::Zero) => "FAIL",
+                (Some(false), _) => "miss",
+            };
+            lines.push([
+                r.key.to_string(),
+                self.get(r.key).map_or("-".into(), |v| fmt(v, r.unit)),
+                target_text(r),
+                base.map_or("-".into(), |b| fmt(b, Unit::PerSec)),
+                self.ratio(r).map_or("-".into(), |x| format!("{x:.2}")),
+                verdict.into(),
+            ]);
+        }
+        let widths: Vec<usize> = (0..6)
+            .map(|i| {
+                lines
+                    .iter()
+                    .map(|l| l[i].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut out = String::new();
+        for (n, l) in lines.iter().enumerate() {
+            let cells: Vec<String> = l
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let pad = widths[i] - c.chars().count();
+                    // Names left-aligned, numbers right-aligned.
+                    if i == 0 || i == 2 || i == 5 {
+                        format!("{c}{}", " ".repeat(pad))
+                    } else {
+                        format!("{}{c}", " ".repeat(pad))
+                    }
+                })
+                .collect();
+            out += cells.join("  ").trim_end();
+            out.push('\n');
+            if n == 0 {
+                out += &"-".repeat(widths.iter().sum::<usize>() + 10);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+fn num(v: f64) -> Value {
+    if !v.is_finite() {
+        Value::Null
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        json!(v as i64)
+    } else {
+        json!((v * 1000.0).round() / 1000.0)
+    }
+}
+
+/// 12345.6 -> "12,346".
+fn thousands(v: f64) -> String {
+    let s = format!("{:.0}", v.abs());
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if v < 0.0 && out != "0" {
+        out.insert(0, '-');
+    }
+    out
+}
+
+fn fmt(v: f64, unit: Unit) -> String {
+    match unit {
+        Unit::PerSec => format!("{}/s", thousands(v)),
+        Unit::Ms => format!("{v:.2} ms"),
+        Unit::MiB => format!("{v:.0} MiB"),
+        Unit::Count => thousands(v),
+        Unit::Pct => format!("{v:.2} %"),
+    }
+}
+
+fn target_text(r: &Row) -> String {
+    let t = match r.target {
+        Target::Info => return "-".into(),
+        Target::AtLeast(t) => format!("≥ {}", fmt(t, r.unit)),
+        Target::Below(t) => format!("< {}", fmt(t, r.unit)),
+        Target::AtMost(t) => format!("≤ {}", fmt(t, r.unit)),
+        Target::Within(t) => format!("± {t} %"),
+        Target::Zero => "0".into(),
+    };
+    match r.min_ratio {
+        Some(x) => format!("{t} and ≥ {:.0}% of baseline", x * 100.0),
+        None => t,
+    }
+}

@@ -1,0 +1,122 @@
+//! The scenarios and what they share. Each starts its own server instance(s), so one
+//! scenario's leftovers (allocator state, open sockets) do not colour the next one's figures.
+
+pub mod enqueue;
+pub mod herd;
+pub mod orders;
+pub mod sale;
+pub mod sse;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::load::Load;
+use crate::report::Report;
+use crate::server::{Env, Instance};
+use crate::stores::{LedgerCheck, Stores};
+
+/// Scenario sizes: full mode holds the DESIGN.md numbers, quick mode is a smoke test.
+#[derive(Clone, Debug)]
+pub struct Sizes {
+    pub load: Load,
+    /// Units (= shoppers) of the orders scenario.
+    pub orders: usize,
+    pub sse_streams: usize,
+    pub sale_shoppers: usize,
+    pub sale_units: usize,
+    pub sale_rate: usize,
+}
+
+impl Sizes {
+    pub fn new(quick: bool, conns: usize) -> Self {
+        if quick {
+            Self {
+                load: Load {
+                    conns,
+                    warmup: Duration::from_millis(500),
+                    duration: Duration::from_secs(3),
+                },
+                orders: 2_000,
+                sse_streams: 2_000,
+                sale_shoppers: 2_000,
+                sale_units: 400,
+                sale_rate: 200,
+            }
+        } else {
+            Self {
+                load: Load {
+                    conns,
+                    warmup: Duration::from_secs(1),
+                    duration: Duration::from_secs(10),
+                },
+                orders: 20_000,
+                sse_streams: 50_000,
+                sale_shoppers: 20_000,
+                sale_units: 1_000,
+                sale_rate: 500,
+            }
+        }
+    }
+}
+
+pub struct Ctx {
+    pub env: Env,
+    pub stores: Stores,
+    pub sizes: Sizes,
+    /// Short id of this run, in every sale id it makes.
+    pub run: String,
+    sales: Mutex<Vec<String>>,
+}
+
+impl Ctx {
+    pub fn new(env: Env, stores: Stores, sizes: Sizes) -> Self {
+        Self {
+            env,
+            stores,
+            sizes,
+            run: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
+            sales: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A fresh sale id, remembered for the clean-up.
+    pub fn sale_id(&self, scenario: &str) -> String {
+        let id = format!("bench-{}-{scenario}", self.run);
+        self.sales.lock().expect("sales lock").push(id.clone());
+        id
+    }
+
+    pub fn sales(&self) -> Vec<String> {
+        self.sales.lock().expect("sales lock").clone()
+    }
+
+    pub async fn start(&self, name: &str) -> Result<Instance> {
+        Instance::start(&self.env, name).await
+    }
+
+    /// Checks a sale's ledger against the orders the API accepted and adds to the counters.
+    pub async fn check_ledger(
+        &self,
+        r: &mut Report,
+        sale: &str,
+        accepted: &[uuid::Uuid],
+    ) -> Result<LedgerCheck> {
+        let c = self.stores.check_ledger(sale, accepted).await?;
+        r.add("oversold", c.oversold);
+        r.add("lost_orders", c.lost);
+        if c.oversold > 0 || c.lost > 0 {
+            r.note(format!(
+                "{sale}: {c:?} with {} orders accepted by the API",
+                accepted.len()
+            ));
+        }
+        Ok(c)
+    }
+}
+
+/// Progress on stderr, so a long run shows what it is doing.
+pub fn say(msg: impl AsRef<str>) {
+    eprintln!("[bench] {}", msg.as_ref());
+}

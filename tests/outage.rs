@@ -1,0 +1,92 @@
+//! Postgres stopped in the middle of a sale (the real server, through scripts/pgctl). Its own
+//! test binary: cargo runs test binaries one after another, so no other test sees the outage.
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use common::*;
+
+fn pgctl(action: &str) {
+    let script = std::env::var("WAITROOM_PGCTL")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pgctl").into());
+    let status = std::process::Command::new(script)
+        .arg(action)
+        .status()
+        .expect("scripts/pgctl runs");
+    assert!(status.success(), "scripts/pgctl {action} failed");
+}
+
+/// Starts Postgres again even when an assertion fails mid-outage.
+struct Restart;
+
+impl Drop for Restart {
+    fn drop(&mut self) {
+        pgctl("start");
+    }
+}
+
+#[tokio::test]
+async fn postgres_down_mid_sale_loses_nothing_and_sells_nothing_twice() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(20, 1000).await;
+    let mut tokens = Vec::new();
+    for _ in 0..10 {
+        tokens.push(app.join(&sale).await.token);
+    }
+    app.admin(&sale, "open").await;
+    let mut tickets = Vec::new();
+    for t in &tokens {
+        tickets.push(app.ticket(&sale, t).await);
+    }
+    for t in &tickets[..3] {
+        assert_eq!(app.checkout(&sale, t, 1).await.status(), 201);
+    }
+
+    let restart = Restart;
+    pgctl("stop");
+    for t in &tickets[3..7] {
+        let res = app.checkout(&sale, t, 1).await;
+        assert_eq!(res.status(), 503);
+        assert!(res.headers().contains_key("retry-after"));
+        assert_eq!(res.json::<Value>().await.unwrap()["code"], "unavailable");
+    }
+    // The line keeps working without the ledger: joining needs Redis only.
+    assert_eq!(app.join_raw(&sale, None).await.status(), 201);
+    drop(restart);
+
+    // A shopper retrying after the outage gets the order Redis accepted, once.
+    let res = eventually(Duration::from_secs(15), || async {
+        let res = app.checkout(&sale, &tickets[3], 1).await;
+        (res.status() != 503).then_some(res)
+    })
+    .await
+    .expect("checkout answers again after postgres returns");
+    assert_eq!(
+        res.status(),
+        200,
+        "the retry returns the order made during the outage"
+    );
+    // Shoppers who gave up still have their orders: the sweeper writes them.
+    let synced = eventually(Duration::from_secs(15), || async {
+        let (orders, units) = app.state.ledger.orders_count(&sale).await.ok()?;
+        (orders == 7).then_some(units)
+    })
+    .await;
+    assert_eq!(synced, Some(7), "every order redis accepted is in postgres");
+    for t in &tickets[3..7] {
+        assert_eq!(
+            app.checkout(&sale, t, 1).await.status(),
+            200,
+            "a used ticket never buys twice"
+        );
+    }
+    let stats = app.stats(&sale).await;
+    assert_eq!(
+        (stats["sold"].as_i64(), stats["remaining"].as_i64()),
+        (Some(7), Some(13))
+    );
+    assert_eq!(stats["pending_sync"], 0);
+}
