@@ -22,13 +22,17 @@ local cfg = redis.call('HMGET', KEYS[2], 'rate_per_sec', 'ticket_ttl_secs', 'max
 local rate = tonumber(cfg[1]) or 1
 local ids = {}
 
+local b = redis.call('HMGET', KEYS[6], 'last_ms', 'allowance', 'admitting')
 if not open or stock <= 0 then
-  -- Closed or sold out: admit nobody and build no burst; the bucket starts empty on opening.
-  redis.call('HSET', KEYS[6], 'last_ms', now_ms, 'allowance', 0)
+  -- Closed or sold out: admit nobody and build no burst.
+  redis.call('HSET', KEYS[6], 'last_ms', now_ms, 'allowance', 0, 'admitting', 0)
+elseif b[3] ~= '1' then
+  -- The first tick to see the sale admitting starts the bucket empty, however long ago the
+  -- last tick was: opening never releases a burst.
+  redis.call('HSET', KEYS[6], 'last_ms', now_ms, 'allowance', 0, 'admitting', 1)
 else
   local ttl_ms = (tonumber(cfg[2]) or 60) * 1000
   local max_active = tonumber(cfg[3]) or 0
-  local b = redis.call('HMGET', KEYS[6], 'last_ms', 'allowance')
   local last = tonumber(b[1]) or now_ms
   local allowance = tonumber(b[2]) or 0
   -- At most one second of burst, so a stalled ticker cannot release a flood at once.

@@ -238,6 +238,8 @@ _wr_redis_ping() {
   [[ $(redis-cli -h 127.0.0.1 -p "$WR_REDIS_PORT" ping 2>/dev/null) == PONG ]]
 }
 
+_wr_redis_not_ping() { ! _wr_redis_ping; }
+
 _wr_redis_pid() {
   local pidfile="$WR_DATA/redis/redis.pid" pid
   [[ -s $pidfile ]] || return 1
@@ -269,8 +271,14 @@ wr_start_redis() {
   fi
 
   mkdir -p "$dir"
-  # Port answering without our pidfile: an orphan of a deleted .data, or someone else's Redis.
-  if _wr_redis_ping && ! { _wr_kill_orphans redis-server "$dir" && _wr_wait 10 bash -c '! redis-cli -h 127.0.0.1 -p '"$WR_REDIS_PORT"' ping'; }; then
+  # Port answering without our pidfile: an orphan of a deleted .data (killed here), or someone
+  # else's Redis (we refuse to guess).
+  if _wr_redis_ping; then
+    if _wr_kill_orphans redis-server "$dir"; then
+      _wr_wait 10 _wr_redis_not_ping || true
+    fi
+  fi
+  if _wr_redis_ping; then
     wr_err "port $WR_REDIS_PORT already has a Redis that is not ours (no $dir/redis.pid)." \
       "Stop it, or set WAITROOM_REDIS_PORT / WAITROOM_REDIS_URL."
     return 1

@@ -249,7 +249,7 @@ impl Hub {
     }
 
     /// A tick's numbers become the sale's progress. Flag flips made outside the API (redis-cli
-    /// `SET wr:{S}:open 1`) are noticed here, within one tick.
+    /// `SET wr:{S}:open 1`) are noticed here, at the next tick that looks at the sale.
     pub fn on_tick(&self, sale: &str, t: &Tick) {
         self.update(
             sale,

@@ -43,12 +43,7 @@ pub struct StatusView {
 }
 
 /// Joins the line, or with a queue token keeps (or restores) the place the token records.
-/// Returns whether a new place was made.
-pub async fn join(
-    s: &AppState,
-    sale: &SaleId,
-    token: Option<&str>,
-) -> Result<(bool, JoinView), AppError> {
+pub async fn join(s: &AppState, sale: &SaleId, token: Option<&str>) -> Result<JoinView, AppError> {
     let claims = match token {
         Some(t) => Some(
             s.keys
@@ -75,7 +70,6 @@ pub async fn join(
         Place::Expired => ("expired", 0),
         Place::Purchased { .. } => ("purchased", 0),
     };
-    let new = claims.is_none();
     let token = match (token, claims) {
         (Some(t), Some(_)) => t.to_string(),
         _ => {
@@ -85,16 +79,13 @@ pub async fn join(
                 .queue_token(sale.as_str(), &qid, joined.score, joined.seq, ttl)
         }
     };
-    Ok((
-        new,
-        JoinView {
-            token,
-            queue_id: qid,
-            status,
-            position,
-            seq: joined.seq,
-        },
-    ))
+    Ok(JoinView {
+        token,
+        queue_id: qid,
+        status,
+        position,
+        seq: joined.seq,
+    })
 }
 
 /// The shopper's standing, restoring a place lost with Redis from the token's score.

@@ -96,6 +96,7 @@ impl Driver {
         let mut args: Vec<String> = CHROME_ARGS.split_whitespace().map(String::from).collect();
         let profile = self.profiles.join(name);
         args.push(format!("--user-data-dir={}", profile.display()));
+        // Chrome will not size a window under 500 px wide: emulate the phone's viewport.
         let metrics = json!({ "width": 412, "height": 915, "pixelRatio": 1 });
         let mut chrome = json!({ "args": args, "mobileEmulation": { "deviceMetrics": metrics } });
         if let Some(bin) = chromium {
@@ -271,6 +272,7 @@ async fn two_shoppers_in_chromium_queue_buy_sell_out_and_get_a_released_unit() {
     };
     let chromium = std::env::var("WAITROOM_CHROMIUM").ok();
     let started = Instant::now();
+    let _ = std::fs::remove_dir_all(out_dir()); // no stale failure shots from an earlier run
     std::fs::create_dir_all(out_dir()).unwrap();
     let app = spawn_app().await;
     let extra = json!({ "ticket_ttl_secs": 60, "max_per_order": 1, "hold_secs": 6 });

@@ -49,8 +49,7 @@ pub async fn join(
 ) -> Result<HttpResponse, AppError> {
     let id = SaleId::parse(&id)?;
     let body = body.map(web::Json::into_inner).unwrap_or_default();
-    let (_new, view) =
-        queue::join(&s, &id, body.token.as_deref().filter(|t| !t.is_empty())).await?;
+    let view = queue::join(&s, &id, body.token.as_deref().filter(|t| !t.is_empty())).await?;
     Ok(HttpResponse::Created().json(view))
 }
 

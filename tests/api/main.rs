@@ -9,5 +9,6 @@ mod checkout;
 mod errors;
 mod events;
 mod model;
+mod ops;
 mod payments;
 mod queue;

@@ -33,9 +33,13 @@ pub async fn run(ctx: &Ctx, r: &mut Report) -> Result<()> {
         bail!("buying the only unit: {}", bought.describe());
     };
     let deadline = Instant::now() + Duration::from_secs(5);
-    while c.send(&req).await?.status != 409 {
+    loop {
+        let again = c.send(&req).await?;
+        if again.status == 409 {
+            break;
+        }
         if Instant::now() > deadline {
-            bail!("the instance did not report sold out within 5 s");
+            bail!("not sold out 5 s after the last unit sold: {}", again.describe());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -1,0 +1,109 @@
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+
+use crate::checkout::admitted_tickets;
+use crate::common::*;
+
+#[tokio::test]
+async fn the_gate_lets_valid_admission_tickets_through_and_nothing_else() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(5, 1000).await;
+    let queue_token = app.join(&sale).await.token;
+    let ticket = admitted_tickets(&app, &sale, 1).await.remove(0);
+    let gate = |q: &'static str| app.client.get(app.url(&format!("/api/gate{q}")));
+    let res = gate("").bearer_auth(&ticket).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(res.headers()["x-waitroom-sale"], sale.as_str());
+    let res = gate("")
+        .header("cookie", format!("wr_ticket={ticket}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204, "the ticket also works as a cookie");
+    let res = app
+        .client
+        .get(app.url(&format!("/api/gate?sale={sale}")))
+        .bearer_auth(&ticket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(
+        gate("?sale=another-sale")
+            .bearer_auth(&ticket)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        gate("")
+            .bearer_auth(&queue_token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(gate("").send().await.unwrap().status(), 401);
+}
+
+#[tokio::test]
+async fn health_readiness_metrics_and_cache_headers() {
+    let app = spawn_app().await;
+    let get = |p: &str| app.client.get(app.url(p)).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    let ready: serde_json::Value = get("/readyz").await.unwrap().json().await.unwrap();
+    assert_eq!(
+        ready,
+        serde_json::json!({"redis": true, "postgres": true, "scripts": true})
+    );
+    let sale = app.create_sale(5, 10).await;
+    app.join(&sale).await;
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("waitroom_joins_total"));
+    let api = get("/api/sales").await.unwrap();
+    assert_eq!(api.headers()["cache-control"], "no-store");
+    let page = get(&format!("/s/{sale}")).await.unwrap();
+    assert_eq!(page.headers()["cache-control"], "no-cache");
+    let html = page.text().await.unwrap();
+    let js = html
+        .split('"')
+        .find(|s| s.starts_with("/static/app.js?v="))
+        .expect("the page links its script with a content hash");
+    let asset = get(js).await.unwrap();
+    assert_eq!(
+        asset.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert!(!js.contains("__ASSET_VERSION__"));
+}
+
+#[tokio::test]
+async fn stopping_an_instance_ends_its_streams_promptly() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(5, 10).await;
+    let me = app.join(&sale).await;
+    let res = app
+        .client
+        .get(app.url(&format!("/api/sales/{sale}/events?token={}", me.token)))
+        .send()
+        .await
+        .unwrap();
+    let mut body = res.bytes_stream();
+    assert!(body.next().await.is_some());
+    let stopping = Instant::now();
+    app.handle.stop().await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(_)) = body.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream did not end");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(4),
+        "stop took {:?}",
+        stopping.elapsed()
+    );
+}
