@@ -112,6 +112,29 @@ pub struct Snapshot {
     pub live: Live,
 }
 
+/// open, stock, queue length, admitted now, admitted ever.
+type LiveReply = (Option<String>, Option<i64>, i64, i64, Option<i64>);
+
+fn live_commands<'a>(pipe: &'a mut redis::Pipeline, sale: &str) -> &'a mut redis::Pipeline {
+    pipe.get(key(sale, "open"))
+        .get(key(sale, "stock"))
+        .zcard(key(sale, "queue"))
+        .zcard(key(sale, "admitted"))
+        .get(key(sale, "admits"))
+}
+
+impl From<LiveReply> for Live {
+    fn from((open, stock, queue_len, active, total): LiveReply) -> Self {
+        Self {
+            open: open.as_deref() == Some("1"),
+            remaining: stock.unwrap_or(0),
+            queue_len,
+            admitted_active: active,
+            admitted_total: total.unwrap_or(0),
+        }
+    }
+}
+
 impl Store {
     pub fn new(pool: Pool) -> Self {
         Self { pool }
@@ -347,60 +370,35 @@ impl Store {
 
     pub async fn live(&self, sale: &str) -> Result<Live, AppError> {
         let mut c = self.conn().await?;
-        let (open, stock, queue_len, active, total): (
-            Option<String>,
-            Option<i64>,
-            i64,
-            i64,
-            Option<i64>,
-        ) = redis::pipe()
-            .atomic()
-            .get(key(sale, "open"))
-            .get(key(sale, "stock"))
-            .zcard(key(sale, "queue"))
-            .zcard(key(sale, "admitted"))
-            .get(key(sale, "admits"))
-            .query_async(&mut c)
-            .await?;
-        Ok(Live {
-            open: open.as_deref() == Some("1"),
-            remaining: stock.unwrap_or(0),
-            queue_len,
-            admitted_active: active,
-            admitted_total: total.unwrap_or(0),
-        })
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let reply: LiveReply = live_commands(&mut pipe, sale).query_async(&mut c).await?;
+        Ok(Live::from(reply))
     }
 
     /// Where one shopper stands, in one atomic round trip.
     pub async fn snapshot(&self, sale: &str, qid: &str) -> Result<Snapshot, AppError> {
         let mut c = self.conn().await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .exists(key(sale, "cfg"))
+            .zrank(key(sale, "queue"), qid)
+            .zscore(key(sale, "admitted"), qid)
+            .hget(key(sale, "used"), qid)
+            .sismember(key(sale, "expired"), qid);
+        let mut values: Vec<redis::Value> =
+            live_commands(&mut pipe, sale).query_async(&mut c).await?;
+        let bad = |_| AppError::unavailable("unexpected reply from redis");
+        let live_part = redis::Value::Array(values.split_off(5.min(values.len())));
+        let live = Live::from(redis::from_redis_value::<LiveReply>(live_part).map_err(bad)?);
         #[allow(clippy::type_complexity)]
-        let (exists, rank, expires, record, expired, open, stock, queue_len, active, total): (
+        let (exists, rank, expires, record, expired): (
             bool,
             Option<i64>,
             Option<f64>,
             Option<String>,
             bool,
-            Option<String>,
-            Option<i64>,
-            i64,
-            i64,
-            Option<i64>,
-        ) = redis::pipe()
-            .atomic()
-            .exists(key(sale, "cfg"))
-            .zrank(key(sale, "queue"), qid)
-            .zscore(key(sale, "admitted"), qid)
-            .hget(key(sale, "used"), qid)
-            .sismember(key(sale, "expired"), qid)
-            .get(key(sale, "open"))
-            .get(key(sale, "stock"))
-            .zcard(key(sale, "queue"))
-            .zcard(key(sale, "admitted"))
-            .get(key(sale, "admits"))
-            .query_async(&mut c)
-            .await?;
-        let remaining = stock.unwrap_or(0);
+        ) = redis::from_redis_value(redis::Value::Array(values)).map_err(bad)?;
         let place = if !exists {
             Place::Unknown
         } else if let Some(record) = record {
@@ -411,22 +409,13 @@ impl Store {
             }
         } else if expired {
             Place::Expired
-        } else if remaining <= 0 {
+        } else if live.remaining <= 0 {
             Place::SoldOut
         } else if let Some(rank) = rank {
             Place::Waiting { position: rank + 1 }
         } else {
             Place::Lost
         };
-        Ok(Snapshot {
-            place,
-            live: Live {
-                open: open.as_deref() == Some("1"),
-                remaining,
-                queue_len,
-                admitted_active: active,
-                admitted_total: total.unwrap_or(0),
-            },
-        })
+        Ok(Snapshot { place, live })
     }
 }
