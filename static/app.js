@@ -294,6 +294,7 @@ async function pollOnce() {
   if (!S.token) return;
   try {
     const d = await api(`/api/sales/${enc(S.saleId)}/status`, { bearer: S.token });
+    updateStats(d); // open, remaining, line length: polling is the only source of them here
     if (d.position > 0) Object.assign(S, { anchorPos: d.position, anchorAdmitted: S.admittedTotal, anchored: true });
     applyStatus(d);
   } catch (err) {
