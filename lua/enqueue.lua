@@ -1,25 +1,26 @@
 -- Join the line, or re-present a queue token to keep the original place.
--- KEYS: 1 cfg, 2 queue, 3 admitted, 4 expired, 5 used, 6 stock, 7 seq
+-- KEYS: 1 cfg, 2 queue, 3 admitted, 4 expired, 5 used, 6 stock, 7 seq, 8 open
 -- ARGV: 1 queue id, 2 score from the shopper's token ('' for a new shopper)
--- Returns {status, score, seq, position}; status is one of
--- unknown | sold_out | waiting | admitted | expired | purchased.
+-- Returns {status, score, seq, position, open}; status is one of
+-- unknown | sold_out | waiting | admitted | expired | purchased; open is 1 while admitting.
 -- Scores are Redis TIME in microseconds, made strictly increasing with seq.last_us so two joins
 -- in the same microsecond never tie (ties would fall back to member order, breaking FIFO).
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'unknown', '0', 0, 0} end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'unknown', '0', 0, 0, 0} end
 local qid = ARGV[1]
 local stock = tonumber(redis.call('GET', KEYS[6]) or '0')
+local open = redis.call('GET', KEYS[8]) == '1' and 1 or 0
 
 if ARGV[2] ~= '' then
-  if redis.call('HEXISTS', KEYS[5], qid) == 1 then return {'purchased', ARGV[2], 0, 0} end
-  if redis.call('ZSCORE', KEYS[3], qid) then return {'admitted', ARGV[2], 0, 0} end
-  if redis.call('SISMEMBER', KEYS[4], qid) == 1 then return {'expired', ARGV[2], 0, 0} end
-  if stock <= 0 then return {'sold_out', ARGV[2], 0, 0} end
+  if redis.call('HEXISTS', KEYS[5], qid) == 1 then return {'purchased', ARGV[2], 0, 0, open} end
+  if redis.call('ZSCORE', KEYS[3], qid) then return {'admitted', ARGV[2], 0, 0, open} end
+  if redis.call('SISMEMBER', KEYS[4], qid) == 1 then return {'expired', ARGV[2], 0, 0, open} end
+  if stock <= 0 then return {'sold_out', ARGV[2], 0, 0, open} end
   -- NX: a place already in the queue is never moved; a lost one is restored at its old score.
   redis.call('ZADD', KEYS[2], 'NX', ARGV[2], qid)
-  return {'waiting', ARGV[2], 0, redis.call('ZRANK', KEYS[2], qid) + 1}
+  return {'waiting', ARGV[2], 0, redis.call('ZRANK', KEYS[2], qid) + 1, open}
 end
 
-if stock <= 0 then return {'sold_out', '0', 0, 0} end
+if stock <= 0 then return {'sold_out', '0', 0, 0, open} end
 local t = redis.call('TIME')
 local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local last = tonumber(redis.call('HGET', KEYS[7], 'last_us') or '0')
@@ -28,4 +29,4 @@ local seq = redis.call('HINCRBY', KEYS[7], 'n', 1)
 redis.call('HSET', KEYS[7], 'last_us', string.format('%d', us))
 local score = string.format('%d', us)
 redis.call('ZADD', KEYS[2], 'NX', score, qid)
-return {'waiting', score, seq, redis.call('ZRANK', KEYS[2], qid) + 1}
+return {'waiting', score, seq, redis.call('ZRANK', KEYS[2], qid) + 1, open}

@@ -52,10 +52,23 @@ pub struct Order {
     pub id: Uuid,
     #[serde(skip)]
     pub sale_id: String,
+    /// The admission ticket's jti (= queue id) that bought it.
+    #[serde(skip)]
+    pub ticket_id: String,
     pub status: String,
     pub quantity: i32,
     pub amount_cents: i64,
+    /// Unix milliseconds, like every other time the API gives.
+    #[serde(with = "chrono::serde::ts_milliseconds")]
     pub hold_expires_at: DateTime<Utc>,
+}
+
+/// Units a lapsed or failed order gives back, and the tickets that bought them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Release {
+    pub sale: String,
+    pub tickets: Vec<String>,
+    pub units: i64,
 }
 
 /// An order as checkout.lua recorded it in Redis: `<order id>:<qty>:<ms>`.
@@ -92,7 +105,7 @@ pub struct PaymentOutcome {
     pub order: Order,
     pub duplicate: bool,
     /// Units to give back to Redis stock after the commit.
-    pub released: Option<(String, i64)>,
+    pub released: Option<Release>,
 }
 
 #[derive(Clone)]
@@ -221,26 +234,41 @@ impl Ledger {
         .await?)
     }
 
-    /// Expires lapsed holds everywhere, returning units per sale to give back to Redis. Safe
+    /// Expires lapsed holds everywhere, returning per sale what to give back to Redis. Safe
     /// on many instances at once: a hold changes status exactly once under its row lock.
-    pub async fn expire_holds(&self) -> Result<Vec<(String, i64)>, AppError> {
-        Ok(sqlx::query_as(
+    pub async fn expire_holds(&self) -> Result<Vec<Release>, AppError> {
+        let rows: Vec<(String, String, i32)> = sqlx::query_as(
             "WITH e AS (
                 UPDATE orders SET status = 'expired', updated_at = now()
                 WHERE id IN (SELECT id FROM orders
                              WHERE status = 'pending_payment' AND hold_expires_at < now()
                              ORDER BY hold_expires_at LIMIT 1000
                              FOR UPDATE SKIP LOCKED)
-                RETURNING sale_id, quantity
+                RETURNING sale_id, ticket_id, quantity
              ), agg AS (
                 SELECT sale_id, sum(quantity)::integer AS q FROM e GROUP BY sale_id
+             ), u AS (
+                UPDATE sales SET sold = sales.sold - agg.q FROM agg WHERE sales.id = agg.sale_id
              )
-             UPDATE sales SET sold = sales.sold - agg.q FROM agg
-             WHERE sales.id = agg.sale_id
-             RETURNING sales.id, agg.q::bigint",
+             SELECT sale_id, ticket_id, quantity FROM e ORDER BY sale_id",
         )
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        let mut out: Vec<Release> = Vec::new();
+        for (sale, ticket, qty) in rows {
+            match out.last_mut() {
+                Some(r) if r.sale == sale => {
+                    r.tickets.push(ticket);
+                    r.units += qty as i64;
+                }
+                _ => out.push(Release {
+                    sale,
+                    tickets: vec![ticket],
+                    units: qty as i64,
+                }),
+            }
+        }
+        Ok(out)
     }
 
     /// Applies a payment provider's verdict once per `event_id`.
@@ -263,7 +291,7 @@ impl Ledger {
         .rows_affected()
             == 1;
         let row: Option<(Order, bool)> = sqlx::query_as::<_, Order>(
-            "SELECT id, sale_id, status, quantity, amount_cents, hold_expires_at
+            "SELECT id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at
              FROM orders WHERE id = $1 FOR UPDATE",
         )
         .bind(order_id)
@@ -309,7 +337,11 @@ impl Ledger {
         }
         tx.commit().await?;
         order.status = status.to_string();
-        let released = release.then(|| (order.sale_id.clone(), order.quantity as i64));
+        let released = release.then(|| Release {
+            sale: order.sale_id.clone(),
+            tickets: vec![order.ticket_id.clone()],
+            units: order.quantity as i64,
+        });
         Ok(Some(PaymentOutcome {
             order,
             duplicate: false,
@@ -324,7 +356,7 @@ async fn order_by_ticket(
     ticket: &str,
 ) -> Result<Option<Order>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, sale_id, status, quantity, amount_cents, hold_expires_at
+        "SELECT id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at
          FROM orders WHERE sale_id = $1 AND ticket_id = $2",
     )
     .bind(sale)
@@ -383,13 +415,6 @@ fn is_oversell(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23514"))
 }
 
-#[derive(sqlx::FromRow)]
-struct Made {
-    ticket_id: String,
-    #[sqlx(flatten)]
-    order: Order,
-}
-
 type MadeOrders = HashMap<(String, String), Order>;
 
 /// Inserts the orders and raises each sale's `sold` by what was inserted, in one statement
@@ -400,7 +425,7 @@ async fn insert_orders(pool: &PgPool, jobs: &[Job]) -> Result<MadeOrders, sqlx::
     let tickets: Vec<&str> = jobs.iter().map(|j| j.ticket.as_str()).collect();
     let qtys: Vec<i32> = jobs.iter().map(|j| j.rec.quantity).collect();
     let ats: Vec<DateTime<Utc>> = jobs.iter().map(|j| j.rec.at).collect();
-    let rows = sqlx::query_as::<_, Made>(
+    let rows = sqlx::query_as::<_, Order>(
         "WITH input AS (
             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::timestamptz[])
                 AS t(id, sale_id, ticket_id, quantity, at)
@@ -411,7 +436,7 @@ async fn insert_orders(pool: &PgPool, jobs: &[Job]) -> Result<MadeOrders, sqlx::
                    'pending_payment', i.at + make_interval(secs => s.hold_secs), i.at
             FROM input i JOIN sales s ON s.id = i.sale_id
             ON CONFLICT (sale_id, ticket_id) DO NOTHING
-            RETURNING ticket_id, id, sale_id, status, quantity, amount_cents, hold_expires_at
+            RETURNING id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at
          ), agg AS (
             SELECT sale_id, sum(quantity)::integer AS q FROM o GROUP BY sale_id
          ), u AS (
@@ -428,7 +453,7 @@ async fn insert_orders(pool: &PgPool, jobs: &[Job]) -> Result<MadeOrders, sqlx::
     .await?;
     Ok(rows
         .into_iter()
-        .map(|m| ((m.order.sale_id.clone(), m.ticket_id), m.order))
+        .map(|o| ((o.sale_id.clone(), o.ticket_id.clone()), o))
         .collect())
 }
 

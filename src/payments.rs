@@ -7,6 +7,7 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 use crate::error::AppError;
+use crate::ledger::Release;
 use crate::metrics::METRICS;
 use crate::state::AppState;
 
@@ -87,8 +88,8 @@ pub async fn webhook(
         .apply_payment(e.order_id, &e.event_id, e.outcome == Outcome::Succeeded)
         .await?
         .ok_or_else(|| AppError::not_found("unknown_order", "no order with that id"))?;
-    if let Some((sale, qty)) = &outcome.released {
-        release(s, sale, *qty).await;
+    if let Some(r) = &outcome.released {
+        release(s, r).await;
     }
     Ok(Applied {
         order_id: outcome.order.id,
@@ -99,20 +100,25 @@ pub async fn webhook(
 
 /// Gives units back to Redis after Postgres committed their release. If Redis is down the
 /// units stay out of stock (undersold, never oversold) until a reconcile.
-async fn release(s: &AppState, sale: &str, qty: i64) {
-    match s.store.release(sale, qty).await {
-        Ok(_) => METRICS.units_released.add(qty as u64),
-        Err(e) => {
-            tracing::error!(sale, qty, error = %e, "units released in postgres but not in redis; reconcile the sale")
-        }
+async fn release(s: &AppState, r: &Release) {
+    match s.store.release(&r.sale, r.units, &r.tickets).await {
+        Ok(_) => METRICS.units_released.add(r.units as u64),
+        Err(e) => tracing::error!(
+            sale = r.sale, units = r.units, error = %e,
+            "units released in postgres but not in redis; reconcile the sale"
+        ),
     }
 }
 
 /// Expires lapsed holds and returns their units (the waitlist effect: admission resumes).
 pub async fn expire_holds(s: &AppState) -> Result<(), AppError> {
-    for (sale, qty) in s.ledger.expire_holds().await? {
-        tracing::info!(sale, qty, "holds expired; units back in stock");
-        release(s, &sale, qty).await;
+    for r in s.ledger.expire_holds().await? {
+        tracing::info!(
+            sale = r.sale,
+            units = r.units,
+            "holds expired; units back in stock"
+        );
+        release(s, &r).await;
     }
     Ok(())
 }

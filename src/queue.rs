@@ -14,11 +14,19 @@ use crate::tokens::QueueClaims;
 pub struct JoinView {
     pub token: String,
     pub queue_id: String,
+    /// The same statuses as `/status`.
     pub status: &'static str,
     /// Place in line, 1 = next; 0 once no longer waiting.
     pub position: i64,
     /// The n-th shopper to join this sale (0 when a place was restored from a token).
     pub seq: i64,
+    /// For a returning shopper who was admitted or bought: what `/status` would add.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket_expires_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
 }
 
 /// Where a shopper stands, as `/status` answers and the stream's first `state` event says.
@@ -62,30 +70,43 @@ pub async fn join(s: &AppState, sale: &SaleId, token: Option<&str>) -> Result<Jo
         .store
         .enqueue(sale.as_str(), &qid, claims.as_ref().map(|c| c.t))
         .await?;
-    let (status, position) = match joined.place {
-        Place::Unknown | Place::Lost => return Err(AppError::unknown_sale()),
-        Place::SoldOut => return Err(AppError::sold_out()),
-        Place::Waiting { position } => ("waiting", position),
-        Place::Admitted { .. } => ("admitted", 0),
-        Place::Expired => ("expired", 0),
-        Place::Purchased { .. } => ("purchased", 0),
+    let mut view = JoinView {
+        token: String::new(),
+        queue_id: qid,
+        status: "waiting",
+        position: 0,
+        seq: joined.seq,
+        ticket: None,
+        ticket_expires_at: None,
+        order_id: None,
     };
-    let token = match (token, claims) {
+    match (joined.place, &claims) {
+        (Place::Unknown | Place::Lost, _) => return Err(AppError::unknown_sale()),
+        (Place::SoldOut, _) => return Err(AppError::sold_out()),
+        (Place::Waiting { position }, _) => {
+            view.status = if joined.open { "waiting" } else { "closed" };
+            view.position = position;
+        }
+        // Only a returning shopper is past waiting: answer as `/status` would.
+        (_, Some(c)) => {
+            let st = status(s, sale, c).await?;
+            view.status = st.status;
+            view.ticket = st.ticket;
+            view.ticket_expires_at = st.ticket_expires_at;
+            view.order_id = st.order_id;
+        }
+        (_, None) => return Err(AppError::unavailable("a new place was not waiting")),
+    }
+    view.token = match (token, claims) {
         (Some(t), Some(_)) => t.to_string(),
         _ => {
             METRICS.joins.inc();
             let ttl = s.config.queue_token_ttl.as_secs() as i64;
             s.keys
-                .queue_token(sale.as_str(), &qid, joined.score, joined.seq, ttl)
+                .queue_token(sale.as_str(), &view.queue_id, joined.score, joined.seq, ttl)
         }
     };
-    Ok(JoinView {
-        token,
-        queue_id: qid,
-        status,
-        position,
-        seq: joined.seq,
-    })
+    Ok(view)
 }
 
 /// The shopper's standing, restoring a place lost with Redis from the token's score.

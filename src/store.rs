@@ -65,6 +65,8 @@ pub enum Place {
 #[derive(Debug, Clone)]
 pub struct Joined {
     pub place: Place,
+    /// The sale is admitting (meaningful when waiting).
+    pub open: bool,
     pub score: i64,
     pub seq: i64,
 }
@@ -217,7 +219,7 @@ impl Store {
         score: Option<i64>,
     ) -> Result<Joined, AppError> {
         let mut c = self.conn().await?;
-        let (status, score, seq, position): (String, String, i64, i64) = ENQUEUE
+        let (status, score, seq, position, open): (String, String, i64, i64, i64) = ENQUEUE
             .key(key(sale, "cfg"))
             .key(key(sale, "queue"))
             .key(key(sale, "admitted"))
@@ -225,6 +227,7 @@ impl Store {
             .key(key(sale, "used"))
             .key(key(sale, "stock"))
             .key(key(sale, "seq"))
+            .key(key(sale, "open"))
             .arg(qid)
             .arg(score.map(|s| s.to_string()).unwrap_or_default())
             .invoke_async(&mut c)
@@ -241,6 +244,7 @@ impl Store {
         };
         Ok(Joined {
             place,
+            open: open == 1,
             score: score.parse().unwrap_or(0),
             seq,
         })
@@ -312,13 +316,17 @@ impl Store {
         })
     }
 
-    /// Returns units to stock and tells every instance that the sale has stock again.
-    pub async fn release(&self, sale: &str, qty: i64) -> Result<i64, AppError> {
+    /// Returns units to stock, tells every instance the sale has stock again, and marks the
+    /// tickets that held them as lapsed.
+    pub async fn release(&self, sale: &str, qty: i64, tickets: &[String]) -> Result<i64, AppError> {
         let mut c = self.conn().await?;
         Ok(RELEASE
             .key(key(sale, "stock"))
             .key(key(sale, "events"))
+            .key(key(sale, "used"))
+            .key(key(sale, "expired"))
             .arg(qty)
+            .arg(tickets)
             .invoke_async(&mut c)
             .await?)
     }

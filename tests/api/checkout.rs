@@ -165,7 +165,12 @@ async fn refusals_are_clear() {
     assert_eq!(order["quantity"], 2);
     assert_eq!(order["amount_cents"], 5000);
     assert_eq!(order["status"], "pending_payment");
-    assert!(order["hold_expires_at"].is_string());
+    let hold = order["hold_expires_at"].as_i64().expect("unix ms");
+    let ten_min = chrono::Utc::now().timestamp_millis() + 600_000;
+    assert!(
+        (ten_min - hold).abs() < 10_000,
+        "default hold is 10 minutes"
+    );
     // One left; the next shopper asks for two.
     let t2 = app.ticket(&sale, &extra.token).await;
     assert_eq!(
@@ -174,6 +179,15 @@ async fn refusals_are_clear() {
     );
     assert_eq!(app.checkout(&sale, &t2, 1).await.status(), 201);
     assert_eq!(app.status(&sale, &j.token).await["status"], "purchased");
+    // A returning shopper's join answers as /status does, with the order.
+    let back: Value = app
+        .join_raw(&sale, Some(&j.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(back["status"], "purchased");
+    assert_eq!(back["order_id"], order["order_id"]);
 }
 
 #[tokio::test]

@@ -98,6 +98,9 @@ async fn a_failed_payment_returns_the_unit_and_admits_the_next_in_line() {
         (stats["sold"].as_i64(), stats["remaining"].as_i64()),
         (Some(0), Some(1))
     );
+    // The failed buyer no longer holds a purchase, and the spent ticket cannot buy again.
+    assert_eq!(app.status(&sale, &first.token).await["status"], "expired");
+    assert_eq!(app.checkout(&sale, &ticket, 1).await.status(), 410);
     // The waitlist effect: the next shopper is admitted and can buy the returned unit.
     let t2 = app.ticket(&sale, &second.token).await;
     buy_one(&app, &sale, &t2).await;
@@ -121,6 +124,7 @@ async fn an_expired_hold_returns_its_unit_and_a_late_payment_is_refund_due() {
     })
     .await
     .expect("second shopper admitted after the hold expired");
+    assert_eq!(app.status(&sale, &first.token).await["status"], "expired");
     let late = json!({"order_id": order, "event_id": unique("ev"), "outcome": "succeeded"});
     let v: Value = webhook(&app, &late, PAYMENT_SECRET)
         .await

@@ -7,8 +7,15 @@ use crate::common::*;
 async fn forty_shoppers_get_positions_one_to_forty_and_keep_them_on_rejoin() {
     let app = spawn_app().await;
     let sale = app.create_sale(100, 10).await;
-    let mut joined = Vec::new();
-    for i in 1..=40 {
+    let first = app.join_raw(&sale, None).await;
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(
+        first["status"], "closed",
+        "joining before the sale opens is allowed"
+    );
+    assert_eq!(first["position"], 1);
+    let mut joined = vec![];
+    for i in 2..=40 {
         let j = app.join(&sale).await;
         assert_eq!(j.position, i, "join {i}");
         joined.push(j);
@@ -16,10 +23,10 @@ async fn forty_shoppers_get_positions_one_to_forty_and_keep_them_on_rejoin() {
     // Re-joining with a token keeps the place; it is not a new place at the back.
     for (i, j) in joined.iter().enumerate().rev() {
         let again = app.join_with(&sale, Some(&j.token)).await;
-        assert_eq!(again.position, i as i64 + 1);
+        assert_eq!(again.position, i as i64 + 2);
         assert_eq!(again.queue_id, j.queue_id);
     }
-    let s = app.status(&sale, &joined[9].token).await;
+    let s = app.status(&sale, &joined[8].token).await;
     assert_eq!(s["position"], 10);
     assert_eq!(s["status"], "closed", "waiting while the sale is not open");
     assert_eq!(app.stats(&sale).await["queue_len"], 40);
