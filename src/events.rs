@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use bytestring::ByteString;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -27,6 +28,30 @@ pub struct Progress {
     pub rate_per_sec: i64,
     pub open: bool,
     pub sold_out: bool,
+}
+
+/// Progress with its JSON made once per change, not once per stream: with 50,000 streams a
+/// tick's fan-out then costs a reference-count bump per stream instead of a serialisation.
+#[derive(Debug, Clone, Default)]
+pub struct Frame {
+    pub progress: Progress,
+    pub json: ByteString,
+}
+
+impl Frame {
+    fn new(progress: Progress) -> Self {
+        let json = serde_json::to_string(&progress)
+            .expect("progress serializes")
+            .into();
+        Self { progress, json }
+    }
+}
+
+impl std::ops::Deref for Frame {
+    type Target = Progress;
+    fn deref(&self) -> &Progress {
+        &self.progress
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +80,7 @@ pub struct Admission {
 }
 
 struct SaleChannels {
-    progress: watch::Sender<Progress>,
+    progress: watch::Sender<Frame>,
     events: broadcast::Sender<SaleEvent>,
     /// Set by the first tick: flips are only announced against real earlier values.
     primed: AtomicBool,
@@ -118,7 +143,7 @@ impl Hub {
         map.entry(sale.to_string())
             .or_insert_with(|| {
                 Arc::new(SaleChannels {
-                    progress: watch::Sender::new(Progress::default()),
+                    progress: watch::Sender::new(Frame::new(Progress::default())),
                     events: broadcast::Sender::new(64),
                     primed: AtomicBool::new(false),
                     sold_out_gen: AtomicU64::new(0),
@@ -131,14 +156,14 @@ impl Hub {
     pub fn subscribe(
         &self,
         sale: &str,
-    ) -> (watch::Receiver<Progress>, broadcast::Receiver<SaleEvent>) {
+    ) -> (watch::Receiver<Frame>, broadcast::Receiver<SaleEvent>) {
         let c = self.channels(sale);
         (c.progress.subscribe(), c.events.subscribe())
     }
 
     pub fn progress(&self, sale: &str) -> Option<Progress> {
         let map = self.sales.read().expect("hub lock");
-        map.get(sale).map(|c| c.progress.borrow().clone())
+        map.get(sale).map(|c| c.progress.borrow().progress.clone())
     }
 
     /// Known sold out on this instance (set by the broadcast or the last tick): joining is
@@ -209,9 +234,13 @@ impl Hub {
         let c = self.channels(sale);
         let initial = from_tick && !c.primed.swap(true, Ordering::Relaxed);
         let mut flips = Vec::new();
-        c.progress.send_if_modified(|p| {
-            let before = p.clone();
-            change(p);
+        c.progress.send_if_modified(|frame| {
+            let before = &frame.progress;
+            let mut p = before.clone();
+            change(&mut p);
+            if p == *before {
+                return false;
+            }
             if !initial {
                 if p.open != before.open {
                     flips.push(if p.open {
@@ -228,7 +257,8 @@ impl Hub {
                     });
                 }
             }
-            *p != before
+            *frame = Frame::new(p);
+            true
         });
         for e in flips {
             if matches!(e, SaleEvent::SoldOut | SaleEvent::Restocked) {
@@ -244,7 +274,7 @@ impl Hub {
     pub fn seed(&self, sale: &str, p: Progress) {
         let c = self.channels(sale);
         if !c.primed.swap(true, Ordering::Relaxed) {
-            c.progress.send_replace(p);
+            c.progress.send_replace(Frame::new(p));
         }
     }
 

@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use actix_web::Responder;
 use actix_web_lab::sse::{self, Sse};
+use bytestring::ByteString;
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 use tokio::time::{Interval, MissedTickBehavior};
 
 use crate::domain::SaleId;
 use crate::error::AppError;
-use crate::events::{Progress, Registration, SaleEvent};
+use crate::events::{Frame, Progress, Registration, SaleEvent};
 use crate::metrics::METRICS;
 use crate::queue;
 use crate::state::AppState;
@@ -27,7 +28,7 @@ struct Live {
     state: Arc<AppState>,
     sale: String,
     qid: String,
-    progress: watch::Receiver<Progress>,
+    progress: watch::Receiver<Frame>,
     events: broadcast::Receiver<SaleEvent>,
     registration: Registration,
     shutdown: watch::Receiver<bool>,
@@ -66,18 +67,22 @@ struct SaleEventData {
 
 impl Live {
     fn event(&mut self, name: &'static str, data: &impl Serialize) -> sse::Event {
+        let json = serde_json::to_string(data).expect("event data serializes");
+        self.frame(name, json.into())
+    }
+
+    fn frame(&mut self, name: &'static str, json: ByteString) -> sse::Event {
         self.next_id += 1;
-        sse::Data::new_json(data)
-            .expect("event data serializes")
+        sse::Data::new(json)
             .event(name)
             .id(self.next_id.to_string())
             .into()
     }
 
     fn progress_event(&mut self) -> sse::Event {
-        let p = self.progress.borrow_and_update().clone();
+        let json = self.progress.borrow_and_update().json.clone();
         self.refresh.reset();
-        self.event("progress", &p)
+        self.frame("progress", json)
     }
 
     /// The next event to send, or None when the stream should end.
