@@ -148,3 +148,31 @@ async fn reconnect_with_last_event_id_gets_a_fresh_state_and_redis_cli_flips_are
         .await
         .is_some());
 }
+
+#[tokio::test]
+async fn an_admission_missed_while_redis_was_unreachable_is_delivered_after_reconnect() {
+    let proxy = ChaosProxy::start(redis_addr()).await;
+    let url = format!("redis://127.0.0.1:{}/", proxy.port);
+    let a = spawn_app_with(|c| c.redis_url = url).await;
+    let b = spawn_app().await;
+    let sale = b.create_sale(5, 100).await;
+    let me = b.join(&sale).await;
+    let mut s = connect(&a, &sale, &me.token, None).await;
+    assert_eq!(s.next().await.unwrap().event, "state");
+
+    // A loses Redis (its pub/sub connection too); meanwhile B's ticker admits the shopper.
+    proxy.break_all();
+    b.admin(&sale, "open").await;
+    eventually(Duration::from_secs(5), || async {
+        (b.status(&sale, &me.token).await["status"] == "admitted").then_some(())
+    })
+    .await
+    .expect("admitted by B");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    proxy.restore();
+    // A resubscribes, asks Redis about its streams, and pushes what the shopper missed.
+    let admitted = next_named(&mut s, "admitted", Duration::from_secs(5))
+        .await
+        .expect("admitted after reconnect");
+    assert!(data(&admitted)["ticket"].as_str().is_some());
+}
