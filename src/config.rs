@@ -46,7 +46,8 @@ pub struct Config {
     pub queue_token_ttl: Duration,
     pub workers: usize,
     pub max_connections_per_worker: usize,
-    pub redis_pool_size: usize,
+    /// Multiplexed Redis connections shared by all requests.
+    pub redis_connections: usize,
     pub pg_pool_size: u32,
 }
 
@@ -67,7 +68,7 @@ impl Config {
             queue_token_ttl: Duration::from_secs(24 * 3600),
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_connections_per_worker: 100_000,
-            redis_pool_size: 64,
+            redis_connections: 4,
             pg_pool_size: 16,
         }
     }
@@ -147,8 +148,8 @@ impl Config {
             c.max_connections_per_worker =
                 bounded("WAITROOM_MAX_CONNECTIONS", &v, 16, 1_000_000)? as usize;
         }
-        if let Some(v) = var("WAITROOM_REDIS_POOL") {
-            c.redis_pool_size = bounded("WAITROOM_REDIS_POOL", &v, 1, 4096)? as usize;
+        if let Some(v) = var("WAITROOM_REDIS_CONNECTIONS") {
+            c.redis_connections = bounded("WAITROOM_REDIS_CONNECTIONS", &v, 1, 64)? as usize;
         }
         if let Some(v) = var("WAITROOM_PG_POOL") {
             c.pg_pool_size = bounded("WAITROOM_PG_POOL", &v, 1, 1000)? as u32;

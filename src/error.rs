@@ -105,14 +105,6 @@ impl From<redis::RedisError> for AppError {
     }
 }
 
-impl From<deadpool_redis::PoolError> for AppError {
-    fn from(e: deadpool_redis::PoolError) -> Self {
-        tracing::warn!(error = %e, "redis pool unavailable");
-        crate::metrics::METRICS.dependency_errors.inc();
-        Self::unavailable("the queue store is unavailable, retry shortly")
-    }
-}
-
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
         tracing::warn!(error = %e, "postgres unavailable");

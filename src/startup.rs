@@ -76,18 +76,10 @@ where
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let keys = signing_keys(&config)?;
-        let redis_cfg = deadpool_redis::Config::from_url(config.redis_url.clone());
-        let pool = redis_cfg
-            .builder()
-            .context("WAITROOM_REDIS_URL")?
-            .max_size(config.redis_pool_size)
-            .wait_timeout(Some(Duration::from_secs(2)))
-            .create_timeout(Some(Duration::from_secs(2)))
-            .recycle_timeout(Some(Duration::from_secs(2)))
-            .runtime(deadpool_redis::Runtime::Tokio1)
-            .build()
-            .context("redis pool")?;
-        let store = Store::new(pool);
+        let store = wait_for("redis", || {
+            Store::connect(&config.redis_url, config.redis_connections)
+        })
+        .await?;
         let ledger = Ledger::connect_lazy(config.database_url.expose(), config.pg_pool_size)
             .context("WAITROOM_DATABASE_URL")?;
         wait_for("postgres migrations", || ledger.migrate()).await?;

@@ -1,20 +1,26 @@
-//! Queue tokens and admission tickets: compact JWTs signed with Ed25519 (`alg` = EdDSA).
+//! Queue tokens and admission tickets: compact JWTs.
 //!
-//! Encoded here on `ed25519-dalek` directly rather than through a JWT library because both
-//! sign and verify sit on the hottest paths (every join, every checkout): keys are parsed once
-//! at start, the header is pre-encoded per key, and nothing is re-parsed per request. The
-//! format is plain RFC 7519/8037, so any JWT library verifies tickets from the JWKS (the tests
-//! check that with `jsonwebtoken`).
+//! Admission tickets are signed with Ed25519 (`alg` = EdDSA) because third parties verify
+//! them from the JWKS (the gate, a CDN edge). Queue tokens are verified only by waitroom, and
+//! signing one was half the CPU of a join in the bench, so they are HS256 with a MAC key
+//! derived from the same Ed25519 private key: every instance with the key file derives the
+//! same MAC key, and rotating the signing key rotates it too.
 //!
-//! What must hold: the algorithm is pinned (a token naming any other `alg` is refused before
-//! its signature is looked at); `typ` separates queue tokens from admission tickets, and
-//! neither is accepted for the other; `aud` is the sale and `iss` this service.
+//! Encoded here directly rather than through a JWT library because sign and verify sit on
+//! the hottest paths: keys are parsed once at start, headers are pre-encoded per key, and
+//! nothing is re-parsed per request. The format is plain RFC 7519/8037, so any JWT library
+//! verifies tickets from the JWKS (the tests check that with `jsonwebtoken`).
+//!
+//! What must hold: the algorithm is pinned per kind (a queue token must be HS256, a ticket
+//! EdDSA; anything else is refused before its signature is looked at); `typ` separates the
+//! kinds and neither is accepted for the other; `aud` is the sale and `iss` this service.
 
 use std::collections::HashMap;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
 use base64::Engine;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use hmac::{Hmac, Mac as _};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -88,17 +94,49 @@ impl TokenError {
     }
 }
 
-struct SigningEntry {
-    key: SigningKey,
-    /// base64url of `{"alg":"EdDSA","typ":"JWT","kid":...}`, computed once.
-    header_b64: String,
+type Mac = Hmac<Sha256>;
+
+/// One configured key: its Ed25519 public half and the queue-token MAC key derived from it.
+struct KeyEntry {
+    public: VerifyingKey,
+    /// Keyed once; cloned per use (cheaper than keying per token).
+    mac: Mac,
 }
 
 pub struct Keys {
-    signer: SigningEntry,
-    verifiers: HashMap<String, VerifyingKey>,
+    /// The first configured key signs both kinds.
+    signer: SigningKey,
+    signer_kid: String,
+    /// base64url of the JWT headers, computed once.
+    ticket_header: String,
+    queue_header: String,
+    keys: HashMap<String, KeyEntry>,
     issuer: String,
     jwks: serde_json::Value,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Alg {
+    EdDSA,
+    HS256,
+}
+
+impl Alg {
+    fn name(self) -> &'static str {
+        match self {
+            Self::EdDSA => "EdDSA",
+            Self::HS256 => "HS256",
+        }
+    }
+
+    /// The one algorithm each kind of token may use.
+    fn for_typ(typ: &str) -> Self {
+        if typ == QUEUE_TYP {
+            Self::HS256
+        } else {
+            Self::EdDSA
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +188,14 @@ fn parse_pem(pem: &str) -> Result<SigningKey, KeyError> {
     Ok(SigningKey::from_bytes(&seed))
 }
 
+/// The queue-token MAC key: HMAC-SHA256 of a fixed label under the Ed25519 seed, so it is as
+/// secret as the private key and needs no configuration of its own.
+fn queue_mac(key: &SigningKey) -> Mac {
+    let mut kdf = Mac::new_from_slice(key.as_bytes()).expect("any key length");
+    kdf.update(b"waitroom queue-token mac v1");
+    Mac::new_from_slice(&kdf.finalize().into_bytes()).expect("any key length")
+}
+
 /// RFC 7638 thumbprint: a stable `kid` derived from the public key itself.
 fn thumbprint(x: &str) -> String {
     let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
@@ -176,35 +222,43 @@ impl Keys {
     /// The first key signs; every key verifies (rotation: add the new key second, deploy,
     /// then move it first, then drop the old one once its tokens have expired).
     pub fn from_pems(pems: &[Secret], issuer: &str) -> Result<Self, KeyError> {
-        let keys = pems
+        let signing = pems
             .iter()
             .map(|p| parse_pem(p.expose()))
             .collect::<Result<Vec<_>, _>>()?;
-        let Some(first) = keys.first() else {
+        let Some(first) = signing.first() else {
             return Err(KeyError::NotEd25519Pem);
         };
-        let mut verifiers = HashMap::new();
+        let mut keys = HashMap::new();
         let mut jwk_list = Vec::new();
-        let mut signer = None;
-        for key in &keys {
+        for key in &signing {
             let public = key.verifying_key();
             let x = B64.encode(public.as_bytes());
             let kid = thumbprint(&x);
-            if signer.is_none() {
-                let header = format!(r#"{{"alg":"EdDSA","typ":"JWT","kid":"{kid}"}}"#);
-                signer = Some(SigningEntry {
-                    key: first.clone(),
-                    header_b64: B64.encode(header),
-                });
-            }
             jwk_list.push(serde_json::json!({
                 "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": kid, "x": x
             }));
-            verifiers.insert(kid, public);
+            keys.insert(
+                kid,
+                KeyEntry {
+                    public,
+                    mac: queue_mac(key),
+                },
+            );
         }
+        let signer_kid = thumbprint(&B64.encode(first.verifying_key().as_bytes()));
+        let header = |alg: Alg| {
+            B64.encode(format!(
+                r#"{{"alg":"{}","typ":"JWT","kid":"{signer_kid}"}}"#,
+                alg.name()
+            ))
+        };
         Ok(Self {
-            signer: signer.expect("at least one key"),
-            verifiers,
+            signer: first.clone(),
+            ticket_header: header(Alg::EdDSA),
+            queue_header: header(Alg::HS256),
+            signer_kid,
+            keys,
             issuer: issuer.to_string(),
             jwks: serde_json::json!({ "keys": jwk_list }),
         })
@@ -218,15 +272,26 @@ impl Keys {
         &self.jwks
     }
 
-    pub fn sign<C: Serialize>(&self, claims: &C) -> String {
+    fn sign<C: Serialize>(&self, alg: Alg, claims: &C) -> String {
+        let header = match alg {
+            Alg::EdDSA => &self.ticket_header,
+            Alg::HS256 => &self.queue_header,
+        };
         let payload = B64.encode(serde_json::to_vec(claims).expect("claims serialize"));
-        let mut token = String::with_capacity(self.signer.header_b64.len() + payload.len() + 90);
-        token.push_str(&self.signer.header_b64);
+        let mut token = String::with_capacity(header.len() + payload.len() + 90);
+        token.push_str(header);
         token.push('.');
         token.push_str(&payload);
-        let sig = self.signer.key.sign(token.as_bytes());
+        let sig = match alg {
+            Alg::EdDSA => self.signer.sign(token.as_bytes()).to_bytes().to_vec(),
+            Alg::HS256 => {
+                let mut mac = self.keys[&self.signer_kid].mac.clone();
+                mac.update(token.as_bytes());
+                mac.finalize().into_bytes().to_vec()
+            }
+        };
         token.push('.');
-        token.push_str(&B64.encode(sig.to_bytes()));
+        token.push_str(&B64.encode(sig));
         token
     }
 
@@ -239,29 +304,35 @@ impl Keys {
         ttl_secs: i64,
     ) -> String {
         let iat = now_secs();
-        self.sign(&QueueClaims {
-            iss: self.issuer.clone(),
-            aud: sale.to_string(),
-            typ: QUEUE_TYP.into(),
-            sub: queue_id.to_string(),
-            t: t_us,
-            seq,
-            iat,
-            exp: iat + ttl_secs,
-        })
+        self.sign(
+            Alg::HS256,
+            &QueueClaims {
+                iss: self.issuer.clone(),
+                aud: sale.to_string(),
+                typ: QUEUE_TYP.into(),
+                sub: queue_id.to_string(),
+                t: t_us,
+                seq,
+                iat,
+                exp: iat + ttl_secs,
+            },
+        )
     }
 
     /// `expires_at_ms` is the admission's expiry from Redis; the JWT `exp` rounds it up.
     pub fn ticket(&self, sale: &str, queue_id: &str, expires_at_ms: i64) -> String {
-        self.sign(&TicketClaims {
-            iss: self.issuer.clone(),
-            aud: sale.to_string(),
-            typ: TICKET_TYP.into(),
-            sub: queue_id.to_string(),
-            jti: queue_id.to_string(),
-            iat: now_secs(),
-            exp: (expires_at_ms + 999) / 1000,
-        })
+        self.sign(
+            Alg::EdDSA,
+            &TicketClaims {
+                iss: self.issuer.clone(),
+                aud: sale.to_string(),
+                typ: TICKET_TYP.into(),
+                sub: queue_id.to_string(),
+                jti: queue_id.to_string(),
+                iat: now_secs(),
+                exp: (expires_at_ms + 999) / 1000,
+            },
+        )
     }
 
     pub fn verify_queue(&self, token: &str, sale: &str) -> Result<QueueClaims, TokenError> {
@@ -301,24 +372,40 @@ impl Keys {
         let header_json = B64.decode(h).map_err(|_| TokenError::Malformed)?;
         let header: Header =
             serde_json::from_slice(&header_json).map_err(|_| TokenError::Malformed)?;
-        if header.alg != "EdDSA" {
-            return Err(TokenError::Malformed);
-        }
+        let alg = match header.alg {
+            "EdDSA" => Alg::EdDSA,
+            "HS256" => Alg::HS256,
+            _ => return Err(TokenError::Malformed),
+        };
         let key = header
             .kid
-            .and_then(|kid| self.verifiers.get(kid))
+            .and_then(|kid| self.keys.get(kid))
             .ok_or(TokenError::BadSignature)?;
-        let sig_bytes: [u8; 64] = B64
-            .decode(s)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or(TokenError::Malformed)?;
+        let sig = B64.decode(s).map_err(|_| TokenError::Malformed)?;
         let signed = &token[..h.len() + 1 + p.len()];
-        key.verify_strict(signed.as_bytes(), &Signature::from_bytes(&sig_bytes))
-            .map_err(|_| TokenError::BadSignature)?;
+        let valid = match alg {
+            Alg::EdDSA => {
+                let sig: [u8; 64] = sig.try_into().map_err(|_| TokenError::Malformed)?;
+                key.public
+                    .verify_strict(signed.as_bytes(), &Signature::from_bytes(&sig))
+                    .is_ok()
+            }
+            Alg::HS256 => {
+                let mut mac = key.mac.clone();
+                mac.update(signed.as_bytes());
+                mac.verify_slice(&sig).is_ok() // constant time
+            }
+        };
+        if !valid {
+            return Err(TokenError::BadSignature);
+        }
 
         let payload = B64.decode(p).map_err(|_| TokenError::Malformed)?;
         let common: Common = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
+        if Alg::for_typ(common.typ) != alg {
+            // Each kind has exactly one algorithm: anything else is not ours.
+            return Err(TokenError::Malformed);
+        }
         if common.typ != typ {
             return Err(TokenError::WrongType);
         }
@@ -399,6 +486,39 @@ mod tests {
         assert_eq!(
             k.verify_queue(&none, "s1").unwrap_err(),
             TokenError::Malformed
+        );
+    }
+
+    #[test]
+    fn each_kind_is_pinned_to_its_algorithm() {
+        let k = keys();
+        let q = k.queue_token("s1", "qid", 42, 1, 60);
+        let t = k.ticket("s1", "qid", (now_secs() + 60) * 1000);
+        let alg = |tok: &str| {
+            let h = B64.decode(tok.split('.').next().unwrap()).unwrap();
+            serde_json::from_slice::<serde_json::Value>(&h).unwrap()["alg"].clone()
+        };
+        assert_eq!((alg(&q), alg(&t)), ("HS256".into(), "EdDSA".into()));
+        // Validly signed, but each kind under the other algorithm: refused.
+        let claims = k.verify_queue(&q, "s1").unwrap();
+        let q_as_eddsa = k.sign(Alg::EdDSA, &claims);
+        assert_eq!(
+            k.verify_queue(&q_as_eddsa, "s1").unwrap_err(),
+            TokenError::Malformed
+        );
+        let claims = k.verify_ticket(&t, "s1").unwrap();
+        let t_as_hs256 = k.sign(Alg::HS256, &claims);
+        assert_eq!(
+            k.verify_ticket(&t_as_hs256, "s1").unwrap_err(),
+            TokenError::Malformed
+        );
+        // A header swapped onto another body breaks the signature.
+        let t_parts: Vec<&str> = t.split('.').collect();
+        let q_body = q.split('.').nth(1).unwrap();
+        let mixed = format!("{}.{q_body}.{}", t_parts[0], t_parts[2]);
+        assert_eq!(
+            k.verify_queue(&mixed, "s1").unwrap_err(),
+            TokenError::BadSignature
         );
     }
 

@@ -126,12 +126,7 @@ async fn run(store: &Store, units: i32, ops: Vec<Op>) -> Result<(), TestCaseErro
 #[test]
 fn admission_matches_a_model_of_a_fair_line() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let store = rt.block_on(async {
-        let pool = deadpool_redis::Config::from_url(redis_url())
-            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-            .unwrap();
-        Store::new(pool)
-    });
+    let store = rt.block_on(Store::connect(&redis_url(), 1)).unwrap();
     let config = ProptestConfig {
         cases: 24,
         ..ProptestConfig::default()

@@ -107,3 +107,30 @@ async fn stopping_an_instance_ends_its_streams_promptly() {
         stopping.elapsed()
     );
 }
+
+#[tokio::test]
+async fn admission_tickets_verify_with_a_standard_jwt_library_from_the_jwks() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(5, 1000).await;
+    let ticket = admitted_tickets(&app, &sale, 1).await.remove(0);
+    let jwks: jsonwebtoken::jwk::JwkSet = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let header = jsonwebtoken::decode_header(&ticket).unwrap();
+    let jwk = jwks
+        .find(header.kid.as_deref().unwrap())
+        .expect("kid in jwks");
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    v.set_audience(&[&sale]);
+    v.set_issuer(&["waitroom"]);
+    let data = jsonwebtoken::decode::<serde_json::Value>(&ticket, &key, &v).expect("verifies");
+    assert_eq!(data.claims["typ"], "wr-admission");
+    assert_eq!(data.claims["jti"], data.claims["sub"]);
+}

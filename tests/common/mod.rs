@@ -42,7 +42,7 @@ pub fn test_config() -> Config {
     c.tick = Duration::from_millis(50);
     c.sweep = Duration::from_millis(200);
     c.workers = 1;
-    c.redis_pool_size = 16;
+    c.redis_connections = 2;
     c.pg_pool_size = 4;
     c
 }
