@@ -14,6 +14,7 @@ pub struct SaleSpec {
     pub units: i64,
     pub rate_per_sec: i64,
     pub ticket_ttl_secs: i64,
+    pub max_per_order: i64,
 }
 
 /// Creates a closed sale.
@@ -21,7 +22,7 @@ pub async fn create_sale(c: &mut Conn, id: &str, spec: &SaleSpec) -> Result<()> 
     let body = json!({
         "id": id, "name": format!("bench {id}"), "units": spec.units, "price_cents": 2500,
         "rate_per_sec": spec.rate_per_sec, "ticket_ttl_secs": spec.ticket_ttl_secs,
-        "max_per_order": 1
+        "max_per_order": spec.max_per_order
     });
     let r = c
         .send(
@@ -173,9 +174,13 @@ pub async fn wait_ticket(
 }
 
 pub fn checkout_req(sale: &str, ticket: &str) -> Req {
+    checkout_n_req(sale, ticket, 1)
+}
+
+pub fn checkout_n_req(sale: &str, ticket: &str, quantity: i64) -> Req {
     Req::post(format!("/api/sales/{sale}/checkout"))
         .bearer(ticket)
-        .json(&json!({ "quantity": 1 }))
+        .json(&json!({ "quantity": quantity }))
 }
 
 /// The order id of a successful (2xx) checkout reply.

@@ -198,3 +198,21 @@ where
         .map(|s| s.unwrap_or_else(|| Err(anyhow::anyhow!("worker task failed"))))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let mut l = Latencies::default();
+        for ms in 1..=100u64 {
+            l.push(Duration::from_millis(ms));
+        }
+        let l = l.finish();
+        assert_eq!(l.pct_ms(50.0), 50.0);
+        assert_eq!(l.pct_ms(99.0), 99.0);
+        assert_eq!(l.pct_ms(100.0), 100.0);
+        assert!(Latencies::default().pct_ms(99.0).is_nan());
+    }
+}

@@ -39,7 +39,7 @@ Options:
   --quick              smaller and shorter (the smoke test scripts/test runs)
   --duration SECS      measured time of the saturation scenarios (default 10, quick 3)
   --connections N      concurrent connections (default 64)
-  --streams N          streams for --sse (default 50000, quick 2000)
+  --streams N          streams for --sse (default 50000, quick 3000)
   --server PATH        the waitroom binary (default: next to this one)
   --out PATH           the JSON report (default: <target>/bench/latest.json)
   --keep               keep the bench's sales in Redis and Postgres";
@@ -151,6 +151,13 @@ async fn run(opts: Opts) -> Result<ExitCode> {
     }
     let ctx = Ctx::new(env, stores, sizes);
     let mut r = Report::default();
+    let busy = cpu_busy_pct(Duration::from_secs(1)).await;
+    if let Some(b) = busy.filter(|b| *b > 25.0) {
+        r.note(format!(
+            "the machine was already {b:.0} % busy before the run (a build or tests?): \
+             speed figures come out lower than on an idle machine"
+        ));
+    }
     say(format!(
         "run {} ({} mode), {} connections, logs in {}",
         ctx.run,
@@ -199,6 +206,7 @@ async fn run(opts: Opts) -> Result<ExitCode> {
         "warmup_secs": ctx.sizes.load.warmup.as_secs_f64(),
         "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
         "elapsed_secs": (secs * 10.0).round() / 10.0,
+        "cpu_busy_before_pct": busy.map(|b| b.round()),
         "run_id": ctx.run,
     });
     let out = opts
@@ -251,4 +259,28 @@ async fn baselines(ctx: &Ctx, r: &mut Report) -> Result<()> {
     r.set("baseline_redis_evalsha_rps", evalsha.rps());
     r.set("baseline_redis_evalsha_p99_ms", evalsha.lat.pct_ms(99.0));
     Ok(())
+}
+
+/// How busy the whole machine was during `d`, from /proc/stat. Anything else running (a
+/// build, a test suite) takes cores from the server and lowers every speed figure.
+async fn cpu_busy_pct(d: Duration) -> Option<f64> {
+    fn sample() -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let v: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let idle = v.get(3)? + v.get(4)?;
+        let total: u64 = v.iter().sum();
+        Some((total - idle, total))
+    }
+    let a = sample()?;
+    tokio::time::sleep(d).await;
+    let b = sample()?;
+    let total = b.1.checked_sub(a.1).filter(|t| *t > 0)?;
+    Some(b.0.saturating_sub(a.0) as f64 * 100.0 / total as f64)
 }

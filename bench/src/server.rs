@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -83,7 +84,17 @@ impl Instance {
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         let log_path = env.log_dir.join(format!("server-{name}.log"));
         let log = File::create(&log_path)?;
-        let child = Command::new(&env.bin)
+        let mut cmd = Command::new(&env.bin);
+        // If the bench dies without cleaning up (SIGKILL, a panic that aborts), its servers go
+        // with it instead of holding ports and sockets.
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd
             .env("WAITROOM_BIND", addr.to_string())
             .env("WAITROOM_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("WAITROOM_PAYMENT_SECRET", PAYMENT_SECRET)

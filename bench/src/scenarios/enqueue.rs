@@ -16,6 +16,7 @@ pub async fn run(ctx: &Ctx, r: &mut Report) -> Result<()> {
         units: 10_000_000,
         rate_per_sec: 1,
         ticket_ttl_secs: 60,
+        max_per_order: 1,
     };
     api::create_sale(&mut Conn::new(inst.addr), &sale, &spec).await?;
     let load = ctx.sizes.load;

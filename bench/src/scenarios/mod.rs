@@ -39,7 +39,7 @@ impl Sizes {
                     duration: Duration::from_secs(3),
                 },
                 orders: 2_000,
-                sse_streams: 2_000,
+                sse_streams: 3_000,
                 sale_shoppers: 2_000,
                 sale_units: 400,
                 sale_rate: 200,

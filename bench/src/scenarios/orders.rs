@@ -23,6 +23,7 @@ pub async fn run(ctx: &Ctx, r: &mut Report) -> Result<()> {
         units: n as i64,
         rate_per_sec: 100_000,
         ticket_ttl_secs: 3_600,
+        max_per_order: 1,
     };
     api::create_sale(&mut c, &sale, &spec).await?;
 

@@ -64,6 +64,7 @@ pub async fn run(ctx: &Ctx, r: &mut Report) -> Result<()> {
         units: units as i64,
         rate_per_sec: rate as i64,
         ticket_ttl_secs: TICKET_TTL_SECS,
+        max_per_order: 1,
     };
     api::create_sale(&mut admin, &sale, &spec).await?;
 
@@ -124,24 +125,8 @@ pub async fn run(ctx: &Ctx, r: &mut Report) -> Result<()> {
         ));
     }
 
-    // FIFO: walking shoppers in join order, nobody may be admitted before the latest
-    // admission of anyone who joined earlier (never admitted = admitted at +infinity).
-    let mut by_seq: Vec<(i64, &Fate)> = joined.iter().map(|j| j.seq).zip(&fates).collect();
-    by_seq.sort_by_key(|(seq, _)| *seq);
-    let (mut latest, mut inversions, mut first) = (i64::MIN, 0u64, None);
-    for (seq, f) in &by_seq {
-        if f.unfinished {
-            continue;
-        }
-        match f.admitted_ms {
-            Some(t) if t < latest => {
-                inversions += 1;
-                first.get_or_insert(format!("seq {seq} admitted at {t} ms, before an earlier joiner (at {latest} ms or never)"));
-            }
-            Some(t) => latest = t,
-            None => latest = i64::MAX,
-        }
-    }
+    let seqs: Vec<i64> = joined.iter().map(|j| j.seq).collect();
+    let (inversions, first) = fifo_inversions(&seqs, &fates);
     r.add("fifo_inversions", inversions);
     if let Some(x) = first {
         r.note(format!("sale: {inversions} FIFO inversions; first: {x}"));
@@ -299,6 +284,32 @@ async fn shop(
     (done, tally)
 }
 
+/// Shoppers admitted before someone who joined earlier. Walking shoppers in join order
+/// (`seqs[i]` is shopper i's), nobody may be admitted before the latest admission of anyone
+/// ahead of them; never admitted counts as admitted at +infinity. Returns the count and the
+/// first one found.
+fn fifo_inversions(seqs: &[i64], fates: &[Fate]) -> (u64, Option<String>) {
+    let mut by_seq: Vec<(i64, &Fate)> = seqs.iter().copied().zip(fates).collect();
+    by_seq.sort_by_key(|(seq, _)| *seq);
+    let (mut latest, mut inversions, mut first) = (i64::MIN, 0, None);
+    for (seq, f) in by_seq {
+        if f.unfinished {
+            continue;
+        }
+        match f.admitted_ms {
+            Some(t) if t < latest => {
+                inversions += 1;
+                first.get_or_insert(format!(
+                    "seq {seq} admitted at {t} ms, before an earlier joiner (admitted at {latest} ms, or never)"
+                ));
+            }
+            Some(t) => latest = t,
+            None => latest = i64::MAX,
+        }
+    }
+    (inversions, first)
+}
+
 /// Admitted per second over the steady part of the sale: from the first admission batch to
 /// the last full one (the final batch is cut short by the stock running out). Each tick admits
 /// whole shoppers and carries the fraction, so the count between two batch times is exact
@@ -318,4 +329,41 @@ fn admission_rate(times: &[i64]) -> Option<(f64, f64, usize)> {
     let counted: usize = steady[1..].iter().map(|b| b.1).sum();
     let secs = (last - first) as f64 / 1000.0;
     (secs > 0.0).then(|| (counted as f64 / secs, secs, counted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admitted(ms: Option<i64>) -> Fate {
+        Fate {
+            admitted_ms: ms,
+            ..Fate::default()
+        }
+    }
+
+    #[test]
+    fn inversions_count_shoppers_who_overtook_an_earlier_one() {
+        // Same batch: no inversion. Later batch: none. Seq 4 before seq 3: one.
+        let fates = [Some(10), Some(10), Some(20), Some(15)].map(admitted);
+        assert_eq!(fifo_inversions(&[1, 2, 3, 4], &fates).0, 1);
+        // Someone never admitted while a later joiner was: an inversion.
+        let fates = [None, Some(10)].map(admitted);
+        assert_eq!(fifo_inversions(&[1, 2], &fates).0, 1);
+        // Join order comes from seq, not from the index.
+        let fates = [Some(20), Some(10)].map(admitted);
+        assert_eq!(fifo_inversions(&[2, 1], &fates).0, 0);
+    }
+
+    #[test]
+    fn admission_rate_skips_the_first_and_the_cut_short_last_batch() {
+        // 5 per 100 ms = 50/s, then a final batch of 2 when stock ran out.
+        let mut times = Vec::new();
+        for b in 0..10 {
+            times.extend([b * 100; 5]);
+        }
+        times.extend([1_000; 2]);
+        let (rate, secs, counted) = admission_rate(&times).unwrap();
+        assert_eq!((rate, secs, counted), (50.0, 0.9, 45));
+    }
 }

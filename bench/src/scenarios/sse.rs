@@ -59,6 +59,7 @@ pub async fn run(ctx: &Ctx, r: &mut Report, requested: Option<usize>) -> Result<
         units: 1,
         rate_per_sec: 1_000,
         ticket_ttl_secs: 600,
+        max_per_order: 1,
     };
     api::create_sale(&mut c, &sale, &spec).await?;
     api::admin(&mut c, &sale, "open").await?;
