@@ -63,7 +63,7 @@ async fn buy(
     if !(1..=1000).contains(&quantity) {
         return Err(AppError::bad_request(
             "invalid_quantity",
-            "quantity must be at least 1",
+            "quantity must be between 1 and the sale's max_per_order",
         ));
     }
     let order_id = Uuid::now_v7().to_string();
@@ -84,8 +84,9 @@ async fn buy(
         Take::SoldOut => {
             // Learn who bought, so the rest of the herd is answered from memory.
             let gen = s.hub.sold_out_gen(sale.as_str());
-            let buyers = s.store.buyers(sale.as_str()).await?;
-            s.hub.set_buyers(sale.as_str(), gen, buyers);
+            if let Ok(buyers) = s.store.buyers(sale.as_str()).await {
+                s.hub.set_buyers(sale.as_str(), gen, buyers);
+            }
             return Err(AppError::sold_out());
         }
         Take::Insufficient(left) => {
@@ -105,9 +106,11 @@ async fn buy(
         .ok_or_else(|| AppError::unavailable("unreadable order record"))?;
     match s.ledger.record(sale.as_str(), &claims.jti, &rec).await? {
         Recorded::Order(order) => {
-            s.store
+            // The order is safe in Postgres; if this fails the sync clears it later.
+            let _ = s
+                .store
                 .clear_pending(sale.as_str(), &[claims.jti.as_str()])
-                .await?;
+                .await;
             if fresh {
                 METRICS.orders.inc();
             }

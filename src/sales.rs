@@ -1,6 +1,7 @@
 //! Sales: creating them, opening and closing them, what they look like live, and keeping
 //! Redis's copy of them consistent with the Postgres ledger.
 
+use futures_util::future::join_all;
 use serde::Serialize;
 
 use crate::domain::{NewSaleRequest, SaleId, SaleSpec};
@@ -113,19 +114,28 @@ pub async fn set_open(s: &AppState, id: &SaleId, open: bool) -> Result<AdminStat
 }
 
 /// Writes to Postgres every order Redis accepted but Postgres has not recorded, older than
-/// `min_age_ms` (younger ones are still in flight in their own request).
+/// `min_age_ms` (younger ones are still in flight in their own request). All at once, so
+/// the ledger's group writer batches them after an outage.
 pub async fn sync_pending(s: &AppState, sale: &str, min_age_ms: i64) -> Result<usize, AppError> {
     let now = chrono::Utc::now().timestamp_millis();
+    let due: Vec<(String, OrderRecord)> = s
+        .store
+        .pending(sale)
+        .await?
+        .into_iter()
+        .filter_map(|(qid, raw)| match OrderRecord::parse(&raw) {
+            Some(rec) => Some((qid, rec)),
+            None => {
+                tracing::error!(sale, qid, raw, "unreadable order record in redis");
+                None
+            }
+        })
+        .filter(|(_, rec)| now - rec.at.timestamp_millis() >= min_age_ms)
+        .collect();
+    let written = join_all(due.iter().map(|(qid, rec)| s.ledger.record(sale, qid, rec))).await;
     let mut done = Vec::new();
-    for (qid, raw) in s.store.pending(sale).await? {
-        let Some(rec) = OrderRecord::parse(&raw) else {
-            tracing::error!(sale, qid, raw, "unreadable order record in redis");
-            continue;
-        };
-        if now - rec.at.timestamp_millis() < min_age_ms {
-            continue;
-        }
-        if let Recorded::WouldOversell = s.ledger.record(sale, &qid, &rec).await? {
+    for ((qid, _), result) in due.iter().zip(written) {
+        if let Recorded::WouldOversell = result? {
             tracing::error!(
                 sale,
                 qid,
@@ -133,10 +143,9 @@ pub async fn sync_pending(s: &AppState, sale: &str, min_age_ms: i64) -> Result<u
             );
         }
         METRICS.ledger_synced.inc();
-        done.push(qid);
+        done.push(qid.as_str());
     }
-    let refs: Vec<&str> = done.iter().map(String::as_str).collect();
-    s.store.clear_pending(sale, &refs).await?;
+    s.store.clear_pending(sale, &done).await?;
     Ok(done.len())
 }
 

@@ -172,12 +172,6 @@ impl Store {
         Ok(self.conns[i].clone())
     }
 
-    pub async fn ping(&self) -> Result<(), AppError> {
-        let mut c = self.conn().await?;
-        let _: String = redis::cmd("PING").query_async(&mut c).await?;
-        Ok(())
-    }
-
     /// Loads every script into Redis's cache (readiness checks this).
     pub async fn load_scripts(&self) -> Result<(), AppError> {
         let mut c = self.conn().await?;

@@ -264,10 +264,6 @@ impl Keys {
         })
     }
 
-    pub fn issuer(&self) -> &str {
-        &self.issuer
-    }
-
     pub fn jwks(&self) -> &serde_json::Value {
         &self.jwks
     }
