@@ -32,7 +32,8 @@ Scenarios (none = all):
   --herd         checkouts against a sold-out sale
   --orders       admitted shoppers buying; Postgres checked after
   --sse          open streams, server RSS, time until each hears sold_out
-  --sale         a whole sale through 3 instances (FIFO, admission rate, no oversell)
+  --sale         a whole sale through 3 instances (FIFO, no oversell, no lost order)
+  --admission    admitted per second over 60 s (quick: 5 s) with 3 instances
   --baseline     the same-run baselines only (they also run with --enqueue and --herd)
 
 Options:
@@ -52,6 +53,7 @@ enum Scenario {
     Orders,
     Sse,
     Sale,
+    Admission,
 }
 
 struct Opts {
@@ -89,6 +91,7 @@ impl Opts {
                 "--orders" => o.only.push(Scenario::Orders),
                 "--sse" => o.only.push(Scenario::Sse),
                 "--sale" => o.only.push(Scenario::Sale),
+                "--admission" => o.only.push(Scenario::Admission),
                 "--duration" => o.duration = Some(Duration::from_secs_f64(value(&a)?.parse()?)),
                 "--connections" => o.conns = value(&a)?.parse::<usize>()?.max(1),
                 "--streams" => o.streams = Some(value(&a)?.parse()?),
@@ -190,6 +193,10 @@ async fn run(opts: Opts) -> Result<ExitCode> {
     if opts.runs(Scenario::Sale) {
         let res = scenarios::sale::run(&ctx, &mut r).await;
         record(&mut r, "sale", res);
+    }
+    if opts.runs(Scenario::Admission) {
+        let res = scenarios::admission::run(&ctx, &mut r).await;
+        record(&mut r, "admission", res);
     }
 
     if !opts.keep {

@@ -1,6 +1,7 @@
 //! The scenarios and what they share. Each starts its own server instance(s), so one
 //! scenario's leftovers (allocator state, open sockets) do not colour the next one's figures.
 
+pub mod admission;
 pub mod enqueue;
 pub mod herd;
 pub mod orders;
@@ -27,6 +28,8 @@ pub struct Sizes {
     pub sale_shoppers: usize,
     pub sale_units: usize,
     pub sale_rate: usize,
+    /// How long the admission scenario measures (DESIGN.md: 60 s).
+    pub admission_window: Duration,
 }
 
 impl Sizes {
@@ -43,6 +46,7 @@ impl Sizes {
                 sale_shoppers: 2_000,
                 sale_units: 400,
                 sale_rate: 200,
+                admission_window: Duration::from_secs(5),
             }
         } else {
             Self {
@@ -56,6 +60,7 @@ impl Sizes {
                 sale_shoppers: 20_000,
                 sale_units: 1_000,
                 sale_rate: 500,
+                admission_window: Duration::from_secs(60),
             }
         }
     }
