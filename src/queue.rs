@@ -10,17 +10,13 @@ use crate::state::AppState;
 use crate::store::{Place, Snapshot};
 use crate::tokens::QueueClaims;
 
-#[derive(Debug, Serialize)]
-pub struct JoinView {
-    pub token: String,
-    pub queue_id: String,
-    /// The same statuses as `/status`.
+/// Where one shopper stands: the part a join and `/status` answer alike.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Standing {
+    /// waiting | closed (waiting, sale not admitting) | admitted | purchased | expired | sold_out
     pub status: &'static str,
     /// Place in line, 1 = next; 0 once no longer waiting.
     pub position: i64,
-    /// The n-th shopper to join this sale (0 when a place was restored from a token).
-    pub seq: i64,
-    /// For a returning shopper who was admitted or bought: what `/status` would add.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ticket: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -29,12 +25,21 @@ pub struct JoinView {
     pub order_id: Option<String>,
 }
 
+#[derive(Debug, Serialize)]
+pub struct JoinView {
+    pub token: String,
+    pub queue_id: String,
+    /// The n-th shopper to join this sale (0 when a place was restored from a token).
+    pub seq: i64,
+    #[serde(flatten)]
+    pub standing: Standing,
+}
+
 /// Where a shopper stands, as `/status` answers and the stream's first `state` event says.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusView {
-    /// waiting | closed (waiting, sale not admitting) | admitted | purchased | expired | sold_out
-    pub status: &'static str,
-    pub position: i64,
+    #[serde(flatten)]
+    pub standing: Standing,
     pub queue_len: i64,
     pub remaining: i64,
     pub open: bool,
@@ -42,12 +47,6 @@ pub struct StatusView {
     pub admitted_total: i64,
     pub rate_per_sec: i64,
     pub eta_secs: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ticket: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ticket_expires_at: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub order_id: Option<String>,
 }
 
 /// Joins the line, or with a queue token keeps (or restores) the place the token records.
@@ -73,27 +72,19 @@ pub async fn join(s: &AppState, sale: &SaleId, token: Option<&str>) -> Result<Jo
     let mut view = JoinView {
         token: String::new(),
         queue_id: qid,
-        status: "waiting",
-        position: 0,
         seq: joined.seq,
-        ticket: None,
-        ticket_expires_at: None,
-        order_id: None,
+        standing: Standing::default(),
     };
     match (joined.place, &claims) {
         (Place::Unknown | Place::Lost, _) => return Err(AppError::unknown_sale()),
         (Place::SoldOut, _) => return Err(AppError::sold_out()),
         (Place::Waiting { position }, _) => {
-            view.status = if joined.open { "waiting" } else { "closed" };
-            view.position = position;
+            view.standing.status = if joined.open { "waiting" } else { "closed" };
+            view.standing.position = position;
         }
         // Only a returning shopper is past waiting: answer as `/status` would.
         (_, Some(c)) => {
-            let st = status(s, sale, c).await?;
-            view.status = st.status;
-            view.ticket = st.ticket;
-            view.ticket_expires_at = st.ticket_expires_at;
-            view.order_id = st.order_id;
+            view.standing = status(s, sale, c).await?.standing;
         }
         (_, None) => return Err(AppError::unavailable("a new place was not waiting")),
     }
@@ -128,39 +119,46 @@ pub async fn status(
 fn view(s: &AppState, sale: &SaleId, qid: &str, snap: Snapshot) -> Result<StatusView, AppError> {
     let live = snap.live;
     let rate = s.hub.progress(sale.as_str()).map_or(0, |p| p.rate_per_sec);
-    let mut v = StatusView {
-        status: "waiting",
-        position: 0,
+    let mut eta_secs = None;
+    let standing = match snap.place {
+        Place::Unknown | Place::Lost => return Err(AppError::unknown_sale()),
+        Place::SoldOut => Standing {
+            status: "sold_out",
+            ..Standing::default()
+        },
+        Place::Expired => Standing {
+            status: "expired",
+            ..Standing::default()
+        },
+        Place::Purchased { record } => Standing {
+            status: "purchased",
+            order_id: OrderRecord::parse(&record).map(|r| r.order_id.to_string()),
+            ..Standing::default()
+        },
+        Place::Admitted { expires_at_ms } => Standing {
+            status: "admitted",
+            ticket: Some(s.keys.ticket(sale.as_str(), qid, expires_at_ms)),
+            ticket_expires_at: Some(expires_at_ms),
+            ..Standing::default()
+        },
+        Place::Waiting { position } => {
+            if live.open && rate > 0 {
+                eta_secs = Some((position + rate - 1) / rate);
+            }
+            Standing {
+                status: if live.open { "waiting" } else { "closed" },
+                position,
+                ..Standing::default()
+            }
+        }
+    };
+    Ok(StatusView {
+        standing,
         queue_len: live.queue_len,
         remaining: live.remaining,
         open: live.open,
         admitted_total: live.admitted_total,
         rate_per_sec: rate,
-        eta_secs: None,
-        ticket: None,
-        ticket_expires_at: None,
-        order_id: None,
-    };
-    match snap.place {
-        Place::Unknown | Place::Lost => return Err(AppError::unknown_sale()),
-        Place::SoldOut => v.status = "sold_out",
-        Place::Expired => v.status = "expired",
-        Place::Purchased { record } => {
-            v.status = "purchased";
-            v.order_id = OrderRecord::parse(&record).map(|r| r.order_id.to_string());
-        }
-        Place::Admitted { expires_at_ms } => {
-            v.status = "admitted";
-            v.ticket = Some(s.keys.ticket(sale.as_str(), qid, expires_at_ms));
-            v.ticket_expires_at = Some(expires_at_ms);
-        }
-        Place::Waiting { position } => {
-            v.status = if live.open { "waiting" } else { "closed" };
-            v.position = position;
-            if live.open && rate > 0 {
-                v.eta_secs = Some((position + rate - 1) / rate);
-            }
-        }
-    }
-    Ok(v)
+        eta_secs,
+    })
 }
