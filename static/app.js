@@ -173,8 +173,17 @@ function admit(ticket, expiresAt) {
   Object.assign(S, { ticket, expiresAt: at, view: 'admitted' });
   store.set('ticket', ticket);
   if (at) store.set('ticket_expires_at', at);
+  setTicketCookie(ticket, at);
   if (!timers.countdown) timers.countdown = setInterval(tick, 1000);
   render(S);
+}
+
+// The shop's own pages behind the same CDN can check the ticket at the gate
+// (nginx auth_request to /api/gate reads this cookie), so admission carries over.
+function setTicketCookie(ticket, at) {
+  const maxAge = at ? Math.max(0, Math.floor((at - Date.now()) / 1000)) : 60;
+  const secure = location.protocol === 'https:' ? '; Secure' : '';
+  document.cookie = `wr_ticket=${ticket}; Path=/; Max-Age=${maxAge}; SameSite=Lax${secure}`;
 }
 
 function tick() {

@@ -298,6 +298,20 @@ async fn two_shoppers_in_chromium_queue_buy_sell_out_and_get_a_released_unit() {
     let conn = a.attr("#conn", "data-conn").await;
     assert_eq!(conn, "live", "not live: {}", a.context().await);
     a.screenshot("3-admitted.png").await;
+    // The page hands the ticket to the shop's origin as a cookie the gate accepts.
+    let gate = a
+        .exec(
+            "const x = new XMLHttpRequest(); x.open('GET', '/api/gate', false); x.send(); \
+             return x.status;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        gate,
+        json!(204),
+        "gate with the page's cookie: {}",
+        a.context().await
+    );
     a.click("#buy").await;
     let bought = Instant::now();
     let order_id = a.wait("purchased", "#order-id", non_empty).await;
