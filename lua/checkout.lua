@@ -5,13 +5,14 @@
 --   ok <record>          units taken; record = "<order id>:<qty>:<ms>" kept in `used`
 --   dup <record>         this ticket bought before: the same order again (a retry is safe)
 --   expired | not_admitted | sold_out | insufficient <left> | too_many <max per order>
+--   unknown              Redis does not have the sale (lost: the caller rebuilds it)
 local qid = ARGV[1]
 local qty = tonumber(ARGV[2])
+local max = redis.call('HGET', KEYS[7], 'max_per_order')
+if not max then return {'unknown', ''} end
 local prev = redis.call('HGET', KEYS[2], qid)
 if prev then return {'dup', prev} end
-
-local max = tonumber(redis.call('HGET', KEYS[7], 'max_per_order') or '1')
-if qty > max then return {'too_many', tostring(max)} end
+if qty > tonumber(max) then return {'too_many', max} end
 
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

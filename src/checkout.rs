@@ -11,8 +11,9 @@ use uuid::Uuid;
 
 use crate::domain::SaleId;
 use crate::error::AppError;
-use crate::ledger::{Order, OrderRecord, Recorded};
+use crate::ledger::{Order, OrderRecord};
 use crate::metrics::METRICS;
+use crate::sales;
 use crate::state::AppState;
 use crate::store::Take;
 use crate::tokens;
@@ -27,7 +28,7 @@ pub async fn checkout(
     s: &AppState,
     sale: &SaleId,
     ticket: Option<&str>,
-    quantity: i64,
+    quantity: i32,
 ) -> Result<Bought, AppError> {
     let result = buy(s, sale, ticket, quantity).await;
     if result.is_err() {
@@ -40,7 +41,7 @@ async fn buy(
     s: &AppState,
     sale: &SaleId,
     ticket: Option<&str>,
-    quantity: i64,
+    quantity: i32,
 ) -> Result<Bought, AppError> {
     // The herd after the last unit: answered from memory, before any signature or Redis work.
     // Buyers retrying still get their order (the slow path below).
@@ -60,18 +61,25 @@ async fn buy(
         .keys
         .verify_ticket(token, sale.as_str())
         .map_err(|e| e.into_app_error(true))?;
-    if !(1..=1000).contains(&quantity) {
+    // The upper bound (the sale's max_per_order) is checked inside checkout.lua.
+    if quantity < 1 {
         return Err(AppError::bad_request(
             "invalid_quantity",
-            "quantity must be between 1 and the sale's max_per_order",
+            "quantity must be at least 1",
         ));
     }
     let order_id = Uuid::now_v7().to_string();
-    let (record, fresh) = match s
+    let mut taken = s
         .store
-        .take(sale.as_str(), &claims.jti, quantity as i32, &order_id)
-        .await?
-    {
+        .take(sale.as_str(), &claims.jti, quantity, &order_id)
+        .await?;
+    if taken == Take::Unknown && sales::recover(s, sale, true).await? {
+        taken = s
+            .store
+            .take(sale.as_str(), &claims.jti, quantity, &order_id)
+            .await?;
+    }
+    let (record, fresh) = match taken {
         Take::Taken(r) => (r, true),
         Take::Again(r) => (r, false),
         Take::Expired => return Err(AppError::ticket_expired()),
@@ -101,29 +109,27 @@ async fn buy(
                 format!("at most {max} per order"),
             ))
         }
+        Take::Unknown => return Err(AppError::unknown_sale()),
     };
     let rec = OrderRecord::parse(&record)
         .ok_or_else(|| AppError::unavailable("unreadable order record"))?;
-    match s.ledger.record(sale.as_str(), &claims.jti, &rec).await? {
-        Recorded::Order(order) => {
-            // The order is safe in Postgres; if this fails the sync clears it later.
-            let _ = s
-                .store
-                .clear_pending(sale.as_str(), &[claims.jti.as_str()])
-                .await;
-            if fresh {
-                METRICS.orders.inc();
-            }
-            let status = if fresh {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            Ok(Bought { status, order })
-        }
-        Recorded::WouldOversell => {
-            tracing::error!(sale = %sale, "ledger refused an order redis accepted");
-            Err(AppError::sold_out())
-        }
+    let recorded = s.ledger.record(sale.as_str(), &claims.jti, &rec).await?;
+    let Some(order) = sales::settle(s, sale.as_str(), &claims.jti, &rec, recorded).await? else {
+        return Err(AppError::sold_out());
+    };
+    // The order is safe in Postgres; if this fails the sync clears it later.
+    let _ = s
+        .store
+        .clear_pending(sale.as_str(), &[claims.jti.as_str()])
+        .await;
+    let fresh = fresh && order.id == rec.order_id;
+    if fresh {
+        METRICS.orders.inc();
     }
+    let status = if fresh {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(Bought { status, order })
 }

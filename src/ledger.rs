@@ -79,6 +79,13 @@ pub struct OrderRecord {
     pub at: DateTime<Utc>,
 }
 
+impl std::fmt::Display for OrderRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.at.timestamp_millis();
+        write!(f, "{}:{}:{ms}", self.order_id, self.quantity)
+    }
+}
+
 impl OrderRecord {
     pub fn parse(s: &str) -> Option<Self> {
         let mut it = s.splitn(3, ':');
@@ -91,6 +98,15 @@ impl OrderRecord {
             at: Utc.timestamp_millis_opt(ms).single()?,
         })
     }
+}
+
+/// A sale as the ledger knows it, for rebuilding Redis.
+pub struct SaleState {
+    pub sale: SaleRow,
+    /// Queue id → order record (as checkout.lua writes it) of every live order.
+    pub bought: HashMap<String, String>,
+    /// Queue ids whose orders failed, expired or are due a refund.
+    pub lapsed: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -216,12 +232,97 @@ impl Ledger {
             .unwrap_or_else(|_| Err(AppError::unavailable("the order writer has stopped")))
     }
 
-    pub async fn order_by_ticket(
-        &self,
-        sale: &str,
-        ticket: &str,
-    ) -> Result<Option<Order>, AppError> {
-        Ok(order_by_ticket(&self.pool, sale, ticket).await?)
+    /// Released orders whose units Redis has not confirmed taking back, untouched for
+    /// `min_age_secs` (younger ones are still being released by their own request).
+    pub async fn restocks_due(&self, min_age_secs: f64) -> Result<Vec<Release>, AppError> {
+        let rows: Vec<(String, String, i32)> = sqlx::query_as(
+            "SELECT sale_id, ticket_id, quantity FROM orders
+             WHERE restock_due AND updated_at < now() - make_interval(secs => $1)
+             ORDER BY sale_id LIMIT 1000",
+        )
+        .bind(min_age_secs)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(group_releases(rows))
+    }
+
+    /// Redis took these units back.
+    pub async fn restocked(&self, r: &Release) -> Result<(), AppError> {
+        sqlx::query(
+            "UPDATE orders SET restock_due = false
+             WHERE sale_id = $1 AND ticket_id = ANY($2) AND restock_due",
+        )
+        .bind(&r.sale)
+        .bind(&r.tickets)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// What Redis needs to rebuild a sale it lost, read from one snapshot: the sale, the
+    /// record of every live order by ticket, and the tickets whose orders lapsed.
+    pub async fn sale_state(&self, id: &str) -> Result<Option<SaleState>, AppError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let Some(sale) = sqlx::query_as::<_, SaleRow>("SELECT * FROM sales WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let orders: Vec<(String, Uuid, i32, DateTime<Utc>, bool)> = sqlx::query_as(
+            "SELECT ticket_id, id, quantity, created_at, status IN ('pending_payment', 'paid')
+             FROM orders WHERE sale_id = $1",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut state = SaleState {
+            sale,
+            bought: HashMap::new(),
+            lapsed: Vec::new(),
+        };
+        for (ticket, order_id, quantity, at, live) in orders {
+            if live {
+                let rec = OrderRecord {
+                    order_id,
+                    quantity,
+                    at,
+                };
+                state.bought.insert(ticket, rec.to_string());
+            } else {
+                state.lapsed.push(ticket);
+            }
+        }
+        Ok(Some(state))
+    }
+
+    /// Runs `f` while holding the sale's row lock: no order commits and no hold expires for
+    /// this sale meanwhile, so `f` sees a `sold` that stays true until it is done.
+    pub async fn with_sale_locked<T, F>(&self, id: &str, f: F) -> Result<T, AppError>
+    where
+        F: AsyncFnOnce(&SaleRow) -> Result<T, AppError>,
+    {
+        let mut tx = self.pool.begin().await?;
+        let sale: SaleRow = sqlx::query_as("SELECT * FROM sales WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(AppError::unknown_sale)?;
+        let out = f(&sale).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Every sale id (the restore check looks at all of them, however many).
+    pub async fn sale_ids(&self) -> Result<Vec<String>, AppError> {
+        Ok(sqlx::query_scalar("SELECT id FROM sales")
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     pub async fn orders_count(&self, sale: &str) -> Result<(i64, i64), AppError> {
@@ -239,7 +340,7 @@ impl Ledger {
     pub async fn expire_holds(&self) -> Result<Vec<Release>, AppError> {
         let rows: Vec<(String, String, i32)> = sqlx::query_as(
             "WITH e AS (
-                UPDATE orders SET status = 'expired', updated_at = now()
+                UPDATE orders SET status = 'expired', restock_due = true, updated_at = now()
                 WHERE id IN (SELECT id FROM orders
                              WHERE status = 'pending_payment' AND hold_expires_at < now()
                              ORDER BY hold_expires_at LIMIT 1000
@@ -254,21 +355,7 @@ impl Ledger {
         )
         .fetch_all(&self.pool)
         .await?;
-        let mut out: Vec<Release> = Vec::new();
-        for (sale, ticket, qty) in rows {
-            match out.last_mut() {
-                Some(r) if r.sale == sale => {
-                    r.tickets.push(ticket);
-                    r.units += qty as i64;
-                }
-                _ => out.push(Release {
-                    sale,
-                    tickets: vec![ticket],
-                    units: qty as i64,
-                }),
-            }
-        }
-        Ok(out)
+        Ok(group_releases(rows))
     }
 
     /// Applies a payment provider's verdict once per `event_id`.
@@ -322,11 +409,15 @@ impl Ledger {
         };
         debug_assert!(!release || live);
         if status != order.status {
-            sqlx::query("UPDATE orders SET status = $2, updated_at = now() WHERE id = $1")
-                .bind(order_id)
-                .bind(status)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE orders SET status = $2, restock_due = $3, updated_at = now()
+                 WHERE id = $1",
+            )
+            .bind(order_id)
+            .bind(status)
+            .bind(release)
+            .execute(&mut *tx)
+            .await?;
         }
         if release {
             sqlx::query("UPDATE sales SET sold = sold - $2 WHERE id = $1")
@@ -348,6 +439,25 @@ impl Ledger {
             released,
         }))
     }
+}
+
+/// (sale, ticket, quantity) rows sorted by sale, grouped into one release per sale.
+fn group_releases(rows: Vec<(String, String, i32)>) -> Vec<Release> {
+    let mut out: Vec<Release> = Vec::new();
+    for (sale, ticket, qty) in rows {
+        match out.last_mut() {
+            Some(r) if r.sale == sale => {
+                r.tickets.push(ticket);
+                r.units += qty as i64;
+            }
+            _ => out.push(Release {
+                sale,
+                tickets: vec![ticket],
+                units: qty as i64,
+            }),
+        }
+    }
+    out
 }
 
 async fn order_by_ticket(
@@ -383,6 +493,8 @@ async fn group_writer(pool: PgPool, jobs: std::sync::Arc<Mutex<mpsc::Receiver<Jo
                 }
             }
         }
+        // Rows are locked in the order given: sort, so two batches never wait on each other.
+        batch.sort_by(|a, b| (&a.sale, &a.ticket).cmp(&(&b.sale, &b.ticket)));
         match insert_orders(&pool, &batch).await {
             Ok(made) => answer(&pool, batch, made).await,
             // The batch as a whole would oversell: write one by one so only the orders that
@@ -484,6 +596,7 @@ mod tests {
             (r.order_id, r.quantity, r.at.timestamp_millis()),
             (id, 3, 1700000000123)
         );
+        assert_eq!(OrderRecord::parse(&r.to_string()), Some(r));
         assert!(OrderRecord::parse("nope").is_none());
     }
 }

@@ -98,19 +98,25 @@ pub async fn webhook(
     })
 }
 
-/// Gives units back to Redis after Postgres committed their release. If Redis is down the
-/// units stay out of stock (undersold, never oversold) until a reconcile.
+/// Gives units back to Redis after Postgres committed their release, then clears the
+/// ledger's `restock_due` mark. If Redis is down the mark stays and the sweeper retries
+/// (release.lua is idempotent): the units are undersold for a while, never lost or oversold.
 async fn release(s: &AppState, r: &Release) {
-    match s.store.release(&r.sale, r.units, &r.tickets).await {
-        Ok(_) => METRICS.units_released.add(r.units as u64),
-        Err(e) => tracing::error!(
+    let result = match s.store.release(&r.sale, &r.tickets).await {
+        Ok(_) => s.ledger.restocked(r).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => METRICS.units_released.add(r.units as u64),
+        Err(e) => tracing::warn!(
             sale = r.sale, units = r.units, error = %e,
-            "units released in postgres but not in redis; reconcile the sale"
+            "units released in postgres, not yet in redis; the sweeper retries"
         ),
     }
 }
 
-/// Expires lapsed holds and returns their units (the waitlist effect: admission resumes).
+/// Expires lapsed holds and returns their units (the waitlist effect: admission resumes),
+/// and retries any release Redis did not confirm.
 pub async fn expire_holds(s: &AppState) -> Result<(), AppError> {
     for r in s.ledger.expire_holds().await? {
         tracing::info!(
@@ -118,6 +124,9 @@ pub async fn expire_holds(s: &AppState) -> Result<(), AppError> {
             units = r.units,
             "holds expired; units back in stock"
         );
+        release(s, &r).await;
+    }
+    for r in s.ledger.restocks_due(5.0).await? {
         release(s, &r).await;
     }
     Ok(())

@@ -6,6 +6,7 @@ use crate::domain::SaleId;
 use crate::error::AppError;
 use crate::ledger::OrderRecord;
 use crate::metrics::METRICS;
+use crate::sales;
 use crate::state::AppState;
 use crate::store::{Place, Snapshot};
 use crate::tokens::QueueClaims;
@@ -65,10 +66,11 @@ pub async fn join(s: &AppState, sale: &SaleId, token: Option<&str>) -> Result<Jo
         || uuid::Uuid::new_v4().simple().to_string(),
         |c| c.sub.clone(),
     );
-    let joined = s
-        .store
-        .enqueue(sale.as_str(), &qid, claims.as_ref().map(|c| c.t))
-        .await?;
+    let score = claims.as_ref().map(|c| c.t);
+    let mut joined = s.store.enqueue(sale.as_str(), &qid, score).await?;
+    if joined.place == Place::Unknown && sales::recover(s, sale, claims.is_some()).await? {
+        joined = s.store.enqueue(sale.as_str(), &qid, score).await?;
+    }
     let mut view = JoinView {
         token: String::new(),
         queue_id: qid,
@@ -107,6 +109,9 @@ pub async fn status(
     claims: &QueueClaims,
 ) -> Result<StatusView, AppError> {
     let mut snap = s.store.snapshot(sale.as_str(), &claims.sub).await?;
+    if snap.place == Place::Unknown && sales::recover(s, sale, true).await? {
+        snap = s.store.snapshot(sale.as_str(), &claims.sub).await?;
+    }
     if snap.place == Place::Lost {
         s.store
             .enqueue(sale.as_str(), &claims.sub, Some(claims.t))

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::domain::{NewSaleRequest, SaleId, SaleSpec};
 use crate::error::AppError;
-use crate::ledger::{OrderRecord, Recorded, SaleRow};
+use crate::ledger::{Order, OrderRecord, Recorded, SaleRow};
 use crate::metrics::METRICS;
 use crate::state::AppState;
 
@@ -134,14 +134,8 @@ pub async fn sync_pending(s: &AppState, sale: &str, min_age_ms: i64) -> Result<u
         .collect();
     let written = join_all(due.iter().map(|(qid, rec)| s.ledger.record(sale, qid, rec))).await;
     let mut done = Vec::new();
-    for ((qid, _), result) in due.iter().zip(written) {
-        if let Recorded::WouldOversell = result? {
-            tracing::error!(
-                sale,
-                qid,
-                "ledger refused an order redis accepted: redis stock was ahead of postgres"
-            );
-        }
+    for ((qid, rec), result) in due.iter().zip(written) {
+        settle(s, sale, qid, rec, result?).await?;
         METRICS.ledger_synced.inc();
         done.push(qid.as_str());
     }
@@ -149,31 +143,113 @@ pub async fn sync_pending(s: &AppState, sale: &str, min_age_ms: i64) -> Result<u
     Ok(done.len())
 }
 
-/// Sets Redis stock from the ledger (see lua/reconcile.lua for why this is safe while
-/// checkouts run). Returns the stock now in Redis.
+/// Brings Redis in line with what the ledger made of an order Redis accepted. Returns the
+/// ledger's order, or None if the ledger refused it.
+pub async fn settle(
+    s: &AppState,
+    sale: &str,
+    qid: &str,
+    rec: &OrderRecord,
+    recorded: Recorded,
+) -> Result<Option<Order>, AppError> {
+    match recorded {
+        Recorded::Order(order) if order.id == rec.order_id => Ok(Some(order)),
+        Recorded::Order(order) => {
+            // The ticket had bought before Redis lost its record of it: keep the ledger's
+            // order and give back what Redis took a second time.
+            tracing::warn!(
+                sale,
+                qid,
+                "ticket bought twice in redis; the second is undone"
+            );
+            let kept = OrderRecord {
+                order_id: order.id,
+                quantity: order.quantity,
+                at: rec.at,
+            };
+            s.store.amend(sale, qid, &kept.to_string()).await?;
+            Ok(Some(order))
+        }
+        Recorded::WouldOversell => {
+            tracing::error!(
+                sale,
+                qid,
+                "ledger refused an order redis accepted: redis stock was ahead; reconciling"
+            );
+            s.store.void(sale, qid).await?;
+            reset_stock(s, sale).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Brings Redis's copy of a sale in line with the ledger: rebuilds it if lost, writes the
+/// orders Postgres missed, then resets stock. Returns the stock now in Redis.
 pub async fn reconcile(s: &AppState, id: &SaleId) -> Result<i64, AppError> {
-    let sale = row(s, id).await?;
-    if !s.store.has_sale(id.as_str()).await? {
-        s.store.put_sale(&sale.spec()?, 0).await?;
+    if !restore(s, id).await? {
+        return Err(AppError::unknown_sale());
     }
     sync_pending(s, id.as_str(), 0).await?;
-    let sale = row(s, id).await?;
-    s.store
-        .reconcile(id.as_str(), sale.units as i64, sale.sold as i64)
+    reset_stock(s, id.as_str()).await
+}
+
+/// Sets Redis stock from the ledger (see lua/reconcile.lua) while holding the sale's row, so
+/// no order commits between reading `sold` and setting stock.
+async fn reset_stock(s: &AppState, sale: &str) -> Result<i64, AppError> {
+    s.ledger
+        .with_sale_locked(sale, async |row| {
+            s.store
+                .reconcile(sale, row.units as i64, row.sold as i64)
+                .await
+        })
         .await
 }
 
-/// Rebuilds the Redis state of every sale Redis has lost (flushed, or a new Redis). The
-/// queue itself comes back as shoppers re-present their tokens.
-pub async fn restore_missing(s: &AppState) -> Result<usize, AppError> {
-    let mut restored = 0;
-    for sale in s.ledger.sales().await? {
-        if !s.store.has_sale(&sale.id).await? {
-            let id = SaleId::parse(&sale.id)?;
-            tracing::warn!(sale = %id, "sale missing from redis; rebuilding it from postgres");
-            reconcile(s, &id).await?;
-            restored += 1;
-        }
+/// Makes sure Redis has the sale, rebuilding it from the ledger if Redis lost it (flushed,
+/// or a new Redis): settings, stock = units − sold, and who bought or lapsed, so nobody
+/// buys twice or rejoins ahead of the line. The waiting line itself comes back as shoppers
+/// re-present their queue tokens. False if Postgres does not know the sale either.
+pub async fn restore(s: &AppState, id: &SaleId) -> Result<bool, AppError> {
+    // One rebuild at a time per instance: a herd of requests finding the sale gone waits
+    // here and then finds it back, instead of each reading the ledger.
+    let _one = s.restoring.lock().await;
+    if s.store.has_sale(id.as_str()).await? {
+        return Ok(true);
     }
-    Ok(restored)
+    let Some(state) = s.ledger.sale_state(id.as_str()).await? else {
+        return Ok(false);
+    };
+    let stock = (state.sale.units - state.sale.sold) as i64;
+    let spec = state.sale.spec()?;
+    if s.store
+        .restore_sale(&spec, stock, &state.bought, &state.lapsed)
+        .await?
+    {
+        tracing::warn!(
+            sale = %id, stock, buyers = state.bought.len(),
+            "sale was missing from redis; rebuilt from postgres"
+        );
+    }
+    Ok(true)
+}
+
+/// Redis answered that it does not know this sale. If the caller proved the sale existed
+/// (a token signed for it) or this instance has seen it, Redis lost it: rebuild it and
+/// answer whether it is back. Unproven ids never reach Postgres, so made-up sale ids
+/// cost one Redis round trip only.
+pub async fn recover(s: &AppState, id: &SaleId, proven: bool) -> Result<bool, AppError> {
+    if !proven && s.hub.progress(id.as_str()).is_none() {
+        return Ok(false);
+    }
+    restore(s, id).await
+}
+
+/// Rebuilds the Redis state of every sale Redis has lost.
+pub async fn restore_missing(s: &AppState) -> Result<usize, AppError> {
+    let ids = s.ledger.sale_ids().await?;
+    let missing = s.store.missing(&ids).await?;
+    for sale in &missing {
+        restore(s, &SaleId::parse(sale)?).await?;
+    }
+    Ok(missing.len())
 }

@@ -72,7 +72,7 @@ impl Live {
     }
 
     fn frame(&mut self, name: &'static str, json: ByteString) -> sse::Event {
-        self.next_id += 1;
+        self.next_id = self.next_id.wrapping_add(1);
         sse::Data::new(json)
             .event(name)
             .id(self.next_id.to_string())

@@ -91,6 +91,7 @@ impl Application {
             ledger,
             keys,
             hub: Arc::new(Hub::default()),
+            restoring: Default::default(),
             shutdown: shutdown_rx,
             config,
         });
@@ -105,6 +106,7 @@ impl Application {
             App::new()
                 .app_data(data.clone())
                 .app_data(error::json_config())
+                .app_data(web::PayloadConfig::new(16 * 1024))
                 .app_data(error::path_config())
                 .app_data(error::query_config())
                 .wrap(TracingLogger::default())

@@ -16,6 +16,8 @@ pub struct AppState {
     pub ledger: Ledger,
     pub keys: Keys,
     pub hub: Arc<Hub>,
+    /// Held while rebuilding a sale Redis lost (see `sales::restore`).
+    pub restoring: tokio::sync::Mutex<()>,
     /// Flips to true when the instance stops: streams end and background loops return.
     pub shutdown: watch::Receiver<bool>,
 }

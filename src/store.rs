@@ -35,6 +35,8 @@ static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/release.lua")));
 static RECONCILE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/reconcile.lua")));
+static RESTORE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/restore.lua")));
 
 /// Key of one sale: `wr:{<sale>}:<name>`.
 pub fn key(sale: &str, name: &str) -> String {
@@ -89,7 +91,6 @@ pub struct Tick {
     pub active: i64,
     pub queue_len: i64,
     pub admitted_total: i64,
-    pub expired_now: i64,
     pub rate_per_sec: i64,
     pub admitted: Vec<String>,
 }
@@ -105,6 +106,20 @@ pub enum Take {
     SoldOut,
     Insufficient(i64),
     TooMany(i64),
+    /// Redis does not have the sale.
+    Unknown,
+}
+
+/// The fields of a sale's `cfg` hash, which the scripts read.
+fn cfg_fields(spec: &SaleSpec) -> [(&'static str, i64); 6] {
+    [
+        ("units", spec.units as i64),
+        ("price_cents", spec.price_cents),
+        ("rate_per_sec", spec.rate_per_sec as i64),
+        ("ticket_ttl_secs", spec.ticket_ttl_secs as i64),
+        ("max_per_order", spec.max_per_order as i64),
+        ("max_active", spec.max_active as i64),
+    ]
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -167,46 +182,58 @@ impl Store {
         })
     }
 
-    async fn conn(&self) -> Result<ConnectionManager, AppError> {
+    fn conn(&self) -> ConnectionManager {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
-        Ok(self.conns[i].clone())
+        self.conns[i].clone()
     }
 
     /// Loads every script into Redis's cache (readiness checks this).
     pub async fn load_scripts(&self) -> Result<(), AppError> {
-        let mut c = self.conn().await?;
-        for s in [&*ENQUEUE, &*ADMIT, &*CHECKOUT, &*RELEASE, &*RECONCILE] {
+        let mut c = self.conn();
+        for s in [
+            &*ENQUEUE,
+            &*ADMIT,
+            &*CHECKOUT,
+            &*RELEASE,
+            &*RECONCILE,
+            &*RESTORE,
+        ] {
             let _: String = s.prepare_invoke().load_async(&mut c).await?;
         }
         Ok(())
     }
 
     pub async fn sale_ids(&self) -> Result<Vec<String>, AppError> {
-        Ok(self.conn().await?.smembers(SALES_KEY).await?)
+        Ok(self.conn().smembers(SALES_KEY).await?)
     }
 
     pub async fn has_sale(&self, sale: &str) -> Result<bool, AppError> {
-        Ok(self.conn().await?.exists(key(sale, "cfg")).await?)
+        Ok(self.conn().exists(key(sale, "cfg")).await?)
+    }
+
+    /// Of these sales, the ones Redis does not have (one round trip).
+    pub async fn missing(&self, sales: &[String]) -> Result<Vec<String>, AppError> {
+        let mut pipe = redis::pipe();
+        for sale in sales {
+            pipe.exists(key(sale, "cfg"));
+        }
+        let there: Vec<bool> = pipe.query_async(&mut self.conn()).await?;
+        Ok(sales
+            .iter()
+            .zip(there)
+            .filter(|(_, there)| !there)
+            .map(|(sale, _)| sale.clone())
+            .collect())
     }
 
     /// Writes a sale's settings and stock and registers it with the ticker. The open flag is
     /// left alone: a rebuilt sale stays as the admin left it, a lost flag means closed.
     pub async fn put_sale(&self, spec: &SaleSpec, stock: i64) -> Result<(), AppError> {
-        let mut c = self.conn().await?;
+        let mut c = self.conn();
         let sale = spec.id.as_str();
         redis::pipe()
             .atomic()
-            .hset_multiple(
-                key(sale, "cfg"),
-                &[
-                    ("units", spec.units as i64),
-                    ("price_cents", spec.price_cents),
-                    ("rate_per_sec", spec.rate_per_sec as i64),
-                    ("ticket_ttl_secs", spec.ticket_ttl_secs as i64),
-                    ("max_per_order", spec.max_per_order as i64),
-                    ("max_active", spec.max_active as i64),
-                ],
-            )
+            .hset_multiple(key(sale, "cfg"), &cfg_fields(spec))
             .ignore()
             .set(key(sale, "stock"), stock)
             .ignore()
@@ -217,8 +244,38 @@ impl Store {
         Ok(())
     }
 
+    /// Rebuilds a lost sale (see lua/restore.lua): `used` maps the queue ids that bought to
+    /// their order records, `expired` lists those whose orders lapsed. False if the sale was
+    /// there already.
+    pub async fn restore_sale(
+        &self,
+        spec: &SaleSpec,
+        stock: i64,
+        used: &std::collections::HashMap<String, String>,
+        expired: &[String],
+    ) -> Result<bool, AppError> {
+        let sale = spec.id.as_str();
+        let state = serde_json::json!({
+            "cfg": cfg_fields(spec).into_iter().collect::<std::collections::HashMap<_, _>>(),
+            "stock": stock,
+            "used": used,
+            "expired": expired,
+        });
+        let mut c = self.conn();
+        let rebuilt: bool = RESTORE
+            .key(key(sale, "cfg"))
+            .key(key(sale, "stock"))
+            .key(key(sale, "used"))
+            .key(key(sale, "expired"))
+            .arg(state.to_string())
+            .invoke_async(&mut c)
+            .await?;
+        let _: () = c.sadd(SALES_KEY, sale).await?;
+        Ok(rebuilt)
+    }
+
     pub async fn set_open(&self, sale: &str, open: bool) -> Result<(), AppError> {
-        let mut c = self.conn().await?;
+        let mut c = self.conn();
         if open {
             let _: () = c.set(key(sale, "open"), "1").await?;
         } else {
@@ -238,7 +295,7 @@ impl Store {
         qid: &str,
         score: Option<i64>,
     ) -> Result<Joined, AppError> {
-        let mut c = self.conn().await?;
+        let mut c = self.conn();
         let (status, score, seq, position, open): (String, String, i64, i64, i64) = ENQUEUE
             .key(key(sale, "cfg"))
             .key(key(sale, "queue"))
@@ -271,7 +328,7 @@ impl Store {
     }
 
     pub async fn admit(&self, sale: &str) -> Result<Tick, AppError> {
-        let mut c = self.conn().await?;
+        let mut c = self.conn();
         let mut v: Vec<redis::Value> = ADMIT
             .key(key(sale, "open"))
             .key(key(sale, "cfg"))
@@ -289,7 +346,7 @@ impl Store {
             redis::from_redis_value(redis::Value::Array(v.split_off(7.min(v.len()))))
                 .map_err(bad)?;
         let n: Vec<i64> = redis::from_redis_value(redis::Value::Array(v)).map_err(bad)?;
-        let [open, stock, active, queue_len, admitted_total, expired_now, rate] = n[..] else {
+        let [open, stock, active, queue_len, admitted_total, _expired_now, rate] = n[..] else {
             return Err(AppError::unavailable("unexpected reply from admit.lua"));
         };
         Ok(Tick {
@@ -298,7 +355,6 @@ impl Store {
             active,
             queue_len,
             admitted_total,
-            expired_now,
             rate_per_sec: rate,
             admitted: ids,
         })
@@ -311,7 +367,7 @@ impl Store {
         qty: i32,
         order_id: &str,
     ) -> Result<Take, AppError> {
-        let mut c = self.conn().await?;
+        let mut c = self.conn();
         let (outcome, detail): (String, String) = CHECKOUT
             .key(key(sale, "admitted"))
             .key(key(sale, "used"))
@@ -332,27 +388,55 @@ impl Store {
             "sold_out" => Take::SoldOut,
             "insufficient" => Take::Insufficient(detail.parse().unwrap_or(0)),
             "too_many" => Take::TooMany(detail.parse().unwrap_or(1)),
+            "unknown" => Take::Unknown,
             _ => Take::NotAdmitted,
         })
     }
 
-    /// Returns units to stock, tells every instance the sale has stock again, and marks the
-    /// tickets that held them as lapsed.
-    pub async fn release(&self, sale: &str, qty: i64, tickets: &[String]) -> Result<i64, AppError> {
-        let mut c = self.conn().await?;
-        Ok(RELEASE
-            .key(key(sale, "stock"))
+    /// Gives back the units of lapsed orders and marks their tickets spent. Idempotent (see
+    /// lua/release.lua). Returns the stock now.
+    pub async fn release(&self, sale: &str, tickets: &[String]) -> Result<i64, AppError> {
+        self.run_release(sale, tickets.iter().flat_map(|t| [t.as_str(), ""]))
+            .await
+    }
+
+    /// The ledger already holds `record` for this ticket (Redis had forgotten it): gives back
+    /// whatever Redis took for it since, and keeps the ledger's record.
+    pub async fn amend(&self, sale: &str, qid: &str, record: &str) -> Result<i64, AppError> {
+        self.run_release(sale, [qid, record]).await
+    }
+
+    async fn run_release<'a>(
+        &self,
+        sale: &str,
+        pairs: impl IntoIterator<Item = &'a str>,
+    ) -> Result<i64, AppError> {
+        let mut call = RELEASE.prepare_invoke();
+        call.key(key(sale, "stock"))
             .key(key(sale, "events"))
             .key(key(sale, "used"))
-            .key(key(sale, "expired"))
-            .arg(qty)
-            .arg(tickets)
-            .invoke_async(&mut c)
-            .await?)
+            .key(key(sale, "expired"));
+        for a in pairs {
+            call.arg(a);
+        }
+        Ok(call.invoke_async(&mut self.conn()).await?)
+    }
+
+    /// The ledger refused an order Redis accepted (Redis's stock was ahead of Postgres): the
+    /// ticket is spent, nothing was sold, and the units it took never existed.
+    pub async fn void(&self, sale: &str, qid: &str) -> Result<(), AppError> {
+        redis::pipe()
+            .atomic()
+            .hdel(key(sale, "used"), qid)
+            .sadd(key(sale, "expired"), qid)
+            .srem(key(sale, "pending"), qid)
+            .query_async::<()>(&mut self.conn())
+            .await?;
+        Ok(())
     }
 
     pub async fn reconcile(&self, sale: &str, units: i64, sold: i64) -> Result<i64, AppError> {
-        let mut c = self.conn().await?;
+        let mut c = self.conn();
         Ok(RECONCILE
             .key(key(sale, "stock"))
             .key(key(sale, "pending"))
@@ -366,12 +450,12 @@ impl Store {
 
     /// Queue ids whose tickets bought (the `used` hash's keys).
     pub async fn buyers(&self, sale: &str) -> Result<std::collections::HashSet<String>, AppError> {
-        Ok(self.conn().await?.hkeys(key(sale, "used")).await?)
+        Ok(self.conn().hkeys(key(sale, "used")).await?)
     }
 
     /// Orders Redis accepted that Postgres has not confirmed: (queue id, record).
     pub async fn pending(&self, sale: &str) -> Result<Vec<(String, String)>, AppError> {
-        let mut c = self.conn().await?;
+        let mut c = self.conn();
         let qids: Vec<String> = c.smembers(key(sale, "pending")).await?;
         if qids.is_empty() {
             return Ok(Vec::new());
@@ -392,12 +476,12 @@ impl Store {
         if qids.is_empty() {
             return Ok(());
         }
-        let _: () = self.conn().await?.srem(key(sale, "pending"), qids).await?;
+        let _: () = self.conn().srem(key(sale, "pending"), qids).await?;
         Ok(())
     }
 
     pub async fn live(&self, sale: &str) -> Result<Live, AppError> {
-        let mut c = self.conn().await?;
+        let mut c = self.conn();
         let mut pipe = redis::pipe();
         pipe.atomic();
         let reply: LiveReply = live_commands(&mut pipe, sale).query_async(&mut c).await?;
@@ -406,36 +490,40 @@ impl Store {
 
     /// Where one shopper stands, in one atomic round trip.
     pub async fn snapshot(&self, sale: &str, qid: &str) -> Result<Snapshot, AppError> {
-        let mut c = self.conn().await?;
+        let mut c = self.conn();
         let mut pipe = redis::pipe();
         pipe.atomic()
             .exists(key(sale, "cfg"))
             .zrank(key(sale, "queue"), qid)
             .zscore(key(sale, "admitted"), qid)
             .hget(key(sale, "used"), qid)
-            .sismember(key(sale, "expired"), qid);
+            .sismember(key(sale, "expired"), qid)
+            .cmd("TIME");
         let mut values: Vec<redis::Value> =
             live_commands(&mut pipe, sale).query_async(&mut c).await?;
         let bad = |_| AppError::unavailable("unexpected reply from redis");
-        let live_part = redis::Value::Array(values.split_off(5.min(values.len())));
+        let live_part = redis::Value::Array(values.split_off(6.min(values.len())));
         let live = Live::from(redis::from_redis_value::<LiveReply>(live_part).map_err(bad)?);
         #[allow(clippy::type_complexity)]
-        let (exists, rank, expires, record, expired): (
+        let (exists, rank, expires, record, expired, (secs, micros)): (
             bool,
             Option<i64>,
             Option<f64>,
             Option<String>,
             bool,
+            (i64, i64),
         ) = redis::from_redis_value(redis::Value::Array(values)).map_err(bad)?;
+        let now_ms = secs * 1000 + micros / 1000;
         let place = if !exists {
             Place::Unknown
         } else if let Some(record) = record {
             Place::Purchased { record }
-        } else if let Some(exp) = expires {
+        } else if let Some(exp) = expires.filter(|&e| e as i64 > now_ms) {
             Place::Admitted {
                 expires_at_ms: exp as i64,
             }
-        } else if expired {
+        } else if expired || expires.is_some() {
+            // An admission past its expiry is lapsed, even before the next tick sweeps it.
             Place::Expired
         } else if live.remaining <= 0 {
             Place::SoldOut

@@ -10,6 +10,8 @@ use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, HttpRequest};
 
+use crate::error::AppError;
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api")
@@ -40,6 +42,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/", web::get().to(page::index))
     .route("/s/{id}", web::get().to(page::index))
     .route("/static/{file}", web::get().to(page::asset));
+}
+
+/// An optional JSON body: empty means all defaults; anything else must parse, so a
+/// malformed field is a 400 rather than silently ignored.
+fn optional_json<T: serde::de::DeserializeOwned + Default>(
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<T, AppError> {
+    let body = body.map_err(|_| {
+        AppError::new(
+            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is too large",
+        )
+    })?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&body).map_err(|e| AppError::bad_request("invalid_json", e.to_string()))
 }
 
 /// The token after `Bearer `, if any.

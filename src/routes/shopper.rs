@@ -1,6 +1,5 @@
 //! `/api/sales`: what shoppers call from the queue page.
 
-use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse, Responder};
 use serde::Deserialize;
 
@@ -18,10 +17,10 @@ pub struct JoinBody {
     token: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CheckoutBody {
-    quantity: Option<i64>,
+    quantity: Option<i32>,
 }
 
 #[derive(Deserialize)]
@@ -45,10 +44,10 @@ pub async fn get_sale(
 pub async fn join(
     s: web::Data<AppState>,
     id: web::Path<String>,
-    body: Option<web::Json<JoinBody>>,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AppError> {
     let id = SaleId::parse(&id)?;
-    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    let body: JoinBody = super::optional_json(body)?;
     let view = queue::join(&s, &id, body.token.as_deref().filter(|t| !t.is_empty())).await?;
     Ok(HttpResponse::Created().json(view))
 }
@@ -95,15 +94,11 @@ pub async fn checkout(
     s: web::Data<AppState>,
     id: web::Path<String>,
     req: HttpRequest,
-    body: Option<web::Json<CheckoutBody>>,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AppError> {
     let id = SaleId::parse(&id)?;
-    let quantity = body.and_then(|b| b.quantity).unwrap_or(1);
+    let body: CheckoutBody = super::optional_json(body)?;
+    let quantity = body.quantity.unwrap_or(1);
     let bought = checkout::checkout(&s, &id, super::bearer(&req), quantity).await?;
-    Ok(HttpResponse::build(bought.status)
-        .insert_header((
-            header::LOCATION,
-            format!("/api/sales/{id}/orders/{}", bought.order.id),
-        ))
-        .json(bought.order))
+    Ok(HttpResponse::build(bought.status).json(bought.order))
 }

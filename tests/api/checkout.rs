@@ -210,6 +210,84 @@ async fn sales_come_back_from_postgres_after_their_redis_keys_are_lost() {
     assert_eq!(after["open"], false, "a lost open flag means closed");
 }
 
+/// Redis loses a sale mid-sale and the same instance keeps running: the first request that
+/// needs it rebuilds it from Postgres, with its buyers and lapsed shoppers.
+#[tokio::test]
+async fn a_lost_sale_is_rebuilt_on_first_use_knowing_who_bought_and_who_lapsed() {
+    let app = spawn_app().await;
+    let sale = app
+        .create_sale_with(10, 1000, serde_json::json!({"max_per_order": 2}))
+        .await;
+    let (a, b, c) = (
+        app.join(&sale).await,
+        app.join(&sale).await,
+        app.join(&sale).await,
+    );
+    app.admin(&sale, "open").await;
+    let (ta, tb, tc) = (
+        app.ticket(&sale, &a.token).await,
+        app.ticket(&sale, &b.token).await,
+        app.ticket(&sale, &c.token).await,
+    );
+    app.admin(&sale, "close").await;
+    let waiting = app.join(&sale).await;
+    let order_a: Value = app.checkout(&sale, &ta, 2).await.json().await.unwrap();
+    assert_eq!(app.checkout(&sale, &tb, 1).await.status(), 201);
+    // C's payment fails in the ledger (Redis is told later, or never: it is about to be lost).
+    let order_c: Value = app.checkout(&sale, &tc, 1).await.json().await.unwrap();
+    let outcome = app
+        .state
+        .ledger
+        .apply_payment(
+            order_c["order_id"].as_str().unwrap().parse().unwrap(),
+            &unique("ev"),
+            false,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome.order.status, "failed");
+
+    wipe_sale_keys(&sale).await;
+
+    // The waiting shopper's status rebuilds the sale and restores the place.
+    let st = app.status(&sale, &waiting.token).await;
+    assert_eq!(
+        (st["status"].as_str(), st["position"].as_i64()),
+        (Some("closed"), Some(1))
+    );
+    let st = app.status(&sale, &a.token).await;
+    assert_eq!(st["status"], "purchased");
+    assert_eq!(st["order_id"], order_a["order_id"]);
+    let again = app.checkout(&sale, &ta, 2).await;
+    assert_eq!(again.status(), 200, "a buyer retrying gets the same order");
+    assert_eq!(
+        again.json::<Value>().await.unwrap()["order_id"],
+        order_a["order_id"]
+    );
+    // The lapsed shopper cannot rejoin at the front.
+    let rejoin = app.join_raw(&sale, Some(&c.token)).await;
+    assert_eq!(rejoin.status(), 201);
+    assert_eq!(rejoin.json::<Value>().await.unwrap()["status"], "expired");
+    let stats = app.stats(&sale).await;
+    assert_eq!(
+        (stats["sold"].as_i64(), stats["remaining"].as_i64()),
+        (Some(3), Some(7))
+    );
+    assert_eq!(orders_in_postgres(&app, &sale).await, (2, 3));
+
+    // Reconcile on demand repairs a stock Redis got wrong.
+    let mut r = redis().await;
+    let _: () = redis::AsyncCommands::set(&mut r, format!("wr:{{{sale}}}:stock"), 99)
+        .await
+        .unwrap();
+    let fixed = app.admin(&sale, "reconcile").await;
+    assert_eq!(
+        (fixed["sold"].as_i64(), fixed["remaining"].as_i64()),
+        (Some(3), Some(7))
+    );
+}
+
 #[tokio::test]
 async fn after_sold_out_the_herd_is_refused_but_a_buyer_retrying_gets_the_order() {
     let app = spawn_app().await;

@@ -84,6 +84,37 @@ async fn client_mistakes_get_clear_json_errors() {
         .await
         .unwrap();
     expect(res, 401, "missing_token").await;
+    // A malformed optional body is refused, never read as "all defaults".
+    let post = |path: &str, body: &'static str| {
+        c.post(app.url(&format!("/api/sales/{id}/{path}")))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    expect(
+        post("queue", r#"{"token": 5}"#).await.unwrap(),
+        400,
+        "invalid_json",
+    )
+    .await;
+    expect(post("queue", "{").await.unwrap(), 400, "invalid_json").await;
+    expect(
+        post("checkout", r#"{"quantity":"2"}"#).await.unwrap(),
+        400,
+        "invalid_json",
+    )
+    .await;
+    expect(
+        post("checkout", r#"{"qty":2}"#).await.unwrap(),
+        400,
+        "invalid_json",
+    )
+    .await;
+    assert_eq!(
+        post("queue", "").await.unwrap().status(),
+        201,
+        "an empty body joins"
+    );
 }
 
 #[tokio::test]

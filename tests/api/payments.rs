@@ -139,3 +139,56 @@ async fn an_expired_hold_returns_its_unit_and_a_late_payment_is_refund_due() {
         (Some(1), Some(0))
     );
 }
+
+/// Postgres releases a failed order's unit while Redis is unreachable: the unit is not lost,
+/// the sweeper gives it back once Redis returns, and giving it back twice changes nothing.
+#[tokio::test]
+async fn a_release_redis_missed_is_retried_once_redis_returns() {
+    let proxy = ChaosProxy::start(redis_addr()).await;
+    let url = format!("redis://127.0.0.1:{}/", proxy.port);
+    let app = spawn_app_with(|c| c.redis_url = url).await;
+    let sale = app.create_sale(1, 1000).await;
+    let shopper = app.join(&sale).await;
+    app.admin(&sale, "open").await;
+    let ticket = app.ticket(&sale, &shopper.token).await;
+    let order = buy_one(&app, &sale, &ticket).await;
+
+    proxy.break_all();
+    let event = json!({"order_id": order, "event_id": unique("ev"), "outcome": "failed"});
+    let res = webhook(&app, &event, PAYMENT_SECRET).await;
+    assert_eq!(res.status(), 200, "the verdict is recorded in postgres");
+    assert_eq!(res.json::<Value>().await.unwrap()["status"], "failed");
+    let mut r = redis().await;
+    let stock_key = format!("wr:{{{sale}}}:stock");
+    let stock: i64 = redis::AsyncCommands::get(&mut r, &stock_key).await.unwrap();
+    assert_eq!(stock, 0, "redis did not hear of the release");
+
+    proxy.restore();
+    let back = eventually(Duration::from_secs(20), || async {
+        let stock: i64 = redis::AsyncCommands::get(&mut redis().await, &stock_key)
+            .await
+            .ok()?;
+        (stock == 1).then_some(())
+    })
+    .await;
+    assert!(back.is_some(), "the sweeper gave the unit back");
+    let left = app
+        .state
+        .store
+        .release(&sale, std::slice::from_ref(&shopper.queue_id))
+        .await
+        .unwrap();
+    assert_eq!(
+        left, 1,
+        "a second release of the same order gives nothing back"
+    );
+    assert!(app
+        .state
+        .ledger
+        .restocks_due(0.0)
+        .await
+        .unwrap()
+        .iter()
+        .all(|r| r.sale != sale));
+    assert_eq!(app.status(&sale, &shopper.token).await["status"], "expired");
+}
