@@ -377,20 +377,21 @@ impl Ledger {
         .await?
         .rows_affected()
             == 1;
-        let row: Option<(Order, bool)> = sqlx::query_as::<_, Order>(
+        let Some(mut order) = sqlx::query_as::<_, Order>(
             "SELECT id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at
              FROM orders WHERE id = $1 FOR UPDATE",
         )
         .bind(order_id)
         .fetch_optional(&mut *tx)
         .await?
-        .map(|o| {
-            let lapsed = o.hold_expires_at < Utc::now();
-            (o, lapsed)
-        });
-        let Some((mut order, lapsed)) = row else {
+        else {
             return Ok(None);
         };
+        // Postgres's clock, the one the hold sweeper goes by.
+        let lapsed: bool = sqlx::query_scalar("SELECT $1 < now()")
+            .bind(order.hold_expires_at)
+            .fetch_one(&mut *tx)
+            .await?;
         if !fresh {
             return Ok(Some(PaymentOutcome {
                 order,
