@@ -81,6 +81,9 @@ pub async fn run_sweeper(s: Arc<AppState>) {
                 tracing::debug!(error = %e, "restore of lost sales failed");
             }
         }
+        if let Err(e) = crate::sales::recheck_restored(&s).await {
+            tracing::warn!(error = %e, "reconcile after a restore failed");
+        }
         n += 1;
     }
 }

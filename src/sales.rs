@@ -211,8 +211,18 @@ async fn reset_stock(s: &AppState, sale: &str) -> Result<i64, AppError> {
 /// re-present their queue tokens. False if Postgres does not know the sale either.
 pub async fn restore(s: &AppState, id: &SaleId) -> Result<bool, AppError> {
     // One rebuild at a time per instance: a herd of requests finding the sale gone waits
-    // here and then finds it back, instead of each reading the ledger.
-    let _one = s.restoring.lock().await;
+    // for the one rebuilding it, then looks once, instead of each reading the ledger (and,
+    // with Postgres down, each waiting out its timeout in turn).
+    let _one = match s.restoring.try_lock() {
+        Ok(guard) => guard,
+        Err(_) => {
+            drop(s.restoring.lock().await);
+            return match s.store.has_sale(id.as_str()).await? {
+                true => Ok(true),
+                false => Err(AppError::unavailable("the sale is being restored")),
+            };
+        }
+    };
     if s.store.has_sale(id.as_str()).await? {
         return Ok(true);
     }
@@ -229,6 +239,14 @@ pub async fn restore(s: &AppState, id: &SaleId) -> Result<bool, AppError> {
             sale = %id, stock, buyers = state.bought.len(),
             "sale was missing from redis; rebuilt from postgres"
         );
+        // A checkout Redis accepted before it lost the sale may still commit to Postgres
+        // after the snapshot above; once any such statement has finished or timed out,
+        // the sweeper reconciles the stock.
+        let due = std::time::Instant::now() + RECHECK_AFTER;
+        s.rechecks
+            .lock()
+            .expect("rechecks lock")
+            .push((id.clone(), due));
     }
     Ok(true)
 }
@@ -242,6 +260,31 @@ pub async fn recover(s: &AppState, id: &SaleId, proven: bool) -> Result<bool, Ap
         return Ok(false);
     }
     restore(s, id).await
+}
+
+/// Longer than the ledger's statement timeout: by then every order in flight at a restore
+/// has committed or failed.
+const RECHECK_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reconciles the sales rebuilt at least `RECHECK_AFTER` ago (see `restore`).
+pub async fn recheck_restored(s: &AppState) -> Result<(), AppError> {
+    let now = std::time::Instant::now();
+    let due: Vec<SaleId> = {
+        let mut list = s.rechecks.lock().expect("rechecks lock");
+        let (due, later) = list.drain(..).partition(|(_, at)| *at <= now);
+        *list = later;
+        due.into_iter().map(|(id, _)| id).collect()
+    };
+    let mut result = Ok(());
+    for id in due {
+        if let Err(e) = reconcile(s, &id).await {
+            // Try again later rather than leave the stock unchecked.
+            let again = (id, now + RECHECK_AFTER);
+            s.rechecks.lock().expect("rechecks lock").push(again);
+            result = Err(e);
+        }
+    }
+    result
 }
 
 /// Rebuilds the Redis state of every sale Redis has lost.

@@ -92,6 +92,7 @@ impl Application {
             keys,
             hub: Arc::new(Hub::default()),
             restoring: Default::default(),
+            rechecks: Default::default(),
             shutdown: shutdown_rx,
             config,
         });

@@ -18,6 +18,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     /// Held while rebuilding a sale Redis lost (see `sales::restore`).
     pub restoring: tokio::sync::Mutex<()>,
+    /// Sales rebuilt from the ledger, to reconcile once in-flight orders have landed.
+    pub rechecks: std::sync::Mutex<Vec<(crate::domain::SaleId, std::time::Instant)>>,
     /// Flips to true when the instance stops: streams end and background loops return.
     pub shutdown: watch::Receiver<bool>,
 }
