@@ -63,11 +63,11 @@ pub struct Order {
     pub hold_expires_at: DateTime<Utc>,
 }
 
-/// Units a lapsed or failed order gives back, and the tickets that bought them.
+/// Units lapsed or failed orders give back: (ticket, quantity) of each, and their sum.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Release {
     pub sale: String,
-    pub tickets: Vec<String>,
+    pub tickets: Vec<(String, i32)>,
     pub units: i64,
 }
 
@@ -248,12 +248,13 @@ impl Ledger {
 
     /// Redis took these units back.
     pub async fn restocked(&self, r: &Release) -> Result<(), AppError> {
+        let tickets: Vec<&str> = r.tickets.iter().map(|(t, _)| t.as_str()).collect();
         sqlx::query(
             "UPDATE orders SET restock_due = false
              WHERE sale_id = $1 AND ticket_id = ANY($2) AND restock_due",
         )
         .bind(&r.sale)
-        .bind(&r.tickets)
+        .bind(&tickets)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -302,10 +303,11 @@ impl Ledger {
     }
 
     /// Runs `f` while holding the sale's row lock: no order commits and no hold expires for
-    /// this sale meanwhile, so `f` sees a `sold` that stays true until it is done.
+    /// this sale meanwhile, so `f` sees a `sold` that stays true until it is done. `f` also
+    /// gets the tickets of released orders Redis has not confirmed taking back.
     pub async fn with_sale_locked<T, F>(&self, id: &str, f: F) -> Result<T, AppError>
     where
-        F: AsyncFnOnce(&SaleRow) -> Result<T, AppError>,
+        F: AsyncFnOnce(&SaleRow, Vec<String>) -> Result<T, AppError>,
     {
         let mut tx = self.pool.begin().await?;
         let sale: SaleRow = sqlx::query_as("SELECT * FROM sales WHERE id = $1 FOR UPDATE")
@@ -313,7 +315,13 @@ impl Ledger {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(AppError::unknown_sale)?;
-        let out = f(&sale).await?;
+        // Releases commit under this row lock too, so this list and `sold` agree.
+        let unconfirmed: Vec<String> =
+            sqlx::query_scalar("SELECT ticket_id FROM orders WHERE sale_id = $1 AND restock_due")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let out = f(&sale, unconfirmed).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -411,7 +419,8 @@ impl Ledger {
         debug_assert!(!release || live);
         if status != order.status {
             sqlx::query(
-                "UPDATE orders SET status = $2, restock_due = $3, updated_at = now()
+                "UPDATE orders SET status = $2, restock_due = restock_due OR $3,
+                                   updated_at = now()
                  WHERE id = $1",
             )
             .bind(order_id)
@@ -431,7 +440,7 @@ impl Ledger {
         order.status = status.to_string();
         let released = release.then(|| Release {
             sale: order.sale_id.clone(),
-            tickets: vec![order.ticket_id.clone()],
+            tickets: vec![(order.ticket_id.clone(), order.quantity)],
             units: order.quantity as i64,
         });
         Ok(Some(PaymentOutcome {
@@ -448,12 +457,12 @@ fn group_releases(rows: Vec<(String, String, i32)>) -> Vec<Release> {
     for (sale, ticket, qty) in rows {
         match out.last_mut() {
             Some(r) if r.sale == sale => {
-                r.tickets.push(ticket);
+                r.tickets.push((ticket, qty));
                 r.units += qty as i64;
             }
             _ => out.push(Release {
                 sale,
-                tickets: vec![ticket],
+                tickets: vec![(ticket, qty)],
                 units: qty as i64,
             }),
         }

@@ -197,9 +197,9 @@ pub async fn reconcile(s: &AppState, id: &SaleId) -> Result<i64, AppError> {
 /// no order commits between reading `sold` and setting stock.
 async fn reset_stock(s: &AppState, sale: &str) -> Result<i64, AppError> {
     s.ledger
-        .with_sale_locked(sale, async |row| {
+        .with_sale_locked(sale, async |row, released| {
             s.store
-                .reconcile(sale, row.units as i64, row.sold as i64)
+                .reconcile(sale, row.units as i64, row.sold as i64, &released)
                 .await
         })
         .await
@@ -210,19 +210,32 @@ async fn reset_stock(s: &AppState, sale: &str) -> Result<i64, AppError> {
 /// buys twice or rejoins ahead of the line. The waiting line itself comes back as shoppers
 /// re-present their queue tokens. False if Postgres does not know the sale either.
 pub async fn restore(s: &AppState, id: &SaleId) -> Result<bool, AppError> {
-    // One rebuild at a time per instance: a herd of requests finding the sale gone waits
+    // One rebuild of a sale at a time per instance: a herd of requests finding it gone waits
     // for the one rebuilding it, then looks once, instead of each reading the ledger (and,
     // with Postgres down, each waiting out its timeout in turn).
-    let _one = match s.restoring.try_lock() {
-        Ok(guard) => guard,
-        Err(_) => {
-            drop(s.restoring.lock().await);
-            return match s.store.has_sale(id.as_str()).await? {
-                true => Ok(true),
-                false => Err(AppError::unavailable("the sale is being restored")),
-            };
-        }
+    let lock = s
+        .restoring
+        .lock()
+        .expect("restoring lock")
+        .entry(id.to_string())
+        .or_default()
+        .clone();
+    let Ok(_one) = lock.try_lock() else {
+        drop(lock.lock().await);
+        return match s.store.has_sale(id.as_str()).await? {
+            true => Ok(true),
+            false => Err(AppError::unavailable("the sale is being restored")),
+        };
     };
+    let rebuilt = rebuild(s, id).await;
+    s.restoring
+        .lock()
+        .expect("restoring lock")
+        .remove(id.as_str());
+    rebuilt
+}
+
+async fn rebuild(s: &AppState, id: &SaleId) -> Result<bool, AppError> {
     if s.store.has_sale(id.as_str()).await? {
         return Ok(true);
     }

@@ -1,5 +1,6 @@
 //! What every handler and background task shares.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -16,8 +17,8 @@ pub struct AppState {
     pub ledger: Ledger,
     pub keys: Keys,
     pub hub: Arc<Hub>,
-    /// Held while rebuilding a sale Redis lost (see `sales::restore`).
-    pub restoring: tokio::sync::Mutex<()>,
+    /// Per sale, held while rebuilding it after Redis lost it (see `sales::restore`).
+    pub restoring: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Sales rebuilt from the ledger, to reconcile once in-flight orders have landed.
     pub rechecks: std::sync::Mutex<Vec<(crate::domain::SaleId, std::time::Instant)>>,
     /// Flips to true when the instance stops: streams end and background loops return.

@@ -33,6 +33,7 @@ static CHECKOUT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/checkout.lua")));
 static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/release.lua")));
+static AMEND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/amend.lua")));
 static RECONCILE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/reconcile.lua")));
 static RESTORE: LazyLock<Script> =
@@ -195,6 +196,7 @@ impl Store {
             &*ADMIT,
             &*CHECKOUT,
             &*RELEASE,
+            &*AMEND,
             &*RECONCILE,
             &*RESTORE,
         ] {
@@ -262,6 +264,9 @@ impl Store {
             "expired": expired,
         });
         let mut c = self.conn();
+        // Listed first: were this to fail after the rebuild, no later call would list it
+        // (they all find the sale present), and the ticker and ledger sync would skip it.
+        let _: () = c.sadd(SALES_KEY, sale).await?;
         let rebuilt: bool = RESTORE
             .key(key(sale, "cfg"))
             .key(key(sale, "stock"))
@@ -270,7 +275,6 @@ impl Store {
             .arg(state.to_string())
             .invoke_async(&mut c)
             .await?;
-        let _: () = c.sadd(SALES_KEY, sale).await?;
         Ok(rebuilt)
     }
 
@@ -393,33 +397,37 @@ impl Store {
         })
     }
 
-    /// Gives back the units of lapsed orders and marks their tickets spent. Idempotent (see
-    /// lua/release.lua). Returns the stock now.
-    pub async fn release(&self, sale: &str, tickets: &[String]) -> Result<i64, AppError> {
-        self.run_release(sale, tickets.iter().flat_map(|t| [t.as_str(), ""]))
-            .await
+    /// Gives back the units of orders the ledger released, (ticket, quantity) each, and marks
+    /// their tickets spent. Idempotent per ticket (see lua/release.lua). Returns the stock now.
+    pub async fn release(&self, sale: &str, tickets: &[(String, i32)]) -> Result<i64, AppError> {
+        let mut call = RELEASE.prepare_invoke();
+        call.key(key(sale, "cfg"))
+            .key(key(sale, "stock"))
+            .key(key(sale, "events"))
+            .key(key(sale, "used"))
+            .key(key(sale, "expired"));
+        for (ticket, quantity) in tickets {
+            call.arg(ticket).arg(quantity);
+        }
+        match call.invoke_async(&mut self.conn()).await? {
+            -1 => Err(AppError::unavailable(
+                "the sale is missing from redis; released once it is rebuilt",
+            )),
+            left => Ok(left),
+        }
     }
 
     /// The ledger already holds `record` for this ticket (Redis had forgotten it): gives back
     /// whatever Redis took for it since, and keeps the ledger's record.
     pub async fn amend(&self, sale: &str, qid: &str, record: &str) -> Result<i64, AppError> {
-        self.run_release(sale, [qid, record]).await
-    }
-
-    async fn run_release<'a>(
-        &self,
-        sale: &str,
-        pairs: impl IntoIterator<Item = &'a str>,
-    ) -> Result<i64, AppError> {
-        let mut call = RELEASE.prepare_invoke();
-        call.key(key(sale, "stock"))
+        Ok(AMEND
+            .key(key(sale, "stock"))
             .key(key(sale, "events"))
             .key(key(sale, "used"))
-            .key(key(sale, "expired"));
-        for a in pairs {
-            call.arg(a);
-        }
-        Ok(call.invoke_async(&mut self.conn()).await?)
+            .arg(qid)
+            .arg(record)
+            .invoke_async(&mut self.conn())
+            .await?)
     }
 
     /// The ledger refused an order Redis accepted (Redis's stock was ahead of Postgres): the
@@ -435,16 +443,25 @@ impl Store {
         Ok(())
     }
 
-    pub async fn reconcile(&self, sale: &str, units: i64, sold: i64) -> Result<i64, AppError> {
-        let mut c = self.conn();
+    /// Sets stock from the ledger's `units` and `sold`; `released` are tickets whose orders
+    /// the ledger released but Redis has not confirmed taking back (see lua/reconcile.lua).
+    pub async fn reconcile(
+        &self,
+        sale: &str,
+        units: i64,
+        sold: i64,
+        released: &[String],
+    ) -> Result<i64, AppError> {
         Ok(RECONCILE
             .key(key(sale, "stock"))
             .key(key(sale, "pending"))
             .key(key(sale, "used"))
             .key(key(sale, "events"))
+            .key(key(sale, "expired"))
             .arg(units)
             .arg(sold)
-            .invoke_async(&mut c)
+            .arg(released)
+            .invoke_async(&mut self.conn())
             .await?)
     }
 

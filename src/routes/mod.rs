@@ -6,7 +6,7 @@ mod ops;
 mod page;
 mod shopper;
 
-use actix_web::http::header;
+use actix_web::http::{header, StatusCode};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, HttpRequest};
 
@@ -31,7 +31,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/sales/{id}/status", web::get().to(shopper::status))
             .route("/sales/{id}/events", web::get().to(shopper::events))
             .route("/sales/{id}/checkout", web::post().to(shopper::checkout))
-            .route("/payments/webhook", web::post().to(ops::payment_webhook))
+            .service(
+                // Providers' events can outgrow the 16 KiB every other body is held to.
+                web::resource("/payments/webhook")
+                    .app_data(web::PayloadConfig::new(256 * 1024))
+                    .route(web::post().to(ops::payment_webhook)),
+            )
             .route("/gate", web::get().to(ops::gate))
             .default_service(web::to(ops::api_not_found)),
     )
@@ -49,17 +54,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 fn optional_json<T: serde::de::DeserializeOwned + Default>(
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<T, AppError> {
-    let body = body.map_err(|_| {
-        AppError::new(
-            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "the request body is too large",
-        )
-    })?;
+    let body = body_bytes(body)?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
     serde_json::from_slice(&body).map_err(|e| AppError::bad_request("invalid_json", e.to_string()))
+}
+
+/// The raw body, or a JSON error saying why it could not be read.
+fn body_bytes(body: Result<web::Bytes, actix_web::Error>) -> Result<web::Bytes, AppError> {
+    body.map_err(|e| match e.as_response_error().status_code() {
+        StatusCode::PAYLOAD_TOO_LARGE => AppError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is too large",
+        ),
+        _ => AppError::bad_request("unreadable_body", e.to_string()),
+    })
 }
 
 /// The token after `Bearer `, if any.

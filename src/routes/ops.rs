@@ -70,8 +70,9 @@ pub async fn gate(
 pub async fn payment_webhook(
     s: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AppError> {
+    let body = super::body_bytes(body)?;
     let sig = req
         .headers()
         .get(payments::SIGNATURE_HEADER)

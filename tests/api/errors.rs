@@ -60,6 +60,15 @@ async fn client_mistakes_get_clear_json_errors() {
         .await
         .unwrap();
     expect(res, 413, "payload_too_large").await;
+    // A provider's event may be larger than a shopper's body, within its own limit.
+    let event = |size: usize| {
+        c.post(app.url("/api/payments/webhook"))
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"pad":"{}"}}"#, "x".repeat(size)))
+            .send()
+    };
+    expect(event(100_000).await.unwrap(), 401, "invalid_signature").await;
+    expect(event(300_000).await.unwrap(), 413, "payload_too_large").await;
     let dup = sale(1);
     assert_eq!(app.create_sale_json(dup.clone()).await.status(), 201);
     expect(app.create_sale_json(dup).await, 409, "sale_exists").await;
