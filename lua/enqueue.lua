@@ -1,8 +1,9 @@
 -- Join the line, or re-present a queue token to keep the original place.
 -- KEYS: 1 cfg, 2 queue, 3 admitted, 4 expired, 5 used, 6 stock, 7 seq, 8 open
--- ARGV: 1 queue id, 2 score from the shopper's token ('' for a new shopper)
+-- ARGV: 1 queue id, 2 score from the shopper's token ('' for a new shopper), 3 'restore' or ''
 -- Returns {status, score, seq, position, open}; status is one of
--- unknown | sold_out | waiting | admitted | expired | purchased; open is 1 while admitting.
+-- unknown | sold_out | waiting | admitted | expired | purchased | lost; open is 1 while
+-- admitting.
 -- Scores are Redis TIME in microseconds, made strictly increasing with seq.last_us so two joins
 -- in the same microsecond never tie (ties would fall back to member order, breaking FIFO).
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'unknown', '0', 0, 0, 0} end
@@ -15,8 +16,13 @@ if ARGV[2] ~= '' then
   if redis.call('ZSCORE', KEYS[3], qid) then return {'admitted', ARGV[2], 0, 0, open} end
   if redis.call('SISMEMBER', KEYS[4], qid) == 1 then return {'expired', ARGV[2], 0, 0, open} end
   if stock <= 0 then return {'sold_out', ARGV[2], 0, 0, open} end
-  -- NX: a place already in the queue is never moved; a lost one is restored at its old score.
-  redis.call('ZADD', KEYS[2], 'NX', ARGV[2], qid)
+  -- A place in the queue is never moved. A token in no set at all means Redis lost the sale:
+  -- the place comes back at its old score once the caller has asked the ledger whether this
+  -- shopper bought meanwhile (ARGV 3 = 'restore').
+  if not redis.call('ZSCORE', KEYS[2], qid) then
+    if ARGV[3] ~= 'restore' then return {'lost', ARGV[2], 0, 0, open} end
+    redis.call('ZADD', KEYS[2], ARGV[2], qid)
+  end
   return {'waiting', ARGV[2], 0, redis.call('ZRANK', KEYS[2], qid) + 1, open}
 end
 

@@ -61,14 +61,51 @@ pub struct Order {
     /// Unix milliseconds, like every other time the API gives.
     #[serde(with = "chrono::serde::ts_milliseconds")]
     pub hold_expires_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub created_at: DateTime<Utc>,
 }
 
-/// Units lapsed or failed orders give back: (ticket, quantity) of each, and their sum.
+impl Order {
+    /// The order as checkout.lua records it in Redis's `used` hash.
+    pub fn record(&self) -> OrderRecord {
+        OrderRecord {
+            order_id: self.id,
+            quantity: self.quantity,
+            at: self.created_at,
+        }
+    }
+
+    /// The order as a release gives its units back.
+    pub fn released(&self) -> Released {
+        Released {
+            ticket: self.ticket_id.clone(),
+            order_id: self.id,
+            quantity: self.quantity,
+        }
+    }
+
+    /// Still holding its units: awaiting payment or paid.
+    pub fn is_live(&self) -> bool {
+        matches!(self.status.as_str(), "pending_payment" | "paid")
+    }
+}
+
+/// Units lapsed or failed orders of one sale give back, and their sum.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Release {
     pub sale: String,
-    pub tickets: Vec<(String, i32)>,
+    pub orders: Vec<Released>,
     pub units: i64,
+}
+
+/// One order the ledger released: the ticket that bought it, its id and its units.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Released {
+    #[sqlx(rename = "ticket_id")]
+    pub ticket: String,
+    #[sqlx(rename = "id")]
+    pub order_id: Uuid,
+    pub quantity: i32,
 }
 
 /// An order as checkout.lua recorded it in Redis: `<order id>:<qty>:<ms>`.
@@ -235,8 +272,8 @@ impl Ledger {
     /// Released orders whose units Redis has not confirmed taking back, untouched for
     /// `min_age_secs` (younger ones are still being released by their own request).
     pub async fn restocks_due(&self, min_age_secs: f64) -> Result<Vec<Release>, AppError> {
-        let rows: Vec<(String, String, i32)> = sqlx::query_as(
-            "SELECT sale_id, ticket_id, quantity FROM orders
+        let rows: Vec<(String, String, Uuid, i32)> = sqlx::query_as(
+            "SELECT sale_id, ticket_id, id, quantity FROM orders
              WHERE restock_due AND updated_at < now() - make_interval(secs => $1)
              ORDER BY sale_id LIMIT 1000",
         )
@@ -248,7 +285,7 @@ impl Ledger {
 
     /// Redis took these units back.
     pub async fn restocked(&self, r: &Release) -> Result<(), AppError> {
-        let tickets: Vec<&str> = r.tickets.iter().map(|(t, _)| t.as_str()).collect();
+        let tickets: Vec<&str> = r.orders.iter().map(|o| o.ticket.as_str()).collect();
         sqlx::query(
             "UPDATE orders SET restock_due = false
              WHERE sale_id = $1 AND ticket_id = ANY($2) AND restock_due",
@@ -307,7 +344,7 @@ impl Ledger {
     /// gets the tickets of released orders Redis has not confirmed taking back.
     pub async fn with_sale_locked<T, F>(&self, id: &str, f: F) -> Result<T, AppError>
     where
-        F: AsyncFnOnce(&SaleRow, Vec<String>) -> Result<T, AppError>,
+        F: AsyncFnOnce(&SaleRow, Vec<Released>) -> Result<T, AppError>,
     {
         let mut tx = self.pool.begin().await?;
         let sale: SaleRow = sqlx::query_as("SELECT * FROM sales WHERE id = $1 FOR UPDATE")
@@ -316,14 +353,40 @@ impl Ledger {
             .await?
             .ok_or_else(AppError::unknown_sale)?;
         // Releases commit under this row lock too, so this list and `sold` agree.
-        let unconfirmed: Vec<String> =
-            sqlx::query_scalar("SELECT ticket_id FROM orders WHERE sale_id = $1 AND restock_due")
-                .bind(id)
-                .fetch_all(&mut *tx)
-                .await?;
+        let unconfirmed: Vec<Released> = sqlx::query_as(
+            "SELECT ticket_id, id, quantity FROM orders WHERE sale_id = $1 AND restock_due",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
         let out = f(&sale, unconfirmed).await?;
         tx.commit().await?;
         Ok(out)
+    }
+
+    /// The order this ticket made, if any.
+    pub async fn order_by_ticket(
+        &self,
+        sale: &str,
+        ticket: &str,
+    ) -> Result<Option<Order>, AppError> {
+        Ok(order_by_ticket(&self.pool, sale, ticket).await?)
+    }
+
+    /// Of these tickets, the ones with an order in the ledger: ticket → order id.
+    pub async fn orders_of(
+        &self,
+        sale: &str,
+        tickets: &[String],
+    ) -> Result<HashMap<String, Uuid>, AppError> {
+        let rows: Vec<(String, Uuid)> = sqlx::query_as(
+            "SELECT ticket_id, id FROM orders WHERE sale_id = $1 AND ticket_id = ANY($2)",
+        )
+        .bind(sale)
+        .bind(tickets)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// Every sale id (the restore check looks at all of them, however many).
@@ -346,20 +409,20 @@ impl Ledger {
     /// Expires lapsed holds everywhere, returning per sale what to give back to Redis. Safe
     /// on many instances at once: a hold changes status exactly once under its row lock.
     pub async fn expire_holds(&self) -> Result<Vec<Release>, AppError> {
-        let rows: Vec<(String, String, i32)> = sqlx::query_as(
+        let rows: Vec<(String, String, Uuid, i32)> = sqlx::query_as(
             "WITH e AS (
                 UPDATE orders SET status = 'expired', restock_due = true, updated_at = now()
                 WHERE id IN (SELECT id FROM orders
                              WHERE status = 'pending_payment' AND hold_expires_at < now()
                              ORDER BY hold_expires_at LIMIT 1000
                              FOR UPDATE SKIP LOCKED)
-                RETURNING sale_id, ticket_id, quantity
+                RETURNING sale_id, ticket_id, id, quantity
              ), agg AS (
                 SELECT sale_id, sum(quantity)::integer AS q FROM e GROUP BY sale_id
              ), u AS (
                 UPDATE sales SET sold = sales.sold - agg.q FROM agg WHERE sales.id = agg.sale_id
              )
-             SELECT sale_id, ticket_id, quantity FROM e ORDER BY sale_id",
+             SELECT sale_id, ticket_id, id, quantity FROM e ORDER BY sale_id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -386,7 +449,8 @@ impl Ledger {
         .rows_affected()
             == 1;
         let Some(mut order) = sqlx::query_as::<_, Order>(
-            "SELECT id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at
+            "SELECT id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at,
+                    created_at
              FROM orders WHERE id = $1 FOR UPDATE",
         )
         .bind(order_id)
@@ -440,7 +504,7 @@ impl Ledger {
         order.status = status.to_string();
         let released = release.then(|| Release {
             sale: order.sale_id.clone(),
-            tickets: vec![(order.ticket_id.clone(), order.quantity)],
+            orders: vec![order.released()],
             units: order.quantity as i64,
         });
         Ok(Some(PaymentOutcome {
@@ -451,19 +515,24 @@ impl Ledger {
     }
 }
 
-/// (sale, ticket, quantity) rows sorted by sale, grouped into one release per sale.
-fn group_releases(rows: Vec<(String, String, i32)>) -> Vec<Release> {
+/// (sale, ticket, order id, quantity) rows sorted by sale, grouped into one release per sale.
+fn group_releases(rows: Vec<(String, String, Uuid, i32)>) -> Vec<Release> {
     let mut out: Vec<Release> = Vec::new();
-    for (sale, ticket, qty) in rows {
+    for (sale, ticket, order_id, quantity) in rows {
+        let order = Released {
+            ticket,
+            order_id,
+            quantity,
+        };
         match out.last_mut() {
             Some(r) if r.sale == sale => {
-                r.tickets.push((ticket, qty));
-                r.units += qty as i64;
+                r.units += quantity as i64;
+                r.orders.push(order);
             }
             _ => out.push(Release {
                 sale,
-                tickets: vec![(ticket, qty)],
-                units: qty as i64,
+                units: quantity as i64,
+                orders: vec![order],
             }),
         }
     }
@@ -476,7 +545,8 @@ async fn order_by_ticket(
     ticket: &str,
 ) -> Result<Option<Order>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at
+        "SELECT id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at,
+                created_at
          FROM orders WHERE sale_id = $1 AND ticket_id = $2",
     )
     .bind(sale)
@@ -558,7 +628,8 @@ async fn insert_orders(pool: &PgPool, jobs: &[Job]) -> Result<MadeOrders, sqlx::
                    'pending_payment', i.at + make_interval(secs => s.hold_secs), i.at
             FROM input i JOIN sales s ON s.id = i.sale_id
             ON CONFLICT (sale_id, ticket_id) DO NOTHING
-            RETURNING id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at
+            RETURNING id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at,
+                      created_at
          ), agg AS (
             SELECT sale_id, sum(quantity)::integer AS q FROM o GROUP BY sale_id
          ), u AS (

@@ -102,7 +102,7 @@ pub async fn webhook(
 /// ledger's `restock_due` mark. If Redis is down the mark stays and the sweeper retries
 /// (release.lua is idempotent): the units are undersold for a while, never lost or oversold.
 async fn release(s: &AppState, r: &Release) {
-    let result = match s.store.release(&r.sale, &r.tickets).await {
+    let result = match s.store.release(&r.sale, &r.orders).await {
         Ok(_) => s.ledger.restocked(r).await,
         Err(e) => Err(e),
     };

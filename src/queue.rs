@@ -78,13 +78,14 @@ pub async fn join(s: &AppState, sale: &SaleId, token: Option<&str>) -> Result<Jo
         standing: Standing::default(),
     };
     match (joined.place, &claims) {
-        (Place::Unknown | Place::Lost, _) => return Err(AppError::unknown_sale()),
+        (Place::Unknown, _) | (Place::Lost, None) => return Err(AppError::unknown_sale()),
         (Place::SoldOut, _) => return Err(AppError::sold_out()),
         (Place::Waiting { position }, _) => {
             view.standing.status = if joined.open { "waiting" } else { "closed" };
             view.standing.position = position;
         }
-        // Only a returning shopper is past waiting: answer as `/status` would.
+        // Only a returning shopper is past waiting (or lost with Redis): answer as `/status`
+        // would.
         (_, Some(c)) => {
             view.standing = status(s, sale, c).await?.standing;
         }
@@ -113,12 +114,24 @@ pub async fn status(
         snap = s.store.snapshot(sale.as_str(), &claims.sub).await?;
     }
     if snap.place == Place::Lost {
-        s.store
-            .enqueue(sale.as_str(), &claims.sub, Some(claims.t))
-            .await?;
+        restore_place(s, sale, claims).await?;
         snap = s.store.snapshot(sale.as_str(), &claims.sub).await?;
     }
     view(s, sale, &claims.sub, snap)
+}
+
+/// Redis has no trace of this shopper: it lost the sale, and the rebuild came before anything
+/// this shopper did since. The ledger says whether they bought (Redis is told, and they stay
+/// out of the line); otherwise their place comes back at the join time in their token.
+async fn restore_place(s: &AppState, sale: &SaleId, claims: &QueueClaims) -> Result<(), AppError> {
+    match s.ledger.order_by_ticket(sale.as_str(), &claims.sub).await? {
+        Some(order) => sales::remember(s, sale.as_str(), &order).await,
+        None => {
+            s.store
+                .restore_place(sale.as_str(), &claims.sub, claims.t)
+                .await
+        }
+    }
 }
 
 fn view(s: &AppState, sale: &SaleId, qid: &str, snap: Snapshot) -> Result<StatusView, AppError> {

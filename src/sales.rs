@@ -152,6 +152,15 @@ pub async fn settle(
     rec: &OrderRecord,
     recorded: Recorded,
 ) -> Result<Option<Order>, AppError> {
+    let recorded = match recorded {
+        // Another copy of this order (the ledger sync racing its own checkout) may have been
+        // recorded meanwhile: then it stands, and voiding the ticket would lose it.
+        Recorded::WouldOversell => match s.ledger.order_by_ticket(sale, qid).await? {
+            Some(order) => Recorded::Order(order),
+            None => Recorded::WouldOversell,
+        },
+        recorded => recorded,
+    };
     match recorded {
         Recorded::Order(order) if order.id == rec.order_id => Ok(Some(order)),
         Recorded::Order(order) => {
@@ -162,12 +171,9 @@ pub async fn settle(
                 qid,
                 "ticket bought twice in redis; the second is undone"
             );
-            let kept = OrderRecord {
-                order_id: order.id,
-                quantity: order.quantity,
-                at: rec.at,
-            };
-            s.store.amend(sale, qid, &kept.to_string()).await?;
+            s.store
+                .amend(sale, qid, &order.record().to_string())
+                .await?;
             Ok(Some(order))
         }
         Recorded::WouldOversell => {
@@ -181,6 +187,20 @@ pub async fn settle(
             Ok(None)
         }
     }
+}
+
+/// Tells Redis what the ledger knows of a ticket's order, for a ticket Redis has no trace of
+/// (it lost the sale and the rebuild came before this order was committed): a live order
+/// marks the ticket as having bought, a lapsed one marks it spent and its units released.
+pub async fn remember(s: &AppState, sale: &str, order: &Order) -> Result<(), AppError> {
+    if order.is_live() {
+        s.store
+            .amend(sale, &order.ticket_id, &order.record().to_string())
+            .await?;
+    } else {
+        s.store.release(sale, &[order.released()]).await?;
+    }
+    Ok(())
 }
 
 /// Brings Redis's copy of a sale in line with the ledger: rebuilds it if lost, writes the
@@ -198,8 +218,19 @@ pub async fn reconcile(s: &AppState, id: &SaleId) -> Result<i64, AppError> {
 async fn reset_stock(s: &AppState, sale: &str) -> Result<i64, AppError> {
     s.ledger
         .with_sale_locked(sale, async |row, released| {
+            // No order of this sale commits while the row is held, so the ledger's answer for
+            // these tickets holds until the script has run.
+            let pending: Vec<String> = s
+                .store
+                .pending(sale)
+                .await?
+                .into_iter()
+                .map(|(q, _)| q)
+                .collect();
+            let recorded = s.ledger.orders_of(sale, &pending).await?;
+            let (units, sold) = (row.units as i64, row.sold as i64);
             s.store
-                .reconcile(sale, row.units as i64, row.sold as i64, &released)
+                .reconcile(sale, units, sold, &released, &recorded)
                 .await
         })
         .await

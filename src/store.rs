@@ -9,6 +9,7 @@
 //! pool: deadpool-redis pings a connection on every checkout, which doubled the round trips
 //! of every join and halved throughput in the bench.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,9 +18,11 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
+use uuid::Uuid;
 
 use crate::domain::SaleSpec;
 use crate::error::AppError;
+use crate::ledger::Released;
 
 /// The set of sales the ticker looks at.
 pub const SALES_KEY: &str = "wr:sales";
@@ -272,6 +275,7 @@ impl Store {
             .key(key(sale, "stock"))
             .key(key(sale, "used"))
             .key(key(sale, "expired"))
+            .key(key(sale, "released"))
             .arg(state.to_string())
             .invoke_async(&mut c)
             .await?;
@@ -292,12 +296,30 @@ impl Store {
         Ok(())
     }
 
-    /// Joins the line (`score` = None) or restores a place from a queue token's score.
+    /// Joins the line (`score` = None) or re-presents a queue token's place: `Place::Lost` if
+    /// Redis no longer has it (see `restore_place`).
     pub async fn enqueue(
         &self,
         sale: &str,
         qid: &str,
         score: Option<i64>,
+    ) -> Result<Joined, AppError> {
+        self.run_enqueue(sale, qid, score, "").await
+    }
+
+    /// Puts a lost place back in line at the score its token records.
+    pub async fn restore_place(&self, sale: &str, qid: &str, score: i64) -> Result<(), AppError> {
+        self.run_enqueue(sale, qid, Some(score), "restore")
+            .await
+            .map(drop)
+    }
+
+    async fn run_enqueue(
+        &self,
+        sale: &str,
+        qid: &str,
+        score: Option<i64>,
+        mode: &str,
     ) -> Result<Joined, AppError> {
         let mut c = self.conn();
         let (status, score, seq, position, open): (String, String, i64, i64, i64) = ENQUEUE
@@ -311,6 +333,7 @@ impl Store {
             .key(key(sale, "open"))
             .arg(qid)
             .arg(score.map(|s| s.to_string()).unwrap_or_default())
+            .arg(mode)
             .invoke_async(&mut c)
             .await?;
         let place = match status.as_str() {
@@ -321,6 +344,7 @@ impl Store {
             "purchased" => Place::Purchased {
                 record: String::new(),
             },
+            "lost" => Place::Lost,
             _ => Place::Unknown,
         };
         Ok(Joined {
@@ -397,17 +421,20 @@ impl Store {
         })
     }
 
-    /// Gives back the units of orders the ledger released, (ticket, quantity) each, and marks
-    /// their tickets spent. Idempotent per ticket (see lua/release.lua). Returns the stock now.
-    pub async fn release(&self, sale: &str, tickets: &[(String, i32)]) -> Result<i64, AppError> {
+    /// Gives back the units of orders the ledger released and marks their tickets spent.
+    /// Idempotent per ticket (see lua/release.lua). Returns the stock now.
+    pub async fn release(&self, sale: &str, orders: &[Released]) -> Result<i64, AppError> {
         let mut call = RELEASE.prepare_invoke();
         call.key(key(sale, "cfg"))
             .key(key(sale, "stock"))
             .key(key(sale, "events"))
             .key(key(sale, "used"))
-            .key(key(sale, "expired"));
-        for (ticket, quantity) in tickets {
-            call.arg(ticket).arg(quantity);
+            .key(key(sale, "expired"))
+            .key(key(sale, "released"));
+        for o in orders {
+            call.arg(&o.ticket)
+                .arg(o.quantity)
+                .arg(o.order_id.to_string());
         }
         match call.invoke_async(&mut self.conn()).await? {
             -1 => Err(AppError::unavailable(
@@ -443,24 +470,32 @@ impl Store {
         Ok(())
     }
 
-    /// Sets stock from the ledger's `units` and `sold`; `released` are tickets whose orders
-    /// the ledger released but Redis has not confirmed taking back (see lua/reconcile.lua).
+    /// Sets stock from the ledger's `units` and `sold`, read under the sale's row lock, with
+    /// the orders it released that Redis has not confirmed and, of the tickets in `pending`,
+    /// those Postgres has recorded: ticket → order id (see lua/reconcile.lua).
     pub async fn reconcile(
         &self,
         sale: &str,
         units: i64,
         sold: i64,
-        released: &[String],
+        released: &[Released],
+        recorded: &HashMap<String, Uuid>,
     ) -> Result<i64, AppError> {
+        let released: Vec<[String; 2]> = released
+            .iter()
+            .map(|o| [o.ticket.clone(), o.order_id.to_string()])
+            .collect();
+        let args = serde_json::json!({
+            "units": units, "sold": sold, "released": released, "recorded": recorded,
+        });
         Ok(RECONCILE
             .key(key(sale, "stock"))
             .key(key(sale, "pending"))
             .key(key(sale, "used"))
             .key(key(sale, "events"))
             .key(key(sale, "expired"))
-            .arg(units)
-            .arg(sold)
-            .arg(released)
+            .key(key(sale, "released"))
+            .arg(args.to_string())
             .invoke_async(&mut self.conn())
             .await?)
     }

@@ -1,9 +1,21 @@
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::common::*;
+
+/// The payment of this checkout's order fails, as recorded in the ledger alone (Redis is not
+/// told: the caller decides when).
+async fn fail_in_ledger(app: &TestApp, order: &Value) -> waitroom::ledger::PaymentOutcome {
+    let id = order["order_id"].as_str().unwrap().parse().unwrap();
+    let outcome = app
+        .state
+        .ledger
+        .apply_payment(id, &unique("ev"), false)
+        .await;
+    outcome.unwrap().expect("the order is in the ledger")
+}
 
 /// Joins `n` shoppers, opens the sale and returns their admission tickets.
 pub async fn admitted_tickets(app: &TestApp, sale: &str, n: usize) -> Vec<String> {
@@ -235,17 +247,7 @@ async fn a_lost_sale_is_rebuilt_on_first_use_knowing_who_bought_and_who_lapsed()
     assert_eq!(app.checkout(&sale, &tb, 1).await.status(), 201);
     // C's payment fails in the ledger (Redis is told later, or never: it is about to be lost).
     let order_c: Value = app.checkout(&sale, &tc, 1).await.json().await.unwrap();
-    let outcome = app
-        .state
-        .ledger
-        .apply_payment(
-            order_c["order_id"].as_str().unwrap().parse().unwrap(),
-            &unique("ev"),
-            false,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let outcome = fail_in_ledger(&app, &order_c).await;
     assert_eq!(outcome.order.status, "failed");
 
     wipe_sale_keys(&sale).await;
@@ -286,6 +288,47 @@ async fn a_lost_sale_is_rebuilt_on_first_use_knowing_who_bought_and_who_lapsed()
         (fixed["sold"].as_i64(), fixed["remaining"].as_i64()),
         (Some(3), Some(7))
     );
+}
+
+/// An order that commits after a rebuild read its snapshot leaves Redis with no trace of the
+/// buyer. The ledger is asked before a place is restored: the buyer hears they bought instead
+/// of jumping to the front of the line, and when the order fails its unit comes back once.
+#[tokio::test]
+async fn a_buyer_redis_forgot_is_found_in_the_ledger_not_put_back_in_line() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(3, 1000).await;
+    let buyer = app.join(&sale).await;
+    app.admin(&sale, "open").await;
+    let ticket = app.ticket(&sale, &buyer.token).await;
+    app.admin(&sale, "close").await;
+    let order: Value = app.checkout(&sale, &ticket, 1).await.json().await.unwrap();
+    let mut r = redis().await;
+    let used = format!("wr:{{{sale}}}:used");
+    let _: () = redis::AsyncCommands::hdel(&mut r, &used, &buyer.queue_id)
+        .await
+        .unwrap();
+
+    let rejoin = app.join_raw(&sale, Some(&buyer.token)).await;
+    assert_eq!(rejoin.status(), 201);
+    let rejoin: Value = rejoin.json().await.unwrap();
+    assert_eq!(
+        (&rejoin["status"], &rejoin["order_id"]),
+        (&json!("purchased"), &order["order_id"])
+    );
+    assert_eq!(app.status(&sale, &buyer.token).await["status"], "purchased");
+    let stats = app.stats(&sale).await;
+    assert_eq!(
+        (stats["queue_len"].as_i64(), stats["remaining"].as_i64()),
+        (Some(0), Some(2))
+    );
+
+    let outcome = fail_in_ledger(&app, &order).await;
+    let released = outcome.released.expect("a failed order releases its unit");
+    for _ in 0..2 {
+        let left = app.state.store.release(&sale, &released.orders).await;
+        assert_eq!(left.unwrap(), 3, "the unit comes back once");
+    }
+    assert_eq!(app.status(&sale, &buyer.token).await["status"], "expired");
 }
 
 #[tokio::test]

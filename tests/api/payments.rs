@@ -201,7 +201,14 @@ async fn a_release_redis_missed_is_given_back_exactly_once() {
     let left = app
         .state
         .store
-        .release(&sale, &[(shopper.queue_id.clone(), 1)])
+        .release(
+            &sale,
+            &[waitroom::ledger::Released {
+                ticket: shopper.queue_id.clone(),
+                order_id: order.parse().unwrap(),
+                quantity: 1,
+            }],
+        )
         .await
         .unwrap();
     assert_eq!(left, 1, "the unit came back once, whoever gave it back");
