@@ -5,8 +5,10 @@
 -- (the sweeper retries any Redis did not confirm), or one a rebuild or reconcile already
 -- counted, changes nothing. The ticket stays spent: status says `expired`, a retried checkout
 -- answers ticket_expired; a `used` record of another order (Redis had forgotten this one and
--- let the ticket buy again) is left for the ledger sync to settle.
--- KEYS: 1 cfg, 2 stock, 3 events, 4 used, 5 expired, 6 released
+-- let the ticket buy again) is left for the ledger sync to settle. While a rebuilt sale is
+-- `unsettled`, units are not added here: the released order may be one whose decrement was
+-- lost with Redis, and the reconcile that settles the sale counts it from `sold` either way.
+-- KEYS: 1 cfg, 2 stock, 3 events, 4 used, 5 expired, 6 released, 7 unsettled
 -- ARGV: triples of (queue id, quantity, order id)
 -- Returns the stock now, or -1 if Redis has lost the sale (retried once it is rebuilt).
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
@@ -20,6 +22,7 @@ for i = 1, #ARGV, 3 do
   end
   if redis.call('SADD', KEYS[6], qid) == 1 then back = back + qty end
 end
+if redis.call('EXISTS', KEYS[7]) == 1 then back = 0 end
 if back == 0 then return tonumber(redis.call('GET', KEYS[2]) or '0') end
 local left = redis.call('INCRBY', KEYS[2], back)
 redis.call('PUBLISH', KEYS[3], cjson.encode({type = 'restocked', remaining = left}))

@@ -54,7 +54,7 @@ pub async fn run_ticker(s: Arc<AppState>) {
 }
 
 /// Every `sweep`: expires lapsed holds, writes Redis-accepted orders that missed Postgres,
-/// and now and then rebuilds sales Redis has lost.
+/// reconciles sales rebuilt a while ago, and now and then rebuilds sales Redis has lost.
 pub async fn run_sweeper(s: Arc<AppState>) {
     let mut shutdown = s.shutdown.clone();
     let mut every = tokio::time::interval(s.config.sweep);
@@ -74,15 +74,15 @@ pub async fn run_sweeper(s: Arc<AppState>) {
                 if let Err(e) = crate::sales::sync_pending(&s, &sale, 3_000).await {
                     tracing::debug!(sale, error = %e, "ledger sync failed");
                 }
+                if let Err(e) = crate::sales::settle_rebuilt(&s, &sale).await {
+                    tracing::warn!(sale, error = %e, "reconcile after a rebuild failed");
+                }
             }
         }
         if n.is_multiple_of(10) {
             if let Err(e) = crate::sales::restore_missing(&s).await {
                 tracing::debug!(error = %e, "restore of lost sales failed");
             }
-        }
-        if let Err(e) = crate::sales::recheck_restored(&s).await {
-            tracing::warn!(error = %e, "reconcile after a restore failed");
         }
         n += 1;
     }

@@ -408,25 +408,38 @@ impl Ledger {
 
     /// Expires lapsed holds everywhere, returning per sale what to give back to Redis. Safe
     /// on many instances at once: a hold changes status exactly once under its row lock.
+    /// One statement per sale, so each locks one `sales` row and can never wait in a cycle
+    /// with an order batch or another instance's sweeper.
     pub async fn expire_holds(&self) -> Result<Vec<Release>, AppError> {
-        let rows: Vec<(String, String, Uuid, i32)> = sqlx::query_as(
-            "WITH e AS (
-                UPDATE orders SET status = 'expired', restock_due = true, updated_at = now()
-                WHERE id IN (SELECT id FROM orders
-                             WHERE status = 'pending_payment' AND hold_expires_at < now()
-                             ORDER BY hold_expires_at LIMIT 1000
-                             FOR UPDATE SKIP LOCKED)
-                RETURNING sale_id, ticket_id, id, quantity
-             ), agg AS (
-                SELECT sale_id, sum(quantity)::integer AS q FROM e GROUP BY sale_id
-             ), u AS (
-                UPDATE sales SET sold = sales.sold - agg.q FROM agg WHERE sales.id = agg.sale_id
-             )
-             SELECT sale_id, ticket_id, id, quantity FROM e ORDER BY sale_id",
+        let sales: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT sale_id FROM orders
+             WHERE status = 'pending_payment' AND hold_expires_at < now()",
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(group_releases(rows))
+        let mut out = Vec::new();
+        for sale in sales {
+            let rows: Vec<(String, String, Uuid, i32)> = sqlx::query_as(
+                "WITH e AS (
+                    UPDATE orders SET status = 'expired', restock_due = true, updated_at = now()
+                    WHERE id IN (SELECT id FROM orders
+                                 WHERE sale_id = $1 AND status = 'pending_payment'
+                                   AND hold_expires_at < now()
+                                 ORDER BY hold_expires_at LIMIT 1000
+                                 FOR UPDATE SKIP LOCKED)
+                    RETURNING sale_id, ticket_id, id, quantity
+                 ), u AS (
+                    UPDATE sales SET sold = sold - (SELECT coalesce(sum(quantity), 0) FROM e)
+                    WHERE id = $1
+                 )
+                 SELECT sale_id, ticket_id, id, quantity FROM e",
+            )
+            .bind(&sale)
+            .fetch_all(&self.pool)
+            .await?;
+            out.extend(group_releases(rows));
+        }
+        Ok(out)
     }
 
     /// Applies a payment provider's verdict once per `event_id`.
@@ -573,31 +586,42 @@ async fn group_writer(pool: PgPool, jobs: std::sync::Arc<Mutex<mpsc::Receiver<Jo
                 }
             }
         }
-        // Rows are locked in the order given: sort, so two batches never wait on each other.
+        // One statement per sale: each locks a single `sales` row, so batches spanning
+        // several sales cannot lock them in opposite orders and deadlock.
         batch.sort_by(|a, b| (&a.sale, &a.ticket).cmp(&(&b.sale, &b.ticket)));
-        match insert_orders(&pool, &batch).await {
-            Ok(made) => answer(&pool, batch, made).await,
-            // The batch as a whole would oversell: write one by one so only the orders that
-            // do not fit are refused.
-            Err(e) if is_oversell(&e) => {
-                for job in batch {
-                    let result = insert_orders(&pool, std::slice::from_ref(&job)).await;
-                    match result {
-                        Ok(made) => answer(&pool, vec![job], made).await,
-                        Err(e) if is_oversell(&e) => {
-                            let _ = job.reply.send(Ok(Recorded::WouldOversell));
-                        }
-                        Err(e) => {
-                            let _ = job.reply.send(Err(e.into()));
-                        }
+        while !batch.is_empty() {
+            let n = batch.iter().take_while(|j| j.sale == batch[0].sale).count();
+            let rest = batch.split_off(n);
+            write_batch(&pool, batch).await;
+            batch = rest;
+        }
+    }
+}
+
+/// Writes one sale's orders in one statement (one commit), refusing only those that would
+/// oversell.
+async fn write_batch(pool: &PgPool, batch: Vec<Job>) {
+    match insert_orders(pool, &batch).await {
+        Ok(made) => answer(pool, batch, made).await,
+        // The batch as a whole would oversell: write one by one so only the orders that
+        // do not fit are refused.
+        Err(e) if is_oversell(&e) => {
+            for job in batch {
+                match insert_orders(pool, std::slice::from_ref(&job)).await {
+                    Ok(made) => answer(pool, vec![job], made).await,
+                    Err(e) if is_oversell(&e) => {
+                        let _ = job.reply.send(Ok(Recorded::WouldOversell));
+                    }
+                    Err(e) => {
+                        let _ = job.reply.send(Err(e.into()));
                     }
                 }
             }
-            Err(e) => {
-                let err = AppError::from(e);
-                for job in batch {
-                    let _ = job.reply.send(Err(err.clone()));
-                }
+        }
+        Err(e) => {
+            let err = AppError::from(e);
+            for job in batch {
+                let _ = job.reply.send(Err(err.clone()));
             }
         }
     }

@@ -63,6 +63,8 @@ async fn row(s: &AppState, id: &SaleId) -> Result<SaleRow, AppError> {
 
 pub async fn stats(s: &AppState, id: &SaleId) -> Result<AdminStats, AppError> {
     let sale = row(s, id).await?;
+    // The admin sees the sale as it is, not zeros, right after Redis lost it.
+    restore(s, id).await?;
     let live = s.store.live(id.as_str()).await?;
     let pending_sync = s.store.pending(id.as_str()).await?.len();
     Ok(AdminStats {
@@ -230,7 +232,7 @@ async fn reset_stock(s: &AppState, sale: &str) -> Result<i64, AppError> {
             let recorded = s.ledger.orders_of(sale, &pending).await?;
             let (units, sold) = (row.units as i64, row.sold as i64);
             s.store
-                .reconcile(sale, units, sold, &released, &recorded)
+                .reconcile(sale, units, sold, &released, &recorded, SETTLE_AFTER)
                 .await
         })
         .await
@@ -279,18 +281,11 @@ async fn rebuild(s: &AppState, id: &SaleId) -> Result<bool, AppError> {
         .restore_sale(&spec, stock, &state.bought, &state.lapsed)
         .await?
     {
+        // Until a sweeper reconciles it (see `settle_rebuilt`), the sale is `unsettled`.
         tracing::warn!(
             sale = %id, stock, buyers = state.bought.len(),
             "sale was missing from redis; rebuilt from postgres"
         );
-        // A checkout Redis accepted before it lost the sale may still commit to Postgres
-        // after the snapshot above; once any such statement has finished or timed out,
-        // the sweeper reconciles the stock.
-        let due = std::time::Instant::now() + RECHECK_AFTER;
-        s.rechecks
-            .lock()
-            .expect("rechecks lock")
-            .push((id.clone(), due));
     }
     Ok(true)
 }
@@ -306,29 +301,20 @@ pub async fn recover(s: &AppState, id: &SaleId, proven: bool) -> Result<bool, Ap
     restore(s, id).await
 }
 
-/// Longer than the ledger's statement timeout: by then every order in flight at a restore
-/// has committed or failed.
-const RECHECK_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+/// Longer than the ledger's statement timeout: by then every order in flight when Redis lost
+/// a sale has committed or failed, and a reconcile settles the rebuilt sale for good.
+const SETTLE_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Reconciles the sales rebuilt at least `RECHECK_AFTER` ago (see `restore`).
-pub async fn recheck_restored(s: &AppState) -> Result<(), AppError> {
-    let now = std::time::Instant::now();
-    let due: Vec<SaleId> = {
-        let mut list = s.rechecks.lock().expect("rechecks lock");
-        let (due, later) = list.drain(..).partition(|(_, at)| *at <= now);
-        *list = later;
-        due.into_iter().map(|(id, _)| id).collect()
-    };
-    let mut result = Ok(());
-    for id in due {
-        if let Err(e) = reconcile(s, &id).await {
-            // Try again later rather than leave the stock unchecked.
-            let again = (id, now + RECHECK_AFTER);
-            s.rechecks.lock().expect("rechecks lock").push(again);
-            result = Err(e);
-        }
+/// Reconciles the sale if it was rebuilt at least `SETTLE_AFTER` ago: a checkout Redis
+/// accepted before the loss may have committed after the rebuild read the ledger. The mark
+/// is in Redis, so whichever instance's sweeper comes first does it, even if the instance
+/// that rebuilt the sale is gone.
+pub async fn settle_rebuilt(s: &AppState, sale: &str) -> Result<(), AppError> {
+    if s.store.unsettled_for(sale, SETTLE_AFTER).await? {
+        let stock = reconcile(s, &SaleId::parse(sale)?).await?;
+        tracing::info!(sale, stock, "rebuilt sale reconciled");
     }
-    result
+    Ok(())
 }
 
 /// Rebuilds the Redis state of every sale Redis has lost.

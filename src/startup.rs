@@ -92,7 +92,6 @@ impl Application {
             keys,
             hub: Arc::new(Hub::default()),
             restoring: Default::default(),
-            rechecks: Default::default(),
             shutdown: shutdown_rx,
             config,
         });

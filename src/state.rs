@@ -19,8 +19,6 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     /// Per sale, held while rebuilding it after Redis lost it (see `sales::restore`).
     pub restoring: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Sales rebuilt from the ledger, to reconcile once in-flight orders have landed.
-    pub rechecks: std::sync::Mutex<Vec<(crate::domain::SaleId, std::time::Instant)>>,
     /// Flips to true when the instance stops: streams end and background loops return.
     pub shutdown: watch::Receiver<bool>,
 }

@@ -276,6 +276,7 @@ impl Store {
             .key(key(sale, "used"))
             .key(key(sale, "expired"))
             .key(key(sale, "released"))
+            .key(key(sale, "unsettled"))
             .arg(state.to_string())
             .invoke_async(&mut c)
             .await?;
@@ -430,7 +431,8 @@ impl Store {
             .key(key(sale, "events"))
             .key(key(sale, "used"))
             .key(key(sale, "expired"))
-            .key(key(sale, "released"));
+            .key(key(sale, "released"))
+            .key(key(sale, "unsettled"));
         for o in orders {
             call.arg(&o.ticket)
                 .arg(o.quantity)
@@ -480,6 +482,7 @@ impl Store {
         sold: i64,
         released: &[Released],
         recorded: &HashMap<String, Uuid>,
+        settle_after: Duration,
     ) -> Result<i64, AppError> {
         let released: Vec<[String; 2]> = released
             .iter()
@@ -487,6 +490,7 @@ impl Store {
             .collect();
         let args = serde_json::json!({
             "units": units, "sold": sold, "released": released, "recorded": recorded,
+            "settle_after_ms": settle_after.as_millis() as u64,
         });
         Ok(RECONCILE
             .key(key(sale, "stock"))
@@ -495,9 +499,22 @@ impl Store {
             .key(key(sale, "events"))
             .key(key(sale, "expired"))
             .key(key(sale, "released"))
+            .key(key(sale, "unsettled"))
             .arg(args.to_string())
             .invoke_async(&mut self.conn())
             .await?)
+    }
+
+    /// Whether this sale was rebuilt (see lua/restore.lua) at least `after` ago, by Redis's
+    /// clock, and not reconciled since.
+    pub async fn unsettled_for(&self, sale: &str, after: Duration) -> Result<bool, AppError> {
+        let ((secs, micros), since): ((i64, i64), Option<i64>) = redis::pipe()
+            .cmd("TIME")
+            .get(key(sale, "unsettled"))
+            .query_async(&mut self.conn())
+            .await?;
+        let now_ms = secs * 1000 + micros / 1000;
+        Ok(since.is_some_and(|t| now_ms - t >= after.as_millis() as i64))
     }
 
     /// Queue ids whose tickets bought (the `used` hash's keys).

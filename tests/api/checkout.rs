@@ -17,6 +17,17 @@ async fn fail_in_ledger(app: &TestApp, order: &Value) -> waitroom::ledger::Payme
     outcome.unwrap().expect("the order is in the ledger")
 }
 
+/// A 3-unit sale, closed again after one shopper bought one unit: (sale, buyer, order).
+async fn one_buyer(app: &TestApp) -> (String, Joined, Value) {
+    let sale = app.create_sale(3, 1000).await;
+    let buyer = app.join(&sale).await;
+    app.admin(&sale, "open").await;
+    let ticket = app.ticket(&sale, &buyer.token).await;
+    app.admin(&sale, "close").await;
+    let order: Value = app.checkout(&sale, &ticket, 1).await.json().await.unwrap();
+    (sale, buyer, order)
+}
+
 /// Joins `n` shoppers, opens the sale and returns their admission tickets.
 pub async fn admitted_tickets(app: &TestApp, sale: &str, n: usize) -> Vec<String> {
     let mut tokens = Vec::new();
@@ -290,18 +301,63 @@ async fn a_lost_sale_is_rebuilt_on_first_use_knowing_who_bought_and_who_lapsed()
     );
 }
 
+/// An order Redis accepted just before it lost the sale can commit after the rebuild read the
+/// ledger: the rebuilt stock then counts that unit as unsold. Until the sale is settled, a
+/// release of such an order must not add the unit a second time; the settling reconcile
+/// (early reconciles do not settle) sets stock from the ledger.
+#[tokio::test]
+async fn a_rebuilt_sale_leaves_releases_to_the_reconcile_that_settles_it() {
+    let app = spawn_app().await;
+    let (sale, buyer, order) = one_buyer(&app).await;
+
+    wipe_sale_keys(&sale).await;
+    assert_eq!(
+        app.stats(&sale).await["remaining"],
+        2,
+        "rebuilt on first use"
+    );
+    // As if the rebuild had read the ledger before this order committed.
+    let mut r = redis().await;
+    let stock = format!("wr:{{{sale}}}:stock");
+    let _: () = redis::AsyncCommands::set(&mut r, &stock, 3).await.unwrap();
+    let _: () = redis::AsyncCommands::hdel(&mut r, format!("wr:{{{sale}}}:used"), &buyer.queue_id)
+        .await
+        .unwrap();
+
+    let released = fail_in_ledger(&app, &order).await.released.unwrap();
+    let left = app.state.store.release(&sale, &released.orders).await;
+    assert_eq!(left.unwrap(), 3, "never more than the units there are");
+    app.admin(&sale, "reconcile").await;
+    let unsettled = format!("wr:{{{sale}}}:unsettled");
+    let marked: bool = redis::AsyncCommands::exists(&mut r, &unsettled)
+        .await
+        .unwrap();
+    assert!(
+        marked,
+        "a reconcile right after the rebuild does not settle it"
+    );
+    let settled = eventually(Duration::from_secs(25), || async {
+        let marked: bool = redis::AsyncCommands::exists(&mut redis().await, &unsettled)
+            .await
+            .ok()?;
+        (!marked).then_some(())
+    })
+    .await;
+    assert!(settled.is_some(), "a sweeper settles the sale");
+    let stats = app.stats(&sale).await;
+    assert_eq!(
+        (stats["sold"].as_i64(), stats["remaining"].as_i64()),
+        (Some(0), Some(3))
+    );
+}
+
 /// An order that commits after a rebuild read its snapshot leaves Redis with no trace of the
 /// buyer. The ledger is asked before a place is restored: the buyer hears they bought instead
 /// of jumping to the front of the line, and when the order fails its unit comes back once.
 #[tokio::test]
 async fn a_buyer_redis_forgot_is_found_in_the_ledger_not_put_back_in_line() {
     let app = spawn_app().await;
-    let sale = app.create_sale(3, 1000).await;
-    let buyer = app.join(&sale).await;
-    app.admin(&sale, "open").await;
-    let ticket = app.ticket(&sale, &buyer.token).await;
-    app.admin(&sale, "close").await;
-    let order: Value = app.checkout(&sale, &ticket, 1).await.json().await.unwrap();
+    let (sale, buyer, order) = one_buyer(&app).await;
     let mut r = redis().await;
     let used = format!("wr:{{{sale}}}:used");
     let _: () = redis::AsyncCommands::hdel(&mut r, &used, &buyer.queue_id)
