@@ -15,14 +15,13 @@ if ARGV[2] ~= '' then
   if redis.call('HEXISTS', KEYS[5], qid) == 1 then return {'purchased', ARGV[2], 0, 0, open} end
   if redis.call('ZSCORE', KEYS[3], qid) then return {'admitted', ARGV[2], 0, 0, open} end
   if redis.call('SISMEMBER', KEYS[4], qid) == 1 then return {'expired', ARGV[2], 0, 0, open} end
-  if stock <= 0 then return {'sold_out', ARGV[2], 0, 0, open} end
   -- A place in the queue is never moved. A token in no set at all means Redis lost the sale:
   -- the place comes back at its old score once the caller has asked the ledger whether this
-  -- shopper bought meanwhile (ARGV 3 = 'restore').
-  if not redis.call('ZSCORE', KEYS[2], qid) then
-    if ARGV[3] ~= 'restore' then return {'lost', ARGV[2], 0, 0, open} end
-    redis.call('ZADD', KEYS[2], ARGV[2], qid)
-  end
+  -- shopper bought meanwhile (ARGV 3 = 'restore'), sold out or not.
+  local waiting = redis.call('ZSCORE', KEYS[2], qid)
+  if not waiting and ARGV[3] ~= 'restore' then return {'lost', ARGV[2], 0, 0, open} end
+  if stock <= 0 then return {'sold_out', ARGV[2], 0, 0, open} end
+  if not waiting then redis.call('ZADD', KEYS[2], ARGV[2], qid) end
   return {'waiting', ARGV[2], 0, redis.call('ZRANK', KEYS[2], qid) + 1, open}
 end
 

@@ -98,6 +98,33 @@ pub struct Release {
     pub units: i64,
 }
 
+/// A sale whose row this transaction holds (see `Ledger::with_sale_locked`). Reads go through
+/// the same connection: the lock holder never waits for the pool that the writers queued on
+/// its row are holding.
+pub struct LockedSale {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    pub row: SaleRow,
+    /// Orders released in the ledger that Redis has not confirmed taking back.
+    pub released: Vec<Released>,
+}
+
+impl LockedSale {
+    /// Of these tickets, the ones with an order in the ledger: ticket → order id.
+    pub async fn orders_of(
+        &mut self,
+        tickets: &[String],
+    ) -> Result<HashMap<String, Uuid>, AppError> {
+        let rows: Vec<(String, Uuid)> = sqlx::query_as(
+            "SELECT ticket_id, id FROM orders WHERE sale_id = $1 AND ticket_id = ANY($2)",
+        )
+        .bind(&self.row.id)
+        .bind(tickets)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+}
+
 /// One order the ledger released: the ticket that bought it, its id and its units.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Released {
@@ -173,7 +200,34 @@ struct Job {
     ticket: String,
     rec: OrderRecord,
     reply: oneshot::Sender<Result<Recorded, AppError>>,
+    queued: std::time::Instant,
 }
+
+impl Job {
+    /// Answers 503 instead of writing an order that waited past `WRITE_DEADLINE` (None), or
+    /// hands the job back to be written.
+    fn give_up_if_late(self) -> Option<Self> {
+        if self.queued.elapsed() <= WRITE_DEADLINE {
+            return Some(self);
+        }
+        let late = AppError::unavailable("the ledger is slow; the order was not confirmed");
+        let _ = self.reply.send(Err(late));
+        None
+    }
+}
+
+/// A statement gives up after this: a slow Postgres is an outage too.
+const STATEMENT_TIMEOUT_SECS: u64 = 5;
+const ACQUIRE_TIMEOUT_SECS: u64 = 3;
+const WRITE_DEADLINE_SECS: u64 = 6;
+/// An order still waiting for a writer this long after Redis accepted it is answered 503
+/// and not written by that request (the ledger sync writes it later if Redis still has it).
+const WRITE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(WRITE_DEADLINE_SECS);
+/// No order commits later than this after Redis accepted it: the wait for a writer, then a
+/// connection, then the statement. A sale Redis lost is settled only after this.
+pub const LATEST_COMMIT: std::time::Duration = std::time::Duration::from_secs(
+    WRITE_DEADLINE_SECS + ACQUIRE_TIMEOUT_SECS + STATEMENT_TIMEOUT_SECS,
+);
 
 /// Batches in flight at once: while one commits, the next collects.
 const WRITERS: usize = 2;
@@ -184,10 +238,11 @@ impl Ledger {
     /// Postgres is an outage too: statements give up after 5 s so a checkout answers 503
     /// (the order stays pending in Redis) instead of hanging.
     pub fn connect_lazy(url: &str, size: u32) -> Result<Self, sqlx::Error> {
-        let options = PgConnectOptions::from_str(url)?.options([("statement_timeout", "5s")]);
+        let timeout = format!("{STATEMENT_TIMEOUT_SECS}s");
+        let options = PgConnectOptions::from_str(url)?.options([("statement_timeout", timeout)]);
         let pool = PgPoolOptions::new()
             .max_connections(size)
-            .acquire_timeout(std::time::Duration::from_secs(3))
+            .acquire_timeout(std::time::Duration::from_secs(ACQUIRE_TIMEOUT_SECS))
             .connect_lazy_with(options);
         let (writer, jobs) = mpsc::channel(8192);
         let jobs = std::sync::Arc::new(Mutex::new(jobs));
@@ -260,6 +315,7 @@ impl Ledger {
             ticket: ticket.to_string(),
             rec: rec.clone(),
             reply,
+            queued: std::time::Instant::now(),
         };
         if self.writer.send(job).await.is_err() {
             return Err(AppError::unavailable("the order writer has stopped"));
@@ -340,27 +396,27 @@ impl Ledger {
     }
 
     /// Runs `f` while holding the sale's row lock: no order commits and no hold expires for
-    /// this sale meanwhile, so `f` sees a `sold` that stays true until it is done. `f` also
-    /// gets the tickets of released orders Redis has not confirmed taking back.
+    /// this sale meanwhile, so what `f` reads of the ledger stays true until it is done.
     pub async fn with_sale_locked<T, F>(&self, id: &str, f: F) -> Result<T, AppError>
     where
-        F: AsyncFnOnce(&SaleRow, Vec<Released>) -> Result<T, AppError>,
+        F: AsyncFnOnce(&mut LockedSale) -> Result<T, AppError>,
     {
         let mut tx = self.pool.begin().await?;
-        let sale: SaleRow = sqlx::query_as("SELECT * FROM sales WHERE id = $1 FOR UPDATE")
+        let row: SaleRow = sqlx::query_as("SELECT * FROM sales WHERE id = $1 FOR UPDATE")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(AppError::unknown_sale)?;
         // Releases commit under this row lock too, so this list and `sold` agree.
-        let unconfirmed: Vec<Released> = sqlx::query_as(
+        let released: Vec<Released> = sqlx::query_as(
             "SELECT ticket_id, id, quantity FROM orders WHERE sale_id = $1 AND restock_due",
         )
         .bind(id)
         .fetch_all(&mut *tx)
         .await?;
-        let out = f(&sale, unconfirmed).await?;
-        tx.commit().await?;
+        let mut locked = LockedSale { tx, row, released };
+        let out = f(&mut locked).await?;
+        locked.tx.commit().await?;
         Ok(out)
     }
 
@@ -371,22 +427,6 @@ impl Ledger {
         ticket: &str,
     ) -> Result<Option<Order>, AppError> {
         Ok(order_by_ticket(&self.pool, sale, ticket).await?)
-    }
-
-    /// Of these tickets, the ones with an order in the ledger: ticket → order id.
-    pub async fn orders_of(
-        &self,
-        sale: &str,
-        tickets: &[String],
-    ) -> Result<HashMap<String, Uuid>, AppError> {
-        let rows: Vec<(String, Uuid)> = sqlx::query_as(
-            "SELECT ticket_id, id FROM orders WHERE sale_id = $1 AND ticket_id = ANY($2)",
-        )
-        .bind(sale)
-        .bind(tickets)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().collect())
     }
 
     /// Every sale id (the restore check looks at all of them, however many).
@@ -429,8 +469,8 @@ impl Ledger {
                                  FOR UPDATE SKIP LOCKED)
                     RETURNING sale_id, ticket_id, id, quantity
                  ), u AS (
-                    UPDATE sales SET sold = sold - (SELECT coalesce(sum(quantity), 0) FROM e)
-                    WHERE id = $1
+                    UPDATE sales SET sold = sold - (SELECT sum(quantity) FROM e)
+                    WHERE id = $1 AND EXISTS (SELECT 1 FROM e)
                  )
                  SELECT sale_id, ticket_id, id, quantity FROM e",
             )
@@ -601,12 +641,16 @@ async fn group_writer(pool: PgPool, jobs: std::sync::Arc<Mutex<mpsc::Receiver<Jo
 /// Writes one sale's orders in one statement (one commit), refusing only those that would
 /// oversell.
 async fn write_batch(pool: &PgPool, batch: Vec<Job>) {
+    let batch: Vec<Job> = batch.into_iter().filter_map(Job::give_up_if_late).collect();
+    if batch.is_empty() {
+        return;
+    }
     match insert_orders(pool, &batch).await {
         Ok(made) => answer(pool, batch, made).await,
         // The batch as a whole would oversell: write one by one so only the orders that
         // do not fit are refused.
         Err(e) if is_oversell(&e) => {
-            for job in batch {
+            for job in batch.into_iter().filter_map(Job::give_up_if_late) {
                 match insert_orders(pool, std::slice::from_ref(&job)).await {
                     Ok(made) => answer(pool, vec![job], made).await,
                     Err(e) if is_oversell(&e) => {

@@ -139,7 +139,13 @@ fn view(s: &AppState, sale: &SaleId, qid: &str, snap: Snapshot) -> Result<Status
     let rate = s.hub.progress(sale.as_str()).map_or(0, |p| p.rate_per_sec);
     let mut eta_secs = None;
     let standing = match snap.place {
-        Place::Unknown | Place::Lost => return Err(AppError::unknown_sale()),
+        Place::Unknown => return Err(AppError::unknown_sale()),
+        // Not in line after the ledger was asked: a sold-out sale restores no place.
+        Place::Lost if live.remaining <= 0 => Standing {
+            status: "sold_out",
+            ..Standing::default()
+        },
+        Place::Lost => return Err(AppError::unknown_sale()),
         Place::SoldOut => Standing {
             status: "sold_out",
             ..Standing::default()

@@ -219,7 +219,7 @@ pub async fn reconcile(s: &AppState, id: &SaleId) -> Result<i64, AppError> {
 /// no order commits between reading `sold` and setting stock.
 async fn reset_stock(s: &AppState, sale: &str) -> Result<i64, AppError> {
     s.ledger
-        .with_sale_locked(sale, async |row, released| {
+        .with_sale_locked(sale, async |locked| {
             // No order of this sale commits while the row is held, so the ledger's answer for
             // these tickets holds until the script has run.
             let pending: Vec<String> = s
@@ -229,10 +229,10 @@ async fn reset_stock(s: &AppState, sale: &str) -> Result<i64, AppError> {
                 .into_iter()
                 .map(|(q, _)| q)
                 .collect();
-            let recorded = s.ledger.orders_of(sale, &pending).await?;
-            let (units, sold) = (row.units as i64, row.sold as i64);
+            let recorded = locked.orders_of(&pending).await?;
+            let (units, sold) = (locked.row.units as i64, locked.row.sold as i64);
             s.store
-                .reconcile(sale, units, sold, &released, &recorded, SETTLE_AFTER)
+                .reconcile(sale, units, sold, &locked.released, &recorded, SETTLE_AFTER)
                 .await
         })
         .await
@@ -301,9 +301,10 @@ pub async fn recover(s: &AppState, id: &SaleId, proven: bool) -> Result<bool, Ap
     restore(s, id).await
 }
 
-/// Longer than the ledger's statement timeout: by then every order in flight when Redis lost
-/// a sale has committed or failed, and a reconcile settles the rebuilt sale for good.
-const SETTLE_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+/// By then every order Redis accepted before it lost a sale has committed or given up (see
+/// `ledger::LATEST_COMMIT`), and a reconcile settles the rebuilt sale for good.
+const SETTLE_AFTER: std::time::Duration =
+    crate::ledger::LATEST_COMMIT.saturating_add(std::time::Duration::from_secs(1));
 
 /// Reconciles the sale if it was rebuilt at least `SETTLE_AFTER` ago: a checkout Redis
 /// accepted before the loss may have committed after the rebuild read the ledger. The mark

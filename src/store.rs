@@ -594,11 +594,14 @@ impl Store {
         } else if expired || expires.is_some() {
             // An admission past its expiry is lapsed, even before the next tick sweeps it.
             Place::Expired
-        } else if live.remaining <= 0 {
-            Place::SoldOut
         } else if let Some(rank) = rank {
-            Place::Waiting { position: rank + 1 }
+            if live.remaining <= 0 {
+                Place::SoldOut
+            } else {
+                Place::Waiting { position: rank + 1 }
+            }
         } else {
+            // Lost even when sold out: the ledger is asked, as this may be a buyer Redis forgot.
             Place::Lost
         };
         Ok(Snapshot { place, live })

@@ -358,9 +358,17 @@ async fn a_rebuilt_sale_leaves_releases_to_the_reconcile_that_settles_it() {
 async fn a_buyer_redis_forgot_is_found_in_the_ledger_not_put_back_in_line() {
     let app = spawn_app().await;
     let (sale, buyer, order) = one_buyer(&app).await;
+    let other = app.join(&sale).await;
+    let key = |name: &str| format!("wr:{{{sale}}}:{name}");
     let mut r = redis().await;
-    let used = format!("wr:{{{sale}}}:used");
-    let _: () = redis::AsyncCommands::hdel(&mut r, &used, &buyer.queue_id)
+    let _: () = redis::AsyncCommands::hdel(&mut r, key("used"), &buyer.queue_id)
+        .await
+        .unwrap();
+    // Both lost with Redis, and the sale (as Redis now sees it) sold out.
+    let _: () = redis::AsyncCommands::zrem(&mut r, key("queue"), &other.queue_id)
+        .await
+        .unwrap();
+    let _: () = redis::AsyncCommands::set(&mut r, key("stock"), 0)
         .await
         .unwrap();
 
@@ -372,6 +380,10 @@ async fn a_buyer_redis_forgot_is_found_in_the_ledger_not_put_back_in_line() {
         (&json!("purchased"), &order["order_id"])
     );
     assert_eq!(app.status(&sale, &buyer.token).await["status"], "purchased");
+    assert_eq!(app.status(&sale, &other.token).await["status"], "sold_out");
+    let _: () = redis::AsyncCommands::set(&mut r, key("stock"), 2)
+        .await
+        .unwrap();
     let stats = app.stats(&sale).await;
     assert_eq!(
         (stats["queue_len"].as_i64(), stats["remaining"].as_i64()),
@@ -385,6 +397,32 @@ async fn a_buyer_redis_forgot_is_found_in_the_ledger_not_put_back_in_line() {
         assert_eq!(left.unwrap(), 3, "the unit comes back once");
     }
     assert_eq!(app.status(&sale, &buyer.token).await["status"], "expired");
+}
+
+/// An order Postgres has committed but Redis still lists as pending (its request has not yet
+/// cleared it) is counted once by a reconcile: in `sold`, not again as unsynced.
+#[tokio::test]
+async fn reconcile_counts_an_order_committed_but_still_pending_once() {
+    let app = spawn_app().await;
+    let (sale, buyer, order) = one_buyer(&app).await;
+    let mut r = redis().await;
+    let _: () =
+        redis::AsyncCommands::sadd(&mut r, format!("wr:{{{sale}}}:pending"), &buyer.queue_id)
+            .await
+            .unwrap();
+    let store = &app.state.store;
+    let settle = Duration::from_secs(15);
+    let unknown = std::collections::HashMap::new();
+    let stock = store.reconcile(&sale, 3, 1, &[], &unknown, settle).await;
+    assert_eq!(
+        stock.unwrap(),
+        1,
+        "not known to be recorded: counted as unsynced too"
+    );
+    let id = order["order_id"].as_str().unwrap().parse().unwrap();
+    let recorded = std::collections::HashMap::from([(buyer.queue_id.clone(), id)]);
+    let stock = store.reconcile(&sale, 3, 1, &[], &recorded, settle).await;
+    assert_eq!(stock.unwrap(), 2, "recorded: counted once");
 }
 
 #[tokio::test]
