@@ -42,6 +42,11 @@ static RECONCILE: LazyLock<Script> =
 static RESTORE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/restore.lua")));
 
+/// Redis `TIME` (seconds, microseconds) in milliseconds, the unit every stored time uses.
+fn time_ms(secs: i64, micros: i64) -> i64 {
+    secs * 1000 + micros / 1000
+}
+
 /// Key of one sale: `wr:{<sale>}:<name>`.
 pub fn key(sale: &str, name: &str) -> String {
     format!("wr:{{{sale}}}:{name}")
@@ -513,7 +518,7 @@ impl Store {
             .get(key(sale, "unsettled"))
             .query_async(&mut self.conn())
             .await?;
-        let now_ms = secs * 1000 + micros / 1000;
+        let now_ms = time_ms(secs, micros);
         Ok(since.is_some_and(|t| now_ms - t >= after.as_millis() as i64))
     }
 
@@ -582,7 +587,7 @@ impl Store {
             bool,
             (i64, i64),
         ) = redis::from_redis_value(redis::Value::Array(values)).map_err(bad)?;
-        let now_ms = secs * 1000 + micros / 1000;
+        let now_ms = time_ms(secs, micros);
         let place = if !exists {
             Place::Unknown
         } else if let Some(record) = record {
