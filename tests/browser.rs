@@ -325,7 +325,7 @@ async fn two_shoppers_in_chromium_queue_buy_sell_out_and_get_a_released_unit() {
     assert_eq!(status["status"], "purchased", "{status}");
     assert_eq!(status["order_id"], order_id.as_str(), "{status}");
     let stats = app.stats(&sale).await;
-    let sold = (stats["sold"].as_i64(), stats["remaining"].as_i64());
+    let sold = sold_remaining(&stats);
     assert_eq!(sold, (Some(1), Some(0)), "{stats}");
     a.screenshot("4-purchased.png").await;
 

@@ -96,6 +96,11 @@ pub async fn wipe_sale_keys(sale: &str) {
     }
 }
 
+/// (sold, remaining) from a sale's admin stats, as the ledger and Redis see it.
+pub fn sold_remaining(stats: &Value) -> (Option<i64>, Option<i64>) {
+    (stats["sold"].as_i64(), stats["remaining"].as_i64())
+}
+
 /// Polls `f` until it returns Some or the timeout passes.
 pub async fn eventually<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
 where
