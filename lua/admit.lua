@@ -1,35 +1,34 @@
 -- One admission tick for one sale. Safe to run from any number of instances at once: it is
 -- atomic and reads the clock from Redis TIME, so together they admit exactly rate_per_sec.
--- KEYS: 1 open, 2 cfg, 3 stock, 4 queue, 5 admitted, 6 bucket, 7 expired, 8 events, 9 admits
 -- Returns {open, stock, active, queue_len, admits_total, expired_now, rate, admitted ids...}.
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 -- Expired tickets leave the admitted set (their capacity returns) and are remembered so an
 -- expired shopper cannot re-present a queue token to jump back to the front.
-local gone = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now_ms)
+local gone = redis.call('ZRANGEBYSCORE', K.admitted, '-inf', now_ms)
 if #gone > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now_ms)
+  redis.call('ZREMRANGEBYSCORE', K.admitted, '-inf', now_ms)
   for i = 1, #gone, 1000 do
-    redis.call('SADD', KEYS[7], unpack(gone, i, math.min(i + 999, #gone)))
+    redis.call('SADD', K.expired, unpack(gone, i, math.min(i + 999, #gone)))
   end
 end
 
-local open = redis.call('GET', KEYS[1]) == '1'
-local stock = tonumber(redis.call('GET', KEYS[3]) or '0')
-local active = redis.call('ZCARD', KEYS[5])
-local cfg = redis.call('HMGET', KEYS[2], 'rate_per_sec', 'ticket_ttl_secs', 'max_active')
+local open = redis.call('GET', K.open) == '1'
+local stock = tonumber(redis.call('GET', K.stock) or '0')
+local active = redis.call('ZCARD', K.admitted)
+local cfg = redis.call('HMGET', K.cfg, 'rate_per_sec', 'ticket_ttl_secs', 'max_active')
 local rate = tonumber(cfg[1]) or 1
 local ids = {}
 
-local b = redis.call('HMGET', KEYS[6], 'last_ms', 'allowance', 'admitting')
+local b = redis.call('HMGET', K.bucket, 'last_ms', 'allowance', 'admitting')
 if not open or stock <= 0 then
   -- Closed or sold out: admit nobody and build no burst.
-  redis.call('HSET', KEYS[6], 'last_ms', now_ms, 'allowance', 0, 'admitting', 0)
+  redis.call('HSET', K.bucket, 'last_ms', now_ms, 'allowance', 0, 'admitting', 0)
 elseif b[3] ~= '1' then
   -- The first tick to see the sale admitting starts the bucket empty, however long ago the
   -- last tick was: opening never releases a burst.
-  redis.call('HSET', KEYS[6], 'last_ms', now_ms, 'allowance', 0, 'admitting', 1)
+  redis.call('HSET', K.bucket, 'last_ms', now_ms, 'allowance', 0, 'admitting', 1)
 else
   local ttl_ms = (tonumber(cfg[2]) or 60) * 1000
   local max_active = tonumber(cfg[3]) or 0
@@ -40,24 +39,24 @@ else
   local room = math.min(math.floor(allowance), stock - active)
   if max_active > 0 then room = math.min(room, max_active - active) end
   if room > 0 then
-    local popped = redis.call('ZPOPMIN', KEYS[4], room)
+    local popped = redis.call('ZPOPMIN', K.queue, room)
     local expires = now_ms + ttl_ms
     for i = 1, #popped, 2 do
-      redis.call('ZADD', KEYS[5], expires, popped[i])
+      redis.call('ZADD', K.admitted, expires, popped[i])
       ids[#ids + 1] = popped[i]
     end
     if #ids > 0 then
       allowance = allowance - #ids
       active = active + #ids
-      local total = redis.call('INCRBY', KEYS[9], #ids)
-      redis.call('PUBLISH', KEYS[8], cjson.encode({type = 'admitted', ids = ids,
+      local total = redis.call('INCRBY', K.admits, #ids)
+      redis.call('PUBLISH', K.events, cjson.encode({type = 'admitted', ids = ids,
         expires_at = expires, admitted_total = total}))
     end
   end
-  redis.call('HSET', KEYS[6], 'last_ms', now_ms, 'allowance', tostring(allowance))
+  redis.call('HSET', K.bucket, 'last_ms', now_ms, 'allowance', tostring(allowance))
 end
 
-local result = {open and 1 or 0, stock, active, redis.call('ZCARD', KEYS[4]),
-  tonumber(redis.call('GET', KEYS[9]) or '0'), #gone, rate}
+local result = {open and 1 or 0, stock, active, redis.call('ZCARD', K.queue),
+  tonumber(redis.call('GET', K.admits) or '0'), #gone, rate}
 for i = 1, #ids do result[#result + 1] = ids[i] end
 return result

@@ -1,44 +1,43 @@
 -- Take units for one admission ticket, atomically: the single place stock goes down.
--- KEYS: 1 admitted, 2 used, 3 stock, 4 expired, 5 pending, 6 events, 7 cfg
 -- ARGV: 1 queue id (the ticket's jti), 2 quantity, 3 new order id
 -- Returns {outcome, detail}:
---   ok <record>          units taken; record = "<order id>:<qty>:<ms>" kept in `used`
+--   ok <record>          units taken; the order record (JSON {id, qty, at}) kept in `used`
 --   dup <record>         this ticket bought before: the same order again (a retry is safe)
 --   expired | not_admitted | sold_out | insufficient <left> | too_many <max per order>
 --   unknown              Redis does not have the sale (lost: the caller rebuilds it)
 local qid = ARGV[1]
 local qty = tonumber(ARGV[2])
-local max = redis.call('HGET', KEYS[7], 'max_per_order')
+local max = redis.call('HGET', K.cfg, 'max_per_order')
 if not max then return {'unknown', ''} end
-local prev = redis.call('HGET', KEYS[2], qid)
+local prev = redis.call('HGET', K.used, qid)
 if prev then return {'dup', prev} end
 if qty > tonumber(max) then return {'too_many', max} end
 
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local expires = redis.call('ZSCORE', KEYS[1], qid)
+local expires = redis.call('ZSCORE', K.admitted, qid)
 if not expires then
-  if redis.call('SISMEMBER', KEYS[4], qid) == 1 then return {'expired', ''} end
+  if redis.call('SISMEMBER', K.expired, qid) == 1 then return {'expired', ''} end
   return {'not_admitted', ''}
 end
 if tonumber(expires) <= now_ms then
-  redis.call('ZREM', KEYS[1], qid)
-  redis.call('SADD', KEYS[4], qid)
+  redis.call('ZREM', K.admitted, qid)
+  redis.call('SADD', K.expired, qid)
   return {'expired', ''}
 end
 
-local stock = tonumber(redis.call('GET', KEYS[3]) or '0')
+local stock = tonumber(redis.call('GET', K.stock) or '0')
 if stock <= 0 then return {'sold_out', '0'} end
 if stock < qty then return {'insufficient', tostring(stock)} end
 
-local left = redis.call('DECRBY', KEYS[3], qty)
-local record = ARGV[3] .. ':' .. qty .. ':' .. now_ms
-redis.call('HSET', KEYS[2], qid, record)
-redis.call('ZREM', KEYS[1], qid)
+local left = redis.call('DECRBY', K.stock, qty)
+local record = cjson.encode({id = ARGV[3], qty = qty, at = now_ms})
+redis.call('HSET', K.used, qid, record)
+redis.call('ZREM', K.admitted, qid)
 -- `pending` holds orders Redis accepted that Postgres has not confirmed yet; the ledger sync
 -- drains it, so an order survives an app crash or a Postgres outage between the two writes.
-redis.call('SADD', KEYS[5], qid)
+redis.call('SADD', K.pending, qid)
 if left == 0 then
-  redis.call('PUBLISH', KEYS[6], cjson.encode({type = 'sold_out'}))
+  redis.call('PUBLISH', K.events, cjson.encode({type = 'sold_out'}))
 end
 return {'ok', record}

@@ -1,37 +1,36 @@
 -- Join the line, or re-present a queue token to keep the original place.
--- KEYS: 1 cfg, 2 queue, 3 admitted, 4 expired, 5 used, 6 stock, 7 seq, 8 open
 -- ARGV: 1 queue id, 2 score from the shopper's token ('' for a new shopper), 3 'restore' or ''
 -- Returns {status, score, seq, position, open}; status is one of
 -- unknown | sold_out | waiting | admitted | expired | purchased | lost; open is 1 while
 -- admitting.
 -- Scores are Redis TIME in microseconds, made strictly increasing with seq.last_us so two joins
 -- in the same microsecond never tie (ties would fall back to member order, breaking FIFO).
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'unknown', '0', 0, 0, 0} end
+if redis.call('EXISTS', K.cfg) == 0 then return {'unknown', '0', 0, 0, 0} end
 local qid = ARGV[1]
-local stock = tonumber(redis.call('GET', KEYS[6]) or '0')
-local open = redis.call('GET', KEYS[8]) == '1' and 1 or 0
+local stock = tonumber(redis.call('GET', K.stock) or '0')
+local open = redis.call('GET', K.open) == '1' and 1 or 0
 
 if ARGV[2] ~= '' then
-  if redis.call('HEXISTS', KEYS[5], qid) == 1 then return {'purchased', ARGV[2], 0, 0, open} end
-  if redis.call('ZSCORE', KEYS[3], qid) then return {'admitted', ARGV[2], 0, 0, open} end
-  if redis.call('SISMEMBER', KEYS[4], qid) == 1 then return {'expired', ARGV[2], 0, 0, open} end
+  if redis.call('HEXISTS', K.used, qid) == 1 then return {'purchased', ARGV[2], 0, 0, open} end
+  if redis.call('ZSCORE', K.admitted, qid) then return {'admitted', ARGV[2], 0, 0, open} end
+  if redis.call('SISMEMBER', K.expired, qid) == 1 then return {'expired', ARGV[2], 0, 0, open} end
   -- A place in the queue is never moved. A token in no set at all means Redis lost the sale:
   -- the place comes back at its old score once the caller has asked the ledger whether this
   -- shopper bought meanwhile (ARGV 3 = 'restore'), sold out or not.
-  local waiting = redis.call('ZSCORE', KEYS[2], qid)
+  local waiting = redis.call('ZSCORE', K.queue, qid)
   if not waiting and ARGV[3] ~= 'restore' then return {'lost', ARGV[2], 0, 0, open} end
   if stock <= 0 then return {'sold_out', ARGV[2], 0, 0, open} end
-  if not waiting then redis.call('ZADD', KEYS[2], ARGV[2], qid) end
-  return {'waiting', ARGV[2], 0, redis.call('ZRANK', KEYS[2], qid) + 1, open}
+  if not waiting then redis.call('ZADD', K.queue, ARGV[2], qid) end
+  return {'waiting', ARGV[2], 0, redis.call('ZRANK', K.queue, qid) + 1, open}
 end
 
 if stock <= 0 then return {'sold_out', '0', 0, 0, open} end
 local t = redis.call('TIME')
 local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local last = tonumber(redis.call('HGET', KEYS[7], 'last_us') or '0')
+local last = tonumber(redis.call('HGET', K.seq, 'last_us') or '0')
 if us <= last then us = last + 1 end
-local seq = redis.call('HINCRBY', KEYS[7], 'n', 1)
-redis.call('HSET', KEYS[7], 'last_us', string.format('%d', us))
+local seq = redis.call('HINCRBY', K.seq, 'n', 1)
+redis.call('HSET', K.seq, 'last_us', string.format('%d', us))
 local score = string.format('%d', us)
-redis.call('ZADD', KEYS[2], 'NX', score, qid)
-return {'waiting', score, seq, redis.call('ZRANK', KEYS[2], qid) + 1, open}
+redis.call('ZADD', K.queue, 'NX', score, qid)
+return {'waiting', score, seq, redis.call('ZRANK', K.queue, qid) + 1, open}

@@ -54,7 +54,7 @@ pub async fn run_ticker(s: Arc<AppState>) {
 }
 
 /// Every `sweep`: expires lapsed holds, writes Redis-accepted orders that missed Postgres,
-/// reconciles sales rebuilt a while ago, and now and then rebuilds sales Redis has lost.
+/// settles sales rebuilt a while ago, and now and then rebuilds sales Redis has lost.
 pub async fn run_sweeper(s: Arc<AppState>) {
     let mut shutdown = s.shutdown.clone();
     let mut every = tokio::time::interval(s.config.sweep);
@@ -71,17 +71,17 @@ pub async fn run_sweeper(s: Arc<AppState>) {
         if let Ok(ids) = s.store.sale_ids().await {
             for sale in ids {
                 // Orders younger than this are still inside their own checkout request.
-                if let Err(e) = crate::sales::sync_pending(&s, &sale, 3_000).await {
+                if let Err(e) = crate::checkout::sync_pending(&s, &sale, 3_000).await {
                     tracing::debug!(sale, error = %e, "ledger sync failed");
                 }
-                if let Err(e) = crate::sales::settle_rebuilt(&s, &sale).await {
-                    tracing::warn!(sale, error = %e, "reconcile after a rebuild failed");
+                if let Err(e) = crate::recovery::settle_if_due(&s, &sale).await {
+                    tracing::warn!(sale, error = %e, "settling a rebuilt sale failed");
                 }
             }
         }
         if n.is_multiple_of(10) {
-            if let Err(e) = crate::sales::restore_missing(&s).await {
-                tracing::debug!(error = %e, "restore of lost sales failed");
+            if let Err(e) = crate::recovery::detect_lost_sales(&s).await {
+                tracing::debug!(error = %e, "rebuilding lost sales failed");
             }
         }
         n += 1;

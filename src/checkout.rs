@@ -3,25 +3,49 @@
 //!
 //! Order of trust: checkout.lua decides (atomically: admitted, unused, enough stock); then the
 //! order goes to Postgres. If Postgres fails, the order stays in Redis's `pending` set and the
-//! shopper gets 503: a retry with the same ticket, or the background sync, writes it later,
-//! exactly once (the ledger is idempotent on the ticket).
+//! shopper gets 503: a retry with the same ticket, or the sync (`sync_pending`), writes it
+//! later, exactly once (the ledger is idempotent on the ticket).
 
-use actix_web::http::StatusCode;
+use futures_util::future::join_all;
 use uuid::Uuid;
 
-use crate::domain::SaleId;
-use crate::error::AppError;
-use crate::ledger::{Order, OrderRecord};
+use crate::domain::{OrderRecord, SaleId};
+use crate::fault::Fault;
+use crate::ledger::Order;
 use crate::metrics::METRICS;
-use crate::sales;
+use crate::recovery;
 use crate::state::AppState;
 use crate::store::Take;
-use crate::tokens;
+use crate::tokens::{self, TokenError};
 
 pub struct Bought {
-    /// 201 for a new order, 200 for the same ticket again.
-    pub status: StatusCode,
+    /// A new order (false: the same ticket again, answered with its order).
+    pub fresh: bool,
     pub order: Order,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutError {
+    #[error("no admission ticket")]
+    MissingTicket,
+    #[error("ticket: {0:?}")]
+    Ticket(TokenError),
+    #[error("quantity must be at least 1")]
+    InvalidQuantity,
+    #[error("at most {0} per order")]
+    TooMany(i64),
+    #[error("the ticket expired")]
+    Expired,
+    #[error("the ticket holds no admission")]
+    NotAdmitted,
+    #[error("sold out")]
+    SoldOut,
+    #[error("only {0} left")]
+    Insufficient(i64),
+    #[error("unknown sale")]
+    UnknownSale,
+    #[error(transparent)]
+    Fault(#[from] Fault),
 }
 
 pub async fn checkout(
@@ -29,7 +53,7 @@ pub async fn checkout(
     sale: &SaleId,
     ticket: Option<&str>,
     quantity: i32,
-) -> Result<Bought, AppError> {
+) -> Result<Bought, CheckoutError> {
     let result = buy(s, sale, ticket, quantity).await;
     if result.is_err() {
         METRICS.checkout_rejected.inc();
@@ -42,94 +66,90 @@ async fn buy(
     sale: &SaleId,
     ticket: Option<&str>,
     quantity: i32,
-) -> Result<Bought, AppError> {
+) -> Result<Bought, CheckoutError> {
     // The herd after the last unit: answered from memory, before any signature or Redis work.
     // Buyers retrying still get their order (the slow path below).
     if s.hub.refuses_as_sold_out(
         sale.as_str(),
         ticket.and_then(tokens::unverified_subject).as_deref(),
     ) {
-        return Err(AppError::sold_out());
+        return Err(CheckoutError::SoldOut);
     }
-    let token = ticket.ok_or_else(|| {
-        AppError::unauthorized(
-            "missing_token",
-            "an admission ticket is required as a bearer token",
-        )
-    })?;
+    let token = ticket.ok_or(CheckoutError::MissingTicket)?;
     let claims = s
         .keys
         .verify_ticket(token, sale.as_str())
-        .map_err(|e| e.into_app_error(true))?;
+        .map_err(CheckoutError::Ticket)?;
     // The upper bound (the sale's max_per_order) is checked inside checkout.lua.
     if quantity < 1 {
-        return Err(AppError::bad_request(
-            "invalid_quantity",
-            "quantity must be at least 1",
-        ));
+        return Err(CheckoutError::InvalidQuantity);
     }
-    let order_id = Uuid::now_v7().to_string();
-    let mut taken = s
-        .store
-        .take(sale.as_str(), &claims.jti, quantity, &order_id)
-        .await?;
-    if taken == Take::Unknown && sales::recover(s, sale, true).await? {
-        taken = s
-            .store
-            .take(sale.as_str(), &claims.jti, quantity, &order_id)
-            .await?;
+    let qid = claims.jti.as_str();
+    let order_id = Uuid::now_v7();
+    let mut taken = s.store.take(sale.as_str(), qid, quantity, order_id).await?;
+    if taken == Take::Unknown && recovery::detect(s, sale, true).await? {
+        taken = s.store.take(sale.as_str(), qid, quantity, order_id).await?;
     }
-    let (record, fresh) = match taken {
+    let (rec, fresh) = match taken {
         Take::Taken(r) => (r, true),
         Take::Again(r) => (r, false),
-        Take::Expired => return Err(AppError::ticket_expired()),
-        Take::NotAdmitted => {
-            return Err(AppError::forbidden(
-                "not_admitted",
-                "this ticket holds no admission",
-            ))
-        }
+        Take::Expired => return Err(CheckoutError::Expired),
+        Take::NotAdmitted => return Err(CheckoutError::NotAdmitted),
         Take::SoldOut => {
             // Learn who bought, so the rest of the herd is answered from memory.
             let gen = s.hub.sold_out_gen(sale.as_str());
             if let Ok(buyers) = s.store.buyers(sale.as_str()).await {
                 s.hub.set_buyers(sale.as_str(), gen, buyers);
             }
-            return Err(AppError::sold_out());
+            return Err(CheckoutError::SoldOut);
         }
-        Take::Insufficient(left) => {
-            return Err(AppError::conflict(
-                "insufficient_stock",
-                format!("only {left} left; ask for fewer"),
-            ))
-        }
-        Take::TooMany(max) => {
-            return Err(AppError::bad_request(
-                "invalid_quantity",
-                format!("at most {max} per order"),
-            ))
-        }
-        Take::Unknown => return Err(AppError::unknown_sale()),
+        Take::Insufficient(left) => return Err(CheckoutError::Insufficient(left)),
+        Take::TooMany(max) => return Err(CheckoutError::TooMany(max)),
+        Take::Unknown => return Err(CheckoutError::UnknownSale),
     };
-    let rec = OrderRecord::parse(&record)
-        .ok_or_else(|| AppError::unavailable("unreadable order record"))?;
-    let recorded = s.ledger.record(sale.as_str(), &claims.jti, &rec).await?;
-    let Some(order) = sales::settle(s, sale.as_str(), &claims.jti, &rec, recorded).await? else {
-        return Err(AppError::sold_out());
+    let Some(order) = record(s, sale.as_str(), qid, &rec).await? else {
+        return Err(CheckoutError::SoldOut);
     };
     // The order is safe in Postgres; if this fails the sync clears it later.
-    let _ = s
-        .store
-        .clear_pending(sale.as_str(), &[claims.jti.as_str()])
-        .await;
+    let _ = s.store.clear_pending(sale.as_str(), &[qid]).await;
     let fresh = fresh && order.id == rec.order_id;
     if fresh {
         METRICS.orders.inc();
     }
-    let status = if fresh {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok(Bought { status, order })
+    Ok(Bought { fresh, order })
+}
+
+/// Writes an order Redis accepted to the ledger and settles any disagreement. None if the
+/// ledger refused it (it would have oversold).
+async fn record(
+    s: &AppState,
+    sale: &str,
+    qid: &str,
+    rec: &OrderRecord,
+) -> Result<Option<Order>, Fault> {
+    let recorded = s.ledger.record(sale, qid, rec).await?;
+    recovery::settle_order(s, sale, qid, rec, recorded).await
+}
+
+/// Writes to Postgres every order Redis accepted but Postgres has not recorded, older than
+/// `min_age_ms` (younger ones are still in flight in their own request). All at once, so
+/// the ledger's group writer batches them after an outage.
+pub async fn sync_pending(s: &AppState, sale: &str, min_age_ms: i64) -> Result<usize, Fault> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let due: Vec<(String, OrderRecord)> = s
+        .store
+        .pending(sale)
+        .await?
+        .into_iter()
+        .filter(|(_, rec)| now - rec.at.timestamp_millis() >= min_age_ms)
+        .collect();
+    let written = join_all(due.iter().map(|(qid, rec)| record(s, sale, qid, rec))).await;
+    let mut done = Vec::new();
+    for ((qid, _), result) in due.iter().zip(written) {
+        result?;
+        METRICS.ledger_synced.inc();
+        done.push(qid.as_str());
+    }
+    s.store.clear_pending(sale, &done).await?;
+    Ok(done.len())
 }

@@ -1,13 +1,23 @@
 //! Errors at the HTTP boundary.
 //!
-//! The rule: every handler returns `Result<_, AppError>`. Domain modules return `AppError` too
-//! when the failure is something the client must hear about (a stable `code`, a status); the
-//! unexpected (a Redis or Postgres fault) converts through `From` into `unavailable` (503 with
-//! `Retry-After`), logged once here. Clients branch on `code`, never on `message`.
+//! The rule: every handler returns `Result<_, AppError>`. Domain modules know nothing of HTTP:
+//! each flow returns its own enum (`QueueError`, `CheckoutError`, `SaleError`,
+//! `WebhookError`), the stores return `Fault`, input parsing returns `InvalidInput`, and the
+//! `From` impls at the end of this file are the one place they become a status and a stable
+//! `code`. A store that is down or slow is 503 with `Retry-After` (nothing was lost; retry); a
+//! `Fault::Bug` is a logged 500. Clients branch on `code`, never on `message`.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+
+use crate::checkout::CheckoutError;
+use crate::domain::InvalidInput;
+use crate::fault::Fault;
+use crate::metrics::METRICS;
+use crate::payments::WebhookError;
+use crate::queue::QueueError;
+use crate::sales::SaleError;
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{code}: {message}")]
@@ -97,22 +107,6 @@ impl ResponseError for AppError {
     }
 }
 
-impl From<redis::RedisError> for AppError {
-    fn from(e: redis::RedisError) -> Self {
-        tracing::warn!(error = %e, "redis unavailable");
-        crate::metrics::METRICS.dependency_errors.inc();
-        Self::unavailable("the queue store is unavailable, retry shortly")
-    }
-}
-
-impl From<sqlx::Error> for AppError {
-    fn from(e: sqlx::Error) -> Self {
-        tracing::warn!(error = %e, "postgres unavailable");
-        crate::metrics::METRICS.dependency_errors.inc();
-        Self::unavailable("the order ledger is unavailable, retry shortly")
-    }
-}
-
 /// JSON and path extractor failures answer in our error shape instead of actix's plain text.
 pub fn json_config() -> actix_web::web::JsonConfig {
     actix_web::web::JsonConfig::default()
@@ -144,4 +138,107 @@ pub fn path_config() -> actix_web::web::PathConfig {
 pub fn query_config() -> actix_web::web::QueryConfig {
     actix_web::web::QueryConfig::default()
         .error_handler(|err, _req| AppError::bad_request("invalid_query", err.to_string()).into())
+}
+
+// ---- domain → HTTP ----
+
+impl From<Fault> for AppError {
+    fn from(e: Fault) -> Self {
+        match e {
+            Fault::Redis(e) => {
+                tracing::warn!(error = %e, "redis unavailable");
+                METRICS.dependency_errors.inc();
+                Self::unavailable("the queue store is unavailable, retry shortly")
+            }
+            Fault::Postgres(e) => {
+                tracing::warn!(error = %e, "postgres unavailable");
+                METRICS.dependency_errors.inc();
+                Self::unavailable("the order ledger is unavailable, retry shortly")
+            }
+            Fault::Busy(why) => Self::unavailable(why),
+            Fault::Bug(what) => {
+                tracing::error!(bug = %what, "internal error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "something went wrong on our side",
+                )
+            }
+        }
+    }
+}
+
+impl From<InvalidInput> for AppError {
+    fn from(e: InvalidInput) -> Self {
+        Self::bad_request(e.code, e.message)
+    }
+}
+
+impl From<QueueError> for AppError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::Token(t) => t.into_app_error(false),
+            QueueError::UnknownSale => Self::unknown_sale(),
+            QueueError::SoldOut => Self::sold_out(),
+            QueueError::Fault(f) => f.into(),
+        }
+    }
+}
+
+impl From<CheckoutError> for AppError {
+    fn from(e: CheckoutError) -> Self {
+        use CheckoutError as E;
+        match e {
+            E::MissingTicket => Self::unauthorized(
+                "missing_token",
+                "an admission ticket is required as a bearer token",
+            ),
+            E::Ticket(t) => t.into_app_error(true),
+            E::InvalidQuantity => {
+                Self::bad_request("invalid_quantity", "quantity must be at least 1")
+            }
+            E::TooMany(max) => {
+                Self::bad_request("invalid_quantity", format!("at most {max} per order"))
+            }
+            E::Expired => Self::ticket_expired(),
+            E::NotAdmitted => Self::forbidden("not_admitted", "this ticket holds no admission"),
+            E::SoldOut => Self::sold_out(),
+            E::Insufficient(left) => Self::conflict(
+                "insufficient_stock",
+                format!("only {left} left; ask for fewer"),
+            ),
+            E::UnknownSale => Self::unknown_sale(),
+            E::Fault(f) => f.into(),
+        }
+    }
+}
+
+impl From<SaleError> for AppError {
+    fn from(e: SaleError) -> Self {
+        match e {
+            SaleError::Invalid(i) => i.into(),
+            SaleError::Exists => {
+                Self::conflict("sale_exists", "a sale with this id already exists")
+            }
+            SaleError::UnknownSale => Self::unknown_sale(),
+            SaleError::Fault(f) => f.into(),
+        }
+    }
+}
+
+impl From<WebhookError> for AppError {
+    fn from(e: WebhookError) -> Self {
+        use WebhookError as E;
+        match e {
+            E::BadSignature => {
+                Self::unauthorized("invalid_signature", "the webhook signature does not match")
+            }
+            E::InvalidBody(why) => Self::bad_request("invalid_json", why),
+            E::InvalidEvent => {
+                Self::bad_request("invalid_event", "event_id must be 1 to 200 characters")
+            }
+            E::UnknownOrder => Self::not_found("unknown_order", "no order with that id"),
+            E::Fault(f) => f.into(),
+        }
+    }
 }

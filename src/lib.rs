@@ -1,8 +1,9 @@
 //! waitroom: a virtual waiting room and admission controller for flash sales.
 //!
 //! Flows, one module each: `queue` (joining), `admission` (the ticker and sweeper),
-//! `checkout`, `payments`, `events` + `sse` (live push), `sales` (admin and consistency).
-//! `store` owns every Redis key and script, `ledger` every SQL statement, `tokens` the JWTs.
+//! `checkout`, `payments`, `events` + `sse` (live push), `sales` (admin), `recovery` (a sale
+//! Redis lost: detect, rebuild, settle). `store` owns every Redis key and script, `ledger`
+//! every SQL statement, `tokens` the JWTs; `fault` is their error, `error` the HTTP one.
 
 pub mod admission;
 pub mod checkout;
@@ -10,10 +11,12 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod fault;
 pub mod ledger;
 pub mod metrics;
 pub mod payments;
 pub mod queue;
+pub mod recovery;
 pub mod routes;
 pub mod sales;
 pub mod sse;

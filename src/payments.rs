@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use crate::error::AppError;
+use crate::fault::Fault;
 use crate::ledger::Release;
 use crate::metrics::METRICS;
 use crate::state::AppState;
@@ -27,6 +27,20 @@ struct Event {
 enum Outcome {
     Succeeded,
     Failed,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("the signature does not match")]
+    BadSignature,
+    #[error("invalid body: {0}")]
+    InvalidBody(String),
+    #[error("event_id must be 1 to 200 characters")]
+    InvalidEvent,
+    #[error("unknown order")]
+    UnknownOrder,
+    #[error(transparent)]
+    Fault(#[from] Fault),
 }
 
 #[derive(Serialize)]
@@ -67,27 +81,21 @@ pub async fn webhook(
     s: &AppState,
     body: &[u8],
     signature: Option<&str>,
-) -> Result<Applied, AppError> {
+) -> Result<Applied, WebhookError> {
     let secret = s.config.payment_secret.expose();
     if secret.is_empty() || !verify(secret, body, signature) {
-        return Err(AppError::unauthorized(
-            "invalid_signature",
-            "the webhook signature does not match",
-        ));
+        return Err(WebhookError::BadSignature);
     }
-    let e: Event = serde_json::from_slice(body)
-        .map_err(|err| AppError::bad_request("invalid_json", err.to_string()))?;
+    let e: Event =
+        serde_json::from_slice(body).map_err(|err| WebhookError::InvalidBody(err.to_string()))?;
     if e.event_id.is_empty() || e.event_id.len() > 200 {
-        return Err(AppError::bad_request(
-            "invalid_event",
-            "event_id must be 1 to 200 characters",
-        ));
+        return Err(WebhookError::InvalidEvent);
     }
     let outcome = s
         .ledger
         .apply_payment(e.order_id, &e.event_id, e.outcome == Outcome::Succeeded)
         .await?
-        .ok_or_else(|| AppError::not_found("unknown_order", "no order with that id"))?;
+        .ok_or(WebhookError::UnknownOrder)?;
     if let Some(r) = &outcome.released {
         release(s, r).await;
     }
@@ -117,7 +125,7 @@ async fn release(s: &AppState, r: &Release) {
 
 /// Expires lapsed holds and returns their units (the waitlist effect: admission resumes),
 /// and retries any release Redis did not confirm.
-pub async fn expire_holds(s: &AppState) -> Result<(), AppError> {
+pub async fn expire_holds(s: &AppState) -> Result<(), Fault> {
     for r in s.ledger.expire_holds().await? {
         tracing::info!(
             sale = r.sale,

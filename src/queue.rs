@@ -2,14 +2,25 @@
 
 use serde::Serialize;
 
-use crate::domain::SaleId;
-use crate::error::AppError;
-use crate::ledger::OrderRecord;
+use crate::domain::{OrderRecord, SaleId};
+use crate::fault::Fault;
 use crate::metrics::METRICS;
-use crate::sales;
+use crate::recovery;
 use crate::state::AppState;
 use crate::store::{Place, Snapshot};
-use crate::tokens::QueueClaims;
+use crate::tokens::{QueueClaims, TokenError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue token: {0:?}")]
+    Token(TokenError),
+    #[error("unknown sale")]
+    UnknownSale,
+    #[error("sold out")]
+    SoldOut,
+    #[error(transparent)]
+    Fault(#[from] Fault),
+}
 
 /// Where one shopper stands: the part a join and `/status` answer alike.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -51,15 +62,19 @@ pub struct StatusView {
 }
 
 /// Joins the line, or with a queue token keeps (or restores) the place the token records.
-pub async fn join(s: &AppState, sale: &SaleId, token: Option<&str>) -> Result<JoinView, AppError> {
+pub async fn join(
+    s: &AppState,
+    sale: &SaleId,
+    token: Option<&str>,
+) -> Result<JoinView, QueueError> {
     let claims = match token {
         Some(t) => Some(
             s.keys
                 .verify_queue(t, sale.as_str())
-                .map_err(|e| e.into_app_error(false))?,
+                .map_err(QueueError::Token)?,
         ),
         // A sold-out sale turns newcomers away from memory, without touching Redis.
-        None if s.hub.is_sold_out(sale.as_str()) => return Err(AppError::sold_out()),
+        None if s.hub.is_sold_out(sale.as_str()) => return Err(QueueError::SoldOut),
         None => None,
     };
     let qid = claims.as_ref().map_or_else(
@@ -68,7 +83,7 @@ pub async fn join(s: &AppState, sale: &SaleId, token: Option<&str>) -> Result<Jo
     );
     let score = claims.as_ref().map(|c| c.t);
     let mut joined = s.store.enqueue(sale.as_str(), &qid, score).await?;
-    if joined.place == Place::Unknown && sales::recover(s, sale, claims.is_some()).await? {
+    if joined.place == Place::Unknown && recovery::detect(s, sale, claims.is_some()).await? {
         joined = s.store.enqueue(sale.as_str(), &qid, score).await?;
     }
     let mut view = JoinView {
@@ -78,8 +93,8 @@ pub async fn join(s: &AppState, sale: &SaleId, token: Option<&str>) -> Result<Jo
         standing: Standing::default(),
     };
     match (joined.place, &claims) {
-        (Place::Unknown, _) | (Place::Lost, None) => return Err(AppError::unknown_sale()),
-        (Place::SoldOut, _) => return Err(AppError::sold_out()),
+        (Place::Unknown, _) | (Place::Lost, None) => return Err(QueueError::UnknownSale),
+        (Place::SoldOut, _) => return Err(QueueError::SoldOut),
         (Place::Waiting { position }, _) => {
             view.standing.status = if joined.open { "waiting" } else { "closed" };
             view.standing.position = position;
@@ -89,7 +104,9 @@ pub async fn join(s: &AppState, sale: &SaleId, token: Option<&str>) -> Result<Jo
         (_, Some(c)) => {
             view.standing = status(s, sale, c).await?.standing;
         }
-        (_, None) => return Err(AppError::unavailable("a new place was not waiting")),
+        (place, None) => {
+            return Err(Fault::bug(format!("a new place was not waiting: {place:?}")).into())
+        }
     }
     view.token = match (token, claims) {
         (Some(t), Some(_)) => t.to_string(),
@@ -103,49 +120,35 @@ pub async fn join(s: &AppState, sale: &SaleId, token: Option<&str>) -> Result<Jo
     Ok(view)
 }
 
-/// The shopper's standing, restoring a place lost with Redis from the token's score.
+/// The shopper's standing, rebuilding a place lost with Redis from the token's score.
 pub async fn status(
     s: &AppState,
     sale: &SaleId,
     claims: &QueueClaims,
-) -> Result<StatusView, AppError> {
+) -> Result<StatusView, QueueError> {
     let mut snap = s.store.snapshot(sale.as_str(), &claims.sub).await?;
-    if snap.place == Place::Unknown && sales::recover(s, sale, true).await? {
+    if snap.place == Place::Unknown && recovery::detect(s, sale, true).await? {
         snap = s.store.snapshot(sale.as_str(), &claims.sub).await?;
     }
     if snap.place == Place::Lost {
-        restore_place(s, sale, claims).await?;
+        recovery::rebuild_shopper(s, sale.as_str(), &claims.sub, claims.t).await?;
         snap = s.store.snapshot(sale.as_str(), &claims.sub).await?;
     }
     view(s, sale, &claims.sub, snap)
 }
 
-/// Redis has no trace of this shopper: it lost the sale, and the rebuild came before anything
-/// this shopper did since. The ledger says whether they bought (Redis is told, and they stay
-/// out of the line); otherwise their place comes back at the join time in their token.
-async fn restore_place(s: &AppState, sale: &SaleId, claims: &QueueClaims) -> Result<(), AppError> {
-    match s.ledger.order_by_ticket(sale.as_str(), &claims.sub).await? {
-        Some(order) => sales::remember(s, sale.as_str(), &order).await,
-        None => {
-            s.store
-                .restore_place(sale.as_str(), &claims.sub, claims.t)
-                .await
-        }
-    }
-}
-
-fn view(s: &AppState, sale: &SaleId, qid: &str, snap: Snapshot) -> Result<StatusView, AppError> {
+fn view(s: &AppState, sale: &SaleId, qid: &str, snap: Snapshot) -> Result<StatusView, QueueError> {
     let live = snap.live;
     let rate = s.hub.progress(sale.as_str()).map_or(0, |p| p.rate_per_sec);
     let mut eta_secs = None;
     let standing = match snap.place {
-        Place::Unknown => return Err(AppError::unknown_sale()),
+        Place::Unknown => return Err(QueueError::UnknownSale),
         // Not in line after the ledger was asked: a sold-out sale restores no place.
         Place::Lost if live.remaining <= 0 => Standing {
             status: "sold_out",
             ..Standing::default()
         },
-        Place::Lost => return Err(AppError::unknown_sale()),
+        Place::Lost => return Err(QueueError::UnknownSale),
         Place::SoldOut => Standing {
             status: "sold_out",
             ..Standing::default()
@@ -156,7 +159,7 @@ fn view(s: &AppState, sale: &SaleId, qid: &str, snap: Snapshot) -> Result<Status
         },
         Place::Purchased { record } => Standing {
             status: "purchased",
-            order_id: OrderRecord::parse(&record).map(|r| r.order_id.to_string()),
+            order_id: OrderRecord::decode(&record).map(|r| r.order_id.to_string()),
             ..Standing::default()
         },
         Place::Admitted { expires_at_ms } => Standing {

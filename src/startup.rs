@@ -16,7 +16,7 @@ use crate::ledger::Ledger;
 use crate::state::AppState;
 use crate::store::Store;
 use crate::tokens::{self, Keys};
-use crate::{admission, error, routes, sales};
+use crate::{admission, error, recovery, routes};
 
 pub struct Application {
     port: u16,
@@ -91,11 +91,11 @@ impl Application {
             ledger,
             keys,
             hub: Arc::new(Hub::default()),
-            restoring: Default::default(),
+            rebuilding: Default::default(),
             shutdown: shutdown_rx,
             config,
         });
-        if let Err(e) = sales::restore_missing(&state).await {
+        if let Err(e) = recovery::detect_lost_sales(&state).await {
             tracing::warn!(error = %e, "could not check sales against redis at start");
         }
 

@@ -1,6 +1,5 @@
 //! What every handler and background task shares.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -17,8 +16,8 @@ pub struct AppState {
     pub ledger: Ledger,
     pub keys: Keys,
     pub hub: Arc<Hub>,
-    /// Per sale, held while rebuilding it after Redis lost it (see `sales::restore`).
-    pub restoring: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per sale, held while rebuilding it after Redis lost it (see `recovery::rebuild`).
+    pub rebuilding: crate::recovery::RebuildLocks,
     /// Flips to true when the instance stops: streams end and background loops return.
     pub shutdown: watch::Receiver<bool>,
 }

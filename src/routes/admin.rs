@@ -1,7 +1,9 @@
 //! `/api/admin`: sales for the people running them, behind a bearer admin token.
 
-use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpResponse};
 use subtle::ConstantTimeEq;
 
 use crate::domain::{NewSaleRequest, SaleId};
@@ -9,33 +11,29 @@ use crate::error::AppError;
 use crate::sales;
 use crate::state::AppState;
 
-/// Proof that the request carries the admin token (compared in constant time).
-pub struct Admin;
-
-impl FromRequest for Admin {
-    type Error = AppError;
-    type Future = std::future::Ready<Result<Self, AppError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let expected = req
-            .app_data::<web::Data<AppState>>()
-            .map(|s| s.config.admin_token.expose().to_string())
-            .unwrap_or_default();
-        let given = super::bearer(req).unwrap_or("");
-        let ok = !expected.is_empty() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()));
-        std::future::ready(if ok {
-            Ok(Admin)
-        } else {
-            Err(AppError::unauthorized(
-                "invalid_admin_token",
-                "a valid admin bearer token is required",
-            ))
-        })
+/// Middleware on the admin scope: every admin route needs the admin bearer token (compared
+/// in constant time), checked before the body or path is even parsed.
+pub async fn require_admin(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let expected = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.config.admin_token.expose().to_string())
+        .unwrap_or_default();
+    let given = super::bearer(req.request()).unwrap_or("");
+    let ok = !expected.is_empty() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()));
+    if !ok {
+        return Err(AppError::unauthorized(
+            "invalid_admin_token",
+            "a valid admin bearer token is required",
+        )
+        .into());
     }
+    next.call(req).await
 }
 
 pub async fn create_sale(
-    _: Admin,
     s: web::Data<AppState>,
     body: web::Json<NewSaleRequest>,
 ) -> Result<HttpResponse, AppError> {
@@ -44,7 +42,6 @@ pub async fn create_sale(
 }
 
 pub async fn sale_stats(
-    _: Admin,
     s: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
@@ -53,7 +50,6 @@ pub async fn sale_stats(
 }
 
 pub async fn open_sale(
-    _: Admin,
     s: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
@@ -62,7 +58,6 @@ pub async fn open_sale(
 }
 
 pub async fn close_sale(
-    _: Admin,
     s: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
@@ -71,7 +66,6 @@ pub async fn close_sale(
 }
 
 pub async fn reconcile_sale(
-    _: Admin,
     s: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {

@@ -7,7 +7,7 @@ mod page;
 mod shopper;
 
 use actix_web::http::{header, StatusCode};
-use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, HttpRequest};
 
 use crate::error::AppError;
@@ -17,13 +17,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/api")
             // API answers are never cached by a browser or the CDN.
             .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
-            .route("/admin/sales", web::post().to(admin::create_sale))
-            .route("/admin/sales/{id}", web::get().to(admin::sale_stats))
-            .route("/admin/sales/{id}/open", web::post().to(admin::open_sale))
-            .route("/admin/sales/{id}/close", web::post().to(admin::close_sale))
-            .route(
-                "/admin/sales/{id}/reconcile",
-                web::post().to(admin::reconcile_sale),
+            .service(
+                web::scope("/admin")
+                    .wrap(from_fn(admin::require_admin))
+                    .route("/sales", web::post().to(admin::create_sale))
+                    .route("/sales/{id}", web::get().to(admin::sale_stats))
+                    .route("/sales/{id}/open", web::post().to(admin::open_sale))
+                    .route("/sales/{id}/close", web::post().to(admin::close_sale))
+                    .route(
+                        "/sales/{id}/reconcile",
+                        web::post().to(admin::reconcile_sale),
+                    )
+                    .default_service(web::to(ops::api_not_found)),
             )
             .route("/sales", web::get().to(shopper::list_sales))
             .route("/sales/{id}", web::get().to(shopper::get_sale))

@@ -1,5 +1,6 @@
 //! `/api/sales`: what shoppers call from the queue page.
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, Responder};
 use serde::Deserialize;
 
@@ -100,5 +101,10 @@ pub async fn checkout(
     let body: CheckoutBody = super::optional_json(body)?;
     let quantity = body.quantity.unwrap_or(1);
     let bought = checkout::checkout(&s, &id, super::bearer(&req), quantity).await?;
-    Ok(HttpResponse::build(bought.status).json(bought.order))
+    let status = if bought.fresh {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(HttpResponse::build(status).json(bought.order))
 }

@@ -401,7 +401,7 @@ async fn reconcile_counts_an_order_committed_but_still_pending_once() {
     let store = &app.state.store;
     let settle = Duration::from_secs(15);
     let unknown = std::collections::HashMap::new();
-    let stock = store.reconcile(&sale, 3, 1, &[], &unknown, settle).await;
+    let stock = store.settle_sale(&sale, 3, 1, &[], &unknown, settle).await;
     assert_eq!(
         stock.unwrap(),
         1,
@@ -409,7 +409,7 @@ async fn reconcile_counts_an_order_committed_but_still_pending_once() {
     );
     let id = order["order_id"].as_str().unwrap().parse().unwrap();
     let recorded = std::collections::HashMap::from([(buyer.queue_id.clone(), id)]);
-    let stock = store.reconcile(&sale, 3, 1, &[], &recorded, settle).await;
+    let stock = store.settle_sale(&sale, 3, 1, &[], &recorded, settle).await;
     assert_eq!(stock.unwrap(), 2, "recorded: counted once");
 }
 

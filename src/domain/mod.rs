@@ -1,9 +1,28 @@
 //! Input parsed into domain types once, at the edge: past this module an invalid sale id or
 //! an impossible sale cannot exist.
 
+mod order;
+
+pub use order::{OrderRecord, ReleasedOrder};
+
 use serde::{Deserialize, Serialize};
 
-use crate::error::AppError;
+/// Input that cannot become a domain value: a stable code and a message for the client.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct InvalidInput {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl InvalidInput {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
 
 /// `[a-z0-9-]{1,64}`: safe inside a Redis hash tag, a URL path and a log line.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -11,7 +30,7 @@ use crate::error::AppError;
 pub struct SaleId(String);
 
 impl SaleId {
-    pub fn parse(s: &str) -> Result<Self, AppError> {
+    pub fn parse(s: &str) -> Result<Self, InvalidInput> {
         let ok = !s.is_empty()
             && s.len() <= 64
             && s.bytes()
@@ -19,7 +38,7 @@ impl SaleId {
         if ok {
             Ok(Self(s.to_string()))
         } else {
-            Err(AppError::bad_request(
+            Err(InvalidInput::new(
                 "invalid_sale_id",
                 "a sale id is 1 to 64 characters of a-z, 0-9 and -",
             ))
@@ -68,11 +87,11 @@ pub struct SaleSpec {
     pub hold_secs: i32,
 }
 
-fn in_range(field: &str, v: i64, min: i64, max: i64) -> Result<i32, AppError> {
+fn in_range(field: &str, v: i64, min: i64, max: i64) -> Result<i32, InvalidInput> {
     if (min..=max).contains(&v) {
         Ok(v as i32)
     } else {
-        Err(AppError::bad_request(
+        Err(InvalidInput::new(
             "invalid_sale",
             format!("{field} must be between {min} and {max}"),
         ))
@@ -80,16 +99,16 @@ fn in_range(field: &str, v: i64, min: i64, max: i64) -> Result<i32, AppError> {
 }
 
 impl SaleSpec {
-    pub fn parse(r: NewSaleRequest) -> Result<Self, AppError> {
+    pub fn parse(r: NewSaleRequest) -> Result<Self, InvalidInput> {
         let name = r.name.trim().to_string();
         if name.is_empty() || name.chars().count() > 200 {
-            return Err(AppError::bad_request(
+            return Err(InvalidInput::new(
                 "invalid_sale",
                 "name must be 1 to 200 characters",
             ));
         }
         if !(0..=100_000_000_000).contains(&r.price_cents) {
-            return Err(AppError::bad_request(
+            return Err(InvalidInput::new(
                 "invalid_sale",
                 "price_cents must be between 0 and 100000000000",
             ));

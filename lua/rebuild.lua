@@ -1,0 +1,20 @@
+-- Rebuild a sale Redis has lost from the ledger, unless it is there already (another
+-- instance was first). One atomic step: no join or checkout sees half a sale, and buyers and
+-- lapsed shoppers are known again before anyone can rejoin. The sale is marked `unsettled`
+-- (since when, by Redis's clock) until a settle (settle.lua) counts the orders that were in
+-- flight at the loss.
+-- ARGV: 1 JSON {cfg = {field = value}, stock = n, used = {queue id = order record},
+--   lapsed = [queue ids whose orders lapsed; their units are out of `sold` already]}
+-- Returns 1 if rebuilt, 0 if the sale was already there.
+if redis.call('EXISTS', K.cfg) == 1 then return 0 end
+local s = cjson.decode(ARGV[1])
+for qid, record in pairs(s.used) do redis.call('HSET', K.used, qid, record) end
+for _, qid in ipairs(s.lapsed) do
+  redis.call('SADD', K.expired, qid)
+  redis.call('SADD', K.released, qid)
+end
+for field, value in pairs(s.cfg) do redis.call('HSET', K.cfg, field, value) end
+redis.call('SET', K.stock, s.stock)
+local t = redis.call('TIME')
+redis.call('SET', K.unsettled, string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)))
+return 1

@@ -1,0 +1,24 @@
+//! What a failing store looks like to the flows: the one error type of the `store` and
+//! `ledger` boundaries. Redis or Postgres down or slow is worth a retry (503); a reply that
+//! cannot happen unless our code is wrong is a bug (500), logged where it is mapped.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Fault {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("postgres: {0}")]
+    Postgres(#[from] sqlx::Error),
+    /// Nothing is broken, but the answer is not ready yet (a sale being rebuilt, a slow
+    /// ledger): the client retries.
+    #[error("{0}")]
+    Busy(&'static str),
+    /// Redis or Postgres answered something our own scripts and schema never produce.
+    #[error("bug: {0}")]
+    Bug(String),
+}
+
+impl Fault {
+    pub fn bug(what: impl Into<String>) -> Self {
+        Self::Bug(what.into())
+    }
+}

@@ -1,0 +1,149 @@
+//! Postgres: the sales table and the order ledger, the authority on what was sold.
+//!
+//! Every statement keeps `sales.sold` equal to the units held by live orders (pending payment
+//! or paid), and the `sold_within_units` CHECK refuses any write that would oversell, so this
+//! is a second line of defence behind checkout.lua, not a second counter to trust less.
+//!
+//! By flow: `orders` (the order table and the ledger's verdict), `writer` (the group-commit
+//! order writer), `payments` (webhook outcomes, hold expiry, releases) and `recovery` (what
+//! rebuilding and settling a sale Redis lost needs from here).
+
+mod orders;
+mod payments;
+mod recovery;
+mod writer;
+
+pub use orders::{Order, Recorded};
+pub use payments::{PaymentOutcome, Release};
+pub use recovery::{LockedSale, SaleState};
+
+use serde::Serialize;
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use tokio::sync::{mpsc, Mutex};
+
+use crate::domain::{InvalidInput, SaleId, SaleSpec};
+use crate::fault::Fault;
+
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct SaleRow {
+    pub id: String,
+    pub name: String,
+    pub units: i32,
+    pub sold: i32,
+    pub price_cents: i64,
+    pub rate_per_sec: i32,
+    pub ticket_ttl_secs: i32,
+    pub max_per_order: i32,
+    pub max_active: i32,
+    pub hold_secs: i32,
+}
+
+impl SaleRow {
+    pub fn spec(&self) -> Result<SaleSpec, InvalidInput> {
+        Ok(SaleSpec {
+            id: SaleId::parse(&self.id)?,
+            name: self.name.clone(),
+            units: self.units,
+            price_cents: self.price_cents,
+            rate_per_sec: self.rate_per_sec,
+            ticket_ttl_secs: self.ticket_ttl_secs,
+            max_per_order: self.max_per_order,
+            max_active: self.max_active,
+            hold_secs: self.hold_secs,
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct Ledger {
+    pool: PgPool,
+    writer: mpsc::Sender<writer::Job>,
+}
+
+/// A statement gives up after this: a slow Postgres is an outage too.
+const STATEMENT_TIMEOUT_SECS: u64 = 5;
+const ACQUIRE_TIMEOUT_SECS: u64 = 3;
+const WRITE_DEADLINE_SECS: u64 = 6;
+/// An order still waiting for a writer this long after Redis accepted it is answered 503
+/// and not written by that request (the ledger sync writes it later if Redis still has it).
+pub(super) const WRITE_DEADLINE: std::time::Duration =
+    std::time::Duration::from_secs(WRITE_DEADLINE_SECS);
+/// No order commits later than this after Redis accepted it: the wait for a writer, then a
+/// connection, then the statement. A sale Redis lost is settled only after this.
+pub const LATEST_COMMIT: std::time::Duration = std::time::Duration::from_secs(
+    WRITE_DEADLINE_SECS + ACQUIRE_TIMEOUT_SECS + STATEMENT_TIMEOUT_SECS,
+);
+
+impl Ledger {
+    /// A lazy pool: the app starts (and answers 503) while Postgres is still down. A slow
+    /// Postgres is an outage too: statements give up after 5 s so a checkout answers 503
+    /// (the order stays pending in Redis) instead of hanging.
+    pub fn connect_lazy(url: &str, size: u32) -> Result<Self, sqlx::Error> {
+        let timeout = format!("{STATEMENT_TIMEOUT_SECS}s");
+        let options = PgConnectOptions::from_str(url)?.options([("statement_timeout", timeout)]);
+        let pool = PgPoolOptions::new()
+            .max_connections(size)
+            .acquire_timeout(std::time::Duration::from_secs(ACQUIRE_TIMEOUT_SECS))
+            .connect_lazy_with(options);
+        let (writer, jobs) = mpsc::channel(8192);
+        let jobs = std::sync::Arc::new(Mutex::new(jobs));
+        for _ in 0..writer::WRITERS {
+            tokio::spawn(writer::group_writer(pool.clone(), jobs.clone()));
+        }
+        Ok(Self { pool, writer })
+    }
+
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        sqlx::migrate!("./migrations").run(&self.pool).await
+    }
+
+    pub async fn ping(&self) -> Result<(), Fault> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Inserts a new sale; false if the id is taken.
+    pub async fn insert_sale(&self, s: &SaleSpec) -> Result<bool, Fault> {
+        let done = sqlx::query(
+            "INSERT INTO sales (id, name, units, price_cents, rate_per_sec, ticket_ttl_secs,
+                                max_per_order, max_active, hold_secs)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(s.id.as_str())
+        .bind(&s.name)
+        .bind(s.units)
+        .bind(s.price_cents)
+        .bind(s.rate_per_sec)
+        .bind(s.ticket_ttl_secs)
+        .bind(s.max_per_order)
+        .bind(s.max_active)
+        .bind(s.hold_secs)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn sale(&self, id: &str) -> Result<Option<SaleRow>, Fault> {
+        Ok(sqlx::query_as("SELECT * FROM sales WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn sales(&self) -> Result<Vec<SaleRow>, Fault> {
+        Ok(
+            sqlx::query_as("SELECT * FROM sales ORDER BY created_at DESC LIMIT 200")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Every sale id (the rebuild sweep looks at all of them, however many).
+    pub async fn sale_ids(&self) -> Result<Vec<String>, Fault> {
+        Ok(sqlx::query_scalar("SELECT id FROM sales")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+}

@@ -1,0 +1,205 @@
+//! Redis: the only module that knows key names and scripts (declared in `scripts`).
+//!
+//! Every key of a sale carries the hash tag `{<sale>}`, so each script touches one Redis
+//! Cluster slot. Scripts are sent by SHA (`EVALSHA`); the redis crate reloads one on
+//! `NOSCRIPT`, which is what a failover or `SCRIPT FLUSH` leaves behind.
+//!
+//! Commands go over a few multiplexed connections that reconnect by themselves, shared by all
+//! requests (each request's commands are pipelined with everyone else's). Not a checkout
+//! pool: deadpool-redis pings a connection on every checkout, which halved join throughput.
+//!
+//! By flow: `queue` (join, admit, where one stands), `orders` (checkout, the ledger sync,
+//! releases), `recovery` (rebuilding and settling a sale Redis lost).
+
+mod orders;
+mod queue;
+mod recovery;
+mod scripts;
+
+pub use orders::Take;
+pub use queue::{Joined, Place, Snapshot, Tick};
+pub use recovery::Verdict;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncCommands;
+
+use crate::domain::SaleSpec;
+use crate::fault::Fault;
+
+/// The set of sales the ticker looks at.
+pub const SALES_KEY: &str = "wr:sales";
+/// Pattern matching every sale's event channel.
+pub const EVENTS_PATTERN: &str = "wr:{*}:events";
+
+/// Redis `TIME` (seconds, microseconds) in milliseconds, the unit every stored time uses.
+fn time_ms(secs: i64, micros: i64) -> i64 {
+    secs * 1000 + micros / 1000
+}
+
+/// Key of one sale: `wr:{<sale>}:<name>`.
+fn key(sale: &str, name: &str) -> String {
+    format!("wr:{{{sale}}}:{name}")
+}
+
+/// The sale a channel such as `wr:{demo}:events` belongs to.
+pub fn sale_of_channel(channel: &str) -> Option<&str> {
+    channel.strip_prefix("wr:{")?.strip_suffix("}:events")
+}
+
+/// A reply our own scripts never give.
+fn unexpected(what: &str) -> Fault {
+    Fault::bug(format!("unexpected reply from {what}"))
+}
+
+#[derive(Clone)]
+pub struct Store {
+    conns: Arc<[ConnectionManager]>,
+    next: Arc<AtomicUsize>,
+}
+
+/// A sale's numbers as every page and admin sees them.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Live {
+    pub open: bool,
+    pub remaining: i64,
+    pub queue_len: i64,
+    pub admitted_active: i64,
+    pub admitted_total: i64,
+}
+
+/// open, stock, queue length, admitted now, admitted ever.
+type LiveReply = (Option<String>, Option<i64>, i64, i64, Option<i64>);
+
+fn live_commands<'a>(pipe: &'a mut redis::Pipeline, sale: &str) -> &'a mut redis::Pipeline {
+    pipe.get(key(sale, "open"))
+        .get(key(sale, "stock"))
+        .zcard(key(sale, "queue"))
+        .zcard(key(sale, "admitted"))
+        .get(key(sale, "admits"))
+}
+
+impl From<LiveReply> for Live {
+    fn from((open, stock, queue_len, active, total): LiveReply) -> Self {
+        Self {
+            open: open.as_deref() == Some("1"),
+            remaining: stock.unwrap_or(0),
+            queue_len,
+            admitted_active: active,
+            admitted_total: total.unwrap_or(0),
+        }
+    }
+}
+
+/// The fields of a sale's `cfg` hash, which the scripts read.
+fn cfg_fields(spec: &SaleSpec) -> [(&'static str, i64); 6] {
+    [
+        ("units", spec.units as i64),
+        ("price_cents", spec.price_cents),
+        ("rate_per_sec", spec.rate_per_sec as i64),
+        ("ticket_ttl_secs", spec.ticket_ttl_secs as i64),
+        ("max_per_order", spec.max_per_order as i64),
+        ("max_active", spec.max_active as i64),
+    ]
+}
+
+impl Store {
+    /// Opens `n` connections; fails if Redis cannot be reached now (later outages are
+    /// survived: each connection reconnects on its own and commands fail fast meanwhile).
+    pub async fn connect(url: &str, n: usize) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let mut conns = Vec::with_capacity(n.max(1));
+        for _ in 0..n.max(1) {
+            conns.push(ConnectionManager::new_with_config(client.clone(), config.clone()).await?);
+        }
+        Ok(Self {
+            conns: conns.into(),
+            next: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        self.conns[i].clone()
+    }
+
+    /// Loads every script into Redis's cache (readiness checks this).
+    pub async fn load_scripts(&self) -> Result<(), Fault> {
+        let mut c = self.conn();
+        for lua in scripts::ALL {
+            let _: String = lua.loader().load_async(&mut c).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn sale_ids(&self) -> Result<Vec<String>, Fault> {
+        Ok(self.conn().smembers(SALES_KEY).await?)
+    }
+
+    pub async fn has_sale(&self, sale: &str) -> Result<bool, Fault> {
+        Ok(self.conn().exists(key(sale, "cfg")).await?)
+    }
+
+    /// Of these sales, the ones Redis does not have (one round trip).
+    pub async fn missing(&self, sales: &[String]) -> Result<Vec<String>, Fault> {
+        let mut pipe = redis::pipe();
+        for sale in sales {
+            pipe.exists(key(sale, "cfg"));
+        }
+        let there: Vec<bool> = pipe.query_async(&mut self.conn()).await?;
+        Ok(sales
+            .iter()
+            .zip(there)
+            .filter(|(_, there)| !there)
+            .map(|(sale, _)| sale.clone())
+            .collect())
+    }
+
+    /// Writes a new sale's settings and stock and registers it with the ticker. It starts
+    /// closed: the admin (or `SET wr:{id}:open 1`) opens it.
+    pub async fn put_sale(&self, spec: &SaleSpec, stock: i64) -> Result<(), Fault> {
+        let sale = spec.id.as_str();
+        redis::pipe()
+            .atomic()
+            .hset_multiple(key(sale, "cfg"), &cfg_fields(spec))
+            .ignore()
+            .set(key(sale, "stock"), stock)
+            .ignore()
+            .sadd(SALES_KEY, sale)
+            .ignore()
+            .query_async::<()>(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_open(&self, sale: &str, open: bool) -> Result<(), Fault> {
+        let mut c = self.conn();
+        if open {
+            let _: () = c.set(key(sale, "open"), "1").await?;
+        } else {
+            let _: () = c.del(key(sale, "open")).await?;
+        }
+        let kind = if open { "opened" } else { "closed" };
+        let _: () = c
+            .publish(key(sale, "events"), format!(r#"{{"type":"{kind}"}}"#))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn live(&self, sale: &str) -> Result<Live, Fault> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let reply: LiveReply = live_commands(&mut pipe, sale)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(Live::from(reply))
+    }
+}

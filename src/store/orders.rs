@@ -1,0 +1,109 @@
+//! Orders in Redis: taking units at checkout, the orders Postgres has yet to confirm, and
+//! giving units back when the ledger releases them.
+
+use std::collections::HashSet;
+
+use redis::AsyncCommands;
+use uuid::Uuid;
+
+use super::scripts::{CHECKOUT, RELEASE};
+use super::{key, unexpected, Store};
+use crate::domain::{OrderRecord, ReleasedOrder};
+use crate::fault::Fault;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Take {
+    /// Units taken now.
+    Taken(OrderRecord),
+    /// The ticket bought before: the same order again.
+    Again(OrderRecord),
+    Expired,
+    NotAdmitted,
+    SoldOut,
+    Insufficient(i64),
+    TooMany(i64),
+    /// Redis does not have the sale.
+    Unknown,
+}
+
+fn record(raw: &str) -> Result<OrderRecord, Fault> {
+    OrderRecord::decode(raw).ok_or_else(|| Fault::bug(format!("unreadable order record {raw}")))
+}
+
+impl Store {
+    /// Runs checkout.lua: the single place stock goes down.
+    pub async fn take(
+        &self,
+        sale: &str,
+        qid: &str,
+        qty: i32,
+        order_id: Uuid,
+    ) -> Result<Take, Fault> {
+        let (outcome, detail): (String, String) = CHECKOUT
+            .on(sale)
+            .arg(qid)
+            .arg(qty)
+            .arg(order_id.to_string())
+            .invoke_async(&mut self.conn())
+            .await?;
+        let number = || detail.parse().map_err(|_| unexpected("checkout.lua"));
+        Ok(match outcome.as_str() {
+            "ok" => Take::Taken(record(&detail)?),
+            "dup" => Take::Again(record(&detail)?),
+            "expired" => Take::Expired,
+            "not_admitted" => Take::NotAdmitted,
+            "sold_out" => Take::SoldOut,
+            "insufficient" => Take::Insufficient(number()?),
+            "too_many" => Take::TooMany(number()?),
+            "unknown" => Take::Unknown,
+            _ => return Err(unexpected("checkout.lua")),
+        })
+    }
+
+    /// Queue ids whose tickets bought (the `used` hash's keys).
+    pub async fn buyers(&self, sale: &str) -> Result<HashSet<String>, Fault> {
+        Ok(self.conn().hkeys(key(sale, "used")).await?)
+    }
+
+    /// Orders Redis accepted that Postgres has not confirmed: (queue id, record).
+    pub async fn pending(&self, sale: &str) -> Result<Vec<(String, OrderRecord)>, Fault> {
+        let mut c = self.conn();
+        let qids: Vec<String> = c.smembers(key(sale, "pending")).await?;
+        if qids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let records: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(key(sale, "used"))
+            .arg(&qids)
+            .query_async(&mut c)
+            .await?;
+        qids.into_iter()
+            .zip(records)
+            .filter_map(|(q, r)| r.map(|r| Ok((q, record(&r)?))))
+            .collect()
+    }
+
+    pub async fn clear_pending(&self, sale: &str, qids: &[&str]) -> Result<(), Fault> {
+        if qids.is_empty() {
+            return Ok(());
+        }
+        let _: () = self.conn().srem(key(sale, "pending"), qids).await?;
+        Ok(())
+    }
+
+    /// Gives back the units of orders the ledger released and marks their tickets spent.
+    /// Idempotent per ticket (see lua/release.lua). Returns the stock now, or `Busy` while
+    /// Redis has lost the sale (the release is retried once it is rebuilt).
+    pub async fn release(&self, sale: &str, orders: &[ReleasedOrder]) -> Result<i64, Fault> {
+        let mut call = RELEASE.on(sale);
+        for o in orders {
+            call.arg(&o.ticket)
+                .arg(o.quantity)
+                .arg(o.order_id.to_string());
+        }
+        match call.invoke_async(&mut self.conn()).await? {
+            -1 => Err(Fault::Busy("the sale is missing from redis")),
+            left => Ok(left),
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The line: joining it, the admission tick, and where one shopper stands.
+
+use super::scripts::{ADMIT, ENQUEUE};
+use super::{key, live_commands, time_ms, unexpected, Live, LiveReply, Store};
+use crate::fault::Fault;
+
+/// Where one shopper stands in Redis's view.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Place {
+    /// No such sale in Redis.
+    Unknown,
+    /// The sale exists but this shopper is in none of its sets: the queue was lost (Redis
+    /// flushed or failed over) and the place can be rebuilt from the shopper's token.
+    Lost,
+    SoldOut,
+    Waiting {
+        position: i64,
+    },
+    Admitted {
+        expires_at_ms: i64,
+    },
+    Expired,
+    /// The `used` record (an encoded `OrderRecord`), empty when only the fact is known.
+    Purchased {
+        record: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Joined {
+    pub place: Place,
+    /// The sale is admitting (meaningful when waiting).
+    pub open: bool,
+    pub score: i64,
+    pub seq: i64,
+}
+
+/// One admission tick's outcome: the sale's progress plus who was let in.
+#[derive(Debug, Clone, Default)]
+pub struct Tick {
+    pub open: bool,
+    pub stock: i64,
+    pub active: i64,
+    pub queue_len: i64,
+    pub admitted_total: i64,
+    pub rate_per_sec: i64,
+    pub admitted: Vec<String>,
+}
+
+/// A shopper's place, read atomically with the sale's progress so the page can derive later
+/// positions from `admitted_total` alone.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub place: Place,
+    pub live: Live,
+}
+
+impl Store {
+    /// Joins the line (`score` = None) or re-presents a queue token's place: `Place::Lost` if
+    /// Redis no longer has it (see `rebuild_place`).
+    pub async fn enqueue(
+        &self,
+        sale: &str,
+        qid: &str,
+        score: Option<i64>,
+    ) -> Result<Joined, Fault> {
+        self.run_enqueue(sale, qid, score, "").await
+    }
+
+    /// Puts a lost place back in line at the score its token records.
+    pub async fn rebuild_place(&self, sale: &str, qid: &str, score: i64) -> Result<(), Fault> {
+        self.run_enqueue(sale, qid, Some(score), "restore")
+            .await
+            .map(drop)
+    }
+
+    async fn run_enqueue(
+        &self,
+        sale: &str,
+        qid: &str,
+        score: Option<i64>,
+        mode: &str,
+    ) -> Result<Joined, Fault> {
+        let (status, score, seq, position, open): (String, String, i64, i64, i64) = ENQUEUE
+            .on(sale)
+            .arg(qid)
+            .arg(score.map(|s| s.to_string()).unwrap_or_default())
+            .arg(mode)
+            .invoke_async(&mut self.conn())
+            .await?;
+        let place = match status.as_str() {
+            "waiting" => Place::Waiting { position },
+            "sold_out" => Place::SoldOut,
+            "admitted" => Place::Admitted { expires_at_ms: 0 },
+            "expired" => Place::Expired,
+            "purchased" => Place::Purchased {
+                record: String::new(),
+            },
+            "lost" => Place::Lost,
+            "unknown" => Place::Unknown,
+            _ => return Err(unexpected("enqueue.lua")),
+        };
+        Ok(Joined {
+            place,
+            open: open == 1,
+            score: score.parse().map_err(|_| unexpected("enqueue.lua"))?,
+            seq,
+        })
+    }
+
+    pub async fn admit(&self, sale: &str) -> Result<Tick, Fault> {
+        let mut v: Vec<redis::Value> = ADMIT.on(sale).invoke_async(&mut self.conn()).await?;
+        let bad = |_| unexpected("admit.lua");
+        let ids: Vec<String> =
+            redis::from_redis_value(redis::Value::Array(v.split_off(7.min(v.len()))))
+                .map_err(bad)?;
+        let n: Vec<i64> = redis::from_redis_value(redis::Value::Array(v)).map_err(bad)?;
+        let [open, stock, active, queue_len, admitted_total, _expired_now, rate] = n[..] else {
+            return Err(unexpected("admit.lua"));
+        };
+        Ok(Tick {
+            open: open == 1,
+            stock,
+            active,
+            queue_len,
+            admitted_total,
+            rate_per_sec: rate,
+            admitted: ids,
+        })
+    }
+
+    /// Where one shopper stands, in one atomic round trip.
+    pub async fn snapshot(&self, sale: &str, qid: &str) -> Result<Snapshot, Fault> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .exists(key(sale, "cfg"))
+            .zrank(key(sale, "queue"), qid)
+            .zscore(key(sale, "admitted"), qid)
+            .hget(key(sale, "used"), qid)
+            .sismember(key(sale, "expired"), qid)
+            .cmd("TIME");
+        let mut values: Vec<redis::Value> = live_commands(&mut pipe, sale)
+            .query_async(&mut self.conn())
+            .await?;
+        let bad = |_| unexpected("snapshot");
+        let live_part = redis::Value::Array(values.split_off(6.min(values.len())));
+        let live = Live::from(redis::from_redis_value::<LiveReply>(live_part).map_err(bad)?);
+        #[allow(clippy::type_complexity)]
+        let (exists, rank, expires, record, expired, (secs, micros)): (
+            bool,
+            Option<i64>,
+            Option<f64>,
+            Option<String>,
+            bool,
+            (i64, i64),
+        ) = redis::from_redis_value(redis::Value::Array(values)).map_err(bad)?;
+        let now_ms = time_ms(secs, micros);
+        let place = if !exists {
+            Place::Unknown
+        } else if let Some(record) = record {
+            Place::Purchased { record }
+        } else if let Some(exp) = expires.filter(|&e| e as i64 > now_ms) {
+            Place::Admitted {
+                expires_at_ms: exp as i64,
+            }
+        } else if expired || expires.is_some() {
+            // An admission past its expiry is lapsed, even before the next tick sweeps it.
+            Place::Expired
+        } else if let Some(rank) = rank {
+            if live.remaining <= 0 {
+                Place::SoldOut
+            } else {
+                Place::Waiting { position: rank + 1 }
+            }
+        } else {
+            // Lost even when sold out: the ledger is asked, as this may be a buyer Redis forgot.
+            Place::Lost
+        };
+        Ok(Snapshot { place, live })
+    }
+}

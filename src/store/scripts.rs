@@ -1,0 +1,149 @@
+//! Every Lua script, with the keys it touches declared once, here.
+//!
+//! A script names its keys as `K.<name>`: the prelude `local K = {name = KEYS[i], ...}` is
+//! built from the declaration below and prepended at load time, so the keys a call sends and
+//! the names the script reads cannot drift apart. All keys are one sale's (`{<sale>}`), so
+//! each script touches a single Redis Cluster slot.
+
+use std::fmt::Write;
+use std::sync::OnceLock;
+
+use redis::{Script, ScriptInvocation};
+
+use super::key;
+
+pub struct Lua {
+    body: &'static str,
+    keys: &'static [&'static str],
+    script: OnceLock<Script>,
+}
+
+impl Lua {
+    const fn new(body: &'static str, keys: &'static [&'static str]) -> Self {
+        Self {
+            body,
+            keys,
+            script: OnceLock::new(),
+        }
+    }
+
+    fn script(&'static self) -> &'static Script {
+        self.script.get_or_init(|| {
+            let mut src = String::from("local K = {");
+            for (i, k) in self.keys.iter().enumerate() {
+                let _ = write!(src, "{k} = KEYS[{}], ", i + 1);
+            }
+            src.push_str("}\n");
+            src.push_str(self.body);
+            Script::new(&src)
+        })
+    }
+
+    /// An invocation of this script on one sale, its keys already in place: add the ARGV.
+    pub fn on(&'static self, sale: &str) -> ScriptInvocation<'static> {
+        let mut call = self.script().prepare_invoke();
+        for k in self.keys {
+            call.key(key(sale, k));
+        }
+        call
+    }
+
+    /// The invocation that `SCRIPT LOAD`s it (keys do not matter for loading).
+    pub fn loader(&'static self) -> ScriptInvocation<'static> {
+        self.script().prepare_invoke()
+    }
+}
+
+pub static ENQUEUE: Lua = Lua::new(
+    include_str!("../../lua/enqueue.lua"),
+    &[
+        "cfg", "queue", "admitted", "expired", "used", "stock", "seq", "open",
+    ],
+);
+pub static ADMIT: Lua = Lua::new(
+    include_str!("../../lua/admit.lua"),
+    &[
+        "open", "cfg", "stock", "queue", "admitted", "bucket", "expired", "events", "admits",
+    ],
+);
+pub static CHECKOUT: Lua = Lua::new(
+    include_str!("../../lua/checkout.lua"),
+    &[
+        "admitted", "used", "stock", "expired", "pending", "events", "cfg",
+    ],
+);
+pub static RELEASE: Lua = Lua::new(
+    include_str!("../../lua/release.lua"),
+    &[
+        "cfg",
+        "stock",
+        "events",
+        "used",
+        "expired",
+        "released",
+        "unsettled",
+    ],
+);
+pub static REBUILD: Lua = Lua::new(
+    include_str!("../../lua/rebuild.lua"),
+    &["cfg", "stock", "used", "expired", "released", "unsettled"],
+);
+pub static SETTLE: Lua = Lua::new(
+    include_str!("../../lua/settle.lua"),
+    &[
+        "stock",
+        "pending",
+        "used",
+        "events",
+        "expired",
+        "released",
+        "unsettled",
+    ],
+);
+pub static SETTLE_ORDER: Lua = Lua::new(
+    include_str!("../../lua/settle_order.lua"),
+    &["stock", "events", "used", "expired", "pending"],
+);
+
+pub static ALL: [&Lua; 7] = [
+    &ENQUEUE,
+    &ADMIT,
+    &CHECKOUT,
+    &RELEASE,
+    &REBUILD,
+    &SETTLE,
+    &SETTLE_ORDER,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each script uses exactly the keys it declares, and only through `K`.
+    #[test]
+    fn scripts_use_their_declared_keys() {
+        for lua in ALL {
+            assert!(
+                !lua.body.contains("KEYS["),
+                "a script indexes KEYS directly"
+            );
+            let mut used: Vec<&str> = lua
+                .body
+                .match_indices("K.")
+                .filter(|(i, _)| *i == 0 || !lua.body.as_bytes()[i - 1].is_ascii_alphanumeric())
+                .map(|(i, _)| {
+                    let rest = &lua.body[i + 2..];
+                    let end = rest
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or(rest.len());
+                    &rest[..end]
+                })
+                .collect();
+            used.sort_unstable();
+            used.dedup();
+            let mut declared = lua.keys.to_vec();
+            declared.sort_unstable();
+            assert_eq!(used, declared, "keys used vs declared in:\n{}", lua.body);
+        }
+    }
+}
