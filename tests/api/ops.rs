@@ -71,8 +71,8 @@ async fn health_readiness_metrics_and_cache_headers() {
     let html = page.text().await.unwrap();
     let js = html
         .split('"')
-        .find(|s| s.starts_with("/static/app.js?v="))
-        .expect("the page links its script with a content hash");
+        .find(|s| s.starts_with("/static/") && s.ends_with("/js/main.js"))
+        .expect("the page links its entry module under a content hash");
     let asset = get(js).await.unwrap();
     assert_eq!(
         asset.headers()["cache-control"],
