@@ -51,7 +51,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/metrics", web::get().to(ops::metrics))
     .route("/", web::get().to(page::index))
     .route("/s/{id}", web::get().to(page::index))
-    .route("/static/{file}", web::get().to(page::asset));
+    .route("/static/{path:.*}", web::get().to(page::asset));
 }
 
 /// An optional JSON body: empty means all defaults; anything else must parse, so a

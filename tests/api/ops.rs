@@ -71,14 +71,49 @@ async fn health_readiness_metrics_and_cache_headers() {
     let html = page.text().await.unwrap();
     let js = html
         .split('"')
-        .find(|s| s.starts_with("/static/app.js?v="))
-        .expect("the page links its script with a content hash");
+        .find(|s| s.starts_with("/static/") && s.ends_with("/js/main.js"))
+        .expect("the page links its entry module under a content hash");
     let asset = get(js).await.unwrap();
     assert_eq!(
         asset.headers()["cache-control"],
         "public, max-age=31536000, immutable"
     );
+    assert_eq!(
+        asset.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
     assert!(!js.contains("__ASSET_VERSION__"));
+}
+
+#[tokio::test]
+async fn static_files_are_served_by_version_and_unknown_ones_are_json_404s() {
+    let app = spawn_app().await;
+    let get = |p: &str| app.client.get(app.url(p)).send();
+    let html = get("/").await.unwrap().text().await.unwrap();
+    let preloads: Vec<&str> = html
+        .split('"')
+        .filter(|s| s.starts_with("/static/") && s.ends_with(".js"))
+        .collect();
+    assert!(preloads.len() > 2, "the page names its modules: {html}");
+    for path in preloads {
+        let res = get(path).await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        assert_eq!(
+            res.headers()["content-type"],
+            "text/javascript; charset=utf-8"
+        );
+    }
+    // A version this instance does not have (the far side of a deploy) gets today's file,
+    // which a cache must not keep under that name.
+    let other = get("/static/000000000000/js/main.js").await.unwrap();
+    assert_eq!(other.status(), 200);
+    assert_eq!(other.headers()["cache-control"], "no-cache");
+    for missing in ["/static/app.js", "/static/x/js/nope.js", "/static/"] {
+        let res = get(missing).await.unwrap();
+        assert_eq!(res.status(), 404, "{missing}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["code"], "not_found", "{missing}");
+    }
 }
 
 #[tokio::test]

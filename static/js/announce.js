@@ -1,0 +1,27 @@
+// Screen-reader announcements through the polite live region: every view change, the last
+// 30 and 10 seconds of a turn, and place changes at most every 10 s so the line's movement
+// is not read out non-stop.
+
+import { $, text } from './dom.js';
+import { place, secondsLeft } from './derive.js';
+
+const spoken = { view: null, place: null, at: 0, secs: null };
+
+export function announce(s) {
+  let msg = '';
+  const p = place(s);
+  if (s.view === 'waiting' && (spoken.view !== 'waiting' || (p !== spoken.place && Date.now() - spoken.at > 10000))) {
+    msg = `You are number ${p} in line. ${$('#ahead').textContent}. Estimated wait: ${$('#eta').textContent}.`;
+  } else if (s.view === 'admitted') {
+    const left = secondsLeft(s);
+    if (spoken.view !== 'admitted') msg = `It’s your turn! You have ${left ?? 'a few'} seconds to buy.`;
+    else if ((left === 30 || left === 10) && spoken.secs !== left) msg = `${left} seconds left to buy.`;
+    spoken.secs = left;
+  } else if (s.view !== spoken.view) {
+    msg = { purchased: 'You got it! Your order is reserved.', sold_out: 'The sale is sold out.', expired: 'Your turn expired.', closed: 'The sale is closed right now.' }[s.view] ?? '';
+  }
+  spoken.view = s.view;
+  if (!msg) return;
+  Object.assign(spoken, { place: p, at: Date.now() });
+  text('#announce', msg);
+}

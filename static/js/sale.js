@@ -1,0 +1,100 @@
+// A sale's page: load the sale, restore what this device saved, join (or rejoin with the saved
+// token), and turn every status the server reports into the view to show.
+
+import { S, set, say, redraw, later, cancel } from './state.js';
+import { api, salePath } from './api.js';
+import { store, rememberStart, forgetToken } from './token.js';
+import { admit, forgetTicket, jwtExpiry } from './ticket.js';
+import { purchased, soldOut, expire } from './outcome.js';
+import { connect } from './stream.js';
+
+export async function loadSale() {
+  set({ view: 'loading', ...say('') });
+  let sale;
+  try { sale = await api(salePath(S.saleId)); }
+  catch (err) { return set(err.status === 404 ? { view: 'not_found' } : { view: 'error', ...say(err.message, loadSale) }); }
+  document.title = `${sale.name} · Waitroom`;
+  Object.assign(S, { sale, token: store.get('token'), initialPos: Number(store.get('start')) || 0 });
+  updateStats(sale);
+  const ticket = store.get('ticket');
+  const expiresAt = Number(store.get('ticket_expires_at')) || (ticket && jwtExpiry(ticket));
+  if (ticket && S.token && (!expiresAt || expiresAt > Date.now())) admit(ticket, expiresAt);
+  else forgetTicket();
+  if (S.token) return join();
+  set({ view: sale.sold_out ? 'sold_out' : 'join' });
+}
+
+// The sale-wide figures any answer may carry (sale, join, state, progress, status).
+export function updateStats(d) {
+  if (d.queue_len != null) S.queueLen = d.queue_len;
+  if (d.remaining != null) S.remaining = d.remaining;
+  if (d.rate_per_sec != null) S.rate = Number(d.rate_per_sec) || 0;
+  if (d.admitted_total != null) S.admittedTotal = d.admitted_total;
+  if (d.open != null) { S.open = !!d.open; S.wasOpen ||= S.open; }
+}
+
+// Joining again with the saved token keeps the original place (the token carries its enqueue
+// time), so a reload never moves a shopper back.
+export async function join() {
+  cancel('retry');
+  const hadToken = !!S.token;
+  set({ busy: true, ...say('') });
+  try {
+    const res = await api(salePath(S.saleId, '/queue'), { method: 'POST', body: hadToken ? { token: S.token } : {} });
+    S.token = res.token;
+    store.set('token', res.token);
+    if (res.position > 0) {
+      Object.assign(S, { anchorPos: res.position, anchorAdmitted: S.admittedTotal, anchored: false });
+      rememberStart(res.position);
+    }
+    S.busy = false;
+    applyStatus(res);
+    if (!isFinal()) connect();
+  } catch (err) {
+    S.busy = false;
+    const view = S.view === 'loading' ? 'join' : S.view;
+    if (err.code === 'sold_out') { soldOut(); if (hadToken) { checkPurchased(); connect(); } return; }
+    if (err.status === 429 || err.status === 503 || err.status === 0) {
+      const secs = err.retryAfter ?? 3;
+      later('retry', join, secs * 1000);
+      return set({ view, ...say(`It’s busy right now — trying again in ${secs} s…`) });
+    }
+    if (err.status === 404 && !hadToken) return set({ view: 'not_found' });
+    if (hadToken && err.status >= 400 && err.status < 500) {
+      forgetToken();
+      return set({ view: 'join', ...say('We couldn’t restore your earlier place. Please join the line again.') });
+    }
+    set({ view, ...say(err.message, join) });
+  }
+}
+
+// Shared by the `state` event, the status poll and the join response.
+export function applyStatus(d) {
+  if (S.view === 'purchased') return redraw();
+  switch (d.status) {
+    case 'waiting': forgetTicket(); return set({ view: 'waiting' });
+    case 'admitted': return d.ticket ? admit(d.ticket, d.ticket_expires_at) : set({ view: 'admitted' });
+    case 'purchased': return purchased({ order_id: d.order_id });
+    case 'sold_out': return soldOut();
+    // Still in line while the sale is not admitting (not open yet, or paused): the waiting
+    // view shows the place and says why it is not moving.
+    case 'closed':
+      if (!(d.position > 0)) return set({ view: 'closed' });
+      forgetTicket(); return set({ view: 'waiting', open: false });
+    case 'expired': return expire();
+    default: return redraw();
+  }
+}
+
+const isFinal = () => ['purchased', 'sold_out', 'expired', 'not_found'].includes(S.view);
+
+// This shopper's status, by their queue token.
+export const fetchStatus = () => api(salePath(S.saleId, '/status'), { bearer: S.token });
+
+// After a sold-out rejoin: maybe this shopper is the one who bought.
+async function checkPurchased() {
+  try {
+    const d = await fetchStatus();
+    if (d.status === 'purchased') purchased({ order_id: d.order_id });
+  } catch { /* stay on sold out */ }
+}
