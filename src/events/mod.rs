@@ -9,14 +9,16 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use bytestring::ByteString;
-use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, watch};
 
-use crate::store::{self, Place, Store, Tick};
+mod subscriber;
+
+pub use subscriber::run_subscriber;
+
+use crate::store::Tick;
 
 /// What every waiting shopper of a sale sees each tick. The page derives its own place from
 /// `admitted_total` and the position it was given, so this is the same for every shopper.
@@ -91,7 +93,7 @@ struct SaleChannels {
     buyers: RwLock<Option<Arc<HashSet<String>>>>,
 }
 
-type ShopperKey = (String, String);
+pub(super) type ShopperKey = (String, String);
 /// Every stream a shopper has open here (several tabs), by registration id.
 type ShopperStreams = Vec<(u64, mpsc::Sender<Admission>)>;
 
@@ -120,18 +122,6 @@ impl Drop for Registration {
             }
         }
     }
-}
-
-/// A message on `wr:{sale}:events`, published by the Lua scripts and the admin API.
-#[derive(Deserialize)]
-struct Message {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    ids: Vec<String>,
-    expires_at: Option<i64>,
-    admitted_total: Option<i64>,
-    remaining: Option<i64>,
 }
 
 impl Hub {
@@ -220,7 +210,7 @@ impl Hub {
         }
     }
 
-    fn deliver(&self, sale: &str, qid: &str, a: Admission) {
+    pub(super) fn deliver(&self, sale: &str, qid: &str, a: Admission) {
         let map = self.shoppers.lock().expect("hub lock");
         if let Some(list) = map.get(&(sale.to_string(), qid.to_string())) {
             for (_, tx) in list {
@@ -295,109 +285,5 @@ impl Hub {
             },
             true,
         );
-    }
-
-    pub fn on_message(&self, sale: &str, payload: &str) {
-        let Ok(m) = serde_json::from_str::<Message>(payload) else {
-            tracing::warn!(sale, payload, "unreadable event message");
-            return;
-        };
-        match m.kind.as_str() {
-            "admitted" => {
-                let a = Admission {
-                    expires_at_ms: m.expires_at.unwrap_or(0),
-                };
-                for qid in &m.ids {
-                    self.deliver(sale, qid, a);
-                }
-                if let Some(total) = m.admitted_total {
-                    self.update(
-                        sale,
-                        |p| p.admitted_total = p.admitted_total.max(total),
-                        false,
-                    );
-                }
-            }
-            "sold_out" => self.update(
-                sale,
-                |p| {
-                    p.sold_out = true;
-                    p.remaining = 0;
-                },
-                false,
-            ),
-            "restocked" => self.update(
-                sale,
-                |p| {
-                    p.remaining = m.remaining.unwrap_or(p.remaining).max(0);
-                    p.sold_out = p.remaining == 0;
-                },
-                false,
-            ),
-            "opened" => self.update(sale, |p| p.open = true, false),
-            "closed" => self.update(sale, |p| p.open = false, false),
-            other => tracing::debug!(sale, kind = other, "ignored event"),
-        }
-    }
-
-    /// After a pub/sub reconnect, admissions may have been missed (pub/sub is at most once):
-    /// ask Redis about every shopper streaming here and deliver what they missed.
-    async fn resync(&self, store: &Store) {
-        let keys: Vec<ShopperKey> = self
-            .shoppers
-            .lock()
-            .expect("hub lock")
-            .keys()
-            .cloned()
-            .collect();
-        for (sale, qid) in keys {
-            if let Ok(snap) = store.snapshot(&sale, &qid).await {
-                if let Place::Admitted { expires_at_ms } = snap.place {
-                    self.deliver(&sale, &qid, Admission { expires_at_ms });
-                }
-            }
-        }
-    }
-}
-
-/// Runs the instance's one pub/sub subscriber until shutdown, reconnecting after failures.
-/// It uses its own connection: a subscribed connection cannot serve commands, so it never
-/// comes from the pool.
-pub async fn run_subscriber(
-    hub: Arc<Hub>,
-    client: redis::Client,
-    store: Store,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        match client.get_async_pubsub().await {
-            Ok(mut ps) => match ps.psubscribe(store::EVENTS_PATTERN).await {
-                Ok(()) => {
-                    hub.resync(&store).await;
-                    let mut messages = ps.on_message();
-                    loop {
-                        tokio::select! {
-                            m = messages.next() => match m {
-                                Some(m) => {
-                                    let payload: String = m.get_payload().unwrap_or_default();
-                                    if let Some(sale) = store::sale_of_channel(m.get_channel_name()) {
-                                        hub.on_message(sale, &payload);
-                                    }
-                                }
-                                None => break,
-                            },
-                            _ = shutdown.changed() => return,
-                        }
-                    }
-                    tracing::warn!("redis pub/sub connection lost; reconnecting");
-                }
-                Err(e) => tracing::warn!(error = %e, "redis psubscribe failed"),
-            },
-            Err(e) => tracing::warn!(error = %e, "redis pub/sub connect failed"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            _ = shutdown.changed() => return,
-        }
     }
 }
