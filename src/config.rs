@@ -38,7 +38,8 @@ pub struct Config {
     pub signing_keys_pem: Vec<Secret>,
     /// HMAC-SHA256 secret for the payment webhook; empty disables the webhook.
     pub payment_secret: Secret,
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Trusted proxies and the header they name the client in (`door::client`).
+    pub clients: crate::door::ClientIdentity,
     pub issuer: String,
     pub tick: Duration,
     /// How often holds are expired and Redis-accepted orders are synced to Postgres.
@@ -61,7 +62,7 @@ impl Config {
             admin_token: Secret::default(),
             signing_keys_pem: Vec::new(),
             payment_secret: Secret::default(),
-            trusted_proxies: Vec::new(),
+            clients: Default::default(),
             issuer: "waitroom".into(),
             tick: Duration::from_millis(200),
             sweep: Duration::from_millis(1000),
@@ -117,12 +118,23 @@ impl Config {
             }
         }
         if let Some(v) = var("WAITROOM_TRUSTED_PROXIES") {
-            c.trusted_proxies = v
+            // CIDRs; a bare address is a /32 (or /128).
+            c.clients.trusted = v
                 .split(',')
                 .map(str::trim)
                 .filter(|p| !p.is_empty())
-                .map(|p| parse("WAITROOM_TRUSTED_PROXIES", p))
+                .map(|p| match p.parse::<IpAddr>() {
+                    Ok(ip) => Ok(ip.into()),
+                    Err(_) => parse("WAITROOM_TRUSTED_PROXIES", p),
+                })
                 .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = var("WAITROOM_CLIENT_IP_HEADER").filter(|v| !v.trim().is_empty()) {
+            let name = v.trim().to_ascii_lowercase();
+            actix_web::http::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                ConfigError::new("WAITROOM_CLIENT_IP_HEADER", "not a valid header name")
+            })?;
+            c.clients.header = Some(name);
         }
         if let Some(v) = var("WAITROOM_ISSUER") {
             c.issuer = v;

@@ -9,6 +9,7 @@ pub mod admission;
 pub mod checkout;
 pub mod config;
 pub mod domain;
+pub mod door;
 pub mod error;
 pub mod events;
 pub mod fault;

@@ -1,0 +1,6 @@
+//! At the door: what a place in line costs a client, so it costs a script what it costs a
+//! person. `client` says who is asking.
+
+pub mod client;
+
+pub use client::{client_of, ClientIdentity, ClientKey};
