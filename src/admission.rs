@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::time::MissedTickBehavior;
 
 use crate::metrics::METRICS;
+use crate::recovery::SETTLE_AFTER;
 use crate::state::AppState;
 
 /// Every `tick`, runs admit.lua for every admitting sale and publishes its numbers to local
@@ -68,16 +69,28 @@ pub async fn run_sweeper(s: Arc<AppState>) {
         if let Err(e) = crate::payments::expire_holds(&s).await {
             tracing::debug!(error = %e, "hold sweep failed");
         }
-        if let Ok(ids) = s.store.sale_ids().await {
-            for sale in ids {
-                // Orders younger than this are still inside their own checkout request.
-                if let Err(e) = crate::checkout::sync_pending(&s, &sale, 3_000).await {
-                    tracing::debug!(sale, error = %e, "ledger sync failed");
-                }
-                if let Err(e) = crate::recovery::settle_if_due(&s, &sale).await {
-                    tracing::warn!(sale, error = %e, "settling a rebuilt sale failed");
+        // One round trip finds the few sales with work; idle sales cost nothing more.
+        let due = match s.store.sale_ids().await {
+            Ok(ids) => s.store.needing_sweep(&ids, SETTLE_AFTER).await,
+            Err(e) => Err(e),
+        };
+        match due {
+            Ok(due) => {
+                for (sale, work) in due {
+                    // Orders younger than this are still inside their own checkout request.
+                    if work.pending {
+                        if let Err(e) = crate::checkout::sync_pending(&s, &sale, 3_000).await {
+                            tracing::debug!(sale, error = %e, "ledger sync failed");
+                        }
+                    }
+                    if work.unsettled_due {
+                        if let Err(e) = crate::recovery::settle_rebuilt(&s, &sale).await {
+                            tracing::warn!(sale, error = %e, "settling a rebuilt sale failed");
+                        }
+                    }
                 }
             }
+            Err(e) => tracing::debug!(error = %e, "sweep cannot list sales"),
         }
         if n.is_multiple_of(10) {
             if let Err(e) = crate::recovery::detect_lost_sales(&s).await {

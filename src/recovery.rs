@@ -123,14 +123,12 @@ pub async fn rebuild_shopper(s: &AppState, sale: &str, qid: &str, score: i64) ->
 
 // ---- settle ----
 
-/// Settles a rebuilt sale once `SETTLE_AFTER` has passed since the rebuild. The mark is in
-/// Redis, so whichever instance's sweeper comes first does it, even if the instance that
-/// rebuilt the sale is gone.
-pub async fn settle_if_due(s: &AppState, sale: &str) -> Result<(), Fault> {
-    if s.store.unsettled_for(sale, SETTLE_AFTER).await? {
-        let stock = settle_stock(s, sale).await?;
-        tracing::info!(sale, stock, "rebuilt sale settled");
-    }
+/// Settles a sale rebuilt at least `SETTLE_AFTER` ago (the sweeper finds them with
+/// `Store::needing_sweep`). The mark is in Redis, so whichever instance's sweeper comes first
+/// does it, even if the instance that rebuilt the sale is gone.
+pub async fn settle_rebuilt(s: &AppState, sale: &str) -> Result<(), Fault> {
+    let stock = settle_stock(s, sale).await?;
+    tracing::info!(sale, ?stock, "rebuilt sale settled");
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use crate::domain::{InvalidInput, NewSaleRequest, SaleId, SaleSpec};
 use crate::fault::Fault;
 use crate::ledger::SaleRow;
 use crate::state::AppState;
+use crate::store::Live;
 use crate::{checkout, recovery};
 
 #[derive(Debug, thiserror::Error)]
@@ -87,9 +88,8 @@ pub async fn stats(s: &AppState, id: &SaleId) -> Result<AdminStats, SaleError> {
     })
 }
 
-async fn public(s: &AppState, sale: SaleRow) -> Result<PublicSale, SaleError> {
-    let live = s.store.live(&sale.id).await?;
-    Ok(PublicSale {
+fn public(sale: SaleRow, live: Live) -> PublicSale {
+    PublicSale {
         id: sale.id,
         name: sale.name,
         units: sale.units,
@@ -101,19 +101,25 @@ async fn public(s: &AppState, sale: SaleRow) -> Result<PublicSale, SaleError> {
         max_per_order: sale.max_per_order,
         ticket_ttl_secs: sale.ticket_ttl_secs,
         queue_len: live.queue_len,
-    })
+    }
 }
 
 pub async fn public_one(s: &AppState, id: &SaleId) -> Result<PublicSale, SaleError> {
-    public(s, row(s, id).await?).await
+    let sale = row(s, id).await?;
+    let live = s.store.live(&sale.id).await?;
+    Ok(public(sale, live))
 }
 
+/// Every sale with its live numbers: one Postgres query and one Redis round trip.
 pub async fn public_list(s: &AppState) -> Result<Vec<PublicSale>, SaleError> {
-    let mut out = Vec::new();
-    for sale in s.ledger.sales().await? {
-        out.push(public(s, sale).await?);
-    }
-    Ok(out)
+    let sales = s.ledger.sales().await?;
+    let ids: Vec<&str> = sales.iter().map(|r| r.id.as_str()).collect();
+    let live = s.store.live_many(&ids).await?;
+    Ok(sales
+        .into_iter()
+        .zip(live)
+        .map(|(r, l)| public(r, l))
+        .collect())
 }
 
 /// Sets or clears `wr:{id}:open`: exactly what `SET wr:{id}:open 1` in redis-cli does.

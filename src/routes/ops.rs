@@ -18,7 +18,7 @@ pub async fn healthz() -> HttpResponse {
 
 /// Ready when Redis answers with our scripts loaded and Postgres answers.
 pub async fn readyz(s: web::Data<AppState>) -> HttpResponse {
-    let redis = s.store.load_scripts().await.is_ok();
+    let redis = s.store.ready().await.is_ok();
     let postgres = s.ledger.ping().await.is_ok();
     let body = serde_json::json!({ "redis": redis, "postgres": postgres, "scripts": redis });
     if redis && postgres {

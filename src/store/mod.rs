@@ -18,7 +18,7 @@ mod scripts;
 
 pub use orders::Take;
 pub use queue::{Joined, Place, Snapshot, Tick};
-pub use recovery::Verdict;
+pub use recovery::{SweepWork, Verdict};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -131,7 +131,22 @@ impl Store {
         self.conns[i].clone()
     }
 
-    /// Loads every script into Redis's cache (readiness checks this).
+    /// Ready when Redis answers and holds every script: one `SCRIPT EXISTS` round trip per
+    /// probe, and a reload only when the cache was emptied (a restart or failover).
+    pub async fn ready(&self) -> Result<(), Fault> {
+        let mut exists = redis::cmd("SCRIPT");
+        exists.arg("EXISTS");
+        for lua in scripts::ALL {
+            exists.arg(lua.hash());
+        }
+        let loaded: Vec<bool> = exists.query_async(&mut self.conn()).await?;
+        if loaded.iter().all(|&l| l) {
+            return Ok(());
+        }
+        self.load_scripts().await
+    }
+
+    /// Loads every script into Redis's cache.
     pub async fn load_scripts(&self) -> Result<(), Fault> {
         let mut c = self.conn();
         for lua in scripts::ALL {
@@ -192,6 +207,25 @@ impl Store {
             .publish(key(sale, "events"), format!(r#"{{"type":"{kind}"}}"#))
             .await?;
         Ok(())
+    }
+
+    /// The live numbers of many sales in one round trip.
+    pub async fn live_many(&self, sales: &[&str]) -> Result<Vec<Live>, Fault> {
+        if sales.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for sale in sales {
+            live_commands(&mut pipe, sale);
+        }
+        let flat: Vec<redis::Value> = pipe.query_async(&mut self.conn()).await?;
+        flat.chunks(5)
+            .map(|c| {
+                redis::from_redis_value::<LiveReply>(redis::Value::Array(c.to_vec()))
+                    .map(Live::from)
+                    .map_err(|_| unexpected("live_many"))
+            })
+            .collect()
     }
 
     pub async fn live(&self, sale: &str) -> Result<Live, Fault> {

@@ -20,6 +20,13 @@ pub enum Verdict<'a> {
     Refused,
 }
 
+/// What the sweeper has to do for one sale.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepWork {
+    pub pending: bool,
+    pub unsettled_due: bool,
+}
+
 impl Store {
     /// Rebuilds a lost sale (lua/rebuild.lua): `used` maps the queue ids that bought to their
     /// order records, `lapsed` lists those whose orders lapsed. False if it was there already.
@@ -93,15 +100,42 @@ impl Store {
         Ok(call.invoke_async(&mut self.conn()).await?)
     }
 
-    /// Whether this sale was rebuilt at least `after` ago, by Redis's clock, and not settled
-    /// since.
-    pub async fn unsettled_for(&self, sale: &str, after: Duration) -> Result<bool, Fault> {
-        let ((secs, micros), since): ((i64, i64), Option<i64>) = redis::pipe()
-            .cmd("TIME")
-            .get(key(sale, "unsettled"))
-            .query_async(&mut self.conn())
-            .await?;
+    /// Of these sales, those the sweeper has work for: orders Redis accepted that Postgres has
+    /// not confirmed, or a rebuild at least `settle_after` old, by Redis's clock. One round trip.
+    pub async fn needing_sweep(
+        &self,
+        sales: &[String],
+        settle_after: Duration,
+    ) -> Result<Vec<(String, SweepWork)>, Fault> {
+        if sales.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        pipe.cmd("TIME");
+        for sale in sales {
+            pipe.scard(key(sale, "pending")).get(key(sale, "unsettled"));
+        }
+        let mut reply: Vec<redis::Value> = pipe.query_async(&mut self.conn()).await?;
+        let rest = reply.split_off(1);
+        let bad = |_| super::unexpected("needing_sweep");
+        let (secs, micros): (i64, i64) =
+            redis::from_redis_value(reply.pop().ok_or_else(|| super::unexpected("TIME"))?)
+                .map_err(bad)?;
         let now_ms = time_ms(secs, micros);
-        Ok(since.is_some_and(|t| now_ms - t >= after.as_millis() as i64))
+        let pairs: Vec<(i64, Option<i64>)> =
+            redis::from_redis_value(redis::Value::Array(rest)).map_err(bad)?;
+        Ok(sales
+            .iter()
+            .zip(pairs)
+            .map(|(sale, (pending, since))| {
+                let work = SweepWork {
+                    pending: pending > 0,
+                    unsettled_due: since
+                        .is_some_and(|t| now_ms - t >= settle_after.as_millis() as i64),
+                };
+                (sale.clone(), work)
+            })
+            .filter(|(_, w)| w.pending || w.unsettled_due)
+            .collect())
     }
 }

@@ -48,6 +48,11 @@ impl Lua {
         call
     }
 
+    /// The SHA1 Redis knows it by.
+    pub fn hash(&'static self) -> &'static str {
+        self.script().get_hash()
+    }
+
     /// The invocation that `SCRIPT LOAD`s it (keys do not matter for loading).
     pub fn loader(&'static self) -> ScriptInvocation<'static> {
         self.script().prepare_invoke()
