@@ -22,5 +22,7 @@ end
 if redis.call('EXISTS', K.unsettled) == 1 then back = 0 end
 if back == 0 then return tonumber(redis.call('GET', K.stock) or '0') end
 local left = redis.call('INCRBY', K.stock, back)
-redis.call('PUBLISH', K.events, cjson.encode({type = 'restocked', remaining = left}))
+local t = redis.call('TIME')
+redis.call('PUBLISH', K.events, cjson.encode({type = 'restocked', remaining = left,
+  at = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))}))
 return left

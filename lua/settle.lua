@@ -37,10 +37,12 @@ end
 local before = tonumber(redis.call('GET', K.stock) or '-1')
 redis.call('SET', K.stock, stock)
 if before ~= stock then
+  local t = redis.call('TIME')
+  local at = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))
   if stock == 0 then
-    redis.call('PUBLISH', K.events, cjson.encode({type = 'sold_out'}))
+    redis.call('PUBLISH', K.events, cjson.encode({type = 'sold_out', at = at}))
   else
-    redis.call('PUBLISH', K.events, cjson.encode({type = 'restocked', remaining = stock}))
+    redis.call('PUBLISH', K.events, cjson.encode({type = 'restocked', remaining = stock, at = at}))
   end
 end
 return stock

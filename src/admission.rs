@@ -12,9 +12,10 @@ use crate::recovery::SETTLE_AFTER;
 use crate::state::AppState;
 
 /// Every `tick`, runs admit.lua for every admitting sale and publishes its numbers to local
-/// streams. The per-tick cost is per sale, not per waiting shopper. Closed and sold-out
-/// sales are looked at every fifth tick only (an API open is seen at once through the hub; a
-/// redis-cli open within five ticks), so old sales cost little.
+/// streams. The per-tick cost is per sale, not per waiting shopper. Every fifth tick also
+/// reads every sale's numbers in one pipelined round trip (a redis-cli open is seen within
+/// five ticks; an API open at once, through the hub), and runs admit.lua only for sales with
+/// something to do: sold-out sales and closed ones nobody waits in cost no script at all.
 pub async fn run_ticker(s: Arc<AppState>) {
     let mut shutdown = s.shutdown.clone();
     let mut every = tokio::time::interval(s.config.tick);
@@ -26,19 +27,21 @@ pub async fn run_ticker(s: Arc<AppState>) {
             _ = every.tick() => {}
             _ = shutdown.changed() => return,
         }
-        // The sale list changes rarely: refresh it about once a second.
-        if n.is_multiple_of(5) {
+        let look_at_all = n.is_multiple_of(5);
+        n += 1;
+        let due: Vec<&String> = if look_at_all {
+            // The sale list changes rarely: refresh it about once a second.
             match s.store.sale_ids().await {
                 Ok(ids) => sales = ids,
                 Err(e) => tracing::debug!(error = %e, "ticker cannot list sales"),
             }
-        }
-        let every_sale = n.is_multiple_of(5);
-        n += 1;
-        let due = sales.iter().filter(|sale| {
-            every_sale || s.hub.progress(sale).is_none_or(|p| p.open && !p.sold_out)
-        });
-        let ticks = due.map(|sale| {
+            busy_sales(&s, &sales).await
+        } else {
+            let admitting =
+                |sale: &&String| s.hub.progress(sale).is_none_or(|p| p.open && !p.sold_out);
+            sales.iter().filter(admitting).collect()
+        };
+        let ticks = due.into_iter().map(|sale| {
             let s = &s;
             async move { (sale, s.store.admit(sale).await) }
         });
@@ -52,6 +55,28 @@ pub async fn run_ticker(s: Arc<AppState>) {
             }
         }
     }
+}
+
+/// Of these sales, the ones admit.lua has work for: units left and someone waiting, admitted
+/// or free to be let in. The others' numbers go to their streams straight from the read.
+async fn busy_sales<'a>(s: &AppState, sales: &'a [String]) -> Vec<&'a String> {
+    let ids: Vec<&str> = sales.iter().map(String::as_str).collect();
+    let (at_us, live) = match s.store.live_many(&ids).await {
+        Ok(read) => read,
+        Err(e) => {
+            tracing::debug!(error = %e, "ticker cannot read sales");
+            return sales.iter().collect();
+        }
+    };
+    let mut busy = Vec::new();
+    for (sale, l) in sales.iter().zip(live) {
+        if l.remaining > 0 && (l.open || l.queue_len > 0 || l.admitted_active > 0) {
+            busy.push(sale);
+        } else {
+            s.hub.on_live(sale, &l, at_us);
+        }
+    }
+    busy
 }
 
 /// Every `sweep`: expires lapsed holds, writes Redis-accepted orders that missed Postgres,

@@ -114,7 +114,7 @@ pub async fn public_one(s: &AppState, id: &SaleId) -> Result<PublicSale, SaleErr
 pub async fn public_list(s: &AppState) -> Result<Vec<PublicSale>, SaleError> {
     let sales = s.ledger.sales().await?;
     let ids: Vec<&str> = sales.iter().map(|r| r.id.as_str()).collect();
-    let live = s.store.live_many(&ids).await?;
+    let (_, live) = s.store.live_many(&ids).await?;
     Ok(sales
         .into_iter()
         .zip(live)

@@ -7,7 +7,7 @@
 //! a client: one slow browser never stalls the others.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytestring::ByteString;
@@ -18,7 +18,7 @@ mod subscriber;
 
 pub use subscriber::run_subscriber;
 
-use crate::store::Tick;
+use crate::store::{Live, Tick};
 
 /// What every waiting shopper of a sale sees each tick. The page derives its own place from
 /// `admitted_total` and the position it was given, so this is the same for every shopper.
@@ -91,6 +91,9 @@ struct SaleChannels {
     /// While sold out: the queue ids that bought. Their retries still get their order; any
     /// other ticket is refused from memory.
     buyers: RwLock<Option<Arc<HashSet<String>>>>,
+    /// Redis time (µs) of the newest stock reading applied. A tick computed before the last
+    /// checkout can arrive after its `sold_out` message: it must not lift sold-out again.
+    stock_at_us: AtomicI64,
 }
 
 pub(super) type ShopperKey = (String, String);
@@ -138,6 +141,7 @@ impl Hub {
                     primed: AtomicBool::new(false),
                     sold_out_gen: AtomicU64::new(0),
                     buyers: RwLock::new(None),
+                    stock_at_us: AtomicI64::new(0),
                 })
             })
             .clone()
@@ -220,7 +224,16 @@ impl Hub {
     }
 
     /// Applies a change to a sale's progress and announces the flips it causes.
-    fn update(&self, sale: &str, change: impl FnOnce(&mut Progress), from_tick: bool) {
+    /// Applies `change` to a sale's progress and announces the flips. `stock_at_us` is the
+    /// Redis time of the stock reading in the change, if it carries one: an older reading
+    /// than the newest applied leaves `remaining` and `sold_out` as they are.
+    fn update(
+        &self,
+        sale: &str,
+        change: impl FnOnce(&mut Progress),
+        from_tick: bool,
+        stock_at_us: Option<i64>,
+    ) {
         let c = self.channels(sale);
         let initial = from_tick && !c.primed.swap(true, Ordering::Relaxed);
         let mut flips = Vec::new();
@@ -228,6 +241,14 @@ impl Hub {
             let before = &frame.progress;
             let mut p = before.clone();
             change(&mut p);
+            // The watch's lock serialises this closure, so the load and store cannot race.
+            if let Some(at) = stock_at_us {
+                if at < c.stock_at_us.load(Ordering::Relaxed) {
+                    (p.remaining, p.sold_out) = (before.remaining, before.sold_out);
+                } else {
+                    c.stock_at_us.store(at, Ordering::Relaxed);
+                }
+            }
             if p == *before {
                 return false;
             }
@@ -270,6 +291,24 @@ impl Hub {
 
     /// A tick's numbers become the sale's progress. Flag flips made outside the API (redis-cli
     /// `SET wr:{S}:open 1`) are noticed here, at the next tick that looks at the sale.
+    /// Numbers read without an admission tick (an idle sale): the rate stays as last known.
+    pub fn on_live(&self, sale: &str, l: &Live, at_us: i64) {
+        let rate_per_sec = self.progress(sale).map_or(0, |p| p.rate_per_sec);
+        self.on_tick(
+            sale,
+            &Tick {
+                open: l.open,
+                stock: l.remaining,
+                active: l.admitted_active,
+                queue_len: l.queue_len,
+                admitted_total: l.admitted_total,
+                rate_per_sec,
+                admitted: Vec::new(),
+                at_us,
+            },
+        );
+    }
+
     pub fn on_tick(&self, sale: &str, t: &Tick) {
         self.update(
             sale,
@@ -284,6 +323,7 @@ impl Hub {
                 }
             },
             true,
+            Some(t.at_us),
         );
     }
 }

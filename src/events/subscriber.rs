@@ -20,6 +20,8 @@ struct Message {
     expires_at: Option<i64>,
     admitted_total: Option<i64>,
     remaining: Option<i64>,
+    /// Redis time (µs) of a stock change.
+    at: Option<String>,
 }
 
 impl Hub {
@@ -29,6 +31,7 @@ impl Hub {
             tracing::warn!(sale, payload, "unreadable event message");
             return;
         };
+        let at = m.at.as_deref().and_then(|a| a.parse().ok());
         match m.kind.as_str() {
             "admitted" => {
                 let a = Admission {
@@ -42,6 +45,7 @@ impl Hub {
                         sale,
                         |p| p.admitted_total = p.admitted_total.max(total),
                         false,
+                        None,
                     );
                 }
             }
@@ -52,6 +56,7 @@ impl Hub {
                     p.remaining = 0;
                 },
                 false,
+                at,
             ),
             "restocked" => self.update(
                 sale,
@@ -60,9 +65,10 @@ impl Hub {
                     p.sold_out = p.remaining == 0;
                 },
                 false,
+                at,
             ),
-            "opened" => self.update(sale, |p| p.open = true, false),
-            "closed" => self.update(sale, |p| p.open = false, false),
+            "opened" => self.update(sale, |p| p.open = true, false, None),
+            "closed" => self.update(sale, |p| p.open = false, false, None),
             other => tracing::debug!(sale, kind = other, "ignored event"),
         }
     }

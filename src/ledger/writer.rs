@@ -185,6 +185,27 @@ async fn insert_orders(pool: &PgPool, jobs: &[Job]) -> Result<MadeOrders, sqlx::
 
 /// Replies to each job with the order made now or, for a retry, the order made before.
 async fn answer(pool: &PgPool, batch: Vec<Job>, mut made: MadeOrders) {
+    // Retries find the earlier orders in one query per sale, not one per retry: a herd of
+    // retried checkouts would otherwise hold the writer past its deadline.
+    let retried: Vec<&Job> = batch
+        .iter()
+        .filter(|j| !made.contains_key(&(j.sale.clone(), j.ticket.clone())))
+        .collect();
+    let earlier = match retried.first() {
+        None => Ok(MadeOrders::new()),
+        Some(first) => {
+            let tickets: Vec<&str> = retried.iter().map(|j| j.ticket.as_str()).collect();
+            orders_by_tickets(pool, &first.sale, &tickets).await
+        }
+    };
+    let earlier = match earlier {
+        Ok(orders) => orders,
+        Err(e) => {
+            tracing::warn!(error = %e, "earlier orders not read");
+            MadeOrders::new()
+        }
+    };
+    made.extend(earlier);
     for job in batch {
         let result = match made.remove(&(job.sale.clone(), job.ticket.clone())) {
             Some(order) => Ok(Recorded::Order(order)),
@@ -199,4 +220,25 @@ async fn answer(pool: &PgPool, batch: Vec<Job>, mut made: MadeOrders) {
         };
         let _ = job.reply.send(result);
     }
+}
+
+/// The orders these tickets of one sale made, by (sale, ticket).
+async fn orders_by_tickets(
+    pool: &PgPool,
+    sale: &str,
+    tickets: &[&str],
+) -> Result<MadeOrders, sqlx::Error> {
+    let rows: Vec<Order> = sqlx::query_as(
+        "SELECT id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at,
+                created_at
+         FROM orders WHERE sale_id = $1 AND ticket_id = ANY($2)",
+    )
+    .bind(sale)
+    .bind(tickets)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|o| ((o.sale_id.clone(), o.ticket_id.clone()), o))
+        .collect())
 }

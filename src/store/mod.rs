@@ -209,23 +209,27 @@ impl Store {
         Ok(())
     }
 
-    /// The live numbers of many sales in one round trip.
-    pub async fn live_many(&self, sales: &[&str]) -> Result<Vec<Live>, Fault> {
-        if sales.is_empty() {
-            return Ok(Vec::new());
-        }
+    /// The live numbers of many sales in one round trip, and Redis's time (µs) of the read.
+    pub async fn live_many(&self, sales: &[&str]) -> Result<(i64, Vec<Live>), Fault> {
         let mut pipe = redis::pipe();
+        pipe.cmd("TIME");
         for sale in sales {
             live_commands(&mut pipe, sale);
         }
-        let flat: Vec<redis::Value> = pipe.query_async(&mut self.conn()).await?;
-        flat.chunks(5)
+        let mut flat: Vec<redis::Value> = pipe.query_async(&mut self.conn()).await?;
+        let rest = flat.split_off(1);
+        let (secs, micros): (i64, i64) =
+            redis::from_redis_value(flat.pop().ok_or_else(|| unexpected("TIME"))?)
+                .map_err(|_| unexpected("TIME"))?;
+        let live = rest
+            .chunks(5)
             .map(|c| {
                 redis::from_redis_value::<LiveReply>(redis::Value::Array(c.to_vec()))
                     .map(Live::from)
                     .map_err(|_| unexpected("live_many"))
             })
-            .collect()
+            .collect::<Result<_, _>>()?;
+        Ok((secs * 1_000_000 + micros, live))
     }
 
     pub async fn live(&self, sale: &str) -> Result<Live, Fault> {

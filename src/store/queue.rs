@@ -45,6 +45,8 @@ pub struct Tick {
     pub admitted_total: i64,
     pub rate_per_sec: i64,
     pub admitted: Vec<String>,
+    /// Redis time (µs) the tick ran at: orders its numbers against stock messages.
+    pub at_us: i64,
 }
 
 /// A shopper's place, read atomically with the sale's progress so the page can derive later
@@ -112,8 +114,11 @@ impl Store {
         let mut v: Vec<redis::Value> = ADMIT.on(sale).invoke_async(&mut self.conn()).await?;
         let bad = |_| unexpected("admit.lua");
         let ids: Vec<String> =
-            redis::from_redis_value(redis::Value::Array(v.split_off(7.min(v.len()))))
+            redis::from_redis_value(redis::Value::Array(v.split_off(8.min(v.len()))))
                 .map_err(bad)?;
+        let at: String = redis::from_redis_value(v.pop().ok_or_else(|| unexpected("admit.lua"))?)
+            .map_err(bad)?;
+        let at_us = at.parse().map_err(|_| unexpected("admit.lua"))?;
         let n: Vec<i64> = redis::from_redis_value(redis::Value::Array(v)).map_err(bad)?;
         let [open, stock, active, queue_len, admitted_total, _expired_now, rate] = n[..] else {
             return Err(unexpected("admit.lua"));
@@ -126,6 +131,7 @@ impl Store {
             admitted_total,
             rate_per_sec: rate,
             admitted: ids,
+            at_us,
         })
     }
 
