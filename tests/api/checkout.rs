@@ -334,7 +334,7 @@ async fn a_rebuilt_sale_leaves_releases_to_the_reconcile_that_settles_it() {
         marked,
         "a reconcile right after the rebuild does not settle it"
     );
-    let settled = eventually(Duration::from_secs(25), || async {
+    let settled = eventually(waitroom::recovery::SETTLE_AFTER + WAIT, || async {
         let marked: bool = redis::AsyncCommands::exists(&mut redis().await, &unsettled)
             .await
             .ok()?;
