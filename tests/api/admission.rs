@@ -1,4 +1,4 @@
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::AsyncCommands;
 
@@ -27,38 +27,42 @@ async fn nobody_is_admitted_while_closed_then_redis_cli_opens_it_in_join_order()
     for _ in 0..30 {
         ids.push(app.join(&sale).await.queue_id);
     }
-    tokio::time::sleep(Duration::from_millis(400)).await; // several ticks
+    // Two ticks after the joins are enough for a ticker that ignores the flag to admit: the
+    // first would start the bucket, the second spend it.
+    ticks_after(&sale, 3).await;
     assert_eq!(admitted_total(&app, &sale).await, 0);
 
     redis_cli_open(&sale);
-    let mut r = redis().await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        // The admitted set must always be a prefix of the join order.
+    let r = redis().await;
+    let all = eventually(WAIT, || async {
         let admitted: Vec<String> = r
+            .clone()
             .zrange(format!("wr:{{{sale}}}:admitted"), 0, -1)
             .await
             .unwrap();
-        let mut sorted: Vec<&String> = admitted.iter().collect();
-        sorted.sort_by_key(|q| ids.iter().position(|i| i == *q).unwrap());
-        for (k, q) in sorted.iter().enumerate() {
-            assert_eq!(
-                **q, ids[k],
-                "admitted set is not a prefix of the join order"
-            );
-        }
-        if admitted.len() == ids.len() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {} of 30 admitted",
-            admitted.len()
+        assert_prefix_of_join_order(&admitted, &ids);
+        (admitted.len() == ids.len()).then_some(())
+    })
+    .await;
+    assert!(all.is_some(), "not all 30 admitted after redis-cli opened");
+}
+
+/// The admitted set must always be a prefix of the join order, however far admission got.
+fn assert_prefix_of_join_order(admitted: &[String], ids: &[String]) {
+    let mut sorted: Vec<&String> = admitted.iter().collect();
+    sorted.sort_by_key(|q| ids.iter().position(|i| i == *q).unwrap());
+    for (k, q) in sorted.iter().enumerate() {
+        assert_eq!(
+            **q, ids[k],
+            "admitted set is not a prefix of the join order"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
+/// Two tickers on one sale must share one bucket: however the two instances' ticks fall,
+/// admissions never run ahead of the rate on Redis's clock. The bucket starts empty at open
+/// (no burst is built while closed), so the bound has no burst term. How fast admission goes
+/// on a busy machine is bench/'s business; here it only has to finish.
 #[tokio::test]
 async fn two_instances_together_admit_the_configured_rate() {
     let tick = |c: &mut waitroom::config::Config| c.tick = Duration::from_millis(200);
@@ -68,28 +72,22 @@ async fn two_instances_together_admit_the_configured_rate() {
     for _ in 0..40 {
         a.join(&sale).await;
     }
-    let opened = Instant::now();
+    let mut r = redis().await;
+    let opened_ms = redis_now_ms(&mut r).await;
     b.admin(&sale, "open").await;
-    tokio::time::sleep(Duration::from_millis(1000).saturating_sub(opened.elapsed())).await;
-    let after_1s = admitted_total(&a, &sale).await;
-    assert!(
-        after_1s <= 20 + 4,
-        "{after_1s} admitted in the first second at 20/s"
-    );
-    assert!(
-        after_1s >= 12,
-        "only {after_1s} admitted in the first second at 20/s"
-    );
-    eventually(Duration::from_secs(4), || async {
-        (admitted_total(&a, &sale).await == 40).then_some(())
+    let all = eventually(WAIT, || async {
+        let admitted = admitted_total(&a, &sale).await;
+        // Read after the count, so the count is no newer than this time.
+        let elapsed_ms = redis_now_ms(&mut r.clone()).await - opened_ms;
+        let bound = 20 * elapsed_ms / 1000;
+        assert!(
+            admitted <= bound,
+            "{admitted} admitted {elapsed_ms} ms (Redis TIME) after opening at 20/s"
+        );
+        (admitted == 40).then_some(())
     })
-    .await
-    .expect("all 40 admitted");
-    let took = opened.elapsed();
-    assert!(
-        took >= Duration::from_millis(1700) && took <= Duration::from_millis(2800),
-        "40 at 20/s took {took:?}"
-    );
+    .await;
+    assert!(all.is_some(), "not all 40 admitted");
 }
 
 #[tokio::test]
@@ -101,12 +99,13 @@ async fn admission_stops_at_units_left_and_an_expired_ticket_frees_a_place() {
         joined.push(app.join(&sale).await);
     }
     app.admin(&sale, "open").await;
-    eventually(Duration::from_secs(3), || async {
-        (admitted_total(&app, &sale).await == 5).then_some(())
+    eventually(WAIT, || async {
+        (admitted_total(&app, &sale).await >= 5).then_some(())
     })
     .await
     .expect("5 admitted");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Later ticks find no units left to admit against.
+    ticks_after(&sale, 3).await;
     let stats = app.stats(&sale).await;
     assert_eq!(stats["admitted_total"], 5, "no more than units left");
     assert_eq!(stats["queue_len"], 5);
@@ -118,7 +117,7 @@ async fn admission_stops_at_units_left_and_an_expired_ticket_frees_a_place() {
         .zadd(format!("wr:{{{sale}}}:admitted"), &joined[0].queue_id, 1)
         .await
         .unwrap();
-    eventually(Duration::from_secs(3), || async {
+    eventually(WAIT, || async {
         (admitted_total(&app, &sale).await == 6).then_some(())
     })
     .await

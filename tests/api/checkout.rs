@@ -100,7 +100,14 @@ async fn two_thousand_concurrent_checkouts_on_two_instances_sell_exactly_one_hun
         tokens.push(a.join(&sale).await.token);
     }
     a.admin(&sale, "open").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let admitted = eventually(WAIT, || async {
+        let admitted = a.stats(&sale).await["admitted_total"].as_i64().unwrap();
+        (admitted >= 100).then_some(())
+    })
+    .await;
+    assert!(admitted.is_some(), "not even 100 admitted");
+    // Later ticks find no units left to admit against.
+    ticks_after(&sale, 3).await;
     let mut tickets = Vec::new();
     for t in &tokens {
         let s = a.status(&sale, t).await;
@@ -327,7 +334,7 @@ async fn a_rebuilt_sale_leaves_releases_to_the_reconcile_that_settles_it() {
         marked,
         "a reconcile right after the rebuild does not settle it"
     );
-    let settled = eventually(Duration::from_secs(25), || async {
+    let settled = eventually(waitroom::recovery::SETTLE_AFTER + WAIT, || async {
         let marked: bool = redis::AsyncCommands::exists(&mut redis().await, &unsettled)
             .await
             .ok()?;
@@ -426,7 +433,7 @@ async fn after_sold_out_the_herd_is_refused_but_a_buyer_retrying_gets_the_order(
     let first = app.checkout(&sale, &buyer, 1).await;
     assert_eq!(first.status(), 201);
     let order: Value = first.json().await.unwrap();
-    let loser = crate::common::eventually(Duration::from_secs(3), || async {
+    let loser = crate::common::eventually(WAIT, || async {
         let mut r = crate::common::redis().await;
         let qid = waitroom::tokens::unverified_subject(&tokens[1]).unwrap();
         // Admit the second shopper by hand: units bound admission, so the ticker will not.
@@ -454,7 +461,7 @@ async fn after_sold_out_the_herd_is_refused_but_a_buyer_retrying_gets_the_order(
     }
     // Once the instance knows the buyers, garbage in the herd is refused as sold out too,
     // before any signature check.
-    let refused = crate::common::eventually(Duration::from_secs(3), || async {
+    let refused = crate::common::eventually(WAIT, || async {
         (app.checkout(&sale, "garbage", 1).await.status() == 409).then_some(())
     })
     .await;

@@ -101,6 +101,10 @@ pub fn sold_remaining(stats: &Value) -> (Option<i64>, Option<i64>) {
     (stats["sold"].as_i64(), stats["remaining"].as_i64())
 }
 
+/// How long a test waits for something that must happen. Generous, since the machine may be
+/// busy: a test fails on it only when the thing never happens, and speed is bench/'s concern.
+pub const WAIT: Duration = Duration::from_secs(20);
+
 /// Polls `f` until it returns Some or the timeout passes.
 pub async fn eventually<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
 where
@@ -116,6 +120,35 @@ where
             return None;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Redis's clock (`TIME`) in milliseconds: the clock admit.lua runs on, so tests measure
+/// against it rather than this machine's.
+pub async fn redis_now_ms(r: &mut redis::aio::MultiplexedConnection) -> i64 {
+    let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(r).await.unwrap();
+    secs * 1000 + micros / 1000
+}
+
+/// Waits until the admission ticker has run on `sale` at least `n` times after this call,
+/// as Redis records it: every tick rewrites the bucket's `last_ms` with Redis `TIME`. Lets a
+/// test say "several ticks passed" without guessing how long that takes on a busy machine.
+pub async fn ticks_after(sale: &str, n: usize) {
+    let mut r = redis().await;
+    let mut seen = redis_now_ms(&mut r).await;
+    let mut ticks = 0;
+    let bucket = format!("wr:{{{sale}}}:bucket");
+    while ticks < n {
+        let ticked = eventually(WAIT, || {
+            let (mut r, bucket) = (r.clone(), &bucket);
+            async move {
+                let last: Option<i64> = r.hget(bucket, "last_ms").await.unwrap();
+                last.filter(|&l| l > seen)
+            }
+        })
+        .await;
+        seen = ticked.unwrap_or_else(|| panic!("only {ticks} of {n} ticks on {sale} in {WAIT:?}"));
+        ticks += 1;
     }
 }
 
@@ -223,12 +256,12 @@ impl TestApp {
 
     /// Waits until the shopper is admitted and returns the admission ticket.
     pub async fn ticket(&self, sale: &str, token: &str) -> String {
-        eventually(Duration::from_secs(10), || async {
+        eventually(WAIT, || async {
             let s = self.status(sale, token).await;
             s["ticket"].as_str().map(str::to_string)
         })
         .await
-        .expect("admitted within 10 s")
+        .expect("admitted")
     }
 
     pub async fn checkout(&self, sale: &str, ticket: &str, quantity: i64) -> reqwest::Response {
@@ -248,6 +281,7 @@ pub struct ChaosProxy {
     pub port: u16,
     up: Arc<std::sync::atomic::AtomicBool>,
     cut: tokio::sync::watch::Sender<u64>,
+    live: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl ChaosProxy {
@@ -257,30 +291,49 @@ impl ChaosProxy {
         let port = listener.local_addr().unwrap().port();
         let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let (cut, _) = tokio::sync::watch::channel(0u64);
-        let (up2, cut2) = (up.clone(), cut.clone());
+        let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (up2, cut2, live2) = (up.clone(), cut.clone(), live.clone());
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
+                // Subscribed before the check, so a cut racing this accept still ends it.
+                let mut cut_rx = cut2.subscribe();
                 if !up2.load(Ordering::SeqCst) {
                     continue; // dropped: the connection is refused by closing it at once
                 }
-                let mut cut_rx = cut2.subscribe();
+                live2.fetch_add(1, Ordering::SeqCst);
+                let live = live2.clone();
                 tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cut_rx.changed() => {}
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                            _ = cut_rx.changed() => {}
+                        }
                     }
+                    live.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
-        Self { port, up, cut }
+        Self {
+            port,
+            up,
+            cut,
+            live,
+        }
     }
 
     pub fn break_all(&self) {
         self.up.store(false, std::sync::atomic::Ordering::SeqCst);
         self.cut.send_modify(|n| *n += 1);
+    }
+
+    /// Waits until every connection through the proxy is closed: after `break_all`, nothing
+    /// the app had open (its pub/sub subscription too) can still hear Redis.
+    pub async fn all_closed(&self) {
+        let closed = eventually(WAIT, || async {
+            (self.live.load(std::sync::atomic::Ordering::SeqCst) == 0).then_some(())
+        })
+        .await;
+        assert!(closed.is_some(), "connections through the proxy stay open");
     }
 
     pub fn restore(&self) {
