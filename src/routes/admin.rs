@@ -2,6 +2,7 @@
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
 use crate::domain::{NewSaleRequest, SaleId};
@@ -19,7 +20,7 @@ impl FromRequest for Admin {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let expected = req
             .app_data::<web::Data<AppState>>()
-            .map(|s| s.config.admin_token.expose().to_string())
+            .map(|s| s.config.admin_token.expose_secret().to_string())
             .unwrap_or_default();
         let given = super::bearer(req).unwrap_or("");
         let ok = !expected.is_empty() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()));
