@@ -4,40 +4,21 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-/// A secret string that never reaches a log through `Debug`.
-#[derive(Clone, Default)]
-pub struct Secret(String);
+use secrecy::{ExposeSecret, SecretString};
 
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
+/// Secrets are `SecretString`s: `Debug` prints them redacted, so a logged `Config` shows none.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub bind: SocketAddr,
     pub redis_url: String,
-    pub database_url: Secret,
+    pub database_url: SecretString,
     /// Bearer token for `/api/admin`; empty disables the admin API.
-    pub admin_token: Secret,
+    pub admin_token: SecretString,
     /// Ed25519 private keys (PKCS#8 PEM text). The first signs; all verify, so a key can be
     /// rotated in without logging anyone out. Empty: a development key is generated.
-    pub signing_keys_pem: Vec<Secret>,
+    pub signing_keys_pem: Vec<SecretString>,
     /// HMAC-SHA256 secret for the payment webhook; empty disables the webhook.
-    pub payment_secret: Secret,
+    pub payment_secret: SecretString,
     /// Trusted proxies and the header they name the client in (`door::client`).
     pub clients: crate::door::ClientIdentity,
     pub issuer: String,
@@ -55,13 +36,14 @@ pub struct Config {
 impl Config {
     /// Defaults for everything but the two store URLs.
     pub fn new(redis_url: impl Into<String>, database_url: impl Into<String>) -> Self {
+        let database_url: String = database_url.into();
         Self {
             bind: "127.0.0.1:8080".parse().expect("valid default address"),
             redis_url: redis_url.into(),
-            database_url: Secret::new(database_url),
-            admin_token: Secret::default(),
+            database_url: database_url.into(),
+            admin_token: SecretString::default(),
             signing_keys_pem: Vec::new(),
-            payment_secret: Secret::default(),
+            payment_secret: SecretString::default(),
             clients: Default::default(),
             issuer: "waitroom".into(),
             tick: Duration::from_millis(200),
@@ -92,7 +74,7 @@ impl Config {
                 "must start with redis://",
             ));
         }
-        if !c.database_url.expose().starts_with("postgres") {
+        if !c.database_url.expose_secret().starts_with("postgres") {
             return Err(ConfigError::new(
                 "WAITROOM_DATABASE_URL",
                 "must start with postgres://",
@@ -101,20 +83,21 @@ impl Config {
         if let Some(v) = var("WAITROOM_BIND") {
             c.bind = parse("WAITROOM_BIND", &v)?;
         }
-        c.admin_token = Secret::new(var("WAITROOM_ADMIN_TOKEN").unwrap_or_default());
-        if !c.admin_token.is_empty() && c.admin_token.expose().len() < 12 {
+        c.admin_token = var("WAITROOM_ADMIN_TOKEN").unwrap_or_default().into();
+        let admin_token_len = c.admin_token.expose_secret().len();
+        if admin_token_len > 0 && admin_token_len < 12 {
             return Err(ConfigError::new(
                 "WAITROOM_ADMIN_TOKEN",
                 "must be at least 12 characters",
             ));
         }
-        c.payment_secret = Secret::new(var("WAITROOM_PAYMENT_SECRET").unwrap_or_default());
+        c.payment_secret = var("WAITROOM_PAYMENT_SECRET").unwrap_or_default().into();
         if let Some(v) = var("WAITROOM_SIGNING_KEYS") {
             for path in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                 let pem = std::fs::read_to_string(path).map_err(|e| {
                     ConfigError::new("WAITROOM_SIGNING_KEYS", format!("cannot read {path}: {e}"))
                 })?;
-                c.signing_keys_pem.push(Secret::new(pem));
+                c.signing_keys_pem.push(pem.into());
             }
         }
         if let Some(v) = var("WAITROOM_TRUSTED_PROXIES") {
@@ -253,5 +236,19 @@ mod tests {
             from(&[("WAITROOM_ADMIN_TOKEN", "short")]).unwrap_err().var,
             "WAITROOM_ADMIN_TOKEN"
         );
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let c = from(&[
+            ("WAITROOM_ADMIN_TOKEN", "admin-token-sekrit"),
+            ("WAITROOM_PAYMENT_SECRET", "payment-sekrit"),
+            ("WAITROOM_DATABASE_URL", "postgres://u:pw-sekrit@h/db"),
+        ])
+        .unwrap();
+        assert_eq!(c.admin_token.expose_secret(), "admin-token-sekrit");
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("sekrit"), "{debug}");
+        assert!(debug.contains("REDACTED"), "{debug}");
     }
 }

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
+use secrecy::ExposeSecret;
 use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::events::{self, Hub};
 use crate::ledger::Ledger;
 use crate::state::AppState;
@@ -46,7 +47,7 @@ fn signing_keys(config: &Config) -> anyhow::Result<Keys> {
              survive a restart and other instances cannot verify them. Run `waitroom keygen`."
         );
         return Ok(Keys::from_pems(
-            &[Secret::new(tokens::generate_pem())],
+            &[tokens::generate_pem().into()],
             &config.issuer,
         )?);
     }
@@ -80,7 +81,7 @@ impl Application {
             Store::connect(&config.redis_url, config.redis_connections)
         })
         .await?;
-        let ledger = Ledger::connect_lazy(config.database_url.expose(), config.pg_pool_size)
+        let ledger = Ledger::connect_lazy(config.database_url.expose_secret(), config.pg_pool_size)
             .context("WAITROOM_DATABASE_URL")?;
         wait_for("postgres migrations", || ledger.migrate()).await?;
         wait_for("redis scripts", || store.load_scripts()).await?;

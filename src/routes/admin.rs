@@ -4,6 +4,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
+use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
 use crate::domain::{NewSaleRequest, SaleId};
@@ -19,7 +20,7 @@ pub async fn require_admin(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let expected = req
         .app_data::<web::Data<AppState>>()
-        .map(|s| s.config.admin_token.expose().to_string())
+        .map(|s| s.config.admin_token.expose_secret().to_string())
         .unwrap_or_default();
     let given = super::bearer(req.request()).unwrap_or("");
     let ok = !expected.is_empty() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()));

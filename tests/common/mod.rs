@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 use serde_json::{json, Value};
-use waitroom::config::{Config, Secret};
+use waitroom::config::Config;
 use waitroom::startup::{AppHandle, Application};
 use waitroom::state::AppState;
 
@@ -36,9 +36,9 @@ pub fn unique(prefix: &str) -> String {
 pub fn test_config() -> Config {
     let mut c = Config::new(redis_url(), database_url());
     c.bind = "127.0.0.1:0".parse().unwrap();
-    c.admin_token = Secret::new(ADMIN_TOKEN);
-    c.payment_secret = Secret::new(PAYMENT_SECRET);
-    c.signing_keys_pem = vec![Secret::new(KEY_PEM.clone())];
+    c.admin_token = ADMIN_TOKEN.into();
+    c.payment_secret = PAYMENT_SECRET.into();
+    c.signing_keys_pem = vec![KEY_PEM.as_str().into()];
     c.tick = Duration::from_millis(50);
     c.sweep = Duration::from_millis(200);
     c.workers = 1;
