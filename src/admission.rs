@@ -80,12 +80,11 @@ async fn busy_sales<'a>(s: &AppState, sales: &'a [String]) -> Vec<&'a String> {
 }
 
 /// Every `sweep`: expires lapsed holds, writes Redis-accepted orders that missed Postgres,
-/// settles sales rebuilt a while ago, and now and then rebuilds sales Redis has lost.
+/// and settles sales rebuilt a while ago.
 pub async fn run_sweeper(s: Arc<AppState>) {
     let mut shutdown = s.shutdown.clone();
     let mut every = tokio::time::interval(s.config.sweep);
     every.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut n: u64 = 0;
     loop {
         tokio::select! {
             _ = every.tick() => {}
@@ -117,11 +116,23 @@ pub async fn run_sweeper(s: Arc<AppState>) {
             }
             Err(e) => tracing::debug!(error = %e, "sweep cannot list sales"),
         }
-        if n.is_multiple_of(10) {
-            if let Err(e) = crate::recovery::detect_lost_sales(&s).await {
-                tracing::debug!(error = %e, "rebuilding lost sales failed");
-            }
+    }
+}
+
+/// Every ten sweeps: rebuilds the sales Redis has lost, so one nobody looks at comes back
+/// too. A loop of its own: a Redis that lost hundreds of sales must not hold up hold expiry,
+/// releases and settling behind their rebuilds.
+pub async fn run_rebuilder(s: Arc<AppState>) {
+    let mut shutdown = s.shutdown.clone();
+    let mut every = tokio::time::interval(s.config.sweep * 10);
+    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.changed() => return,
         }
-        n += 1;
+        if let Err(e) = crate::recovery::detect_lost_sales(&s).await {
+            tracing::debug!(error = %e, "rebuilding lost sales failed");
+        }
     }
 }

@@ -133,6 +133,7 @@ impl Application {
         ));
         tokio::spawn(admission::run_ticker(state.clone()));
         tokio::spawn(admission::run_sweeper(state.clone()));
+        tokio::spawn(admission::run_rebuilder(state.clone()));
         Ok(Self {
             port,
             server,
