@@ -30,8 +30,8 @@ const NEVER: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// A fresh join on instance A (false) or B (true).
-    Join(bool),
+    /// `k` fresh joins, one after the other, on instance A (false) or B (true).
+    Join(bool, u8),
     /// The n-th shopper (mod count) presents their queue token again.
     Rejoin(usize, bool),
     Status(usize, bool),
@@ -45,7 +45,7 @@ enum Op {
     /// The n-th admitted shopper's ticket runs out.
     Lapse(usize),
     /// The n-th admitted shopper (`any`: shopper in any state) checks out
-    /// 1 + qty % max_per_order units.
+    /// min(1 + qty, max_per_order) units (more often the most, which leaves odd units).
     Checkout {
         who: usize,
         any: bool,
@@ -64,14 +64,14 @@ fn op() -> impl Strategy<Value = Op> {
     let who = || any::<usize>();
     let b = any::<bool>;
     prop_oneof![
-        5 => b().prop_map(Op::Join),
+        5 => (b(), 1u8..=3).prop_map(|(b, k)| Op::Join(b, k)),
         1 => (who(), b()).prop_map(|(w, b)| Op::Rejoin(w, b)),
         1 => (who(), b()).prop_map(|(w, b)| Op::Status(w, b)),
         1 => b().prop_map(Op::Open),
         1 => b().prop_map(Op::Close),
         6 => (b(), 0i64..6).prop_map(|(b, tokens)| Op::Tick { b, tokens }),
         1 => who().prop_map(Op::Lapse),
-        7 => (who(), proptest::bool::weighted(0.25), b(), 0i64..3)
+        7 => (who(), proptest::bool::weighted(0.25), b(), 0i64..4)
             .prop_map(|(who, any, b, qty)| Op::Checkout { who, any, b, qty }),
         1 => (who(), b()).prop_map(|(w, b)| Op::Retry(w, b)),
         1 => who().prop_map(Op::Release),
@@ -109,25 +109,32 @@ impl World {
 
 type TestResult = Result<(), TestCaseError>;
 
+async fn join(w: &World, m: &mut Model, b: bool) -> TestResult {
+    let expect = m.join();
+    let (got, v) = answer(w.app(b).join_raw(&m.sale, None).await).await;
+    prop_assert_eq!(&got, &expect, "join: {}", v);
+    if got.http == 201 {
+        m.seq += 1;
+        prop_assert_eq!(v["seq"].as_i64(), Some(m.seq), "seq");
+        m.shoppers.push(Shopper {
+            qid: v["queue_id"].as_str().unwrap().to_string(),
+            token: v["token"].as_str().unwrap().to_string(),
+            state: State::Waiting,
+            ticket: None,
+            order: None,
+            lost: false,
+        });
+    }
+    Ok(())
+}
+
 async fn step(w: &World, m: &mut Model, op: &Op) -> TestResult {
     let n = m.shoppers.len();
     let mut r = w.redis.clone();
     match *op {
-        Op::Join(b) => {
-            let expect = m.join();
-            let (got, v) = answer(w.app(b).join_raw(&m.sale, None).await).await;
-            prop_assert_eq!(&got, &expect, "join: {}", v);
-            if got.http == 201 {
-                m.seq += 1;
-                prop_assert_eq!(v["seq"].as_i64(), Some(m.seq), "seq");
-                m.shoppers.push(Shopper {
-                    qid: v["queue_id"].as_str().unwrap().to_string(),
-                    token: v["token"].as_str().unwrap().to_string(),
-                    state: State::Waiting,
-                    ticket: None,
-                    order: None,
-                    lost: false,
-                });
+        Op::Join(b, k) => {
+            for _ in 0..k {
+                join(w, m, b).await?;
             }
         }
         Op::Rejoin(i, b) if n > 0 => standing(w, m, i % n, b, true).await?,
@@ -154,7 +161,7 @@ async fn step(w: &World, m: &mut Model, op: &Op) -> TestResult {
             }
         }
         Op::Checkout { who, any, b, qty } if n > 0 => {
-            let qty = 1 + qty % m.terms.max_per_order;
+            let qty = (1 + qty).min(m.terms.max_per_order);
             let active = m.active();
             let i = match active.is_empty() || any {
                 true => who % n,
@@ -256,12 +263,12 @@ fn two_instances_match_a_model_of_the_sale() {
         }
     });
     let config = ProptestConfig {
-        cases: 12,
+        cases: 16,
         max_shrink_iters: 300,
         ..ProptestConfig::default()
     };
     // Every sale opens as it is created (a Close may close it), so most cases get to sell.
-    let ops = proptest::collection::vec(op(), 12..36)
+    let ops = proptest::collection::vec(op(), 12..40)
         .prop_map(|ops| [Op::Open(false)].into_iter().chain(ops).collect::<Vec<_>>());
     proptest!(config, |(terms in terms(), ops in ops)| {
         rt.block_on(run(&world, terms, ops))?;
