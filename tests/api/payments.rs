@@ -6,18 +6,7 @@ use crate::checkout::admitted_tickets;
 use crate::common::*;
 
 async fn webhook(app: &TestApp, body: &Value, secret: &str) -> reqwest::Response {
-    let raw = serde_json::to_vec(body).unwrap();
-    app.client
-        .post(app.url("/api/payments/webhook"))
-        .header("content-type", "application/json")
-        .header(
-            "x-waitroom-signature",
-            waitroom::payments::sign(secret, &raw),
-        )
-        .body(raw)
-        .send()
-        .await
-        .unwrap()
+    app.payment_event(body, secret).await
 }
 
 async fn buy_one(app: &TestApp, sale: &str, ticket: &str) -> String {

@@ -353,3 +353,52 @@ pub fn redis_addr() -> std::net::SocketAddr {
     use std::net::ToSocketAddrs;
     hostport.to_socket_addrs().unwrap().next().unwrap()
 }
+
+/// The Redis URL with another database number: a test whose sales must not be seen by the
+/// tickers and sweepers of other apps (other tests, other processes) gives its apps a
+/// database of their own. Pub/sub channels are shared across databases.
+pub fn redis_url_db(db: u8) -> String {
+    let url = redis_url();
+    let host_start = url.find("://").map_or(0, |i| i + 3);
+    let base = match url[host_start..].find('/') {
+        Some(i) => &url[..host_start + i],
+        None => url.as_str(),
+    };
+    format!("{base}/{db}")
+}
+
+/// A connection to the Redis at `url` (see `redis_url_db`).
+pub async fn redis_at(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// A pool on the test database, for tests that read the ledger's tables themselves.
+pub async fn pg() -> sqlx::PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&database_url())
+        .await
+        .unwrap()
+}
+
+impl TestApp {
+    /// Posts a payment provider event signed with `secret`.
+    pub async fn payment_event(&self, body: &Value, secret: &str) -> reqwest::Response {
+        let raw = serde_json::to_vec(body).unwrap();
+        self.client
+            .post(self.url("/api/payments/webhook"))
+            .header("content-type", "application/json")
+            .header(
+                "x-waitroom-signature",
+                waitroom::payments::sign(secret, &raw),
+            )
+            .body(raw)
+            .send()
+            .await
+            .unwrap()
+    }
+}
