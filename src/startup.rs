@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
 use crate::config::{Config, Secret};
+use crate::door::pow::PowKey;
 use crate::events::{self, Hub};
 use crate::ledger::Ledger;
 use crate::state::AppState;
@@ -90,6 +91,7 @@ impl Application {
             store,
             ledger,
             keys,
+            pow: PowKey::from_config(&config),
             hub: Arc::new(Hub::default()),
             rebuilding: Default::default(),
             shutdown: shutdown_rx,

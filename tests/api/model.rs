@@ -67,7 +67,10 @@ async fn run(store: &Store, units: i32, ops: Vec<Op>) -> Result<(), TestCaseErro
         match op {
             Op::Join => {
                 let qid = uuid::Uuid::new_v4().simple().to_string();
-                let j = store.enqueue(&sale, &qid, None).await.unwrap();
+                let j = store
+                    .enqueue(&sale, &qid, None, Default::default())
+                    .await
+                    .unwrap();
                 prop_assert_eq!(
                     j.place,
                     Place::Waiting {
