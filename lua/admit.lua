@@ -46,6 +46,11 @@ else
     for i = 1, #popped, 2 do
       redis.call('ZADD', K.admitted, expires, popped[i])
       ids[#ids + 1] = popped[i]
+      -- A place that leaves the line frees its client's count (tagged only in capped sales).
+      local tag = popped[i]:match('%.(.+)$')
+      if tag and redis.call('HINCRBY', K.places, tag, -1) <= 0 then
+        redis.call('HDEL', K.places, tag)
+      end
     end
     if #ids > 0 then
       allowance = allowance - #ids

@@ -1,8 +1,11 @@
 -- Join the line, or re-present a queue token to keep the original place.
--- ARGV: 1 queue id, 2 score from the shopper's token ('' for a new shopper), 3 'restore' or ''
--- Returns {status, score, seq, position, open}; status is one of
--- unknown | sold_out | waiting | admitted | expired | purchased | lost; open is 1 while
--- admitting.
+-- ARGV: 1 queue id, 2 score from the shopper's token ('' for a new shopper), 3 'restore' or '',
+--   4 the client's tag, 5 the proof-of-work bits the caller verified (0 for none)
+-- Returns {status, score, seq, position, open, queue id}; status is one of
+-- unknown | sold_out | waiting | admitted | expired | purchased | lost | pow_required |
+-- too_many_places; open is 1 while admitting. The queue id returned is the one to sign: a new
+-- place in a capped sale carries its client's tag ('<id>.<tag>'), so admit.lua knows whose count
+-- to free without any per-shopper record.
 -- Scores are Redis TIME in microseconds, made strictly increasing with seq.last_us so two joins
 -- in the same microsecond never tie (ties would fall back to member order, breaking FIFO).
 if redis.call('EXISTS', K.cfg) == 0 then return {'unknown', '0', 0, 0, 0} end
@@ -20,11 +23,26 @@ if ARGV[2] ~= '' then
   local waiting = redis.call('ZSCORE', K.queue, qid)
   if not waiting and ARGV[3] ~= 'restore' then return {'lost', ARGV[2], 0, 0, open} end
   if stock <= 0 then return {'sold_out', ARGV[2], 0, 0, open} end
-  if not waiting then redis.call('ZADD', K.queue, ARGV[2], qid) end
+  if not waiting then
+    redis.call('ZADD', K.queue, ARGV[2], qid)
+    -- A restored place counts again: the count was lost with the line.
+    local tag = qid:match('%.(.+)$')
+    if tag then redis.call('HINCRBY', K.places, tag, 1) end
+  end
   return {'waiting', ARGV[2], 0, redis.call('ZRANK', K.queue, qid) + 1, open}
 end
 
 if stock <= 0 then return {'sold_out', '0', 0, 0, open} end
+local door = redis.call('HMGET', K.cfg, 'pow_difficulty', 'max_places_per_client')
+if (tonumber(door[1]) or 0) > tonumber(ARGV[5]) then return {'pow_required', '0', 0, 0, open} end
+-- A place counts against its client while it waits; admit.lua frees it when it pops it.
+local cap = tonumber(door[2]) or 0
+if cap > 0 then
+  local held = tonumber(redis.call('HGET', K.places, ARGV[4]) or '0')
+  if held >= cap then return {'too_many_places', '0', 0, held, open} end
+  redis.call('HINCRBY', K.places, ARGV[4], 1)
+  qid = qid .. '.' .. ARGV[4]
+end
 local t = redis.call('TIME')
 local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local last = tonumber(redis.call('HGET', K.seq, 'last_us') or '0')
@@ -33,4 +51,4 @@ local seq = redis.call('HINCRBY', K.seq, 'n', 1)
 redis.call('HSET', K.seq, 'last_us', string.format('%d', us))
 local score = string.format('%d', us)
 redis.call('ZADD', K.queue, 'NX', score, qid)
-return {'waiting', score, seq, redis.call('ZRANK', K.queue, qid) + 1, open}
+return {'waiting', score, seq, redis.call('ZRANK', K.queue, qid) + 1, open, qid}

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::checkout::CheckoutError;
 use crate::domain::InvalidInput;
+use crate::door::pow::PowError;
 use crate::fault::Fault;
 use crate::metrics::METRICS;
 use crate::payments::WebhookError;
@@ -180,7 +181,39 @@ impl From<QueueError> for AppError {
             QueueError::Token(t) => t.into_app_error(false),
             QueueError::UnknownSale => Self::unknown_sale(),
             QueueError::SoldOut => Self::sold_out(),
+            QueueError::Pow(p) => p.into(),
+            // No Retry-After: a place frees only when one of the client's places is admitted,
+            // which its own streams show; a fixed hint would only invite retries.
+            QueueError::TooManyPlaces(held) => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_places",
+                format!("this client already holds {held} places in this line; one frees when it is admitted"),
+            ),
             QueueError::Fault(f) => f.into(),
+        }
+    }
+}
+
+impl From<PowError> for AppError {
+    fn from(e: PowError) -> Self {
+        match e {
+            PowError::Required => Self::bad_request(
+                "pow_required",
+                "solve GET /api/sales/{id}/challenge and send its challenge and nonce",
+            ),
+            PowError::Invalid => Self::forbidden(
+                "pow_invalid",
+                "the proof-of-work is wrong or for another sale or client; fetch a new challenge",
+            ),
+            PowError::Expired => Self::new(
+                StatusCode::GONE,
+                "pow_expired",
+                "the challenge has expired; fetch a new one",
+            ),
+            PowError::Reused => Self::conflict(
+                "pow_reused",
+                "this challenge was used before; fetch a new one",
+            ),
         }
     }
 }

@@ -3,11 +3,13 @@
 use serde::Serialize;
 
 use crate::domain::{OrderRecord, SaleId};
+use crate::door::pow::{PowError, Proof};
+use crate::door::{places, ClientKey};
 use crate::fault::Fault;
 use crate::metrics::METRICS;
 use crate::recovery;
 use crate::state::AppState;
-use crate::store::{Place, Snapshot};
+use crate::store::{NewPlace, Place, Snapshot};
 use crate::tokens::{QueueClaims, TokenError};
 
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +20,11 @@ pub enum QueueError {
     UnknownSale,
     #[error("sold out")]
     SoldOut,
+    #[error("proof-of-work: {0}")]
+    Pow(PowError),
+    /// The client already holds this many places, the sale's cap.
+    #[error("too many places")]
+    TooManyPlaces(i64),
     #[error(transparent)]
     Fault(#[from] Fault),
 }
@@ -62,10 +69,13 @@ pub struct StatusView {
 }
 
 /// Joins the line, or with a queue token keeps (or restores) the place the token records.
+/// Only a new place is weighed at the door: its `proof` of work and its `client`'s places.
 pub async fn join(
     s: &AppState,
     sale: &SaleId,
     token: Option<&str>,
+    client: &ClientKey,
+    proof: &Proof,
 ) -> Result<JoinView, QueueError> {
     let claims = match token {
         Some(t) => Some(
@@ -82,19 +92,33 @@ pub async fn join(
         |c| c.sub.clone(),
     );
     let score = claims.as_ref().map(|c| c.t);
-    let mut joined = s.store.enqueue(sale.as_str(), &qid, score).await?;
+    let shown = proof.challenge.is_some() || proof.nonce.is_some();
+    let pow_bits = match claims {
+        None if shown => prove(s, sale, client, proof).await?,
+        _ => 0,
+    };
+    let tag = places::tag(client);
+    let door = NewPlace {
+        client_tag: &tag,
+        pow_bits,
+    };
+    let mut joined = s.store.enqueue(sale.as_str(), &qid, score, door).await?;
     if joined.place == Place::Unknown && recovery::detect(s, sale, claims.is_some()).await? {
-        joined = s.store.enqueue(sale.as_str(), &qid, score).await?;
+        joined = s.store.enqueue(sale.as_str(), &qid, score, door).await?;
     }
     let mut view = JoinView {
         token: String::new(),
-        queue_id: qid,
+        queue_id: joined.queue_id.clone(),
         seq: joined.seq,
         standing: Standing::default(),
     };
     match (joined.place, &claims) {
         (Place::Unknown, _) | (Place::Lost, None) => return Err(QueueError::UnknownSale),
         (Place::SoldOut, _) => return Err(QueueError::SoldOut),
+        // Shown but not enough: the sale asks more than the challenge it was issued.
+        (Place::PowRequired, _) if shown => return Err(QueueError::Pow(PowError::Invalid)),
+        (Place::PowRequired, _) => return Err(QueueError::Pow(PowError::Required)),
+        (Place::TooManyPlaces { held }, _) => return Err(QueueError::TooManyPlaces(held)),
         (Place::Waiting { position }, _) => {
             view.standing.status = if joined.open { "waiting" } else { "closed" };
             view.standing.position = position;
@@ -118,6 +142,29 @@ pub async fn join(
         }
     };
     Ok(view)
+}
+
+/// Verifies a proof-of-work and spends it: the bits it proves.
+async fn prove(
+    s: &AppState,
+    sale: &SaleId,
+    client: &ClientKey,
+    proof: &Proof,
+) -> Result<u32, QueueError> {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let v = s
+        .pow
+        .verify(sale.as_str(), client, proof, now_ms)
+        .map_err(QueueError::Pow)?;
+    let ttl_ms = v.expires_at_ms - now_ms;
+    if !s
+        .store
+        .claim_challenge(sale.as_str(), &v.id, ttl_ms)
+        .await?
+    {
+        return Err(QueueError::Pow(PowError::Reused));
+    }
+    Ok(v.difficulty)
 }
 
 /// The shopper's standing, rebuilding a place lost with Redis from the token's score.
@@ -149,6 +196,9 @@ fn view(s: &AppState, sale: &SaleId, qid: &str, snap: Snapshot) -> Result<Status
             ..Standing::default()
         },
         Place::Lost => return Err(QueueError::UnknownSale),
+        Place::PowRequired | Place::TooManyPlaces { .. } => {
+            return Err(Fault::bug("a snapshot refused a place at the door").into())
+        }
         Place::SoldOut => Standing {
             status: "sold_out",
             ..Standing::default()

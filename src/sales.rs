@@ -36,6 +36,9 @@ pub struct PublicSale {
     pub max_per_order: i32,
     pub ticket_ttl_secs: i32,
     pub queue_len: i64,
+    pub max_places_per_client: i32,
+    /// The page solves a challenge of this many bits before it joins (0 = none).
+    pub pow_difficulty: i32,
 }
 
 /// A sale as its admin watches it.
@@ -101,6 +104,8 @@ fn public(sale: SaleRow, live: Live) -> PublicSale {
         max_per_order: sale.max_per_order,
         ticket_ttl_secs: sale.ticket_ttl_secs,
         queue_len: live.queue_len,
+        max_places_per_client: sale.max_places_per_client,
+        pow_difficulty: sale.pow_difficulty,
     }
 }
 

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Config;
+use crate::door::pow::PowKey;
 use crate::events::{self, Hub};
 use crate::ledger::Ledger;
 use crate::state::AppState;
@@ -91,6 +92,7 @@ impl Application {
             store,
             ledger,
             keys,
+            pow: PowKey::from_config(&config),
             hub: Arc::new(Hub::default()),
             rebuilding: Default::default(),
             shutdown: shutdown_rx,

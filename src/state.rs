@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::door::pow::PowKey;
 use crate::events::Hub;
 use crate::ledger::Ledger;
 use crate::store::Store;
@@ -15,6 +16,8 @@ pub struct AppState {
     pub store: Store,
     pub ledger: Ledger,
     pub keys: Keys,
+    /// Signs and checks proof-of-work challenges (`door::pow`).
+    pub pow: PowKey,
     pub hub: Arc<Hub>,
     /// Per sale, held while rebuilding it after Redis lost it (see `recovery::rebuild`).
     pub rebuilding: crate::recovery::RebuildLocks,

@@ -360,3 +360,46 @@ async fn two_shoppers_in_chromium_queue_buy_sell_out_and_get_a_released_unit() {
     let took = started.elapsed();
     println!("browser test: {took:?}; B heard sold_out after {heard:?}, got in {released:?}");
 }
+
+/// A sale asking a proof-of-work: the page solves it in a worker, showing its progress, and
+/// gets a place; the server saw a proof (it refuses a join without one).
+#[tokio::test]
+async fn a_sale_asking_proof_of_work_is_joined_through_the_page() {
+    let Ok(chromedriver) = std::env::var("WAITROOM_CHROMEDRIVER") else {
+        eprintln!("\n!!! SKIPPED the browser test: WAITROOM_CHROMEDRIVER is not set !!!\n");
+        return;
+    };
+    let chromium = std::env::var("WAITROOM_CHROMIUM").ok();
+    std::fs::create_dir_all(out_dir()).unwrap();
+    let app = spawn_app().await;
+    let sale = app
+        .create_sale_with(5, 50, json!({ "pow_difficulty": 12 }))
+        .await;
+    let refused = app.join_raw(&sale, None).await;
+    assert_eq!(refused.status(), 400, "no proof, no place");
+    let driver = Driver::start(&chromedriver).await;
+    let s = driver.session("pow", chromium.as_deref()).await;
+    s.goto(&app.url(&format!("/s/{sale}"))).await;
+    s.wait("join", "#join", |t| !t.is_empty()).await;
+    // Remember the last progress text shown, however briefly.
+    let watch = "const el = document.querySelector('#pow-status'); window.__pow = ''; \
+        new MutationObserver(() => { if (el.textContent) window.__pow = el.textContent; }) \
+        .observe(el, { childList: true, characterData: true, subtree: true });";
+    s.exec(watch, json!([])).await;
+    s.click("#join").await;
+    s.wait("closed|waiting", "#position", |t| t == "1").await;
+    let shown = s.exec("return window.__pow;", json!([])).await;
+    let shown = shown.as_str().unwrap_or_default().to_string();
+    assert!(
+        shown.starts_with("Checking your browser") && shown.ends_with("hashes"),
+        "progress shown: {shown:?}"
+    );
+    assert!(
+        !s.displayed("#pow-status").await,
+        "progress hidden once joined"
+    );
+    assert_eq!(app.stats(&sale).await["queue_len"], 1);
+    let errors = s.js_errors().await;
+    assert!(errors.is_empty(), "{errors:#?}");
+    s.close().await;
+}

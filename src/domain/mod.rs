@@ -71,6 +71,10 @@ pub struct NewSaleRequest {
     pub max_active: Option<i64>,
     /// How long an order waits for payment before its units return.
     pub hold_secs: Option<i64>,
+    /// Places one client may hold waiting in line at once (0 = no cap).
+    pub max_places_per_client: Option<i64>,
+    /// Leading zero bits a join's proof-of-work must have (0 = no proof asked).
+    pub pow_difficulty: Option<i64>,
 }
 
 /// A sale's fixed settings, valid by construction.
@@ -85,6 +89,8 @@ pub struct SaleSpec {
     pub max_per_order: i32,
     pub max_active: i32,
     pub hold_secs: i32,
+    pub max_places_per_client: i32,
+    pub pow_difficulty: i32,
 }
 
 fn in_range(field: &str, v: i64, min: i64, max: i64) -> Result<i32, InvalidInput> {
@@ -128,6 +134,13 @@ impl SaleSpec {
             max_per_order: in_range("max_per_order", r.max_per_order.unwrap_or(1), 1, 1_000)?,
             max_active: in_range("max_active", r.max_active.unwrap_or(0), 0, 10_000_000)?,
             hold_secs: in_range("hold_secs", r.hold_secs.unwrap_or(600), 5, 86_400)?,
+            max_places_per_client: in_range(
+                "max_places_per_client",
+                r.max_places_per_client.unwrap_or(0),
+                0,
+                1_000_000,
+            )?,
+            pow_difficulty: in_range("pow_difficulty", r.pow_difficulty.unwrap_or(0), 0, 32)?,
         })
     }
 }

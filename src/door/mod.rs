@@ -1,6 +1,9 @@
 //! At the door: what a place in line costs a client, so it costs a script what it costs a
-//! person. `client` says who is asking.
+//! person. `client` says who is asking, `places` caps the places one client holds, `pow`
+//! makes each new place cost some work.
 
 pub mod client;
+pub mod places;
+pub mod pow;
 
 pub use client::{client_of, ClientIdentity, ClientKey};

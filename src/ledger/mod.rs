@@ -38,6 +38,8 @@ pub struct SaleRow {
     pub max_per_order: i32,
     pub max_active: i32,
     pub hold_secs: i32,
+    pub max_places_per_client: i32,
+    pub pow_difficulty: i32,
 }
 
 impl SaleRow {
@@ -52,6 +54,8 @@ impl SaleRow {
             max_per_order: self.max_per_order,
             max_active: self.max_active,
             hold_secs: self.hold_secs,
+            max_places_per_client: self.max_places_per_client,
+            pow_difficulty: self.pow_difficulty,
         })
     }
 }
@@ -108,8 +112,9 @@ impl Ledger {
     pub async fn insert_sale(&self, s: &SaleSpec) -> Result<bool, Fault> {
         let done = sqlx::query(
             "INSERT INTO sales (id, name, units, price_cents, rate_per_sec, ticket_ttl_secs,
-                                max_per_order, max_active, hold_secs)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+                                max_per_order, max_active, hold_secs, max_places_per_client,
+                                pow_difficulty)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING",
         )
         .bind(s.id.as_str())
         .bind(&s.name)
@@ -120,6 +125,8 @@ impl Ledger {
         .bind(s.max_per_order)
         .bind(s.max_active)
         .bind(s.hold_secs)
+        .bind(s.max_places_per_client)
+        .bind(s.pow_difficulty)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)

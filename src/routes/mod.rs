@@ -33,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/sales", web::get().to(shopper::list_sales))
             .route("/sales/{id}", web::get().to(shopper::get_sale))
             .route("/sales/{id}/queue", web::post().to(shopper::join))
+            .route("/sales/{id}/challenge", web::get().to(shopper::challenge))
             .route("/sales/{id}/status", web::get().to(shopper::status))
             .route("/sales/{id}/events", web::get().to(shopper::events))
             .route("/sales/{id}/checkout", web::post().to(shopper::checkout))

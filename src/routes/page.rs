@@ -48,7 +48,14 @@ const ASSETS: &[Asset] = &[
     asset!("js/announce.js", JS),
     asset!("js/derive.js", JS),
     asset!("js/dom.js", JS),
+    asset!("js/pow.js", JS),
+    asset!("js/pow-worker.js", JS),
 ];
+
+/// A worker script runs in its own context: preloading it as a module would be wasted.
+fn preloaded(a: &Asset) -> bool {
+    a.content_type == JS && a.path != ENTRY && !a.path.ends_with("-worker.js")
+}
 
 static VERSION: LazyLock<String> = LazyLock::new(|| {
     let mut h = Sha256::new();
@@ -66,7 +73,7 @@ static INDEX: LazyLock<String> = LazyLock::new(|| {
     // Announcing every module up front spares a phone one round trip per level of imports.
     let preloads: Vec<String> = ASSETS
         .iter()
-        .filter(|a| a.content_type == JS && a.path != ENTRY)
+        .filter(|a| preloaded(a))
         .map(|a| {
             format!(
                 r#"<link rel="modulepreload" href="/static/{}/{}">"#,
@@ -127,9 +134,6 @@ mod tests {
         let linked = format!("/static/{}/{ENTRY}", *VERSION);
         assert!(INDEX.contains(&linked));
         let preloads = INDEX.matches("modulepreload").count();
-        assert_eq!(
-            preloads,
-            ASSETS.iter().filter(|a| a.content_type == JS).count() - 1
-        );
+        assert_eq!(preloads, ASSETS.iter().filter(|a| preloaded(a)).count());
     }
 }

@@ -5,6 +5,8 @@ use actix_web::{web, HttpRequest, HttpResponse, Responder};
 use serde::Deserialize;
 
 use crate::domain::SaleId;
+use crate::door::pow::{self, Proof};
+use crate::door::ClientKey;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::{checkout, queue, sales, sse};
@@ -16,6 +18,9 @@ const QUEUE_COOKIE: &str = "wr_queue";
 #[serde(deny_unknown_fields)]
 pub struct JoinBody {
     token: Option<String>,
+    /// A solved proof-of-work (`door::pow`), needed for a new place when the sale asks one.
+    challenge: Option<String>,
+    nonce: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -45,12 +50,28 @@ pub async fn get_sale(
 pub async fn join(
     s: web::Data<AppState>,
     id: web::Path<String>,
+    client: ClientKey,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AppError> {
     let id = SaleId::parse(&id)?;
     let body: JoinBody = super::optional_json(body)?;
-    let view = queue::join(&s, &id, body.token.as_deref().filter(|t| !t.is_empty())).await?;
+    let token = body.token.as_deref().filter(|t| !t.is_empty());
+    let proof = Proof {
+        challenge: body.challenge,
+        nonce: body.nonce,
+    };
+    let view = queue::join(&s, &id, token, &client, &proof).await?;
     Ok(HttpResponse::Created().json(view))
+}
+
+/// A proof-of-work challenge for this client and sale (`door::pow`).
+pub async fn challenge(
+    s: web::Data<AppState>,
+    id: web::Path<String>,
+    client: ClientKey,
+) -> Result<HttpResponse, AppError> {
+    let id = SaleId::parse(&id)?;
+    Ok(HttpResponse::Ok().json(pow::challenge(&s, &id, &client).await?))
 }
 
 pub async fn status(

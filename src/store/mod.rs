@@ -11,13 +11,14 @@
 //! By flow: `queue` (join, admit, where one stands), `orders` (checkout, the ledger sync,
 //! releases), `recovery` (rebuilding and settling a sale Redis lost).
 
+mod door;
 mod orders;
 mod queue;
 mod recovery;
 mod scripts;
 
 pub use orders::Take;
-pub use queue::{Joined, Place, Snapshot, Tick};
+pub use queue::{Joined, NewPlace, Place, Snapshot, Tick};
 pub use recovery::{SweepWork, Verdict};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -95,7 +96,7 @@ impl From<LiveReply> for Live {
 }
 
 /// The fields of a sale's `cfg` hash, which the scripts read.
-fn cfg_fields(spec: &SaleSpec) -> [(&'static str, i64); 6] {
+fn cfg_fields(spec: &SaleSpec) -> [(&'static str, i64); 8] {
     [
         ("units", spec.units as i64),
         ("price_cents", spec.price_cents),
@@ -103,6 +104,8 @@ fn cfg_fields(spec: &SaleSpec) -> [(&'static str, i64); 6] {
         ("ticket_ttl_secs", spec.ticket_ttl_secs as i64),
         ("max_per_order", spec.max_per_order as i64),
         ("max_active", spec.max_active as i64),
+        ("max_places_per_client", spec.max_places_per_client as i64),
+        ("pow_difficulty", spec.pow_difficulty as i64),
     ]
 }
 

@@ -20,15 +20,32 @@ pub enum Place {
         expires_at_ms: i64,
     },
     Expired,
+    /// A new place refused: the sale asks for more proof-of-work than was shown.
+    PowRequired,
+    /// A new place refused: its client already holds this many.
+    TooManyPlaces {
+        held: i64,
+    },
     /// The `used` record (an encoded `OrderRecord`), empty when only the fact is known.
     Purchased {
         record: String,
     },
 }
 
+/// What the door learned about a new shopper, for enqueue.lua to weigh.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NewPlace<'a> {
+    /// `door::places::tag` of the client.
+    pub client_tag: &'a str,
+    /// Bits of proof-of-work verified for this join (0: none shown).
+    pub pow_bits: u32,
+}
+
 #[derive(Debug, Clone)]
 pub struct Joined {
     pub place: Place,
+    /// The queue id to sign: a new place in a capped sale carries its client's tag.
+    pub queue_id: String,
     /// The sale is admitting (meaningful when waiting).
     pub open: bool,
     pub score: i64,
@@ -59,19 +76,20 @@ pub struct Snapshot {
 
 impl Store {
     /// Joins the line (`score` = None) or re-presents a queue token's place: `Place::Lost` if
-    /// Redis no longer has it (see `rebuild_place`).
+    /// Redis no longer has it (see `rebuild_place`). `door` only matters to a new place.
     pub async fn enqueue(
         &self,
         sale: &str,
         qid: &str,
         score: Option<i64>,
+        door: NewPlace<'_>,
     ) -> Result<Joined, Fault> {
-        self.run_enqueue(sale, qid, score, "").await
+        self.run_enqueue(sale, qid, score, "", door).await
     }
 
     /// Puts a lost place back in line at the score its token records.
     pub async fn rebuild_place(&self, sale: &str, qid: &str, score: i64) -> Result<(), Fault> {
-        self.run_enqueue(sale, qid, Some(score), "restore")
+        self.run_enqueue(sale, qid, Some(score), "restore", NewPlace::default())
             .await
             .map(drop)
     }
@@ -82,14 +100,25 @@ impl Store {
         qid: &str,
         score: Option<i64>,
         mode: &str,
+        door: NewPlace<'_>,
     ) -> Result<Joined, Fault> {
-        let (status, score, seq, position, open): (String, String, i64, i64, i64) = ENQUEUE
+        let mut reply: Vec<redis::Value> = ENQUEUE
             .on(sale)
             .arg(qid)
             .arg(score.map(|s| s.to_string()).unwrap_or_default())
             .arg(mode)
+            .arg(door.client_tag)
+            .arg(door.pow_bits)
             .invoke_async(&mut self.conn())
             .await?;
+        let bad = |_| unexpected("enqueue.lua");
+        // Only a new place names its queue id (the sixth element).
+        let named: Option<String> = match reply.len() {
+            6 => Some(redis::from_redis_value(reply.pop().expect("six")).map_err(bad)?),
+            _ => None,
+        };
+        let (status, score, seq, position, open): (String, String, i64, i64, i64) =
+            redis::from_redis_value(redis::Value::Array(reply)).map_err(bad)?;
         let place = match status.as_str() {
             "waiting" => Place::Waiting { position },
             "sold_out" => Place::SoldOut,
@@ -100,10 +129,13 @@ impl Store {
             },
             "lost" => Place::Lost,
             "unknown" => Place::Unknown,
+            "pow_required" => Place::PowRequired,
+            "too_many_places" => Place::TooManyPlaces { held: position },
             _ => return Err(unexpected("enqueue.lua")),
         };
         Ok(Joined {
             place,
+            queue_id: named.unwrap_or_else(|| qid.to_string()),
             open: open == 1,
             score: score.parse().map_err(|_| unexpected("enqueue.lua"))?,
             seq,

@@ -62,13 +62,14 @@ impl Lua {
 pub static ENQUEUE: Lua = Lua::new(
     include_str!("../../lua/enqueue.lua"),
     &[
-        "cfg", "queue", "admitted", "expired", "used", "stock", "seq", "open",
+        "cfg", "queue", "admitted", "expired", "used", "stock", "seq", "open", "places",
     ],
 );
 pub static ADMIT: Lua = Lua::new(
     include_str!("../../lua/admit.lua"),
     &[
         "open", "cfg", "stock", "queue", "admitted", "bucket", "expired", "events", "admits",
+        "places",
     ],
 );
 pub static CHECKOUT: Lua = Lua::new(

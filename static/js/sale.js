@@ -7,6 +7,7 @@ import { store, rememberStart, forgetToken } from './token.js';
 import { admit, forgetTicket, jwtExpiry } from './ticket.js';
 import { purchased, soldOut, expire } from './outcome.js';
 import { connect } from './stream.js';
+import { prove } from './pow.js';
 
 export async function loadSale() {
   set({ view: 'loading', ...say('') });
@@ -40,7 +41,13 @@ export async function join() {
   const hadToken = !!S.token;
   set({ busy: true, ...say('') });
   try {
-    const res = await api(salePath(S.saleId, '/queue'), { method: 'POST', body: hadToken ? { token: S.token } : {} });
+    // Only a new place costs work; a saved token keeps its place as it is.
+    let body = { token: S.token };
+    if (!hadToken) {
+      body = S.sale?.pow_difficulty > 0 ? await prove(S.saleId, (n) => set({ powHashes: n })) : {};
+    }
+    const res = await api(salePath(S.saleId, '/queue'), { method: 'POST', body });
+    S.powHashes = null;
     S.token = res.token;
     store.set('token', res.token);
     if (res.position > 0) {
@@ -51,8 +58,13 @@ export async function join() {
     applyStatus(res);
     if (!isFinal()) connect();
   } catch (err) {
-    S.busy = false;
+    Object.assign(S, { busy: false, powHashes: null });
     const view = S.view === 'loading' ? 'join' : S.view;
+    // A challenge that went stale or was spent (a double click): solve a fresh one, once.
+    if (['pow_expired', 'pow_reused'].includes(err.code) && !S.powRetried) {
+      S.powRetried = true;
+      return join();
+    }
     if (err.code === 'sold_out') { soldOut(); if (hadToken) { checkPurchased(); connect(); } return; }
     if (err.status === 429 || err.status === 503 || err.status === 0) {
       const secs = err.retryAfter ?? 3;

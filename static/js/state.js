@@ -9,6 +9,7 @@ export const S = {
   anchorPos: 1, anchorAdmitted: 0, anchored: false, admittedTotal: 0, initialPos: 0,
   queueLen: null, remaining: null, rate: 0, open: false, wasOpen: false,
   quantity: 1, stockCap: Infinity, conn: '', message: '', busy: false, canRetry: false,
+  powHashes: null, powRetried: false,
 };
 
 export function set(patch) { Object.assign(S, patch); render(S); }

@@ -117,13 +117,17 @@ function renderOrder(o) {
     : 'Your items are reserved.');
 }
 
-// One #join button, moved into whichever visible card has a `.join-slot` (join, expired).
+// One #join button, moved into whichever visible card has a `.join-slot` (join, expired), with
+// the proof-of-work progress under it.
 function renderJoin(s) {
   const btn = $('#join');
   const slot = document.querySelector(`[data-views~="${s.view}"] .join-slot`);
   btn.hidden = !slot;
   if (!slot) return;
-  if (btn.parentNode !== slot) slot.append(btn);
+  if (btn.parentNode !== slot) slot.append(btn, $('#pow-status'));
   btn.disabled = s.busy;
   text('#join', s.busy ? 'Joining…' : s.view === 'expired' ? 'Join the line again' : 'Join the line');
+  const checking = s.powHashes != null;
+  show('#pow-status', checking);
+  if (checking) text('#pow-status', `Checking your browser… ${num.format(s.powHashes)} hashes`);
 }
