@@ -13,3 +13,4 @@ mod model;
 mod ops;
 mod payments;
 mod queue;
+mod recovery;
