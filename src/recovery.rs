@@ -12,7 +12,9 @@
 //! the sale's row lock. A checkout Redis accepted just before the loss may commit after the
 //! rebuild read the ledger, so any instance's sweeper settles a rebuilt sale once
 //! `SETTLE_AFTER` has passed (no order commits later than that); until then releases add no
-//! units, so stock is briefly low, never high. An order whose ledger verdict differs from
+//! units. Meanwhile stock can be high by the units of orders in flight at the loss: the
+//! Postgres CHECK (`sold <= units`) then refuses the extra order, so nothing is oversold, but
+//! that shopper hears 409 after Redis said yes. An order whose ledger verdict differs from
 //! Redis's is settled on its own: the ticket bought before (keep the ledger's order, give back
 //! what Redis took again) or the ledger refused it (void the ticket, settle the stock).
 //!
