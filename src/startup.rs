@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
 use crate::config::{Config, Secret};
+use crate::door::limits::{self, Limiters};
 use crate::events::{self, Hub};
 use crate::ledger::Ledger;
 use crate::state::AppState;
@@ -91,6 +92,7 @@ impl Application {
             ledger,
             keys,
             hub: Arc::new(Hub::default()),
+            limits: Limiters::new(&config.limits),
             rebuilding: Default::default(),
             shutdown: shutdown_rx,
             config,
@@ -132,6 +134,7 @@ impl Application {
         ));
         tokio::spawn(admission::run_ticker(state.clone()));
         tokio::spawn(admission::run_sweeper(state.clone()));
+        tokio::spawn(limits::run_sweeper(state.clone()));
         Ok(Self {
             port,
             server,

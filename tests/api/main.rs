@@ -6,6 +6,7 @@ mod common;
 
 mod admission;
 mod checkout;
+mod door;
 mod errors;
 mod events;
 mod model;
