@@ -21,6 +21,8 @@ pub struct Config {
     pub payment_secret: SecretString,
     /// Trusted proxies and the header they name the client in (`door::client`).
     pub clients: crate::door::ClientIdentity,
+    /// Per-client request rates at the door (`door::limits`).
+    pub limits: RateLimits,
     pub issuer: String,
     pub tick: Duration,
     /// How often holds are expired and Redis-accepted orders are synced to Postgres.
@@ -45,6 +47,7 @@ impl Config {
             signing_keys_pem: Vec::new(),
             payment_secret: SecretString::default(),
             clients: Default::default(),
+            limits: RateLimits::default(),
             issuer: "waitroom".into(),
             tick: Duration::from_millis(200),
             sweep: Duration::from_millis(1000),
@@ -119,6 +122,16 @@ impl Config {
             })?;
             c.clients.header = Some(name);
         }
+        if let Some(v) = var("WAITROOM_IP_RATE_PER_SEC") {
+            c.limits.write_per_sec = rate("WAITROOM_IP_RATE_PER_SEC", &v)?;
+        }
+        if let Some(v) = var("WAITROOM_IP_BURST") {
+            c.limits.write_burst = bounded("WAITROOM_IP_BURST", &v, 1, 1_000_000)? as u32;
+        }
+        if let Some(v) = var("WAITROOM_IP_READ_RATE_PER_SEC") {
+            c.limits.read_per_sec = rate("WAITROOM_IP_READ_RATE_PER_SEC", &v)?;
+            c.limits.read_burst = RateLimits::read_burst_for(c.limits.read_per_sec);
+        }
         if let Some(v) = var("WAITROOM_ISSUER") {
             c.issuer = v;
         }
@@ -150,6 +163,49 @@ impl Config {
             c.pg_pool_size = bounded("WAITROOM_PG_POOL", &v, 1, 1000)? as u32;
         }
         Ok(c)
+    }
+}
+
+/// Requests per second and burst per client, in two classes: writes (join, checkout,
+/// challenge) and reads (status, events, sale info). A rate of 0 turns its class off.
+///
+/// The defaults are sized for one household behind one address: ten devices joining at the
+/// opening and retrying once fit in the write burst; thirty tabs polling every 3 s when SSE
+/// fails make half the read rate. A script gets a place every half second per instance;
+/// the places cap and proof-of-work are what make that expensive.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimits {
+    pub write_per_sec: f64,
+    pub write_burst: u32,
+    pub read_per_sec: f64,
+    pub read_burst: u32,
+}
+
+impl RateLimits {
+    /// Reads come in bunches (a page load, a reconnect after a network change): five seconds'
+    /// worth may arrive at once.
+    pub fn read_burst_for(per_sec: f64) -> u32 {
+        (per_sec * 5.0).ceil().clamp(1.0, 5_000_000.0) as u32
+    }
+
+    /// No limits at all (tests that send many requests from one address).
+    pub fn off() -> Self {
+        Self {
+            write_per_sec: 0.0,
+            read_per_sec: 0.0,
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            write_per_sec: 2.0,
+            write_burst: 40,
+            read_per_sec: 20.0,
+            read_burst: Self::read_burst_for(20.0),
+        }
     }
 }
 
@@ -186,6 +242,15 @@ fn bounded(var: &'static str, v: &str, min: u64, max: u64) -> Result<u64, Config
         ));
     }
     Ok(n)
+}
+
+/// Requests per second: fractions allowed (0.5 is one every two seconds), 0 means off.
+fn rate(var: &'static str, v: &str) -> Result<f64, ConfigError> {
+    let r: f64 = parse(var, v)?;
+    if !(0.0..=1_000_000.0).contains(&r) {
+        return Err(ConfigError::new(var, format!("{r} is outside 0..=1000000")));
+    }
+    Ok(r)
 }
 
 #[cfg(test)]
@@ -236,6 +301,28 @@ mod tests {
             from(&[("WAITROOM_ADMIN_TOKEN", "short")]).unwrap_err().var,
             "WAITROOM_ADMIN_TOKEN"
         );
+        for (var, bad) in [
+            ("WAITROOM_IP_RATE_PER_SEC", "-1"),
+            ("WAITROOM_IP_RATE_PER_SEC", "NaN"),
+            ("WAITROOM_IP_BURST", "0"),
+            ("WAITROOM_IP_READ_RATE_PER_SEC", "fast"),
+        ] {
+            assert_eq!(from(&[(var, bad)]).unwrap_err().var, var);
+        }
+    }
+
+    #[test]
+    fn rate_limits_parse_with_a_derived_read_burst() {
+        let c = from(&[
+            ("WAITROOM_IP_RATE_PER_SEC", "0.5"),
+            ("WAITROOM_IP_BURST", "7"),
+            ("WAITROOM_IP_READ_RATE_PER_SEC", "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.limits.write_per_sec, 0.5);
+        assert_eq!(c.limits.write_burst, 7);
+        assert_eq!(c.limits.read_per_sec, 0.0);
+        assert_eq!(from(&[]).unwrap().limits, RateLimits::default());
     }
 
     #[test]

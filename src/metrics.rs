@@ -41,11 +41,20 @@ pub struct Metrics {
     pub ledger_synced: Counter,
     pub units_released: Counter,
     pub sse_streams: Gauge,
+    pub limited_writes: Counter,
+    pub limited_reads: Counter,
 }
 
 pub static METRICS: std::sync::LazyLock<Metrics> = std::sync::LazyLock::new(Metrics::default);
 
 impl Metrics {
+    pub fn limiter_rejections(&self, class: crate::door::limits::Class) -> &Counter {
+        match class {
+            crate::door::limits::Class::Write => &self.limited_writes,
+            crate::door::limits::Class::Read => &self.limited_reads,
+        }
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         let counters: [(&str, &str, u64); 7] = [
@@ -91,6 +100,12 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP waitroom_limiter_rejections_total requests refused by the per-client rate limits\n# TYPE waitroom_limiter_rejections_total counter\nwaitroom_limiter_rejections_total{{class=\"write\"}} {}\nwaitroom_limiter_rejections_total{{class=\"read\"}} {}",
+            self.limited_writes.get(),
+            self.limited_reads.get()
+        );
         let _ = writeln!(
             out,
             "# HELP waitroom_sse_streams open event streams on this instance\n# TYPE waitroom_sse_streams gauge\nwaitroom_sse_streams {}",

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Config;
+use crate::door::limits::{self, Limiters};
 use crate::door::pow::PowKey;
 use crate::events::{self, Hub};
 use crate::ledger::Ledger;
@@ -94,6 +95,7 @@ impl Application {
             keys,
             pow: PowKey::from_config(&config),
             hub: Arc::new(Hub::default()),
+            limits: Limiters::new(&config.limits),
             rebuilding: Default::default(),
             shutdown: shutdown_rx,
             config,
@@ -136,6 +138,7 @@ impl Application {
         tokio::spawn(admission::run_ticker(state.clone()));
         tokio::spawn(admission::run_sweeper(state.clone()));
         tokio::spawn(admission::run_rebuilder(state.clone()));
+        tokio::spawn(limits::run_sweeper(state.clone()));
         Ok(Self {
             port,
             server,

@@ -34,6 +34,7 @@ Scenarios (none = all):
   --sse          open streams, server RSS, time until each hears sold_out
   --sale         a whole sale through 3 instances (FIFO, no oversell, no lost order)
   --admission    admitted per second over 60 s (quick: 5 s) with 3 instances
+  --limits       rate-limiter memory with 1,000,000 distinct clients, and after the sweep
   --baseline     the same-run baselines only (they also run with --enqueue and --herd)
 
 Options:
@@ -54,6 +55,7 @@ enum Scenario {
     Sse,
     Sale,
     Admission,
+    Limits,
 }
 
 struct Opts {
@@ -92,6 +94,7 @@ impl Opts {
                 "--sse" => o.only.push(Scenario::Sse),
                 "--sale" => o.only.push(Scenario::Sale),
                 "--admission" => o.only.push(Scenario::Admission),
+                "--limits" => o.only.push(Scenario::Limits),
                 "--duration" => o.duration = Some(Duration::from_secs_f64(value(&a)?.parse()?)),
                 "--connections" => o.conns = value(&a)?.parse::<usize>()?.max(1),
                 "--streams" => o.streams = Some(value(&a)?.parse()?),
@@ -169,6 +172,11 @@ async fn run(opts: Opts) -> Result<ExitCode> {
         work_dir.display()
     ));
 
+    // In this process, before anything has grown its heap, so its RSS is the limiters'.
+    if opts.runs(Scenario::Limits) {
+        let res = scenarios::limits::run(&mut r).await;
+        record(&mut r, "limits", res);
+    }
     // Baselines first, while nothing else has warmed or fragmented anything.
     if opts.runs(Scenario::Baseline) || opts.runs(Scenario::Enqueue) || opts.runs(Scenario::Herd) {
         let res = baselines(&ctx, &mut r).await;

@@ -21,6 +21,8 @@ const REQUIRED: &[&str] = &[
     "lost_orders",
     "baseline_http_rps",
     "baseline_redis_evalsha_rps",
+    "limiter_mib",
+    "limiter_mib_after_sweep",
 ];
 
 /// Correctness counters: any non-zero value fails the run (speed figures never do).
@@ -103,6 +105,10 @@ const ROWS: &[Row] = &[
     row("soldout_p99_ms", Unit::Ms, Target::Below(1000.0)),
     row("soldout_within_1s_pct", Unit::Pct, Target::AtLeast(99.0)),
     row("admission_rate_error_pct", Unit::Pct, Target::Within(1.0)),
+    row("limiter_clients", Unit::Count, Target::Info),
+    row("limiter_mib", Unit::MiB, Target::Info),
+    row("limiter_mib_after_sweep", Unit::MiB, Target::Info),
+    row("limiter_sweep_ms", Unit::Ms, Target::Info),
     row("oversold", Unit::Count, Target::Zero),
     row("fifo_inversions", Unit::Count, Target::Zero),
     row("lost_orders", Unit::Count, Target::Zero),

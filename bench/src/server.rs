@@ -101,6 +101,11 @@ impl Instance {
             .env("WAITROOM_SIGNING_KEYS", &env.key)
             .env("WAITROOM_REDIS_URL", &env.redis_url)
             .env("WAITROOM_DATABASE_URL", &env.database_url)
+            // All load comes from 127.0.0.1: limits on (their cost is in every figure) but
+            // too high to refuse anything.
+            .env("WAITROOM_IP_RATE_PER_SEC", "1000000")
+            .env("WAITROOM_IP_BURST", "1000000")
+            .env("WAITROOM_IP_READ_RATE_PER_SEC", "1000000")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -1,8 +1,9 @@
 //! At the door: what a place in line costs a client, so it costs a script what it costs a
-//! person. `client` says who is asking, `places` caps the places one client holds, `pow`
-//! makes each new place cost some work.
+//! person. `client` says who is asking, `limits` how often they may, `places` caps the
+//! places one client holds, `pow` makes each new place cost some work.
 
 pub mod client;
+pub mod limits;
 pub mod places;
 pub mod pow;
 

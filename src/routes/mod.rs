@@ -6,10 +6,13 @@ mod ops;
 mod page;
 mod shopper;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::{from_fn, DefaultHeaders};
-use actix_web::{web, HttpRequest};
+use actix_web::{web, HttpRequest, Resource};
 
+use crate::door::limits;
 use crate::error::AppError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -30,13 +33,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     )
                     .default_service(web::to(ops::api_not_found)),
             )
-            .route("/sales", web::get().to(shopper::list_sales))
-            .route("/sales/{id}", web::get().to(shopper::get_sale))
-            .route("/sales/{id}/queue", web::post().to(shopper::join))
-            .route("/sales/{id}/challenge", web::get().to(shopper::challenge))
-            .route("/sales/{id}/status", web::get().to(shopper::status))
-            .route("/sales/{id}/events", web::get().to(shopper::events))
-            .route("/sales/{id}/checkout", web::post().to(shopper::checkout))
+            // Shopper routes spend a per-client budget (`door::limits`): writes or reads.
+            .service(reads("/sales").route(web::get().to(shopper::list_sales)))
+            .service(reads("/sales/{id}").route(web::get().to(shopper::get_sale)))
+            .service(writes("/sales/{id}/queue").route(web::post().to(shopper::join)))
+            .service(writes("/sales/{id}/challenge").route(web::get().to(shopper::challenge)))
+            .service(reads("/sales/{id}/status").route(web::get().to(shopper::status)))
+            .service(reads("/sales/{id}/events").route(web::get().to(shopper::events)))
+            .service(writes("/sales/{id}/checkout").route(web::post().to(shopper::checkout)))
             .service(
                 // Providers' events can outgrow the 16 KiB every other body is held to.
                 web::resource("/payments/webhook")
@@ -53,6 +57,43 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/", web::get().to(page::index))
     .route("/s/{id}", web::get().to(page::index))
     .route("/static/{path:.*}", web::get().to(page::asset));
+}
+
+/// A resource whose requests spend the client's write budget.
+fn writes(path: &str) -> Resource<impl Limited> {
+    web::resource(path).wrap(from_fn(limits::writes))
+}
+
+/// A resource whose requests spend the client's read budget.
+fn reads(path: &str) -> Resource<impl Limited> {
+    web::resource(path).wrap(from_fn(limits::reads))
+}
+
+/// What a rate-limited resource is to actix: a service factory like any other (named once
+/// so `writes` and `reads` can return one).
+trait Limited:
+    ServiceFactory<
+    ServiceRequest,
+    Config = (),
+    Response = ServiceResponse<Self::Body>,
+    Error = actix_web::Error,
+    InitError = (),
+>
+{
+    type Body: MessageBody;
+}
+
+impl<T, B: MessageBody> Limited for T
+where
+    T: ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<B>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+{
+    type Body = B;
 }
 
 /// An optional JSON body: empty means all defaults; anything else must parse, so a

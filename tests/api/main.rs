@@ -6,6 +6,7 @@ mod common;
 
 mod admission;
 mod checkout;
+mod door;
 mod door_join;
 mod errors;
 mod events;

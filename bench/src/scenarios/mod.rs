@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod enqueue;
 pub mod herd;
+pub mod limits;
 pub mod orders;
 pub mod sale;
 pub mod sse;
