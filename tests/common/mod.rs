@@ -17,13 +17,15 @@ pub const PAYMENT_SECRET: &str = "test-payment-secret";
 /// One signing key for the whole test binary, so instances verify each other's tokens.
 static KEY_PEM: LazyLock<String> = LazyLock::new(waitroom::tokens::generate_pem);
 
+/// The defaults are what `scripts/test` exports: the suite's own Redis DB and database, so the
+/// dev data of `scripts/run` (DB 0, database `waitroom`) is never touched.
 pub fn redis_url() -> String {
-    std::env::var("WAITROOM_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6390/".into())
+    std::env::var("WAITROOM_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6390/1".into())
 }
 
 pub fn database_url() -> String {
     std::env::var("WAITROOM_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://waitroom@127.0.0.1:5442/waitroom".into())
+        .unwrap_or_else(|_| "postgres://waitroom@127.0.0.1:5442/waitroom_test".into())
 }
 
 pub fn unique(prefix: &str) -> String {
