@@ -290,15 +290,26 @@ impl ChaosProxy {
     }
 }
 
-pub fn redis_addr() -> std::net::SocketAddr {
+/// Host:port and DB number of the suite's Redis (the DB is the URL's path, 0 when absent).
+fn redis_parts() -> (String, u32) {
     let url = redis_url();
-    let hostport = url
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .rsplit('@')
-        .next()
-        .unwrap()
-        .to_string();
+    let rest = url.trim_start_matches("redis://");
+    let (hostport, db) = rest.split_once('/').unwrap_or((rest, ""));
+    let hostport = hostport.rsplit('@').next().unwrap().to_string();
+    (hostport, db.parse().unwrap_or(0))
+}
+
+pub fn redis_addr() -> std::net::SocketAddr {
     use std::net::ToSocketAddrs;
-    hostport.to_socket_addrs().unwrap().next().unwrap()
+    redis_parts().0.to_socket_addrs().unwrap().next().unwrap()
+}
+
+/// The suite's Redis DB (scripts/test gives it its own, away from the dev data).
+pub fn redis_db() -> u32 {
+    redis_parts().1
+}
+
+/// The suite's Redis URL through a proxy listening on `port`: same DB.
+pub fn redis_url_via(port: u16) -> String {
+    format!("redis://127.0.0.1:{port}/{}", redis_db())
 }
