@@ -144,10 +144,11 @@ async fn run(opts: Opts) -> Result<ExitCode> {
         .server
         .clone()
         .unwrap_or_else(|| release_dir.join("waitroom"));
+    // The defaults are what scripts/bench exports: the bench's own Redis DB and database.
     let redis_url =
-        std::env::var("WAITROOM_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6390/".into());
+        std::env::var("WAITROOM_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6390/2".into());
     let database_url = std::env::var("WAITROOM_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://waitroom@127.0.0.1:5442/waitroom".into());
+        .unwrap_or_else(|_| "postgres://waitroom@127.0.0.1:5442/waitroom_bench".into());
 
     let env = server::Env::prepare(bin, &work_dir, redis_url.clone(), database_url.clone())?;
     let stores = stores::Stores::connect(&redis_url, &database_url).await?;

@@ -13,6 +13,7 @@ fn redis_cli_open(sale: &str) {
     let addr = redis_addr();
     let out = std::process::Command::new("redis-cli")
         .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
+        .args(["-n", &redis_db().to_string()])
         .args(["SET", &format!("wr:{{{sale}}}:open"), "1"])
         .output()
         .expect("redis-cli runs");

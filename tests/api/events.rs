@@ -164,7 +164,7 @@ async fn reconnect_with_last_event_id_gets_a_fresh_state_and_redis_cli_flips_are
 #[tokio::test]
 async fn an_admission_missed_while_redis_was_unreachable_is_delivered_after_reconnect() {
     let proxy = ChaosProxy::start(redis_addr()).await;
-    let url = format!("redis://127.0.0.1:{}/", proxy.port);
+    let url = redis_url_via(proxy.port);
     let a = spawn_app_with(|c| c.redis_url = url).await;
     let b = spawn_app().await;
     let sale = b.create_sale(5, 100).await;

@@ -17,13 +17,15 @@ pub const PAYMENT_SECRET: &str = "test-payment-secret";
 /// One signing key for the whole test binary, so instances verify each other's tokens.
 static KEY_PEM: LazyLock<String> = LazyLock::new(waitroom::tokens::generate_pem);
 
+/// The defaults are what `scripts/test` exports: the suite's own Redis DB and database, so the
+/// dev data of `scripts/run` (DB 0, database `waitroom`) is never touched.
 pub fn redis_url() -> String {
-    std::env::var("WAITROOM_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6390/".into())
+    std::env::var("WAITROOM_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6390/1".into())
 }
 
 pub fn database_url() -> String {
     std::env::var("WAITROOM_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://waitroom@127.0.0.1:5442/waitroom".into())
+        .unwrap_or_else(|_| "postgres://waitroom@127.0.0.1:5442/waitroom_test".into())
 }
 
 pub fn unique(prefix: &str) -> String {
@@ -343,17 +345,28 @@ impl ChaosProxy {
     }
 }
 
-pub fn redis_addr() -> std::net::SocketAddr {
+/// Host:port and DB number of the suite's Redis (the DB is the URL's path, 0 when absent).
+fn redis_parts() -> (String, u32) {
     let url = redis_url();
-    let hostport = url
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .rsplit('@')
-        .next()
-        .unwrap()
-        .to_string();
+    let rest = url.trim_start_matches("redis://");
+    let (hostport, db) = rest.split_once('/').unwrap_or((rest, ""));
+    let hostport = hostport.rsplit('@').next().unwrap().to_string();
+    (hostport, db.parse().unwrap_or(0))
+}
+
+pub fn redis_addr() -> std::net::SocketAddr {
     use std::net::ToSocketAddrs;
-    hostport.to_socket_addrs().unwrap().next().unwrap()
+    redis_parts().0.to_socket_addrs().unwrap().next().unwrap()
+}
+
+/// The suite's Redis DB (scripts/test gives it its own, away from the dev data).
+pub fn redis_db() -> u32 {
+    redis_parts().1
+}
+
+/// The suite's Redis URL through a proxy listening on `port`: same DB.
+pub fn redis_url_via(port: u16) -> String {
+    format!("redis://127.0.0.1:{port}/{}", redis_db())
 }
 
 /// The Redis URL with another database number: a test whose sales must not be seen by the
