@@ -177,10 +177,7 @@ async fn insert_orders(pool: &PgPool, jobs: &[Job]) -> Result<MadeOrders, sqlx::
     .bind(&ats)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|o| ((o.sale_id.clone(), o.ticket_id.clone()), o))
-        .collect())
+    Ok(by_sale_and_ticket(rows))
 }
 
 /// Replies to each job with the order made now or, for a retry, the order made before.
@@ -237,8 +234,12 @@ async fn orders_by_tickets(
     .bind(tickets)
     .fetch_all(pool)
     .await?;
-    Ok(rows
+    Ok(by_sale_and_ticket(rows))
+}
+
+fn by_sale_and_ticket(orders: Vec<Order>) -> MadeOrders {
+    orders
         .into_iter()
         .map(|o| ((o.sale_id.clone(), o.ticket_id.clone()), o))
-        .collect())
+        .collect()
 }
