@@ -301,9 +301,9 @@ async fn two_shoppers_in_chromium_queue_buy_sell_out_and_get_a_released_unit() {
     // The page hands the ticket to the shop's origin as a cookie the gate accepts.
     let gate = a
         .exec(
-            "const x = new XMLHttpRequest(); x.open('GET', '/api/gate', false); x.send(); \
-             return x.status;",
-            json!([]),
+            "const x = new XMLHttpRequest(); \
+             x.open('GET', '/api/gate?sale=' + arguments[0], false); x.send(); return x.status;",
+            json!([sale]),
         )
         .await;
     assert_eq!(
