@@ -113,9 +113,11 @@ async fn stopping_an_instance_ends_its_streams_cleanly() {
     let app = spawn_app().await;
     let sale = app.create_sale(5, 10).await;
     let me = app.join(&sale).await;
-    let res = app
+    let req = app
         .client
-        .get(app.url(&format!("/api/sales/{sale}/events?token={}", me.token)))
+        .get(app.url(&format!("/api/sales/{sale}/events")));
+    let res = as_browser(req, &me.token)
+        .bearer_auth(&me.token)
         .send()
         .await
         .unwrap();

@@ -14,6 +14,40 @@ use waitroom::state::AppState;
 pub const ADMIN_TOKEN: &str = "test-admin-token-123";
 pub const PAYMENT_SECRET: &str = "test-payment-secret";
 
+/// Every browser session a join handed out, by the `sid` hash its tokens carry: a test's
+/// requests with a token send that token's cookie, as the browser that joined would. Keyed by
+/// hash, so a ticket (from `/status`, a stream, any instance) finds its cookie too.
+static SESSIONS: LazyLock<std::sync::Mutex<std::collections::HashMap<String, String>>> =
+    LazyLock::new(Default::default);
+
+/// Remembers the session cookie a response sets.
+pub fn remember_session(res: &reqwest::Response) {
+    for v in res.headers().get_all("set-cookie") {
+        let Some(pair) = v.to_str().ok().and_then(|v| v.split(';').next()) else {
+            continue;
+        };
+        if let Some(sid) = pair.strip_prefix("wr_sid=") {
+            let hash = waitroom::door::session::hash(sid);
+            SESSIONS.lock().unwrap().insert(hash, sid.to_string());
+        }
+    }
+}
+
+/// The `Cookie` header of the browser a token (queue token or ticket) was issued to.
+pub fn session_cookie(token: &str) -> Option<String> {
+    let hash = waitroom::tokens::unverified_sid(token)??;
+    let sid = SESSIONS.lock().unwrap().get(&hash)?.clone();
+    Some(format!("wr_sid={sid}"))
+}
+
+/// `req` as sent by the browser holding `token`: with its session cookie, if one is known.
+pub fn as_browser(req: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
+    match session_cookie(token) {
+        Some(c) => req.header("cookie", c),
+        None => req,
+    }
+}
+
 /// One signing key for the whole test binary, so instances verify each other's tokens.
 static KEY_PEM: LazyLock<String> = LazyLock::new(waitroom::tokens::generate_pem);
 
@@ -222,9 +256,11 @@ impl TestApp {
             .client
             .post(self.url(&format!("/api/sales/{sale}/queue")));
         if let Some(t) = token {
-            req = req.json(&json!({ "token": t }));
+            req = as_browser(req, t).json(&json!({ "token": t }));
         }
-        req.send().await.unwrap()
+        let res = req.send().await.unwrap();
+        remember_session(&res);
+        res
     }
 
     pub async fn join(&self, sale: &str) -> Joined {
@@ -243,9 +279,10 @@ impl TestApp {
     }
 
     pub async fn status(&self, sale: &str, token: &str) -> Value {
-        let res = self
+        let req = self
             .client
-            .get(self.url(&format!("/api/sales/{sale}/status")))
+            .get(self.url(&format!("/api/sales/{sale}/status")));
+        let res = as_browser(req, token)
             .bearer_auth(token)
             .send()
             .await
@@ -265,8 +302,10 @@ impl TestApp {
     }
 
     pub async fn checkout(&self, sale: &str, ticket: &str, quantity: i64) -> reqwest::Response {
-        self.client
-            .post(self.url(&format!("/api/sales/{sale}/checkout")))
+        let req = self
+            .client
+            .post(self.url(&format!("/api/sales/{sale}/checkout")));
+        as_browser(req, ticket)
             .bearer_auth(ticket)
             .json(&json!({ "quantity": quantity }))
             .send()
