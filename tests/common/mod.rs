@@ -2,6 +2,15 @@
 //! `scripts/test` runs, one sale id per test so tests run in parallel without FLUSHDB.
 #![allow(dead_code)]
 
+mod logs;
+mod sessions;
+
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use logs::{capture_logs, captured_logs};
+#[allow(unused_imports)]
+pub use sessions::{as_browser, remember_session, remember_sid, session_cookie};
+
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -13,40 +22,6 @@ use waitroom::state::AppState;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-123";
 pub const PAYMENT_SECRET: &str = "test-payment-secret";
-
-/// Every browser session a join handed out, by the `sid` hash its tokens carry: a test's
-/// requests with a token send that token's cookie, as the browser that joined would. Keyed by
-/// hash, so a ticket (from `/status`, a stream, any instance) finds its cookie too.
-static SESSIONS: LazyLock<std::sync::Mutex<std::collections::HashMap<String, String>>> =
-    LazyLock::new(Default::default);
-
-/// Remembers the session cookie a response sets.
-pub fn remember_session(res: &reqwest::Response) {
-    for v in res.headers().get_all("set-cookie") {
-        let Some(pair) = v.to_str().ok().and_then(|v| v.split(';').next()) else {
-            continue;
-        };
-        if let Some(sid) = pair.strip_prefix("wr_sid=") {
-            let hash = waitroom::door::session::hash(sid);
-            SESSIONS.lock().unwrap().insert(hash, sid.to_string());
-        }
-    }
-}
-
-/// The `Cookie` header of the browser a token (queue token or ticket) was issued to.
-pub fn session_cookie(token: &str) -> Option<String> {
-    let hash = waitroom::tokens::unverified_sid(token)??;
-    let sid = SESSIONS.lock().unwrap().get(&hash)?.clone();
-    Some(format!("wr_sid={sid}"))
-}
-
-/// `req` as sent by the browser holding `token`: with its session cookie, if one is known.
-pub fn as_browser(req: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
-    match session_cookie(token) {
-        Some(c) => req.header("cookie", c),
-        None => req,
-    }
-}
 
 /// One signing key for the whole test binary, so instances verify each other's tokens.
 static KEY_PEM: LazyLock<String> = LazyLock::new(waitroom::tokens::generate_pem);
