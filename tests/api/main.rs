@@ -7,6 +7,7 @@ mod common;
 mod admission;
 mod checkout;
 mod door_join;
+mod door_session;
 mod errors;
 mod events;
 mod model;
