@@ -5,7 +5,8 @@
 -- unknown | sold_out | waiting | admitted | expired | purchased | lost | pow_required |
 -- too_many_places; open is 1 while admitting. The queue id returned is the one to sign: a new
 -- place in a capped sale carries its client's tag ('<id>.<tag>'), so admit.lua knows whose count
--- to free without any per-shopper record.
+-- to free without any per-shopper record. A new join that finds its browser's live place
+-- answers it with seq 0 (and score '0' when admitted).
 -- Scores are Redis TIME in microseconds, made strictly increasing with seq.last_us so two joins
 -- in the same microsecond never tie (ties would fall back to member order, breaking FIFO).
 if redis.call('EXISTS', K.cfg) == 0 then return {'unknown', '0', 0, 0, 0} end
@@ -32,16 +33,34 @@ if ARGV[2] ~= '' then
   return {'waiting', ARGV[2], 0, redis.call('ZRANK', K.queue, qid) + 1, open}
 end
 
-if stock <= 0 then return {'sold_out', '0', 0, 0, open} end
 local door = redis.call('HMGET', K.cfg, 'pow_difficulty', 'max_places_per_client')
+local cap = tonumber(door[2]) or 0
+local suffix = cap > 0 and ('.' .. ARGV[4]) or ''
+-- One place per browser: ARGV 1 derives from the browser's session (`door::session`), so a
+-- second join from it finds the live place (waiting or admitted) the first one made, whatever
+-- the door would say now. A finished place (bought, expired) lets it join again at the back
+-- under the next id of its sequence: id_g = sha1(id_0 .. ':' .. g), nothing stored per shopper.
+local base = qid
+qid = base .. suffix
+local g = 0
+while redis.call('HEXISTS', K.used, qid) == 1 or redis.call('SISMEMBER', K.expired, qid) == 1 do
+  g = g + 1
+  if g > 32 then return {'too_many_places', '0', 0, g, open} end
+  qid = redis.sha1hex(base .. ':' .. g):sub(1, 32) .. suffix
+end
+local waiting = redis.call('ZSCORE', K.queue, qid)
+if waiting then
+  return {'waiting', waiting, 0, redis.call('ZRANK', K.queue, qid) + 1, open, qid}
+end
+if redis.call('ZSCORE', K.admitted, qid) then return {'admitted', '0', 0, 0, open, qid} end
+
+if stock <= 0 then return {'sold_out', '0', 0, 0, open} end
 if (tonumber(door[1]) or 0) > tonumber(ARGV[5]) then return {'pow_required', '0', 0, 0, open} end
 -- A place counts against its client while it waits; admit.lua frees it when it pops it.
-local cap = tonumber(door[2]) or 0
 if cap > 0 then
   local held = tonumber(redis.call('HGET', K.places, ARGV[4]) or '0')
   if held >= cap then return {'too_many_places', '0', 0, held, open} end
   redis.call('HINCRBY', K.places, ARGV[4], 1)
-  qid = qid .. '.' .. ARGV[4]
 end
 local t = redis.call('TIME')
 local us = tonumber(t[1]) * 1000000 + tonumber(t[2])

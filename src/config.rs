@@ -33,6 +33,10 @@ pub struct Config {
     /// Multiplexed Redis connections shared by all requests.
     pub redis_connections: usize,
     pub pg_pool_size: u32,
+    /// Tokens are refused without the browser's session cookie (`door::session`).
+    pub bind_tokens: bool,
+    /// Open event streams per queue id on one instance; one more closes the oldest.
+    pub streams_per_token: usize,
 }
 
 impl Config {
@@ -56,6 +60,8 @@ impl Config {
             max_connections_per_worker: 100_000,
             redis_connections: 4,
             pg_pool_size: 16,
+            bind_tokens: true,
+            streams_per_token: 3,
         }
     }
 
@@ -161,6 +167,16 @@ impl Config {
         }
         if let Some(v) = var("WAITROOM_PG_POOL") {
             c.pg_pool_size = bounded("WAITROOM_PG_POOL", &v, 1, 1000)? as u32;
+        }
+        if let Some(v) = var("WAITROOM_BIND_TOKENS") {
+            c.bind_tokens = match v.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => true,
+                "false" | "0" | "no" | "off" => false,
+                _ => return Err(ConfigError::new("WAITROOM_BIND_TOKENS", "true or false")),
+            };
+        }
+        if let Some(v) = var("WAITROOM_STREAMS_PER_TOKEN") {
+            c.streams_per_token = bounded("WAITROOM_STREAMS_PER_TOKEN", &v, 1, 100)? as usize;
         }
         Ok(c)
     }

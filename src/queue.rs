@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::domain::{OrderRecord, SaleId};
 use crate::door::pow::{PowError, Proof};
+use crate::door::session::Seat;
 use crate::door::{places, ClientKey};
 use crate::fault::Fault;
 use crate::metrics::METRICS;
@@ -48,7 +49,8 @@ pub struct Standing {
 pub struct JoinView {
     pub token: String,
     pub queue_id: String,
-    /// The n-th shopper to join this sale (0 when a place was restored from a token).
+    /// The n-th shopper to join this sale (0 when the place was there already: restored from
+    /// a token, or found again for the same browser).
     pub seq: i64,
     #[serde(flatten)]
     pub standing: Standing,
@@ -70,12 +72,15 @@ pub struct StatusView {
 
 /// Joins the line, or with a queue token keeps (or restores) the place the token records.
 /// Only a new place is weighed at the door: its `proof` of work and its `client`'s places.
+/// A new place takes the browser's `seat` (`door::session`): a second join from the same
+/// browser gets the live place the first one made.
 pub async fn join(
     s: &AppState,
     sale: &SaleId,
     token: Option<&str>,
     client: &ClientKey,
     proof: &Proof,
+    seat: &Seat,
 ) -> Result<JoinView, QueueError> {
     let claims = match token {
         Some(t) => Some(
@@ -87,10 +92,9 @@ pub async fn join(
         None if s.hub.is_sold_out(sale.as_str()) => return Err(QueueError::SoldOut),
         None => None,
     };
-    let qid = claims.as_ref().map_or_else(
-        || uuid::Uuid::new_v4().simple().to_string(),
-        |c| c.sub.clone(),
-    );
+    let qid = claims
+        .as_ref()
+        .map_or_else(|| seat.queue_id.clone(), |c| c.sub.clone());
     let score = claims.as_ref().map(|c| c.t);
     let shown = proof.challenge.is_some() || proof.nonce.is_some();
     let pow_bits = match claims {
@@ -123,22 +127,35 @@ pub async fn join(
             view.standing.status = if joined.open { "waiting" } else { "closed" };
             view.standing.position = position;
         }
-        // Only a returning shopper is past waiting (or lost with Redis): answer as `/status`
-        // would.
-        (_, Some(c)) => {
-            view.standing = status(s, sale, c).await?.standing;
-        }
-        (place, None) => {
-            return Err(Fault::bug(format!("a new place was not waiting: {place:?}")).into())
+        // A returning shopper (by token or by browser) may be past waiting, or lost with
+        // Redis: answer as `/status` would.
+        (_, c) => {
+            let (qid, t, sid) = match c {
+                Some(c) => (c.sub.as_str(), c.t, c.sid.as_deref()),
+                None => (
+                    joined.queue_id.as_str(),
+                    joined.score,
+                    Some(seat.sid.as_str()),
+                ),
+            };
+            view.standing = status_of(s, sale, qid, t, sid).await?.standing;
         }
     }
     view.token = match (token, claims) {
         (Some(t), Some(_)) => t.to_string(),
         _ => {
-            METRICS.joins.inc();
+            if joined.seq > 0 {
+                METRICS.joins.inc();
+            }
             let ttl = s.config.queue_token_ttl.as_secs() as i64;
-            s.keys
-                .queue_token(sale.as_str(), &view.queue_id, joined.score, joined.seq, ttl)
+            s.keys.queue_token(
+                sale.as_str(),
+                &view.queue_id,
+                joined.score,
+                joined.seq,
+                ttl,
+                Some(&seat.sid),
+            )
         }
     };
     Ok(view)
@@ -173,18 +190,35 @@ pub async fn status(
     sale: &SaleId,
     claims: &QueueClaims,
 ) -> Result<StatusView, QueueError> {
-    let mut snap = s.store.snapshot(sale.as_str(), &claims.sub).await?;
-    if snap.place == Place::Unknown && recovery::detect(s, sale, true).await? {
-        snap = s.store.snapshot(sale.as_str(), &claims.sub).await?;
-    }
-    if snap.place == Place::Lost {
-        recovery::rebuild_shopper(s, sale.as_str(), &claims.sub, claims.t).await?;
-        snap = s.store.snapshot(sale.as_str(), &claims.sub).await?;
-    }
-    view(s, sale, &claims.sub, snap)
+    status_of(s, sale, &claims.sub, claims.t, claims.sid.as_deref()).await
 }
 
-fn view(s: &AppState, sale: &SaleId, qid: &str, snap: Snapshot) -> Result<StatusView, QueueError> {
+/// `status` for the place `qid` joined at `t`; a ticket it holds is bound to `sid`.
+async fn status_of(
+    s: &AppState,
+    sale: &SaleId,
+    qid: &str,
+    t: i64,
+    sid: Option<&str>,
+) -> Result<StatusView, QueueError> {
+    let mut snap = s.store.snapshot(sale.as_str(), qid).await?;
+    if snap.place == Place::Unknown && recovery::detect(s, sale, true).await? {
+        snap = s.store.snapshot(sale.as_str(), qid).await?;
+    }
+    if snap.place == Place::Lost {
+        recovery::rebuild_shopper(s, sale.as_str(), qid, t).await?;
+        snap = s.store.snapshot(sale.as_str(), qid).await?;
+    }
+    view(s, sale, qid, sid, snap)
+}
+
+fn view(
+    s: &AppState,
+    sale: &SaleId,
+    qid: &str,
+    sid: Option<&str>,
+    snap: Snapshot,
+) -> Result<StatusView, QueueError> {
     let live = snap.live;
     let rate = s.hub.progress(sale.as_str()).map_or(0, |p| p.rate_per_sec);
     let mut eta_secs = None;
@@ -214,7 +248,7 @@ fn view(s: &AppState, sale: &SaleId, qid: &str, snap: Snapshot) -> Result<Status
         },
         Place::Admitted { expires_at_ms } => Standing {
             status: "admitted",
-            ticket: Some(s.keys.ticket(sale.as_str(), qid, expires_at_ms)),
+            ticket: Some(s.keys.ticket(sale.as_str(), qid, sid, expires_at_ms)),
             ticket_expires_at: Some(expires_at_ms),
             ..Standing::default()
         },

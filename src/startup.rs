@@ -19,7 +19,7 @@ use crate::ledger::Ledger;
 use crate::state::AppState;
 use crate::store::Store;
 use crate::tokens::{self, Keys};
-use crate::{admission, error, recovery, routes};
+use crate::{admission, error, recovery, routes, telemetry};
 
 pub struct Application {
     port: u16,
@@ -114,7 +114,7 @@ impl Application {
                 .app_data(web::PayloadConfig::new(16 * 1024))
                 .app_data(error::path_config())
                 .app_data(error::query_config())
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<telemetry::RequestSpan>::new())
                 .configure(routes::configure)
         })
         .workers(state.config.workers)

@@ -1,6 +1,11 @@
 //! Structured logs. `RUST_LOG` filters (default `info`); `WAITROOM_LOG_FORMAT=json` for
 //! machines. Every request carries a request id (tracing-actix-web).
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::{Error, HttpMessage};
+use tracing::Span;
+use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder};
 use tracing_subscriber::EnvFilter;
 
 pub fn init() {
@@ -14,4 +19,42 @@ pub fn init() {
     } else {
         builder.compact().try_init()
     };
+}
+
+/// The route every shopper's live stream opens: its request gets no root span (see below).
+pub const EVENTS_ROUTE: &str = "/api/sales/{id}/events";
+
+/// Request spans that never carry a query string: a token in a URL (an old page's
+/// `?token=`, a misbehaving client) must not reach a log. `http.target` is the path alone
+/// and `http.route` the matched pattern.
+///
+/// The events route gets none: tracing-actix-web keeps the root span alive for as long as
+/// the body streams, hours for an SSE stream. `sse::open` makes its own short span instead.
+pub struct RequestSpan;
+
+impl RootSpanBuilder for RequestSpan {
+    fn on_request_start(req: &ServiceRequest) -> Span {
+        let route = req.match_pattern();
+        if route.as_deref() == Some(EVENTS_ROUTE) {
+            return Span::none();
+        }
+        let request_id = req
+            .extensions()
+            .get::<RequestId>()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        tracing::info_span!(
+            "HTTP request",
+            http.method = %req.method(),
+            http.route = %route.as_deref().unwrap_or("default"),
+            http.target = %req.path(),
+            http.status_code = tracing::field::Empty,
+            request_id = %request_id,
+            exception.message = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
 }

@@ -97,6 +97,8 @@ impl Instance {
         let child = cmd
             .env("WAITROOM_BIND", addr.to_string())
             .env("WAITROOM_ADMIN_TOKEN", ADMIN_TOKEN)
+            // The bench's clients keep no cookies, as an API client.
+            .env("WAITROOM_BIND_TOKENS", "false")
             .env("WAITROOM_PAYMENT_SECRET", PAYMENT_SECRET)
             .env("WAITROOM_SIGNING_KEYS", &env.key)
             .env("WAITROOM_REDIS_URL", &env.redis_url)

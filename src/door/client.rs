@@ -50,7 +50,7 @@ pub struct ClientIdentity {
 }
 
 impl ClientIdentity {
-    fn is_trusted(&self, ip: IpAddr) -> bool {
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted.iter().any(|net| net.contains(&ip))
     }
 

@@ -196,16 +196,20 @@ impl Hub {
         }
     }
 
-    pub fn register(self: &Arc<Self>, sale: &str, qid: &str) -> Registration {
+    /// Registers one more stream of a shopper, keeping at most `max` (`WAITROOM_STREAMS_PER_TOKEN`):
+    /// the oldest lose their sender, which ends them (see `sse`), so a script re-opening
+    /// streams with one token holds no more connections than a shopper with a few tabs.
+    pub fn register(self: &Arc<Self>, sale: &str, qid: &str, max: usize) -> Registration {
         let (tx, rx) = mpsc::channel(4);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let key = (sale.to_string(), qid.to_string());
-        self.shoppers
-            .lock()
-            .expect("hub lock")
-            .entry(key.clone())
-            .or_default()
-            .push((id, tx));
+        let mut map = self.shoppers.lock().expect("hub lock");
+        let list = map.entry(key.clone()).or_default();
+        // Ids grow, so the list is oldest first.
+        let over = (list.len() + 1).saturating_sub(max.max(1));
+        list.drain(..over);
+        list.push((id, tx));
+        drop(map);
         Registration {
             hub: self.clone(),
             key,

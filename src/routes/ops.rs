@@ -7,10 +7,11 @@ use crate::error::AppError;
 use crate::metrics::METRICS;
 use crate::payments;
 use crate::state::AppState;
-use crate::tokens::{TicketClaims, TICKET_TYP};
 
 /// Cookie an admission ticket may travel in to the shop's origin.
 const TICKET_COOKIE: &str = "wr_ticket";
+/// The sale the gate is asked about, when the proxy names it in a header.
+const GATE_SALE_HEADER: &str = "X-Waitroom-Sale";
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
@@ -47,24 +48,41 @@ pub struct GateQuery {
     sale: Option<String>,
 }
 
-/// For nginx `auth_request`: 204 for a valid, unexpired admission ticket (optionally of the
-/// given sale), 401 otherwise. The sale travels back in `X-Waitroom-Sale`.
+/// For nginx `auth_request`: 204 for a valid, unexpired admission ticket of the sale named by
+/// `?sale=` or `X-Waitroom-Sale` (which nginx sets), 401 otherwise. Without a sale the gate
+/// cannot say whose ticket it wants: 400, so a misconfigured proxy fails loudly rather than
+/// letting one sale's tickets into another's shop. The binding to a browser (`sid`) is not
+/// checked here: the shop's origin may not see the waitroom's cookie (see `door::session`).
 pub async fn gate(
     s: web::Data<AppState>,
     req: HttpRequest,
     q: web::Query<GateQuery>,
-) -> HttpResponse {
-    let token = super::token_from(&req, TICKET_COOKIE);
-    let verified = token
+) -> Result<HttpResponse, AppError> {
+    let header = req
+        .headers()
+        .get(GATE_SALE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let sale = q
+        .sale
         .as_deref()
-        .map(|t| s.keys.verify_any_sale::<TicketClaims>(t, TICKET_TYP));
-    match verified {
-        Some(Ok((_, aud))) if q.sale.as_deref().is_none_or(|want| want == aud) => HttpResponse::NoContent()
-            .insert_header(("X-Waitroom-Sale", aud))
+        .or(header)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            AppError::bad_request(
+                "sale_required",
+                "name the sale as ?sale= or the X-Waitroom-Sale header",
+            )
+        })?;
+    let token = super::token_from(&req, TICKET_COOKIE);
+    let verified = token.as_deref().map(|t| s.keys.verify_ticket(t, sale));
+    Ok(match verified {
+        Some(Ok(_)) => HttpResponse::NoContent()
+            .insert_header((GATE_SALE_HEADER, sale))
             .finish(),
         _ => HttpResponse::Unauthorized()
             .json(serde_json::json!({"code": "invalid_ticket", "message": "a valid admission ticket is required"})),
-    }
+    })
 }
 
 pub async fn payment_webhook(

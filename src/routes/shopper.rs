@@ -6,13 +6,11 @@ use serde::Deserialize;
 
 use crate::domain::SaleId;
 use crate::door::pow::{self, Proof};
+use crate::door::session::{self, Session, QUEUE_COOKIE};
 use crate::door::ClientKey;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::{checkout, queue, sales, sse};
-
-/// Cookie a queue token may travel in (EventSource cannot set headers).
-const QUEUE_COOKIE: &str = "wr_queue";
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -29,11 +27,6 @@ pub struct CheckoutBody {
     quantity: Option<i32>,
 }
 
-#[derive(Deserialize)]
-pub struct EventsQuery {
-    token: Option<String>,
-}
-
 pub async fn list_sales(s: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(sales::public_list(&s).await?))
 }
@@ -46,22 +39,33 @@ pub async fn get_sale(
     Ok(HttpResponse::Ok().json(sales::public_one(&s, &id).await?))
 }
 
-/// The body is optional: an empty POST joins fresh.
+/// The body is optional: an empty POST joins fresh (or finds this browser's place).
 pub async fn join(
     s: web::Data<AppState>,
     id: web::Path<String>,
     client: ClientKey,
+    req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AppError> {
     let id = SaleId::parse(&id)?;
     let body: JoinBody = super::optional_json(body)?;
     let token = body.token.as_deref().filter(|t| !t.is_empty());
+    if let Some(t) = token {
+        session::check_bound(&s, &req, t)?;
+    }
     let proof = Proof {
         challenge: body.challenge,
         nonce: body.nonce,
     };
-    let view = queue::join(&s, &id, token, &client, &proof).await?;
-    Ok(HttpResponse::Created().json(view))
+    let browser = Session::of(&s, &req);
+    let seat = browser.seat(id.as_str());
+    let view = queue::join(&s, &id, token, &client, &proof, &seat).await?;
+    let ttl = s.config.queue_token_ttl.as_secs() as i64;
+    let mut res = HttpResponse::Created();
+    for c in browser.cookies(id.as_str(), &view.token, ttl) {
+        res.cookie(c);
+    }
+    Ok(res.json(view))
 }
 
 /// A proof-of-work challenge for this client and sale (`door::pow`).
@@ -86,6 +90,7 @@ pub async fn status(
             "a queue token is required as a bearer token",
         )
     })?;
+    session::check_bound(&s, &req, &token)?;
     let claims = s
         .keys
         .verify_queue(&token, id.as_str())
@@ -96,14 +101,14 @@ pub async fn status(
 pub async fn events(
     s: web::Data<AppState>,
     id: web::Path<String>,
-    q: web::Query<EventsQuery>,
     req: HttpRequest,
 ) -> Result<impl Responder, AppError> {
     let id = SaleId::parse(&id)?;
-    let token = q
-        .into_inner()
-        .token
-        .or_else(|| req.cookie(QUEUE_COOKIE).map(|c| c.value().to_string()));
+    // Never from the URL: a query string ends up in proxies' and browsers' logs.
+    let token = super::token_from(&req, QUEUE_COOKIE);
+    if let Some(t) = &token {
+        session::check_bound(&s, &req, t)?;
+    }
     let last_id = req
         .headers()
         .get("Last-Event-ID")
@@ -121,6 +126,9 @@ pub async fn checkout(
     let id = SaleId::parse(&id)?;
     let body: CheckoutBody = super::optional_json(body)?;
     let quantity = body.quantity.unwrap_or(1);
+    if let Some(t) = super::bearer(&req) {
+        session::check_bound(&s, &req, t)?;
+    }
     let bought = checkout::checkout(&s, &id, super::bearer(&req), quantity).await?;
     let status = if bought.fresh {
         StatusCode::CREATED

@@ -18,6 +18,9 @@ pub struct QueueClaims {
     /// Enqueue time in microseconds: the shopper's score in the queue, kept across restarts.
     pub t: i64,
     pub seq: i64,
+    /// The browser session's hash (`door::session::hash`), when the token is bound to one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     pub iat: i64,
     pub exp: i64,
 }
@@ -31,6 +34,9 @@ pub struct TicketClaims {
     pub sub: String,
     /// Single use: consumed by checkout.lua. Equal to the queue id (one ticket per place).
     pub jti: String,
+    /// As the queue token's: checkout refuses the ticket without the browser's cookie.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     pub iat: i64,
     pub exp: i64,
 }

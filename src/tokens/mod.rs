@@ -83,6 +83,18 @@ pub fn unverified_subject(token: &str) -> Option<String> {
         .map(|s| s.sub)
 }
 
+/// The `sid` claim of a token, read WITHOUT verifying it (see `unverified_subject`): None if
+/// the token does not decode, Some(None) if it is bound to no session.
+pub fn unverified_sid(token: &str) -> Option<Option<String>> {
+    #[derive(Deserialize)]
+    struct Sid {
+        sid: Option<String>,
+    }
+    jsonwebtoken::dangerous::insecure_decode_claims::<Sid>(token)
+        .ok()
+        .map(|s| s.sid)
+}
+
 pub fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -107,6 +119,7 @@ impl Keys {
         t_us: i64,
         seq: i64,
         ttl_secs: i64,
+        sid: Option<&str>,
     ) -> String {
         let iat = now_secs();
         self.sign(
@@ -118,6 +131,7 @@ impl Keys {
                 sub: queue_id.to_string(),
                 t: t_us,
                 seq,
+                sid: sid.map(str::to_string),
                 iat,
                 exp: iat + ttl_secs,
             },
@@ -125,7 +139,13 @@ impl Keys {
     }
 
     /// `expires_at_ms` is the admission's expiry from Redis; the JWT `exp` rounds it up.
-    pub fn ticket(&self, sale: &str, queue_id: &str, expires_at_ms: i64) -> String {
+    pub fn ticket(
+        &self,
+        sale: &str,
+        queue_id: &str,
+        sid: Option<&str>,
+        expires_at_ms: i64,
+    ) -> String {
         self.sign(
             Kind::Ticket,
             &TicketClaims {
@@ -134,6 +154,7 @@ impl Keys {
                 typ: TICKET_TYP.into(),
                 sub: queue_id.to_string(),
                 jti: queue_id.to_string(),
+                sid: sid.map(str::to_string),
                 iat: now_secs(),
                 exp: (expires_at_ms + 999) / 1000,
             },

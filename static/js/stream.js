@@ -1,6 +1,7 @@
 // Live updates: Server-Sent Events while they work; after repeated errors (a proxy that
 // buffers or cuts streams), polling the status every 3 s, with a fresh try at the stream
-// every 30 s.
+// every 30 s. The stream's token rides the wr_queue cookie the join set (HttpOnly, this sale's
+// API path only): a token never goes in a URL, where proxies and browsers log it.
 
 import { S, set, redraw, cancel, timers } from './state.js';
 import { salePath } from './api.js';
@@ -20,7 +21,7 @@ let polling = false;
 
 export function connect() {
   es?.close();
-  const src = new EventSource(`${salePath(S.saleId, '/events')}?token=${encodeURIComponent(S.token)}`);
+  const src = new EventSource(salePath(S.saleId, '/events'));
   es = src;
   src.onopen = () => { if (src === es) { stopPolling(); set({ conn: 'live' }); } };
   src.onerror = () => onSseError(src);
@@ -41,6 +42,8 @@ export function connect() {
   on('restocked', onProgress);
   on('opened', () => { S.open = S.wasOpen = true; set(S.view === 'closed' ? { view: 'waiting' } : {}); });
   on('closed', () => set({ open: false }));
+  // Too many tabs on one place: this one's stream gave way to a newer one, so it polls.
+  on('replaced', startPolling);
 }
 
 export function stopLive() {
@@ -102,6 +105,6 @@ async function pollOnce() {
     if (d.position > 0) Object.assign(S, { anchorPos: d.position, anchorAdmitted: S.admittedTotal, anchored: true });
     applyStatus(d);
   } catch (err) {
-    if (err.status === 401) tokenInvalid();
+    if (err.status === 401 || err.code === 'token_not_bound') tokenInvalid();
   }
 }

@@ -13,13 +13,14 @@ fn me() -> ClientKey {
 }
 
 async fn join_body(app: &TestApp, sale: &str, body: Value) -> (u16, Value) {
-    let res = app
+    let mut req = app
         .client
-        .post(app.url(&format!("/api/sales/{sale}/queue")))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+        .post(app.url(&format!("/api/sales/{sale}/queue")));
+    if let Some(token) = body["token"].as_str() {
+        req = as_browser(req, token);
+    }
+    let res = req.json(&body).send().await.unwrap();
+    remember_session(&res);
     (res.status().as_u16(), res.json().await.unwrap())
 }
 

@@ -82,7 +82,8 @@ async fn client_mistakes_get_clear_json_errors() {
         .unwrap();
     expect(res, 401, "missing_token").await;
     let res = c
-        .get(app.url(&format!("/api/sales/{id}/events?token=garbage")))
+        .get(app.url(&format!("/api/sales/{id}/events")))
+        .bearer_auth("garbage")
         .send()
         .await
         .unwrap();

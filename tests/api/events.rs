@@ -11,9 +11,12 @@ use crate::common::*;
 type Events = Pin<Box<dyn Stream<Item = Event> + Send>>;
 
 async fn connect(app: &TestApp, sale: &str, token: &str, last_id: Option<&str>) -> Events {
+    // As the page does: the token in the wr_queue cookie, beside the session cookie.
+    let cookie = session_cookie(token).expect("a session for the token");
     let mut req = app
         .client
-        .get(app.url(&format!("/api/sales/{sale}/events?token={token}")))
+        .get(app.url(&format!("/api/sales/{sale}/events")))
+        .header("cookie", format!("{cookie}; wr_queue={token}"))
         .timeout(Duration::from_secs(600));
     if let Some(id) = last_id {
         req = req.header("Last-Event-ID", id);

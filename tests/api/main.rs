@@ -8,6 +8,7 @@ mod admission;
 mod checkout;
 mod door;
 mod door_join;
+mod door_session;
 mod errors;
 mod events;
 mod model;

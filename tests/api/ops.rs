@@ -9,43 +9,34 @@ async fn the_gate_lets_valid_admission_tickets_through_and_nothing_else() {
     let sale = app.create_sale(5, 1000).await;
     let queue_token = app.join(&sale).await.token;
     let ticket = admitted_tickets(&app, &sale, 1).await.remove(0);
-    let gate = |q: &'static str| app.client.get(app.url(&format!("/api/gate{q}")));
-    let res = gate("").bearer_auth(&ticket).send().await.unwrap();
+    let gate = |q: &str| app.client.get(app.url(&format!("/api/gate{q}")));
+    let for_sale = format!("?sale={sale}");
+    let res = gate(&for_sale).bearer_auth(&ticket).send().await.unwrap();
     assert_eq!(res.status(), 204);
     assert_eq!(res.headers()["x-waitroom-sale"], sale.as_str());
-    let res = gate("")
+    let res = gate(&for_sale)
         .header("cookie", format!("wr_ticket={ticket}"))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 204, "the ticket also works as a cookie");
-    let res = app
-        .client
-        .get(app.url(&format!("/api/gate?sale={sale}")))
+    let res = gate("")
+        .header("x-waitroom-sale", &sale)
         .bearer_auth(&ticket)
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 204);
-    assert_eq!(
-        gate("?sale=another-sale")
-            .bearer_auth(&ticket)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
-    assert_eq!(
-        gate("")
-            .bearer_auth(&queue_token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
-    assert_eq!(gate("").send().await.unwrap().status(), 401);
+    assert_eq!(res.status(), 204, "nginx names the sale in a header");
+    let status = |r: reqwest::RequestBuilder| async move { r.send().await.unwrap().status() };
+    let other = gate("?sale=another-sale").bearer_auth(&ticket);
+    assert_eq!(status(other).await, 401, "a ticket of another sale");
+    let queue = gate(&for_sale).bearer_auth(&queue_token);
+    assert_eq!(status(queue).await, 401, "a queue token is no ticket");
+    assert_eq!(status(gate(&for_sale)).await, 401, "no ticket");
+    let res = gate("").bearer_auth(&ticket).send().await.unwrap();
+    assert_eq!(res.status(), 400, "the gate must be told which sale");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "sale_required");
 }
 
 #[tokio::test]
@@ -122,9 +113,11 @@ async fn stopping_an_instance_ends_its_streams_cleanly() {
     let app = spawn_app().await;
     let sale = app.create_sale(5, 10).await;
     let me = app.join(&sale).await;
-    let res = app
+    let req = app
         .client
-        .get(app.url(&format!("/api/sales/{sale}/events?token={}", me.token)))
+        .get(app.url(&format!("/api/sales/{sale}/events")));
+    let res = as_browser(req, &me.token)
+        .bearer_auth(&me.token)
         .send()
         .await
         .unwrap();

@@ -2,6 +2,15 @@
 //! `scripts/test` runs, one sale id per test so tests run in parallel without FLUSHDB.
 #![allow(dead_code)]
 
+mod logs;
+mod sessions;
+
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use logs::{capture_logs, captured_logs};
+#[allow(unused_imports)]
+pub use sessions::{as_browser, remember_session, remember_sid, session_cookie};
+
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -226,9 +235,11 @@ impl TestApp {
             .client
             .post(self.url(&format!("/api/sales/{sale}/queue")));
         if let Some(t) = token {
-            req = req.json(&json!({ "token": t }));
+            req = as_browser(req, t).json(&json!({ "token": t }));
         }
-        req.send().await.unwrap()
+        let res = req.send().await.unwrap();
+        remember_session(&res);
+        res
     }
 
     pub async fn join(&self, sale: &str) -> Joined {
@@ -247,9 +258,10 @@ impl TestApp {
     }
 
     pub async fn status(&self, sale: &str, token: &str) -> Value {
-        let res = self
+        let req = self
             .client
-            .get(self.url(&format!("/api/sales/{sale}/status")))
+            .get(self.url(&format!("/api/sales/{sale}/status")));
+        let res = as_browser(req, token)
             .bearer_auth(token)
             .send()
             .await
@@ -269,8 +281,10 @@ impl TestApp {
     }
 
     pub async fn checkout(&self, sale: &str, ticket: &str, quantity: i64) -> reqwest::Response {
-        self.client
-            .post(self.url(&format!("/api/sales/{sale}/checkout")))
+        let req = self
+            .client
+            .post(self.url(&format!("/api/sales/{sale}/checkout")));
+        as_browser(req, ticket)
             .bearer_auth(ticket)
             .json(&json!({ "quantity": quantity }))
             .send()

@@ -78,11 +78,11 @@ pub async fn run(ctx: &Ctx, r: &mut Report, requested: Option<usize>) -> Result<
     for (i, j) in joined.iter().enumerate() {
         let permit = opening.clone().acquire_owned().await?;
         let src = Ipv4Addr::new(127, 0, 0, 1 + (i / PER_SOURCE_IP).min(250) as u8);
-        let path = format!("/api/sales/{sale}/events?token={}", j.token);
+        let path = format!("/api/sales/{sale}/events");
         tokio::spawn(stream(
             inst.addr,
             src,
-            path,
+            (path, j.token.clone()),
             permit,
             shared.clone(),
             stop_rx.clone(),
@@ -163,12 +163,12 @@ pub async fn run(ctx: &Ctx, r: &mut Report, requested: Option<usize>) -> Result<
 async fn stream(
     addr: SocketAddr,
     src: Ipv4Addr,
-    path: String,
+    (path, token): (String, String),
     permit: OwnedSemaphorePermit,
     sh: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let opened = open(addr, src, &path).await;
+    let opened = open(addr, src, &path, &token).await;
     drop(permit);
     let mut rd = match opened {
         Ok(rd) => {
@@ -207,11 +207,20 @@ async fn stream(
 }
 
 /// Connects and reads up to the first event, so "open" means the server is streaming.
-async fn open(addr: SocketAddr, src: Ipv4Addr, path: &str) -> Result<BufReader<TcpStream>> {
+/// The token rides the `wr_queue` cookie, as from the page (never the URL).
+async fn open(
+    addr: SocketAddr,
+    src: Ipv4Addr,
+    path: &str,
+    token: &str,
+) -> Result<BufReader<TcpStream>> {
     let sock = TcpSocket::new_v4()?;
     sock.bind(SocketAddr::new(src.into(), 0))?;
     let mut tcp = sock.connect(addr).await?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\
+         Cookie: wr_queue={token}\r\n\r\n"
+    );
     tcp.write_all(req.as_bytes()).await?;
     let mut rd = BufReader::with_capacity(1024, tcp);
     let mut line = Vec::with_capacity(256);

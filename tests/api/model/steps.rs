@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::check::{self, key};
 use super::world::{Expect, Model, State};
 use super::{TestResult, World};
+use crate::common::as_browser;
 
 /// Sets the bucket's clock back so that `want` whole tokens (at least those left) are due at
 /// the next tick, its fraction pinned at .05 so Redis time passing before that tick cannot
@@ -52,9 +53,10 @@ pub async fn standing(w: &World, m: &mut Model, i: usize, b: bool, rejoin: bool)
     let (expect, res) = if rejoin {
         (m.rejoin(i), app.join_raw(&m.sale, Some(&token)).await)
     } else {
-        let res = app
+        let req = app
             .client
-            .get(app.url(&format!("/api/sales/{}/status", m.sale)))
+            .get(app.url(&format!("/api/sales/{}/status", m.sale)));
+        let res = as_browser(req, &token)
             .bearer_auth(&token)
             .send()
             .await
@@ -152,7 +154,8 @@ pub async fn checkout(w: &World, m: &mut Model, i: usize, b: bool, qty: i64) -> 
     // (as an admission Redis lost leaves behind) must be refused all the same.
     let ticket = s.ticket.clone().unwrap_or_else(|| {
         let exp = chrono::Utc::now().timestamp_millis() + 600_000;
-        app.state.keys.ticket(&m.sale, &s.qid, exp)
+        let sid = waitroom::tokens::unverified_sid(&s.token).flatten();
+        app.state.keys.ticket(&m.sale, &s.qid, sid.as_deref(), exp)
     });
     let (expect, alt) = m.checkout(i, qty);
     let res = app.checkout(&m.sale, &ticket, qty).await;

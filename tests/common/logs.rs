@@ -1,0 +1,46 @@
+//! Every log line the app writes in this test binary, kept in memory, so a test can assert
+//! what never appears in them (tokens, session cookies).
+
+use std::io::Write;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use tracing_subscriber::fmt::format::FmtSpan;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::EnvFilter;
+
+static LOGS: LazyLock<Buf> = LazyLock::new(|| Buf(Arc::default()));
+
+#[derive(Clone)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Buf {
+    type Writer = Buf;
+    fn make_writer(&'a self) -> Buf {
+        self.clone()
+    }
+}
+
+/// Installs the capturing subscriber for the whole binary (once): debug and up, every span
+/// written with its fields when it closes, so request spans are in the text too.
+pub fn capture_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new("debug,sqlx=info,h2=info,hyper=info"))
+        .with_span_events(FmtSpan::CLOSE)
+        .with_ansi(false)
+        .with_writer(LOGS.clone())
+        .try_init();
+}
+
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.0.lock().unwrap()).into_owned()
+}
