@@ -59,6 +59,27 @@ wr_start_services() {
   wr_log "Postgres: $WAITROOM_DATABASE_URL"
 }
 
+# Empty this script's own database and Redis DB (never the dev server's `waitroom` / DB 0), so
+# each run starts from nothing: sales left by earlier runs cannot slow or sway it. Tests never
+# flush; this runs once, before any of them. Our own services only.
+wr_reset_data() {
+  if _wr_pg_external || _wr_redis_external; then
+    wr_log "external Redis or Postgres: not resetting test data"
+    return 0
+  fi
+  if [[ $WR_PG_DB == waitroom || $WR_REDIS_DB == 0 ]]; then
+    wr_err "wr_reset_data: refusing to empty the dev data ($WR_PG_DB, Redis DB $WR_REDIS_DB)"
+    return 1
+  fi
+  local bindir
+  bindir=$(wr_pg_bindir) || return 1
+  "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$WR_PG_PORT" -U postgres -d postgres \
+    -c "DROP DATABASE IF EXISTS \"$WR_PG_DB\" WITH (FORCE)" \
+    -c "CREATE DATABASE \"$WR_PG_DB\" OWNER waitroom" >/dev/null || return 1
+  redis-cli -h 127.0.0.1 -p "$WR_REDIS_PORT" -n "$WR_REDIS_DB" flushdb >/dev/null || return 1
+  wr_log "emptied $WR_PG_DB and Redis DB $WR_REDIS_DB"
+}
+
 # Stop our private Redis and Postgres, whoever started them.
 wr_stop_services() {
   local rc=0
