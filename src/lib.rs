@@ -13,6 +13,7 @@ pub mod door;
 pub mod error;
 pub mod events;
 pub mod fault;
+pub mod health;
 pub mod ledger;
 pub mod metrics;
 pub mod payments;

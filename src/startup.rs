@@ -19,7 +19,7 @@ use crate::ledger::Ledger;
 use crate::state::AppState;
 use crate::store::Store;
 use crate::tokens::{self, Keys};
-use crate::{admission, error, recovery, routes, telemetry};
+use crate::{admission, error, health, recovery, routes, telemetry};
 
 pub struct Application {
     port: u16,
@@ -95,11 +95,14 @@ impl Application {
             keys,
             pow: PowKey::from_config(&config),
             hub: Arc::new(Hub::default()),
+            health: Default::default(),
             limits: Limiters::new(&config.limits),
             rebuilding: Default::default(),
             shutdown: shutdown_rx,
             config,
         });
+        // Ready from the first request on if the stores are; the checker keeps it current.
+        state.health.check(&state).await;
         if let Err(e) = recovery::detect_lost_sales(&state).await {
             tracing::warn!(error = %e, "could not check sales against redis at start");
         }
@@ -136,6 +139,7 @@ impl Application {
             state.shutdown.clone(),
         ));
         tokio::spawn(admission::run_ticker(state.clone()));
+        tokio::spawn(health::run_checker(state.clone()));
         tokio::spawn(admission::run_sweeper(state.clone()));
         tokio::spawn(admission::run_rebuilder(state.clone()));
         tokio::spawn(limits::run_sweeper(state.clone()));

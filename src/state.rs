@@ -19,6 +19,8 @@ pub struct AppState {
     /// Signs and checks proof-of-work challenges (`door::pow`).
     pub pow: PowKey,
     pub hub: Arc<Hub>,
+    /// Readiness as the background check last saw it (`health`).
+    pub health: crate::health::Health,
     /// Per-client request rates (`door::limits`), shared by every worker of this process.
     pub limits: crate::door::limits::Limiters,
     /// Per sale, held while rebuilding it after Redis lost it (see `recovery::rebuild`).

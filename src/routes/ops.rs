@@ -17,10 +17,10 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Ready when Redis answers with our scripts loaded and Postgres answers.
+/// Ready when Redis answers with our scripts loaded and Postgres answers, as the background
+/// check (`health`) last saw them.
 pub async fn readyz(s: web::Data<AppState>) -> HttpResponse {
-    let redis = s.store.ready().await.is_ok();
-    let postgres = s.ledger.ping().await.is_ok();
+    let (redis, postgres) = s.health.ready();
     let body = serde_json::json!({ "redis": redis, "postgres": postgres, "scripts": redis });
     if redis && postgres {
         HttpResponse::Ok().json(body)

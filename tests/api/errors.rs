@@ -139,8 +139,15 @@ async fn redis_outage_answers_503_with_retry_after_and_recovers_by_itself() {
     let res = app.join_raw(&sale, None).await;
     let headers = expect(res, 503, "unavailable").await;
     assert!(headers.contains_key("retry-after"));
-    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), 503);
+    let readiness = |want: u16| {
+        let app = &app;
+        async move {
+            let res = app.client.get(app.url("/readyz")).send().await.ok()?;
+            (res.status() == want).then_some(())
+        }
+    };
+    let unready = eventually(WAIT, || readiness(503)).await;
+    assert!(unready.is_some(), "readiness sees redis gone");
 
     proxy.restore();
     let back = eventually(Duration::from_secs(10), || async {
@@ -149,5 +156,7 @@ async fn redis_outage_answers_503_with_retry_after_and_recovers_by_itself() {
     })
     .await;
     assert!(back.is_some(), "joins work again after redis returns");
+    let ready = eventually(WAIT, || readiness(200)).await;
+    assert!(ready.is_some(), "and readiness with them");
     assert_eq!(app.stats(&sale).await["queue_len"], 2);
 }

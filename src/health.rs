@@ -1,0 +1,45 @@
+//! Readiness, kept by a background check: a probe reads two flags instead of costing Redis and
+//! Postgres a round trip each, however often the load balancer asks.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::time::MissedTickBehavior;
+
+use crate::state::AppState;
+
+#[derive(Default)]
+pub struct Health {
+    redis: AtomicBool,
+    postgres: AtomicBool,
+}
+
+impl Health {
+    /// (Redis answers with every script loaded, Postgres answers), as last checked.
+    pub fn ready(&self) -> (bool, bool) {
+        (
+            self.redis.load(Ordering::Relaxed),
+            self.postgres.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Asks both stores once and keeps the answers.
+    pub async fn check(&self, s: &AppState) {
+        let (redis, postgres) = tokio::join!(s.store.ready(), s.ledger.ping());
+        self.redis.store(redis.is_ok(), Ordering::Relaxed);
+        self.postgres.store(postgres.is_ok(), Ordering::Relaxed);
+    }
+}
+
+/// Re-checks readiness every sweep until shutdown.
+pub async fn run_checker(s: Arc<AppState>) {
+    let mut shutdown = s.shutdown.clone();
+    let mut every = tokio::time::interval(s.config.sweep);
+    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => s.health.check(&s).await,
+            _ = shutdown.changed() => return,
+        }
+    }
+}
