@@ -70,7 +70,11 @@ async fn busy_sales<'a>(s: &AppState, sales: &'a [String]) -> Vec<&'a String> {
     };
     let mut busy = Vec::new();
     for (sale, l) in sales.iter().zip(live) {
-        if l.remaining > 0 && (l.open || l.queue_len > 0 || l.admitted_active > 0) {
+        let has_work = l.remaining > 0 && (l.open || l.queue_len > 0 || l.admitted_active > 0);
+        // A sale that just closed or sold out gets one more tick: admit.lua then empties its
+        // bucket, so a later reopen or restock starts without a burst.
+        let was_admitting = s.hub.progress(sale).is_none_or(|p| p.open && !p.sold_out);
+        if has_work || was_admitting {
             busy.push(sale);
         } else {
             s.hub.on_live(sale, &l, at_us);

@@ -88,7 +88,7 @@ pub async fn webhook(
     }
     let e: Event =
         serde_json::from_slice(body).map_err(|err| WebhookError::InvalidBody(err.to_string()))?;
-    if e.event_id.is_empty() || e.event_id.len() > 200 {
+    if e.event_id.is_empty() || e.event_id.len() > 200 || e.event_id.contains(char::is_control) {
         return Err(WebhookError::InvalidEvent);
     }
     let outcome = s

@@ -64,22 +64,38 @@ impl ClientIdentity {
             return ClientKey::of(peer);
         }
         let name = self.header.as_deref().unwrap_or("x-forwarded-for");
-        // Every hop appends; several headers of the same name are one list in order.
-        let hops: Vec<IpAddr> = headers
+        // Every hop appends; several headers of the same name are one list in order. Walking
+        // from the right, the first hop no trusted proxy added is the client; a hop that cannot
+        // be read ends the walk at the last trusted one (never skip to what the client wrote).
+        let hops: Vec<&str> = headers
             .get_all(name)
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|s| s.trim().parse().ok())
+            .map(str::trim)
             .collect();
-        let client = hops
-            .iter()
-            .rev()
-            .find(|ip| !self.is_trusted(**ip))
-            .or(hops.first())
-            .copied()
-            .unwrap_or(peer);
+        let mut client = peer;
+        for hop in hops.iter().rev() {
+            match hop_address(hop) {
+                Some(ip) if self.is_trusted(ip) => client = ip,
+                Some(ip) => return ClientKey::of(ip),
+                None => break,
+            }
+        }
         ClientKey::of(client)
     }
+}
+
+/// An address as proxies write it: bare, `a.b.c.d:port` or `[v6]:port`.
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = hop.strip_prefix('[') {
+        return rest.split_once(']')?.0.parse().ok();
+    }
+    let (host, port) = hop.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
 }
 
 impl FromRequest for ClientKey {
@@ -143,6 +159,19 @@ mod tests {
             id.identify(ip("10.0.0.1"), &garbage).to_string(),
             "10.0.0.1"
         );
+        // Ports are read, and an unreadable hop never lets the client's own entry through.
+        let ports = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.5:41234")]);
+        assert_eq!(
+            id.identify(ip("10.0.0.1"), &ports).to_string(),
+            "203.0.113.5"
+        );
+        let v6 = headers(&[("x-forwarded-for", "[2001:db8::1]:443")]);
+        assert_eq!(
+            id.identify(ip("10.0.0.1"), &v6).to_string(),
+            "2001:db8::/64"
+        );
+        let hidden = headers(&[("x-forwarded-for", "6.6.6.6, bogus")]);
+        assert_eq!(id.identify(ip("10.0.0.1"), &hidden).to_string(), "10.0.0.1");
     }
 
     #[test]

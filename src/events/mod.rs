@@ -96,6 +96,9 @@ struct SaleChannels {
     stock_at_us: AtomicI64,
 }
 
+/// How far behind the newest stock reading a stale one can be: a reply in flight.
+const STALE_WINDOW_US: i64 = 5_000_000;
+
 pub(super) type ShopperKey = (String, String);
 /// Every stream a shopper has open here (several tabs), by registration id.
 type ShopperStreams = Vec<(u64, mpsc::Sender<Admission>)>;
@@ -247,7 +250,10 @@ impl Hub {
             change(&mut p);
             // The watch's lock serialises this closure, so the load and store cannot race.
             if let Some(at) = stock_at_us {
-                if at < c.stock_at_us.load(Ordering::Relaxed) {
+                let newest = c.stock_at_us.load(Ordering::Relaxed);
+                // A stale tick trails the message by a round trip; a reading far older means
+                // Redis's clock went back (a failover), and is taken as the new baseline.
+                if at < newest && newest - at < STALE_WINDOW_US {
                     (p.remaining, p.sold_out) = (before.remaining, before.sold_out);
                 } else {
                     c.stock_at_us.store(at, Ordering::Relaxed);

@@ -79,7 +79,14 @@ impl Store {
             .await?;
         qids.into_iter()
             .zip(records)
-            .filter_map(|(q, r)| r.map(|r| Ok((q, record(&r)?))))
+            .filter_map(|(q, r)| match record(&r?) {
+                Ok(rec) => Some(Ok((q, rec))),
+                // One bad record must not stop the sale's other orders from syncing.
+                Err(e) => {
+                    tracing::error!(sale, qid = q, error = %e, "pending order skipped");
+                    None
+                }
+            })
             .collect()
     }
 
