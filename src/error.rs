@@ -19,6 +19,7 @@ use crate::metrics::METRICS;
 use crate::payments::WebhookError;
 use crate::queue::QueueError;
 use crate::sales::SaleError;
+use crate::tokens::TokenError;
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{code}: {message}")]
@@ -272,6 +273,30 @@ impl From<WebhookError> for AppError {
             }
             E::UnknownOrder => Self::not_found("unknown_order", "no order with that id"),
             E::Fault(f) => f.into(),
+        }
+    }
+}
+
+/// Which token was wrong changes the answer: an expired ticket is 410, an expired queue token
+/// 401.
+impl TokenError {
+    pub fn into_app_error(self, ticket: bool) -> AppError {
+        match self {
+            Self::Missing => AppError::unauthorized("missing_token", "a token is required"),
+            Self::Malformed | Self::BadSignature => {
+                AppError::unauthorized("invalid_token", "the token is not valid")
+            }
+            Self::Expired if ticket => AppError::ticket_expired(),
+            Self::Expired => AppError::unauthorized("token_expired", "the token has expired"),
+            Self::WrongType => AppError::forbidden(
+                "wrong_token_type",
+                if ticket {
+                    "an admission ticket is required, not a queue token"
+                } else {
+                    "a queue token is required, not an admission ticket"
+                },
+            ),
+            Self::WrongSale => AppError::forbidden("wrong_sale", "the token is for another sale"),
         }
     }
 }

@@ -21,7 +21,6 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::error::AppError;
 use claims::{Common, Kind};
 
 pub use claims::{Claims, QueueClaims, TicketClaims, QUEUE_TYP, TICKET_TYP};
@@ -35,28 +34,6 @@ pub enum TokenError {
     Expired,
     WrongType,
     WrongSale,
-}
-
-impl TokenError {
-    pub fn into_app_error(self, ticket: bool) -> AppError {
-        match self {
-            Self::Missing => AppError::unauthorized("missing_token", "a token is required"),
-            Self::Malformed | Self::BadSignature => {
-                AppError::unauthorized("invalid_token", "the token is not valid")
-            }
-            Self::Expired if ticket => AppError::ticket_expired(),
-            Self::Expired => AppError::unauthorized("token_expired", "the token has expired"),
-            Self::WrongType => AppError::forbidden(
-                "wrong_token_type",
-                if ticket {
-                    "an admission ticket is required, not a queue token"
-                } else {
-                    "a queue token is required, not an admission ticket"
-                },
-            ),
-            Self::WrongSale => AppError::forbidden("wrong_sale", "the token is for another sale"),
-        }
-    }
 }
 
 impl From<jsonwebtoken::errors::Error> for TokenError {

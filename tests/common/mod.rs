@@ -3,11 +3,14 @@
 #![allow(dead_code)]
 
 mod logs;
+mod proxy;
 mod sessions;
 
 // Each test binary uses some of these.
 #[allow(unused_imports)]
 pub use logs::{capture_logs, captured_logs};
+#[allow(unused_imports)] // not every test binary cuts Redis
+pub use proxy::*;
 #[allow(unused_imports)]
 pub use sessions::{as_browser, remember_session, remember_sid, session_cookie};
 
@@ -291,96 +294,6 @@ impl TestApp {
             .await
             .unwrap()
     }
-}
-
-/// A TCP proxy in front of a real service that a test can cut and restore, to see the app
-/// through an outage without stopping the service other tests share.
-pub struct ChaosProxy {
-    pub port: u16,
-    up: Arc<std::sync::atomic::AtomicBool>,
-    cut: tokio::sync::watch::Sender<u64>,
-    live: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl ChaosProxy {
-    pub async fn start(target: std::net::SocketAddr) -> Self {
-        use std::sync::atomic::Ordering;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let (cut, _) = tokio::sync::watch::channel(0u64);
-        let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (up2, cut2, live2) = (up.clone(), cut.clone(), live.clone());
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                // Subscribed before the check, so a cut racing this accept still ends it.
-                let mut cut_rx = cut2.subscribe();
-                if !up2.load(Ordering::SeqCst) {
-                    continue; // dropped: the connection is refused by closing it at once
-                }
-                live2.fetch_add(1, Ordering::SeqCst);
-                let live = live2.clone();
-                tokio::spawn(async move {
-                    if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
-                        tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                            _ = cut_rx.changed() => {}
-                        }
-                    }
-                    live.fetch_sub(1, Ordering::SeqCst);
-                });
-            }
-        });
-        Self {
-            port,
-            up,
-            cut,
-            live,
-        }
-    }
-
-    pub fn break_all(&self) {
-        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
-        self.cut.send_modify(|n| *n += 1);
-    }
-
-    /// Waits until every connection through the proxy is closed: after `break_all`, nothing
-    /// the app had open (its pub/sub subscription too) can still hear Redis.
-    pub async fn all_closed(&self) {
-        let closed = eventually(WAIT, || async {
-            (self.live.load(std::sync::atomic::Ordering::SeqCst) == 0).then_some(())
-        })
-        .await;
-        assert!(closed.is_some(), "connections through the proxy stay open");
-    }
-
-    pub fn restore(&self) {
-        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-/// Host:port and DB number of the suite's Redis (the DB is the URL's path, 0 when absent).
-fn redis_parts() -> (String, u32) {
-    let url = redis_url();
-    let rest = url.trim_start_matches("redis://");
-    let (hostport, db) = rest.split_once('/').unwrap_or((rest, ""));
-    let hostport = hostport.rsplit('@').next().unwrap().to_string();
-    (hostport, db.parse().unwrap_or(0))
-}
-
-pub fn redis_addr() -> std::net::SocketAddr {
-    use std::net::ToSocketAddrs;
-    redis_parts().0.to_socket_addrs().unwrap().next().unwrap()
-}
-
-/// The suite's Redis DB (scripts/test gives it its own, away from the dev data).
-pub fn redis_db() -> u32 {
-    redis_parts().1
-}
-
-/// The suite's Redis URL through a proxy listening on `port`: same DB.
-pub fn redis_url_via(port: u16) -> String {
-    format!("redis://127.0.0.1:{port}/{}", redis_db())
 }
 
 /// The Redis URL with another database number: a test whose sales must not be seen by the
