@@ -88,7 +88,8 @@ pub async fn webhook(
     }
     let e: Event =
         serde_json::from_slice(body).map_err(|err| WebhookError::InvalidBody(err.to_string()))?;
-    if e.event_id.is_empty() || e.event_id.len() > 200 {
+    // Postgres cannot store a NUL: let through, it was a 503 the provider retried forever.
+    if e.event_id.is_empty() || e.event_id.len() > 200 || e.event_id.contains('\0') {
         return Err(WebhookError::InvalidEvent);
     }
     let outcome = s
