@@ -268,9 +268,10 @@ impl From<WebhookError> for AppError {
                 Self::unauthorized("invalid_signature", "the webhook signature does not match")
             }
             E::InvalidBody(why) => Self::bad_request("invalid_json", why),
-            E::InvalidEvent => {
-                Self::bad_request("invalid_event", "event_id must be 1 to 200 characters")
-            }
+            E::InvalidEvent => Self::bad_request(
+                "invalid_event",
+                "event_id must be 1 to 200 characters, none of them control characters",
+            ),
             E::UnknownOrder => Self::not_found("unknown_order", "no order with that id"),
             E::Fault(f) => f.into(),
         }

@@ -35,7 +35,7 @@ pub enum WebhookError {
     BadSignature,
     #[error("invalid body: {0}")]
     InvalidBody(String),
-    #[error("event_id must be 1 to 200 characters")]
+    #[error("event_id must be 1 to 200 characters, none of them control characters")]
     InvalidEvent,
     #[error("unknown order")]
     UnknownOrder,
@@ -88,6 +88,7 @@ pub async fn webhook(
     }
     let e: Event =
         serde_json::from_slice(body).map_err(|err| WebhookError::InvalidBody(err.to_string()))?;
+    // Postgres cannot store a NUL: let through, it was a 503 the provider retried forever.
     if e.event_id.is_empty() || e.event_id.len() > 200 || e.event_id.contains(char::is_control) {
         return Err(WebhookError::InvalidEvent);
     }

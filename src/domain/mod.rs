@@ -107,10 +107,11 @@ fn in_range(field: &str, v: i64, min: i64, max: i64) -> Result<i32, InvalidInput
 impl SaleSpec {
     pub fn parse(r: NewSaleRequest) -> Result<Self, InvalidInput> {
         let name = r.name.trim().to_string();
-        if name.is_empty() || name.chars().count() > 200 {
+        // Postgres cannot store a NUL (it answered 503 to one); no name needs a control character.
+        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
             return Err(InvalidInput::new(
                 "invalid_sale",
-                "name must be 1 to 200 characters",
+                "name must be 1 to 200 characters, none of them control characters",
             ));
         }
         if !(0..=100_000_000_000).contains(&r.price_cents) {
@@ -154,6 +155,29 @@ mod tests {
         assert!(SaleId::parse("spring-drop-2026").is_ok());
         for bad in ["", "UPPER", "a b", "a{b}", "x".repeat(65).as_str(), "é"] {
             assert!(SaleId::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn sale_names_hold_no_control_characters() {
+        let named = |name: &str| {
+            SaleSpec::parse(NewSaleRequest {
+                id: "drop".into(),
+                name: name.into(),
+                units: 1,
+                price_cents: 1,
+                rate_per_sec: None,
+                ticket_ttl_secs: None,
+                max_per_order: None,
+                max_active: None,
+                hold_secs: None,
+                max_places_per_client: None,
+                pow_difficulty: None,
+            })
+        };
+        assert!(named(" Spring drop ").is_ok());
+        for bad in ["\0", "a\0b", "a\u{7}b", "line\nbreak"] {
+            assert!(named(bad).is_err(), "{bad:?} accepted");
         }
     }
 }

@@ -31,7 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         "/sales/{id}/reconcile",
                         web::post().to(admin::reconcile_sale),
                     )
-                    .default_service(web::to(ops::api_not_found)),
+                    .default_service(web::to(ops::not_found)),
             )
             // Shopper routes spend a per-client budget (`door::limits`): writes or reads.
             .service(reads("/sales").route(web::get().to(shopper::list_sales)))
@@ -48,7 +48,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::post().to(ops::payment_webhook)),
             )
             .route("/gate", web::get().to(ops::gate))
-            .default_service(web::to(ops::api_not_found)),
+            .default_service(web::to(ops::not_found)),
     )
     .route("/.well-known/jwks.json", web::get().to(ops::jwks))
     .route("/healthz", web::get().to(ops::healthz))
@@ -56,7 +56,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/metrics", web::get().to(ops::metrics))
     .route("/", web::get().to(page::index))
     .route("/s/{id}", web::get().to(page::index))
-    .route("/static/{path:.*}", web::get().to(page::asset));
+    .route("/static/{path:.*}", web::get().to(page::asset))
+    // Any other path still answers in our JSON shape (a known path's other methods are
+    // actix's empty 405, which carries the Allow header).
+    .default_service(web::to(ops::not_found));
 }
 
 /// A resource whose requests spend the client's write budget.

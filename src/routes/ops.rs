@@ -98,6 +98,6 @@ pub async fn payment_webhook(
     Ok(HttpResponse::Ok().json(payments::webhook(&s, &body, sig).await?))
 }
 
-pub async fn api_not_found() -> Result<HttpResponse, AppError> {
+pub async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::not_found("not_found", "no such endpoint"))
 }

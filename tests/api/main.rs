@@ -11,6 +11,7 @@ mod door_join;
 mod door_session;
 mod errors;
 mod events;
+mod fuzz;
 mod model;
 mod ops;
 mod payments;

@@ -69,6 +69,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub handle: AppHandle,
     pub state: Arc<AppState>,
+    /// The server's task: finished only if the server stopped (or died).
+    pub server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -82,7 +84,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let port = app.port();
     let handle = app.handle();
     let state = app.state();
-    tokio::spawn(app.run_until_stopped());
+    let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         addr: format!("http://127.0.0.1:{port}"),
         port,
@@ -92,6 +94,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
             .unwrap(),
         handle,
         state,
+        server,
     }
 }
 
