@@ -7,7 +7,9 @@
 //! `code`. A store that is down or slow is 503 with `Retry-After` (nothing was lost; retry); a
 //! `Fault::Bug` is a logged 500. Clients branch on `code`, never on `message`.
 
+use actix_web::dev::ServiceResponse;
 use actix_web::http::{header, StatusCode};
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
@@ -107,6 +109,25 @@ impl ResponseError for AppError {
             message: &self.message,
         })
     }
+}
+
+/// actix answers a known path with the wrong method by an empty 405: give it our JSON shape,
+/// keeping its `Allow` header.
+pub fn json_method_errors<B: 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().handler(StatusCode::METHOD_NOT_ALLOWED, |res: ServiceResponse<B>| {
+        let (req, res) = res.into_parts();
+        let mut json = AppError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this path does not take that method",
+        )
+        .error_response();
+        if let Some(allow) = res.headers().get(header::ALLOW) {
+            json.headers_mut().insert(header::ALLOW, allow.clone());
+        }
+        let res = ServiceResponse::new(req, json).map_into_right_body();
+        Ok(ErrorHandlerResponse::Response(res))
+    })
 }
 
 /// JSON and path extractor failures answer in our error shape instead of actix's plain text.

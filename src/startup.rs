@@ -117,6 +117,7 @@ impl Application {
                 .app_data(web::PayloadConfig::new(16 * 1024))
                 .app_data(error::path_config())
                 .app_data(error::query_config())
+                .wrap(error::json_method_errors())
                 .wrap(TracingLogger::<telemetry::RequestSpan>::new())
                 .configure(routes::configure)
         })

@@ -160,3 +160,21 @@ async fn redis_outage_answers_503_with_retry_after_and_recovers_by_itself() {
     assert!(ready.is_some(), "and readiness with them");
     assert_eq!(app.stats(&sale).await["queue_len"], 2);
 }
+
+#[tokio::test]
+async fn a_wrong_method_is_a_json_405_that_says_what_is_allowed() {
+    let app = spawn_app().await;
+    for (method, path) in [
+        (reqwest::Method::DELETE, "/api/sales"),
+        (reqwest::Method::PUT, "/api/sales/x/checkout"),
+    ] {
+        let res = app
+            .client
+            .request(method, app.url(path))
+            .send()
+            .await
+            .unwrap();
+        let headers = expect(res, 405, "method_not_allowed").await;
+        assert!(headers.contains_key("allow"), "{path} names its methods");
+    }
+}
