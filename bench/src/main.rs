@@ -38,8 +38,10 @@ Scenarios (none = all):
   --baseline     the same-run baselines only (they also run with --enqueue and --herd)
   --pow          server CPU per proof-of-work verify, beside one SHA-256 (in process)
   --limits-cost  enqueue with the rate limits on vs off, 3 alternating pairs (about 75 s)
+  --browser-pow  median proof-of-work solve time of the page in headless Chromium (16 bits;
+                 WAITROOM_CHROMEDRIVER / WAITROOM_CHROMIUM, default /usr/bin/...)
 
-The last two never run with --quick: they measure, they check nothing.
+The last three never run with --quick: they measure, they check nothing.
 
 Options:
   --quick              smaller and shorter (the smoke test scripts/test runs)
@@ -62,6 +64,7 @@ enum Scenario {
     Limits,
     Pow,
     LimitsCost,
+    BrowserPow,
 }
 
 struct Opts {
@@ -103,6 +106,7 @@ impl Opts {
                 "--limits" => o.only.push(Scenario::Limits),
                 "--pow" => o.only.push(Scenario::Pow),
                 "--limits-cost" => o.only.push(Scenario::LimitsCost),
+                "--browser-pow" => o.only.push(Scenario::BrowserPow),
                 "--duration" => o.duration = Some(Duration::from_secs_f64(value(&a)?.parse()?)),
                 "--connections" => o.conns = value(&a)?.parse::<usize>()?.max(1),
                 "--streams" => o.streams = Some(value(&a)?.parse()?),
@@ -228,13 +232,19 @@ async fn run(opts: Opts) -> Result<ExitCode> {
         let res = scenarios::enqueue::run_limits(&ctx, &mut r).await;
         record(&mut r, "limits-cost", res);
     }
+    if opts.runs_full(Scenario::BrowserPow) {
+        let res = scenarios::browser::run(&ctx, &mut r).await;
+        record(&mut r, "browser-pow", res);
+    }
     if opts.quick
-        && opts
-            .only
-            .iter()
-            .any(|s| matches!(s, Scenario::Pow | Scenario::LimitsCost))
+        && opts.only.iter().any(|s| {
+            matches!(
+                s,
+                Scenario::Pow | Scenario::LimitsCost | Scenario::BrowserPow
+            )
+        })
     {
-        r.note("--pow and --limits-cost do not run with --quick");
+        r.note("--pow, --limits-cost and --browser-pow do not run with --quick");
     }
 
     if !opts.keep {

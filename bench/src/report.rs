@@ -26,6 +26,7 @@ const REQUIRED: &[&str] = &[
     "pow_verify_us",
     "enqueue_limits_on_rps",
     "enqueue_limits_off_rps",
+    "pow_browser_solve_ms",
 ];
 
 /// Correctness counters: any non-zero value fails the run (speed figures never do).
@@ -55,6 +56,8 @@ enum Unit {
     MiB,
     Count,
     Pct,
+    /// A plain ratio of two figures.
+    Ratio,
 }
 
 struct Row {
@@ -120,12 +123,15 @@ const ROWS: &[Row] = &[
         baseline: Some("baseline_sha256_us"),
         ..row("pow_verify_us", Unit::Us, Target::Info)
     },
+    row("pow_browser_solve_ms", Unit::Ms, Target::Info),
+    row("pow_browser_hashes_per_sec", Unit::PerSec, Target::Info),
     row("enqueue_limits_off_rps", Unit::PerSec, Target::Info),
     Row {
         baseline: Some("enqueue_limits_off_rps"),
         min_ratio: Some(0.9),
         ..row("enqueue_limits_on_rps", Unit::PerSec, Target::Ratio)
     },
+    row("enqueue_limits_pair_ratio", Unit::Ratio, Target::Info),
     row("oversold", Unit::Count, Target::Zero),
     row("fifo_inversions", Unit::Count, Target::Zero),
     row("lost_orders", Unit::Count, Target::Zero),
@@ -340,6 +346,7 @@ fn fmt(v: f64, unit: Unit) -> String {
         Unit::Us => format!("{v:.2} µs"),
         Unit::MiB => format!("{v:.0} MiB"),
         Unit::Count => thousands(v),
+        Unit::Ratio => format!("{v:.2}"),
         Unit::Pct => format!("{v:.2} %"),
     }
 }

@@ -6,7 +6,7 @@
 
 use anyhow::Result;
 
-use super::{say, Ctx};
+use super::{median, say, Ctx};
 use crate::api::{self, SaleSpec};
 use crate::client::Conn;
 use crate::load::{saturate, Outcome};
@@ -67,22 +67,17 @@ pub async fn run_limits(ctx: &Ctx, r: &mut Report) -> Result<()> {
             if limits_on { &mut on } else { &mut off }.push(out.rps());
         }
     }
+    // Each pair's own ratio too: on a shared machine, neighbours in time agree better.
+    let mut pairs: Vec<f64> = on.iter().zip(&off).map(|(a, b)| a / b).collect();
+    let pair_ratio = median(&mut pairs);
     let (on, off) = (median(&mut on), median(&mut off));
     say(format!(
-        "enqueue limits: on {on:.0}/s, off {off:.0}/s (medians of {PAIRS}): {:.3}",
+        "enqueue limits: on {on:.0}/s, off {off:.0}/s (medians of {PAIRS}): {:.3}; median pair ratio {pair_ratio:.3}",
         on / off
     ));
+    r.set("enqueue_limits_pair_ratio", pair_ratio);
     r.set("enqueue_limits_on_rps", on);
     r.set("enqueue_limits_off_rps", off);
     r.set("enqueue_limits_failed", failed as f64);
     Ok(())
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
