@@ -36,6 +36,12 @@ Scenarios (none = all):
   --admission    admitted per second over 60 s (quick: 5 s) with 3 instances
   --limits       rate-limiter memory with 1,000,000 distinct clients, and after the sweep
   --baseline     the same-run baselines only (they also run with --enqueue and --herd)
+  --pow          server CPU per proof-of-work verify, beside one SHA-256 (in process)
+  --limits-cost  enqueue with the rate limits on vs off, 3 alternating pairs (about 75 s)
+  --browser-pow  median proof-of-work solve time of the page in headless Chromium (16 bits;
+                 WAITROOM_CHROMEDRIVER / WAITROOM_CHROMIUM, default /usr/bin/...)
+
+The last three never run with --quick: they measure, they check nothing.
 
 Options:
   --quick              smaller and shorter (the smoke test scripts/test runs)
@@ -56,6 +62,9 @@ enum Scenario {
     Sale,
     Admission,
     Limits,
+    Pow,
+    LimitsCost,
+    BrowserPow,
 }
 
 struct Opts {
@@ -95,6 +104,9 @@ impl Opts {
                 "--sale" => o.only.push(Scenario::Sale),
                 "--admission" => o.only.push(Scenario::Admission),
                 "--limits" => o.only.push(Scenario::Limits),
+                "--pow" => o.only.push(Scenario::Pow),
+                "--limits-cost" => o.only.push(Scenario::LimitsCost),
+                "--browser-pow" => o.only.push(Scenario::BrowserPow),
                 "--duration" => o.duration = Some(Duration::from_secs_f64(value(&a)?.parse()?)),
                 "--connections" => o.conns = value(&a)?.parse::<usize>()?.max(1),
                 "--streams" => o.streams = Some(value(&a)?.parse()?),
@@ -112,6 +124,11 @@ impl Opts {
 
     fn runs(&self, s: Scenario) -> bool {
         self.only.is_empty() || self.only.contains(&s)
+    }
+
+    /// Measurements only, nothing to check: never part of the smoke test.
+    fn runs_full(&self, s: Scenario) -> bool {
+        !self.quick && self.runs(s)
     }
 }
 
@@ -178,6 +195,10 @@ async fn run(opts: Opts) -> Result<ExitCode> {
         let res = scenarios::limits::run(&mut r).await;
         record(&mut r, "limits", res);
     }
+    if opts.runs_full(Scenario::Pow) {
+        let res = scenarios::pow::run(&mut r);
+        record(&mut r, "pow", res);
+    }
     // Baselines first, while nothing else has warmed or fragmented anything.
     if opts.runs(Scenario::Baseline) || opts.runs(Scenario::Enqueue) || opts.runs(Scenario::Herd) {
         let res = baselines(&ctx, &mut r).await;
@@ -206,6 +227,24 @@ async fn run(opts: Opts) -> Result<ExitCode> {
     if opts.runs(Scenario::Admission) {
         let res = scenarios::admission::run(&ctx, &mut r).await;
         record(&mut r, "admission", res);
+    }
+    if opts.runs_full(Scenario::LimitsCost) {
+        let res = scenarios::enqueue::run_limits(&ctx, &mut r).await;
+        record(&mut r, "limits-cost", res);
+    }
+    if opts.runs_full(Scenario::BrowserPow) {
+        let res = scenarios::browser::run(&ctx, &mut r).await;
+        record(&mut r, "browser-pow", res);
+    }
+    if opts.quick
+        && opts.only.iter().any(|s| {
+            matches!(
+                s,
+                Scenario::Pow | Scenario::LimitsCost | Scenario::BrowserPow
+            )
+        })
+    {
+        r.note("--pow, --limits-cost and --browser-pow do not run with --quick");
     }
 
     if !opts.keep {

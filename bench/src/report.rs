@@ -23,6 +23,10 @@ const REQUIRED: &[&str] = &[
     "baseline_redis_evalsha_rps",
     "limiter_mib",
     "limiter_mib_after_sweep",
+    "pow_verify_us",
+    "enqueue_limits_on_rps",
+    "enqueue_limits_off_rps",
+    "pow_browser_solve_ms",
 ];
 
 /// Correctness counters: any non-zero value fails the run (speed figures never do).
@@ -40,15 +44,20 @@ enum Target {
     /// |x| <= bound.
     Within(f64),
     Zero,
+    /// Only the ratio to the baseline counts (`min_ratio`).
+    Ratio,
 }
 
 #[derive(Clone, Copy)]
 enum Unit {
     PerSec,
     Ms,
+    Us,
     MiB,
     Count,
     Pct,
+    /// A plain ratio of two figures.
+    Ratio,
 }
 
 struct Row {
@@ -109,6 +118,20 @@ const ROWS: &[Row] = &[
     row("limiter_mib", Unit::MiB, Target::Info),
     row("limiter_mib_after_sweep", Unit::MiB, Target::Info),
     row("limiter_sweep_ms", Unit::Ms, Target::Info),
+    row("baseline_sha256_us", Unit::Us, Target::Info),
+    Row {
+        baseline: Some("baseline_sha256_us"),
+        ..row("pow_verify_us", Unit::Us, Target::Info)
+    },
+    row("pow_browser_solve_ms", Unit::Ms, Target::Info),
+    row("pow_browser_hashes_per_sec", Unit::PerSec, Target::Info),
+    row("enqueue_limits_off_rps", Unit::PerSec, Target::Info),
+    Row {
+        baseline: Some("enqueue_limits_off_rps"),
+        min_ratio: Some(0.9),
+        ..row("enqueue_limits_on_rps", Unit::PerSec, Target::Ratio)
+    },
+    row("enqueue_limits_pair_ratio", Unit::Ratio, Target::Info),
     row("oversold", Unit::Count, Target::Zero),
     row("fifo_inversions", Unit::Count, Target::Zero),
     row("lost_orders", Unit::Count, Target::Zero),
@@ -199,6 +222,7 @@ impl Report {
             Target::AtMost(t) => v <= t,
             Target::Within(t) => v.abs() <= t,
             Target::Zero => v == 0.0,
+            Target::Ratio => true,
         };
         let ratio_ok = match r.min_ratio {
             Some(min) => self.ratio(r).is_some_and(|x| x >= min),
@@ -219,8 +243,10 @@ impl Report {
             Target::AtMost(t) => format!("≤ {}", fmt_target(t, r.unit)),
             Target::Within(t) => format!("± {}", fmt_target(t, r.unit)),
             Target::Zero => "0".into(),
+            Target::Ratio => String::new(),
         };
         match r.min_ratio {
+            Some(x) if t.is_empty() => format!("≥ {:.0}% of baseline", x * 100.0),
             Some(x) => format!("{t} and ≥ {:.0}% of baseline", x * 100.0),
             None => t,
         }
@@ -247,7 +273,7 @@ impl Report {
                 r.key.to_string(),
                 self.get(r.key).map_or("-".into(), |v| fmt(v, r.unit)),
                 self.target_text(r),
-                base.map_or("-".into(), |b| fmt(b, Unit::PerSec)),
+                base.map_or("-".into(), |b| fmt(b, r.unit)),
                 self.ratio(r).map_or("-".into(), |x| format!("{x:.2}")),
                 verdict.into(),
             ]);
@@ -317,8 +343,10 @@ fn fmt(v: f64, unit: Unit) -> String {
     match unit {
         Unit::PerSec => format!("{}/s", thousands(v)),
         Unit::Ms => format!("{v:.2} ms"),
+        Unit::Us => format!("{v:.2} µs"),
         Unit::MiB => format!("{v:.0} MiB"),
         Unit::Count => thousands(v),
+        Unit::Ratio => format!("{v:.2}"),
         Unit::Pct => format!("{v:.2} %"),
     }
 }

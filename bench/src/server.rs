@@ -81,6 +81,11 @@ fn free_port() -> Result<u16> {
 impl Instance {
     /// Starts one instance and waits until `/readyz` says Redis and Postgres answer.
     pub async fn start(env: &Env, name: &str) -> Result<Self> {
+        Self::start_with(env, name, &[]).await
+    }
+
+    /// `start` with some environment variables set otherwise (they win over the defaults).
+    pub async fn start_with(env: &Env, name: &str, vars: &[(&str, &str)]) -> Result<Self> {
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         let log_path = env.log_dir.join(format!("server-{name}.log"));
         let log = File::create(&log_path)?;
@@ -109,6 +114,7 @@ impl Instance {
             .env("WAITROOM_IP_BURST", "1000000")
             .env("WAITROOM_IP_READ_RATE_PER_SEC", "1000000")
             .env("RUST_LOG", "warn")
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -2,10 +2,12 @@
 //! scenario's leftovers (allocator state, open sockets) do not colour the next one's figures.
 
 pub mod admission;
+pub mod browser;
 pub mod enqueue;
 pub mod herd;
 pub mod limits;
 pub mod orders;
+pub mod pow;
 pub mod sale;
 pub mod sse;
 
@@ -125,4 +127,14 @@ impl Ctx {
 /// Progress on stderr, so a long run shows what it is doing.
 pub fn say(msg: impl AsRef<str>) {
     eprintln!("[bench] {}", msg.as_ref());
+}
+
+/// The median, NaN for none (sorts `v`).
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
