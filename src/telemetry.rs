@@ -24,8 +24,8 @@ pub fn init() {
 /// The route every shopper's live stream opens: its request gets no root span (see below).
 pub const EVENTS_ROUTE: &str = "/api/sales/{id}/events";
 
-/// Request spans that never carry a query string: a token in a URL (an old page's
-/// `?token=`, a misbehaving client) must not reach a log. `http.target` is the path alone
+/// Request spans that never carry a query string: a token a stale page or a misbehaving
+/// client put in the query must not reach a log. `http.target` is the path alone
 /// and `http.route` the matched pattern.
 ///
 /// The events route gets none: tracing-actix-web keeps the root span alive for as long as
