@@ -145,6 +145,15 @@ type MadeOrders = HashMap<(String, String), Order>;
 /// Inserts the orders and raises each sale's `sold` by what was inserted, in one statement
 /// (one commit). Orders whose ticket already has one are skipped: they are retries.
 async fn insert_orders(pool: &PgPool, jobs: &[Job]) -> Result<MadeOrders, sqlx::Error> {
+    // A ticket retried at once can be in the batch twice with the same order id: insert it
+    // once. A copy in another batch committing at once conflicts on the primary key as well as
+    // on the ticket, so the insert skips any conflict (no target); `answer` then finds the
+    // order by its ticket.
+    let mut seen = std::collections::HashSet::new();
+    let jobs: Vec<&Job> = jobs
+        .iter()
+        .filter(|j| seen.insert((j.sale.as_str(), j.ticket.as_str())))
+        .collect();
     let ids: Vec<Uuid> = jobs.iter().map(|j| j.rec.order_id).collect();
     let sales: Vec<&str> = jobs.iter().map(|j| j.sale.as_str()).collect();
     let tickets: Vec<&str> = jobs.iter().map(|j| j.ticket.as_str()).collect();
@@ -160,7 +169,7 @@ async fn insert_orders(pool: &PgPool, jobs: &[Job]) -> Result<MadeOrders, sqlx::
             SELECT i.id, s.id, i.ticket_id, i.quantity, s.price_cents * i.quantity,
                    'pending_payment', i.at + make_interval(secs => s.hold_secs), i.at
             FROM input i JOIN sales s ON s.id = i.sale_id
-            ON CONFLICT (sale_id, ticket_id) DO NOTHING
+            ON CONFLICT DO NOTHING
             RETURNING id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at,
                       created_at
          ), agg AS (
@@ -204,7 +213,8 @@ async fn answer(pool: &PgPool, batch: Vec<Job>, mut made: MadeOrders) {
     };
     made.extend(earlier);
     for job in batch {
-        let result = match made.remove(&(job.sale.clone(), job.ticket.clone())) {
+        // `get`, not `remove`: a ticket in the batch twice gets its order both times.
+        let result = match made.get(&(job.sale.clone(), job.ticket.clone())).cloned() {
             Some(order) => Ok(Recorded::Order(order)),
             None => match order_by_ticket(pool, &job.sale, &job.ticket).await {
                 Ok(Some(order)) => Ok(Recorded::Order(order)),

@@ -253,3 +253,36 @@ async fn after_sold_out_the_herd_is_refused_but_a_buyer_retrying_gets_the_order(
     .await;
     assert!(refused.is_some());
 }
+
+/// A ticket retried at once reaches the group writer twice with the same order, in one batch
+/// or in two batches committing at once: either way it is one order, not a failed batch (the
+/// order id is the primary key, which a conflict on the ticket alone does not cover).
+#[tokio::test]
+async fn the_same_order_twice_at_the_ledger_is_one_order() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(100, 1000).await;
+    for i in 0..20 {
+        let ticket = format!("t{i}");
+        let rec = waitroom::domain::OrderRecord::at_ms(uuid::Uuid::now_v7(), 1, 1_700_000_000_000)
+            .unwrap();
+        // The first copy goes to one writer; the next ones arrive while it commits.
+        let (ledger, sale2, ticket2, rec2) = (
+            app.state.ledger.clone(),
+            sale.clone(),
+            ticket.clone(),
+            rec.clone(),
+        );
+        let first = tokio::spawn(async move { ledger.record(&sale2, &ticket2, &rec2).await });
+        tokio::task::yield_now().await;
+        let copies = (0..3).map(|_| app.state.ledger.record(&sale, &ticket, &rec));
+        let mut all = join_all(copies).await;
+        all.push(first.await.unwrap());
+        for recorded in all {
+            match recorded {
+                Ok(waitroom::ledger::Recorded::Order(o)) => assert_eq!(o.id, rec.order_id),
+                other => panic!("copy of an order not recorded: {other:?}"),
+            }
+        }
+    }
+    assert_eq!(orders_in_postgres(&app, &sale).await, (20, 20));
+}
