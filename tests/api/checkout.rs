@@ -263,8 +263,12 @@ async fn the_same_order_twice_at_the_ledger_is_one_order() {
     let sale = app.create_sale(100, 1000).await;
     for i in 0..20 {
         let ticket = format!("t{i}");
-        let rec = waitroom::domain::OrderRecord::at_ms(uuid::Uuid::now_v7(), 1, 1_700_000_000_000)
-            .unwrap();
+        // Made now: an old `at` would have its hold lapse under the sweeper mid-test.
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let rec = waitroom::domain::OrderRecord::at_ms(uuid::Uuid::now_v7(), 1, now_ms).unwrap();
         // The first copy goes to one writer; the next ones arrive while it commits.
         let (ledger, sale2, ticket2, rec2) = (
             app.state.ledger.clone(),
