@@ -5,11 +5,9 @@
 
 use std::sync::Arc;
 
-use tokio::time::MissedTickBehavior;
-
 use crate::metrics::METRICS;
 use crate::recovery::SETTLE_AFTER;
-use crate::state::AppState;
+use crate::state::{AppState, Every};
 
 /// Every `tick`, runs admit.lua for every admitting sale and publishes its numbers to local
 /// streams. The per-tick cost is per sale, not per waiting shopper. Every fifth tick also
@@ -17,16 +15,10 @@ use crate::state::AppState;
 /// five ticks; an API open at once, through the hub), and runs admit.lua only for sales with
 /// something to do: sold-out sales and closed ones nobody waits in cost no script at all.
 pub async fn run_ticker(s: Arc<AppState>) {
-    let mut shutdown = s.shutdown.clone();
-    let mut every = tokio::time::interval(s.config.tick);
-    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut every = Every::new(s.config.tick, &s.shutdown);
     let mut sales: Vec<String> = Vec::new();
     let mut n: u64 = 0;
-    loop {
-        tokio::select! {
-            _ = every.tick() => {}
-            _ = shutdown.changed() => return,
-        }
+    while every.tick().await {
         let look_at_all = n.is_multiple_of(5);
         n += 1;
         let due: Vec<&String> = if look_at_all {
@@ -86,14 +78,8 @@ async fn busy_sales<'a>(s: &AppState, sales: &'a [String]) -> Vec<&'a String> {
 /// Every `sweep`: expires lapsed holds, writes Redis-accepted orders that missed Postgres,
 /// and settles sales rebuilt a while ago.
 pub async fn run_sweeper(s: Arc<AppState>) {
-    let mut shutdown = s.shutdown.clone();
-    let mut every = tokio::time::interval(s.config.sweep);
-    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = every.tick() => {}
-            _ = shutdown.changed() => return,
-        }
+    let mut every = Every::new(s.config.sweep, &s.shutdown);
+    while every.tick().await {
         if let Err(e) = crate::payments::expire_holds(&s).await {
             tracing::debug!(error = %e, "hold sweep failed");
         }
@@ -127,14 +113,8 @@ pub async fn run_sweeper(s: Arc<AppState>) {
 /// too. A loop of its own: a Redis that lost hundreds of sales must not hold up hold expiry,
 /// releases and settling behind their rebuilds.
 pub async fn run_rebuilder(s: Arc<AppState>) {
-    let mut shutdown = s.shutdown.clone();
-    let mut every = tokio::time::interval(s.config.sweep * 10);
-    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = every.tick() => {}
-            _ = shutdown.changed() => return,
-        }
+    let mut every = Every::new(s.config.sweep * 10, &s.shutdown);
+    while every.tick().await {
         if let Err(e) = crate::recovery::detect_lost_sales(&s).await {
             tracing::debug!(error = %e, "rebuilding lost sales failed");
         }

@@ -4,9 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use tokio::time::MissedTickBehavior;
-
-use crate::state::AppState;
+use crate::state::{AppState, Every};
 
 #[derive(Default)]
 pub struct Health {
@@ -33,13 +31,8 @@ impl Health {
 
 /// Re-checks readiness every sweep until shutdown.
 pub async fn run_checker(s: Arc<AppState>) {
-    let mut shutdown = s.shutdown.clone();
-    let mut every = tokio::time::interval(s.config.sweep);
-    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = every.tick() => s.health.check(&s).await,
-            _ = shutdown.changed() => return,
-        }
+    let mut every = Every::new(s.config.sweep, &s.shutdown);
+    while every.tick().await {
+        s.health.check(&s).await;
     }
 }

@@ -28,3 +28,28 @@ pub struct AppState {
     /// Flips to true when the instance stops: streams end and background loops return.
     pub shutdown: watch::Receiver<bool>,
 }
+
+/// The clock of a background loop: `tick` waits for the next period (a late tick is delayed,
+/// never bunched) and answers false once the instance is stopping.
+pub struct Every {
+    interval: tokio::time::Interval,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Every {
+    pub fn new(period: std::time::Duration, shutdown: &watch::Receiver<bool>) -> Self {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self {
+            interval,
+            shutdown: shutdown.clone(),
+        }
+    }
+
+    pub async fn tick(&mut self) -> bool {
+        tokio::select! {
+            _ = self.interval.tick() => true,
+            _ = self.shutdown.changed() => false,
+        }
+    }
+}

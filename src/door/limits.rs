@@ -20,7 +20,7 @@ use super::{client_of, ClientKey};
 use crate::config::RateLimits;
 use crate::error::AppError;
 use crate::metrics::METRICS;
-use crate::state::AppState;
+use crate::state::{AppState, Every};
 
 /// Which budget a route spends: writes create state (a place, an order, a challenge), reads
 /// only look at it.
@@ -102,14 +102,8 @@ impl Limiters {
 /// Every `SWEEP_EVERY`, forgets idle clients, so a flood from millions of addresses costs
 /// memory for as long as it lasts and no longer. Stops when the instance shuts down.
 pub async fn run_sweeper(s: Arc<AppState>) {
-    let mut shutdown = s.shutdown.clone();
-    let mut every = tokio::time::interval(SWEEP_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = every.tick() => {}
-            _ = shutdown.changed() => return,
-        }
+    let mut every = Every::new(SWEEP_EVERY, &s.shutdown);
+    while every.tick().await {
         // A sweep walks every key under shard locks: off the async workers.
         let s = s.clone();
         let _ = tokio::task::spawn_blocking(move || s.limits.forget_idle()).await;
