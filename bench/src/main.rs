@@ -12,6 +12,7 @@ mod load;
 mod report;
 mod scenarios;
 mod server;
+mod sse_worker;
 mod stores;
 
 use std::path::PathBuf;
@@ -31,7 +32,8 @@ Scenarios (none = all):
   --enqueue      joins/s and latency at saturation
   --herd         checkouts against a sold-out sale
   --orders       admitted shoppers buying; Postgres checked after
-  --sse          open streams, server RSS, time until each hears sold_out
+  --sse          streams over 3 instances (held by worker processes): RSS per stream, time
+                 until each hears sold_out beside a bare `closed` broadcast
   --sale         a whole sale through 3 instances (FIFO, no oversell, no lost order)
   --admission    admitted per second over 60 s (quick: 5 s) with 3 instances
   --limits       rate-limiter memory with 1,000,000 distinct clients, and after the sweep
@@ -134,7 +136,24 @@ impl Opts {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let opts = match Opts::parse(std::env::args().skip(1)) {
+    raise_open_files_limit();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Not in the usage: the SSE scenario re-executes the bench as its load-generator workers.
+    if args.first().is_some_and(|a| a == "--sse-worker") {
+        let res = sse_worker::Args::parse(&args[1..]).map(sse_worker::run);
+        let res = match res {
+            Ok(work) => work.await,
+            Err(e) => Err(e),
+        };
+        return match res {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("waitroom-bench --sse-worker: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let opts = match Opts::parse(args.into_iter()) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("waitroom-bench: {e:#}");
@@ -314,6 +333,22 @@ async fn baselines(ctx: &Ctx, r: &mut Report) -> Result<()> {
     r.set("baseline_redis_evalsha_rps", evalsha.rps());
     r.set("baseline_redis_evalsha_p99_ms", evalsha.lat.pct_ms(99.0));
     Ok(())
+}
+
+/// Soft open-files limit up to the hard one, as scripts/bench does with `ulimit -n`: every
+/// SSE stream is a socket, and the servers and workers this process starts inherit it.
+fn raise_open_files_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid pointers to an rlimit; failure leaves the limit as it was.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max.min(1 << 20);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }
 
 /// How busy the whole machine was during `d`, from /proc/stat. Anything else running (a
