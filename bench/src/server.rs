@@ -162,12 +162,32 @@ impl Instance {
         Ok(kib / 1024.0)
     }
 
+    /// CPU time (user + system, all threads) used so far, in seconds.
+    pub fn cpu_secs(&self) -> Result<f64> {
+        cpu_secs(self.pid())
+    }
+
     /// SIGKILL: by the time an instance is stopped every check has been made, and a graceful
     /// drain of thousands of streams would only slow the run down.
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// CPU time (user + system, all threads) a process has used, from /proc/<pid>/stat.
+pub fn cpu_secs(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name, in parentheses, may hold spaces: count fields after its end.
+    let rest = stat.rsplit_once(')').context("odd /proc/<pid>/stat")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of the whole line (utime, stime) are 12 and 13 after the name.
+    let ticks: f64 = f.get(11).zip(f.get(12)).map_or(Ok(0.0), |(u, s)| {
+        Ok::<_, anyhow::Error>(u.parse::<f64>()? + s.parse::<f64>()?)
+    })?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Ok(ticks / hz)
 }
 
 impl Drop for Instance {

@@ -93,6 +93,8 @@ struct Shared {
     failed: AtomicUsize,
     /// Streams the server ended.
     ended: AtomicUsize,
+    /// Events read on all streams (any name, `state` included).
+    events: AtomicUsize,
     /// Per WATCHED event: when each stream first read it.
     heard: [Mutex<Vec<u64>>; WATCHED.len()],
     first_error: Mutex<Option<String>>,
@@ -177,31 +179,39 @@ pub async fn run(args: Args) -> Result<()> {
     ))?;
 
     while let Some(cmd) = cmds.recv().await {
-        let mut words = cmd.split_whitespace();
-        let (Some("wait"), Some(event), Some(ms)) = (words.next(), words.next(), words.next())
-        else {
-            bail!("unknown command {cmd:?}");
-        };
-        let i = WATCHED
-            .iter()
-            .position(|w| *w == event)
-            .with_context(|| format!("not a watched event: {event}"))?;
-        let deadline = Instant::now() + Duration::from_millis(ms.parse()?);
-        let opened = sh.opened.load(Ordering::Relaxed);
-        let count = || sh.heard[i].lock().expect("lock").len();
-        while count() + sh.ended.load(Ordering::Relaxed) < opened && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        let words: Vec<&str> = cmd.split_whitespace().collect();
+        match words.as_slice() {
+            ["count"] => reply(&format!("count {}", sh.events.load(Ordering::Relaxed)))?,
+            ["wait", event, ms] => {
+                let line = wait(&sh, event, Duration::from_millis(ms.parse()?)).await?;
+                reply(&line)?;
+            }
+            _ => bail!("unknown command {cmd:?}"),
         }
-        let times: Vec<String> = sh.heard[i]
-            .lock()
-            .expect("lock")
-            .iter()
-            .map(u64::to_string)
-            .collect();
-        let ended = sh.ended.load(Ordering::Relaxed);
-        reply(&format!("heard {event} {ended} {}", times.join(" ")))?;
     }
     Ok(())
+}
+
+/// Waits until every open stream heard `event` (or ended), or `within` passes; the reply.
+async fn wait(sh: &Shared, event: &str, within: Duration) -> Result<String> {
+    let i = WATCHED
+        .iter()
+        .position(|w| *w == event)
+        .with_context(|| format!("not a watched event: {event}"))?;
+    let deadline = Instant::now() + within;
+    let opened = sh.opened.load(Ordering::Relaxed);
+    let count = || sh.heard[i].lock().expect("lock").len();
+    while count() + sh.ended.load(Ordering::Relaxed) < opened && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let times: Vec<String> = sh.heard[i]
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(u64::to_string)
+        .collect();
+    let ended = sh.ended.load(Ordering::Relaxed);
+    Ok(format!("heard {event} {ended} {}", times.join(" ")))
 }
 
 /// Reads a stream until the server ends it, noting when each watched event first arrives.
@@ -220,6 +230,7 @@ async fn listen(mut rd: BufReader<TcpStream>, sh: &Shared) {
         let Some(name) = event_name(&line) else {
             continue;
         };
+        sh.events.fetch_add(1, Ordering::Relaxed);
         if let Some(i) = WATCHED.iter().position(|w| w.as_bytes() == name) {
             if !seen[i] {
                 seen[i] = true;
@@ -313,6 +324,10 @@ impl Worker {
             child,
             lines,
         })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn send(&mut self, cmd: &str) -> Result<()> {

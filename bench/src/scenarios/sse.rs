@@ -14,7 +14,7 @@ use super::{say, Ctx};
 use crate::api::{self, SaleSpec};
 use crate::client::Conn;
 use crate::report::Report;
-use crate::server::Instance;
+use crate::server::{self, Instance};
 use crate::sse_worker::{mono_ns, Args, Worker};
 
 const INSTANCES: usize = 3;
@@ -22,6 +22,8 @@ const INSTANCES: usize = 3;
 const PER_WORKER: usize = 15_000;
 /// File descriptors kept free in every process for everything but the streams.
 const FD_MARGIN: usize = 1_000;
+/// How long the idle streams are watched for their CPU cost.
+const IDLE_WINDOW: Duration = Duration::from_secs(4);
 /// How long a broadcast may take to reach every stream before the rest count as missed.
 const HEAR_WITHIN: Duration = Duration::from_secs(10);
 
@@ -87,6 +89,7 @@ pub async fn run(ctx: &Ctx, r: &mut Report, requested: Option<usize>) -> Result<
 
     say(format!("sse: opening {n} streams on {INSTANCES} instances"));
     let started = Instant::now();
+    let overflows = listen_overflows();
     for w in &mut workers {
         w.send("open")?;
     }
@@ -107,8 +110,15 @@ pub async fn run(ctx: &Ctx, r: &mut Report, requested: Option<usize>) -> Result<
         }
     }
     let open_secs = started.elapsed().as_secs_f64();
+    // Connections the kernel dropped for a full accept backlog (somaxconn); the clients
+    // retried them (SYN retransmits), which shows as a slow opening, not as failures.
+    if let (Some(a), Some(b)) = (overflows, listen_overflows()) {
+        r.set("sse_listen_overflows", b.saturating_sub(a) as f64);
+    }
     say(format!(
-        "sse: {opened} streams open in {open_secs:.1} s ({held:?} per instance), {failed} failed{}",
+        "sse: {opened} streams open in {open_secs:.1} s ({held:?} per instance), {failed} failed, \
+         {} accept-queue overflows{}",
+        r.get("sse_listen_overflows").unwrap_or(f64::NAN),
         errors
             .first()
             .map(|e| format!(" (first error: {e})"))
@@ -126,40 +136,38 @@ pub async fn run(ctx: &Ctx, r: &mut Report, requested: Option<usize>) -> Result<
     // Let the first refresh tick (2 s) pass over every stream before reading RSS.
     tokio::time::sleep(Duration::from_secs(3)).await;
     memory(r, &insts, &idle, &held)?;
+    idle_cost(r, &insts, &mut workers).await?;
 
     // The same-run baseline: a bare broadcast, then the sale reopened for the sale itself.
-    let closed = fan_out(
-        &mut workers,
-        "closed",
+    let mut f = FanOut {
+        insts: &insts,
+        workers: &mut workers,
         opened,
-        api::admin(&mut c, &sale, "close"),
-    )
-    .await?;
-    fan_out(
-        &mut workers,
-        "opened",
-        opened,
-        api::admin(&mut c, &sale, "open"),
-    )
-    .await?;
+    };
+    let closed = f.run("closed", api::admin(&mut c, &sale, "close")).await?;
+    f.run("opened", api::admin(&mut c, &sale, "open")).await?;
     let mut order = None;
-    let sold = fan_out(&mut workers, "sold_out", opened, async {
-        let bought = c.send(&api::checkout_req(&sale, &ticket.ticket)).await?;
-        order = api::order_id(&bought);
-        order.with_context(|| format!("buying the last unit: {}", bought.describe()))
-    })
-    .await?;
+    let sold = f
+        .run("sold_out", async {
+            let bought = c.send(&api::checkout_req(&sale, &ticket.ticket)).await?;
+            order = api::order_id(&bought);
+            order.with_context(|| format!("buying the last unit: {}", bought.describe()))
+        })
+        .await?;
     say(format!(
         "sse: sold_out heard by {}/{opened}: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms, {:.2} % \
-         within 1 s (a bare `closed`: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms)",
+         within 1 s, {:.0} ms of server CPU (a bare `closed`: p50 {:.0} ms, p99 {:.0} ms, max \
+         {:.0} ms, {:.0} ms of server CPU)",
         sold.heard,
         sold.p50,
         sold.p99,
         sold.max,
         sold.within_1s,
+        sold.server_cpu_ms,
         closed.p50,
         closed.p99,
-        closed.max
+        closed.max,
+        closed.server_cpu_ms
     ));
     sold.record(r, "sse_soldout");
     closed.record(r, "sse_closed");
@@ -207,6 +215,11 @@ struct Spread {
     /// The slowest stream that heard it.
     max: f64,
     within_1s: f64,
+    /// CPU the instances used from the trigger until the last stream heard it.
+    server_cpu_ms: f64,
+    /// The first stream to hear it, and when the trigger's own request was answered.
+    min: f64,
+    trigger_ms: f64,
 }
 
 impl Spread {
@@ -224,6 +237,9 @@ impl Spread {
             p99: pct(0.99),
             max,
             within_1s: within as f64 * 100.0 / ms.len() as f64,
+            server_cpu_ms: f64::NAN,
+            min: ms.first().copied().unwrap_or(f64::NAN),
+            trigger_ms: f64::NAN,
         }
     }
 
@@ -233,40 +249,105 @@ impl Spread {
         r.set(&format!("{prefix}_max_ms"), self.max);
         r.set(&format!("{prefix}_within_1s"), self.within_1s);
         r.set(&format!("{prefix}_heard"), self.heard as f64);
+        r.set(&format!("{prefix}_server_cpu_ms"), self.server_cpu_ms);
+        r.set(&format!("{prefix}_min_ms"), self.min);
+        r.set(&format!("{prefix}_trigger_ms"), self.trigger_ms);
     }
 }
 
-/// Runs `trigger` and collects from every worker when its streams heard `event`.
-async fn fan_out<T>(
-    workers: &mut [Worker],
-    event: &str,
+/// The instances and the workers holding their streams, for one broadcast after another.
+struct FanOut<'a> {
+    insts: &'a [Instance],
+    workers: &'a mut [Worker],
     opened: usize,
-    trigger: impl std::future::Future<Output = Result<T>>,
-) -> Result<Spread> {
-    let t0 = mono_ns();
-    trigger.await?;
-    for w in workers.iter_mut() {
-        w.send(&format!("wait {event} {}", HEAR_WITHIN.as_millis()))?;
-    }
-    let mut ms = Vec::with_capacity(opened);
-    let mut ended = 0;
-    for w in workers.iter_mut() {
-        let words = w.expect("heard", HEAR_WITHIN * 2).await?;
-        let [name, e, times @ ..] = words.as_slice() else {
-            bail!("short `heard` reply from an SSE worker");
+}
+
+impl FanOut<'_> {
+    /// Runs `trigger` and collects from every worker when its streams heard `event`.
+    async fn run<T>(
+        &mut self,
+        event: &str,
+        trigger: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<Spread> {
+        let cpu = server_cpu(self.insts)?;
+        let t0 = mono_ns();
+        trigger.await?;
+        let trigger_ms = mono_ns().saturating_sub(t0) as f64 / 1e6;
+        for w in self.workers.iter_mut() {
+            w.send(&format!("wait {event} {}", HEAR_WITHIN.as_millis()))?;
+        }
+        let mut ms = Vec::with_capacity(self.opened);
+        let mut ended = 0;
+        for w in self.workers.iter_mut() {
+            let words = w.expect("heard", HEAR_WITHIN * 2).await?;
+            let [name, e, times @ ..] = words.as_slice() else {
+                bail!("short `heard` reply from an SSE worker");
+            };
+            if name != event {
+                bail!("an SSE worker answered for {name}, asked for {event}");
+            }
+            ended += e.parse::<usize>()?;
+            for t in times.iter().filter(|t| !t.is_empty()) {
+                ms.push(t.parse::<u64>()?.saturating_sub(t0) as f64 / 1e6);
+            }
+        }
+        let cpu = server_cpu(self.insts)? - cpu;
+        if ended > 0 {
+            say(format!("sse: {ended} streams were ended by the server"));
+        }
+        let s = Spread {
+            server_cpu_ms: cpu * 1000.0,
+            trigger_ms,
+            ..Spread::of(ms, self.opened)
         };
-        if name != event {
-            bail!("an SSE worker answered for {name}, asked for {event}");
-        }
-        ended += e.parse::<usize>()?;
-        for t in times.iter().filter(|t| !t.is_empty()) {
-            ms.push(t.parse::<u64>()?.saturating_sub(t0) as f64 / 1e6);
-        }
+        say(format!(
+            "sse: `{event}` heard by {}/{}: first after {:.0} ms, p50 {:.0} ms, p99 {:.0} ms, \
+             max {:.0} ms; the request that caused it took {trigger_ms:.0} ms",
+            s.heard, self.opened, s.min, s.p50, s.p99, s.max
+        ));
+        Ok(s)
     }
-    if ended > 0 {
-        say(format!("sse: {ended} streams were ended by the server"));
+}
+
+/// CPU seconds the instances used so far, together.
+fn server_cpu(insts: &[Instance]) -> Result<f64> {
+    insts.iter().map(Instance::cpu_secs).sum()
+}
+
+/// What holding the streams costs while nothing happens (the periodic `progress` refresh and
+/// the heartbeats): events delivered per second, and CPU per event on each side.
+async fn idle_cost(r: &mut Report, insts: &[Instance], workers: &mut [Worker]) -> Result<()> {
+    async fn sample(insts: &[Instance], workers: &mut [Worker]) -> Result<(f64, f64, f64)> {
+        let mut events = 0.0;
+        let mut harness = 0.0;
+        for w in workers.iter_mut() {
+            w.send("count")?;
+            let n = w.expect("count", Duration::from_secs(10)).await?;
+            events += n.first().context("empty `count` reply")?.parse::<f64>()?;
+            harness += server::cpu_secs(w.pid())?;
+        }
+        Ok((server_cpu(insts)?, harness, events))
     }
-    Ok(Spread::of(ms, opened))
+    let started = Instant::now();
+    let a = sample(insts, workers).await?;
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let b = sample(insts, workers).await?;
+    let secs = started.elapsed().as_secs_f64();
+    let (server, harness, events) = (b.0 - a.0, b.1 - a.1, (b.2 - a.2).max(1.0));
+    say(format!(
+        "sse: idle streams: {:.0} events/s; server {:.0} % of a core ({:.1} µs per event), \
+         harness {:.0} % ({:.1} µs per event)",
+        events / secs,
+        server * 100.0 / secs,
+        server * 1e6 / events,
+        harness * 100.0 / secs,
+        harness * 1e6 / events
+    ));
+    r.set("sse_idle_events_per_sec", events / secs);
+    r.set("sse_idle_server_cpu_pct", server * 100.0 / secs);
+    r.set("sse_idle_harness_cpu_pct", harness * 100.0 / secs);
+    r.set("sse_server_us_per_event", server * 1e6 / events);
+    Ok(())
 }
 
 /// The soft `Max open files` of this process.
@@ -279,6 +360,17 @@ fn open_files_limit() -> usize {
             Some(soft.parse().unwrap_or(usize::MAX))
         })
         .unwrap_or(1024)
+}
+
+/// The machine's count of connections dropped because an accept queue was full.
+fn listen_overflows() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut tcp_ext = s.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (tcp_ext.next()?, tcp_ext.next()?);
+    let i = names
+        .split_whitespace()
+        .position(|n| n == "ListenOverflows")?;
+    values.split_whitespace().nth(i)?.parse().ok()
 }
 
 /// The 1-minute load average: the machine is shared, and the figures depend on it.
