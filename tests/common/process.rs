@@ -75,6 +75,7 @@ impl AppProcess {
             ("WAITROOM_IP_RATE_PER_SEC", "0"),
             ("WAITROOM_IP_READ_RATE_PER_SEC", "0"),
             ("RUST_LOG", "info,sqlx=warn"),
+            ("NO_COLOR", "1"),
         ];
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_waitroom"));
         cmd.arg("serve")
