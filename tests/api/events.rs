@@ -1,36 +1,15 @@
-use std::pin::Pin;
 use std::time::Duration;
 
-use eventsource_stream::{Event, Eventsource};
+use eventsource_stream::Event;
 use futures_util::future::join_all;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use serde_json::Value;
 
 use crate::common::*;
 
-type Events = Pin<Box<dyn Stream<Item = Event> + Send>>;
-
 async fn connect(app: &TestApp, sale: &str, token: &str, last_id: Option<&str>) -> Events {
-    // As the page does: the token in the wr_queue cookie, beside the session cookie.
-    let cookie = session_cookie(token).expect("a session for the token");
-    let mut req = app
-        .client
-        .get(app.url(&format!("/api/sales/{sale}/events")))
-        .header("cookie", format!("{cookie}; wr_queue={token}"))
-        .timeout(Duration::from_secs(600));
-    if let Some(id) = last_id {
-        req = req.header("Last-Event-ID", id);
-    }
-    let res = req.send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    assert_eq!(res.headers()["content-type"], "text/event-stream");
-    assert_eq!(res.headers()["cache-control"], "no-cache");
-    assert_eq!(res.headers()["x-accel-buffering"], "no");
-    Box::pin(
-        res.bytes_stream()
-            .eventsource()
-            .filter_map(|e| async { e.ok() }),
-    )
+    let url = app.url(&format!("/api/sales/{sale}/events"));
+    open_events(&app.client, &url, token, last_id).await
 }
 
 /// The next event named `name`, skipping others, within `WAIT`.

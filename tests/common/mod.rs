@@ -2,13 +2,19 @@
 //! `scripts/test` runs, one sale id per test so tests run in parallel without FLUSHDB.
 #![allow(dead_code)]
 
+mod events;
 mod logs;
+mod process;
 mod proxy;
 mod sessions;
 
 // Each test binary uses some of these.
 #[allow(unused_imports)]
+pub use events::{open_events, Events};
+#[allow(unused_imports)]
 pub use logs::{capture_logs, captured_logs};
+#[allow(unused_imports)] // only tests that kill instances for real
+pub use process::*;
 #[allow(unused_imports)] // not every test binary cuts Redis
 pub use proxy::*;
 #[allow(unused_imports)]

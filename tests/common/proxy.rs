@@ -8,6 +8,7 @@ pub struct ChaosProxy {
     pub port: u16,
     up: Arc<std::sync::atomic::AtomicBool>,
     cut: tokio::sync::watch::Sender<u64>,
+    frozen: tokio::sync::watch::Sender<bool>,
     live: Arc<std::sync::atomic::AtomicUsize>,
 }
 
@@ -18,12 +19,15 @@ impl ChaosProxy {
         let port = listener.local_addr().unwrap().port();
         let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let (cut, _) = tokio::sync::watch::channel(0u64);
+        let (frozen, _) = tokio::sync::watch::channel(false);
         let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (up2, cut2, live2) = (up.clone(), cut.clone(), live.clone());
+        let frozen2 = frozen.clone();
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 // Subscribed before the check, so a cut racing this accept still ends it.
                 let mut cut_rx = cut2.subscribe();
+                let mut frozen_rx = frozen2.subscribe();
                 if !up2.load(Ordering::SeqCst) {
                     continue; // dropped: the connection is refused by closing it at once
                 }
@@ -31,9 +35,14 @@ impl ChaosProxy {
                 let live = live2.clone();
                 tokio::spawn(async move {
                     if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
-                        tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                            _ = cut_rx.changed() => {}
+                        let frozen = tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => false,
+                            _ = cut_rx.changed() => false,
+                            f = frozen_rx.wait_for(|f| *f) => f.is_ok(),
+                        };
+                        if frozen {
+                            // Open and silent until cut (or the proxy is dropped).
+                            let _ = cut_rx.changed().await;
                         }
                     }
                     live.fetch_sub(1, Ordering::SeqCst);
@@ -44,6 +53,7 @@ impl ChaosProxy {
             port,
             up,
             cut,
+            frozen,
             live,
         }
     }
@@ -61,6 +71,11 @@ impl ChaosProxy {
         })
         .await;
         assert!(closed.is_some(), "connections through the proxy stay open");
+    }
+
+    /// Nothing passes any more, and nothing is closed: a server that hangs.
+    pub fn freeze(&self) {
+        self.frozen.send_replace(true);
     }
 
     pub fn restore(&self) {
@@ -90,4 +105,23 @@ pub fn redis_db() -> u32 {
 /// The suite's Redis URL through a proxy listening on `port`: same DB.
 pub fn redis_url_via(port: u16) -> String {
     format!("redis://127.0.0.1:{port}/{}", redis_db())
+}
+
+/// The suite's Postgres URL through a proxy listening on `port`: same database.
+pub fn database_url_via(port: u16) -> String {
+    let url = database_url();
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (auth_host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let auth = auth_host
+        .rsplit_once('@')
+        .map_or(String::new(), |(a, _)| format!("{a}@"));
+    format!("{scheme}://{auth}127.0.0.1:{port}/{path}")
+}
+
+pub fn database_addr() -> std::net::SocketAddr {
+    use std::net::ToSocketAddrs;
+    let url = database_url();
+    let rest = url.split_once("://").unwrap().1;
+    let host = rest.split('/').next().unwrap().rsplit('@').next().unwrap();
+    host.to_socket_addrs().unwrap().next().unwrap()
 }
