@@ -6,6 +6,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -31,18 +32,31 @@ fn binary() -> PathBuf {
         .expect("no nginx: scripts/test installs it (or set WAITROOM_NGINX)")
 }
 
-/// `WAITROOM_NGINX_PORT` if set, else a port the OS just had free.
+/// The next of the ports from `WAITROOM_NGINX_PORT` on, if set (one per nginx, so tests in
+/// parallel do not collide), else a port the OS just had free.
 fn port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
     if let Ok(p) = std::env::var("WAITROOM_NGINX_PORT") {
-        return p.parse().expect("WAITROOM_NGINX_PORT is a port number");
+        let base: u16 = p.parse().expect("WAITROOM_NGINX_PORT is a port number");
+        return base + NEXT.fetch_add(1, Ordering::SeqCst);
     }
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
 
 impl Nginx {
-    /// nginx on 127.0.0.1 in front of the instances on these ports, once it proxies.
+    /// nginx on 127.0.0.1 in front of the instances on these ports, once it proxies. A port
+    /// someone took between our choosing and nginx binding it costs one more try.
     pub async fn start(instances: &[u16]) -> Self {
+        for _ in 0..3 {
+            if let Some(nginx) = Self::try_start(instances, port()).await {
+                return nginx;
+            }
+        }
+        panic!("nginx found no free port in 3 tries");
+    }
+
+    async fn try_start(instances: &[u16], port: u16) -> Option<Self> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join(".data/nginx")
             .join(unique("run"));
@@ -53,7 +67,6 @@ impl Nginx {
             .map(|p| format!("server 127.0.0.1:{p} max_fails=3 fail_timeout=10s;\n"))
             .collect();
         std::fs::write(dir.join("waitroom.d/upstream.conf"), servers).unwrap();
-        let port = port();
         let listen = format!("listen 127.0.0.1:{port};\n");
         std::fs::write(dir.join("waitroom.d/listen.conf"), listen).unwrap();
 
@@ -78,20 +91,24 @@ impl Nginx {
             .spawn()
             .expect("nginx starts");
         let mut nginx = Self { child, dir, port };
-        nginx.wait_until_proxying().await;
-        nginx
+        nginx.wait_until_proxying().await.then_some(nginx)
     }
 
-    async fn wait_until_proxying(&mut self) {
+    /// False if nginx exited because its port was taken; panics on any other failure.
+    async fn wait_until_proxying(&mut self) -> bool {
         let client = reqwest::Client::new();
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("nginx exited ({status}):\n{}", self.errors());
+                let errors = self.errors();
+                if errors.contains("Address already in use") {
+                    return false;
+                }
+                panic!("nginx exited ({status}):\n{errors}");
             }
             let res = client.get(self.url("/healthz")).send().await;
             if res.is_ok_and(|r| r.status() == 200) {
-                return;
+                return true;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
