@@ -4,7 +4,7 @@
 # $ROOT/.data. The parts live in scripts/lib/ (knobs are documented in lib/common.sh):
 #   common.sh    settings, logging, waiting, process helpers, apt
 #   redis.sh     the private Redis        postgres.sh, pg-init.sh   the private PostgreSQL
-#   browser.sh   Chromium + chromedriver
+#   browser.sh   Chromium + chromedriver    nginx.sh   nginx for tests/api/nginx.rs
 # Sourced, not executed; sets no shell options (see lib/common.sh).
 
 _wr_lib="$(dirname "${BASH_SOURCE[0]}")/lib"
@@ -18,6 +18,8 @@ source "$_wr_lib/postgres.sh"
 source "$_wr_lib/pg-init.sh"
 # shellcheck source=scripts/lib/browser.sh
 source "$_wr_lib/browser.sh"
+# shellcheck source=scripts/lib/nginx.sh
+source "$_wr_lib/nginx.sh"
 unset _wr_lib
 
 # Install redis-server and postgresql (and curl, which scripts/run needs) when missing, in one

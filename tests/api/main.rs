@@ -13,6 +13,8 @@ mod errors;
 mod events;
 mod fuzz;
 mod model;
+mod nginx;
+mod nginx_proc;
 mod ops;
 mod payments;
 mod queue;
