@@ -1,9 +1,11 @@
 -- Take units for one admission ticket, atomically: the single place stock goes down.
--- ARGV: 1 queue id (the ticket's jti), 2 quantity, 3 new order id
+-- ARGV: 1 queue id (the ticket's jti), 2 quantity, 3 new order id, 4 the ticket's expiry (ms)
 -- Returns {outcome, detail}:
 --   ok <record>          units taken; the order record (JSON {id, qty, at}) kept in `used`
 --   dup <record>         this ticket bought before: the same order again (a retry is safe)
---   expired | not_admitted | sold_out | insufficient <left> | too_many <max per order>
+--   expired | sold_out | insufficient <left> | too_many <max per order>
+--   unsettled            Redis may be behind the ledger (a restart, a rebuild): no sale until
+--                        it is reconciled (the caller answers 503)
 --   unknown              Redis does not have the sale (lost: the caller rebuilds it)
 local qid = ARGV[1]
 local qty = tonumber(ARGV[2])
@@ -11,6 +13,7 @@ local max = redis.call('HGET', K.cfg, 'max_per_order')
 if not max then return {'unknown', ''} end
 local prev = redis.call('HGET', K.used, qid)
 if prev then return {'dup', prev} end
+if redis.call('EXISTS', K.unsettled) == 1 then return {'unsettled', ''} end
 if qty > tonumber(max) then return {'too_many', max} end
 
 local t = redis.call('TIME')
@@ -18,10 +21,14 @@ local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local expires = redis.call('ZSCORE', K.admitted, qid)
 if not expires then
   if redis.call('SISMEMBER', K.expired, qid) == 1 then return {'expired', ''} end
-  return {'not_admitted', ''}
+  -- A ticket leaves `admitted` only into `used` or `expired`: Redis lost this admission (a
+  -- restart or failover that lost its last writes). The signed ticket is proof of it.
+  expires = ARGV[4]
 end
 if tonumber(expires) <= now_ms then
   redis.call('ZREM', K.admitted, qid)
+-- A place a re-presented queue token brought back after such a loss is not needed any more.
+redis.call('ZREM', K.queue, qid)
   redis.call('SADD', K.expired, qid)
   return {'expired', ''}
 end
@@ -34,6 +41,8 @@ local left = redis.call('DECRBY', K.stock, qty)
 local record = cjson.encode({id = ARGV[3], qty = qty, at = now_ms})
 redis.call('HSET', K.used, qid, record)
 redis.call('ZREM', K.admitted, qid)
+-- A place a re-presented queue token brought back after such a loss is not needed any more.
+redis.call('ZREM', K.queue, qid)
 -- `pending` holds orders Redis accepted that Postgres has not confirmed yet; the ledger sync
 -- drains it, so an order survives an app crash or a Postgres outage between the two writes.
 redis.call('SADD', K.pending, qid)

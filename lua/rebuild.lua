@@ -3,8 +3,10 @@
 -- lapsed shoppers are known again before anyone can rejoin. The sale is marked `unsettled`
 -- (since when, by Redis's clock) until a settle (settle.lua) counts the orders that were in
 -- flight at the loss.
+-- Checkouts answer 503 until then; the hubs drop their buyer lists (`unsettled`).
 -- ARGV: 1 JSON {cfg = {field = value}, stock = n, used = {queue id = order record},
---   lapsed = [queue ids whose orders lapsed; their units are out of `sold` already]}
+--   lapsed = [queue ids whose orders lapsed; their units are out of `sold` already],
+--   open = the ledger's open switch}
 -- Returns 1 if rebuilt, 0 if the sale was already there.
 if redis.call('EXISTS', K.cfg) == 1 then return 0 end
 local s = cjson.decode(ARGV[1])
@@ -15,6 +17,8 @@ for _, qid in ipairs(s.lapsed) do
 end
 for field, value in pairs(s.cfg) do redis.call('HSET', K.cfg, field, value) end
 redis.call('SET', K.stock, s.stock)
+if s.open then redis.call('SET', K.open, '1') end
 local t = redis.call('TIME')
 redis.call('SET', K.unsettled, string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)))
+redis.call('PUBLISH', K.events, cjson.encode({type = 'unsettled'}))
 return 1

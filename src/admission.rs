@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use crate::metrics::METRICS;
-use crate::recovery::SETTLE_AFTER;
 use crate::state::{AppState, Every};
 
 /// Every `tick`, runs admit.lua for every admitting sale and publishes its numbers to local
@@ -85,7 +84,12 @@ pub async fn run_sweeper(s: Arc<AppState>) {
         }
         // One round trip finds the few sales with work; idle sales cost nothing more.
         let due = match s.store.sale_ids().await {
-            Ok(ids) => s.store.needing_sweep(&ids, SETTLE_AFTER).await,
+            Ok(ids) => {
+                if let Err(e) = crate::recovery::watch(&s, &ids).await {
+                    tracing::debug!(error = %e, "watching redis against the ledger failed");
+                }
+                s.store.needing_sweep(&ids, s.config.settle_after).await
+            }
             Err(e) => Err(e),
         };
         match due {

@@ -36,8 +36,6 @@ pub enum CheckoutError {
     TooMany(i64),
     #[error("the ticket expired")]
     Expired,
-    #[error("the ticket holds no admission")]
-    NotAdmitted,
     #[error("sold out")]
     SoldOut,
     #[error("only {0} left")]
@@ -86,15 +84,21 @@ async fn buy(
     }
     let qid = claims.jti.as_str();
     let order_id = Uuid::now_v7();
-    let mut taken = s.store.take(sale.as_str(), qid, quantity, order_id).await?;
+    let exp_ms = claims.exp * 1000;
+    let mut taken = s
+        .store
+        .take(sale.as_str(), qid, quantity, order_id, exp_ms)
+        .await?;
     if taken == Take::Unknown && recovery::detect(s, sale, true).await? {
-        taken = s.store.take(sale.as_str(), qid, quantity, order_id).await?;
+        taken = s
+            .store
+            .take(sale.as_str(), qid, quantity, order_id, exp_ms)
+            .await?;
     }
     let (rec, fresh) = match taken {
         Take::Taken(r) => (r, true),
         Take::Again(r) => (r, false),
         Take::Expired => return Err(CheckoutError::Expired),
-        Take::NotAdmitted => return Err(CheckoutError::NotAdmitted),
         Take::SoldOut => {
             // Learn who bought, so the rest of the herd is answered from memory.
             let gen = s.hub.sold_out_gen(sale.as_str());
@@ -106,6 +110,7 @@ async fn buy(
         Take::Insufficient(left) => return Err(CheckoutError::Insufficient(left)),
         Take::TooMany(max) => return Err(CheckoutError::TooMany(max)),
         Take::Unknown => return Err(CheckoutError::UnknownSale),
+        Take::Unsettled => return Err(Fault::Busy("the sale is being reconciled").into()),
     };
     let Some(order) = record(s, sale.as_str(), qid, &rec).await? else {
         return Err(CheckoutError::SoldOut);

@@ -27,6 +27,10 @@ pub struct Config {
     pub tick: Duration,
     /// How often holds are expired and Redis-accepted orders are synced to Postgres.
     pub sweep: Duration,
+    /// How long a sale marked `unsettled` waits before a settle reconciles it: by then every
+    /// order in flight at the loss has committed or given up (`recovery::SETTLE_AFTER`; a
+    /// shorter wait is for tests, and risks the ledger refusing an order Redis accepted).
+    pub settle_after: Duration,
     pub queue_token_ttl: Duration,
     pub workers: usize,
     pub max_connections_per_worker: usize,
@@ -55,6 +59,7 @@ impl Config {
             issuer: "waitroom".into(),
             tick: Duration::from_millis(200),
             sweep: Duration::from_millis(1000),
+            settle_after: crate::recovery::SETTLE_AFTER,
             queue_token_ttl: Duration::from_secs(24 * 3600),
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_connections_per_worker: 100_000,
@@ -146,6 +151,10 @@ impl Config {
         }
         if let Some(v) = var("WAITROOM_SWEEP_MS") {
             c.sweep = Duration::from_millis(bounded("WAITROOM_SWEEP_MS", &v, 50, 60_000)?);
+        }
+        if let Some(v) = var("WAITROOM_SETTLE_AFTER_MS") {
+            c.settle_after =
+                Duration::from_millis(bounded("WAITROOM_SETTLE_AFTER_MS", &v, 100, 600_000)?);
         }
         if let Some(v) = var("WAITROOM_QUEUE_TOKEN_TTL_SECS") {
             c.queue_token_ttl = Duration::from_secs(bounded(

@@ -256,7 +256,6 @@ impl From<CheckoutError> for AppError {
                 Self::bad_request("invalid_quantity", format!("at most {max} per order"))
             }
             E::Expired => Self::ticket_expired(),
-            E::NotAdmitted => Self::forbidden("not_admitted", "this ticket holds no admission"),
             E::SoldOut => Self::sold_out(),
             E::Insufficient(left) => Self::conflict(
                 "insufficient_stock",

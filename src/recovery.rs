@@ -27,7 +27,7 @@ use crate::domain::{OrderRecord, SaleId};
 use crate::fault::Fault;
 use crate::ledger::{Order, Recorded, LATEST_COMMIT};
 use crate::state::AppState;
-use crate::store::Verdict;
+use crate::store::{Settlement, Verdict};
 
 /// By then every order Redis accepted before it lost a sale has committed or given up, and a
 /// settle ends the rebuilt sale's `unsettled` state.
@@ -97,11 +97,11 @@ async fn rebuild_sale(s: &AppState, id: &SaleId) -> Result<bool, Fault> {
     let stock = (state.sale.units - state.sale.sold) as i64;
     let spec = state.sale.spec().map_err(|e| Fault::bug(e.to_string()))?;
     if s.store
-        .rebuild_sale(&spec, stock, &state.bought, &state.lapsed)
+        .rebuild_sale(&spec, stock, &state.orders, state.sale.open)
         .await?
     {
         tracing::warn!(
-            sale = %id, stock, buyers = state.bought.len(),
+            sale = %id, stock, buyers = state.orders.bought.len(),
             "sale was missing from redis; rebuilt from postgres"
         );
     }
@@ -140,19 +140,18 @@ pub async fn settle_rebuilt(s: &AppState, sale: &str) -> Result<(), Fault> {
 pub async fn settle_stock(s: &AppState, sale: &str) -> Result<Option<i64>, Fault> {
     s.ledger
         .with_sale_locked(sale, async |locked| {
-            // No order of this sale commits while the row is held, so the ledger's answer for
-            // these tickets holds until the script has run.
-            let pending: Vec<String> = s
-                .store
-                .pending(sale)
-                .await?
-                .into_iter()
-                .map(|(q, _)| q)
-                .collect();
-            let recorded = locked.orders_of(&pending).await?;
-            let (units, sold) = (locked.row.units as i64, locked.row.sold as i64);
+            // No order of this sale commits while the row is held, so what the ledger says
+            // holds until the script has run.
+            let orders = locked.orders().await?;
+            let ledger = Settlement {
+                units: locked.row.units as i64,
+                sold: locked.row.sold as i64,
+                open: locked.row.open,
+                released: &locked.released,
+                orders: &orders,
+            };
             s.store
-                .settle_sale(sale, units, sold, &locked.released, &recorded, SETTLE_AFTER)
+                .settle_sale(sale, ledger, s.config.settle_after)
                 .await
         })
         .await
@@ -200,6 +199,67 @@ pub async fn settle_order(
             Ok(None)
         }
     }
+}
+
+// ---- watch ----
+
+/// The `run_id` of the Redis this instance last saw.
+pub type RedisSeen = std::sync::Mutex<Option<String>>;
+
+/// Every sweep, over the sales Redis lists: marks them `unsettled` (no checkout until a settle
+/// reconciles them with the ledger) if Redis restarted (its `run_id` changed: an AOF may miss
+/// its last second) or if a sale's stock is ahead of the ledger (stock went back in time), and
+/// copies open switches flipped in Redis (redis-cli's too) to the ledger, so a sale Redis
+/// loses comes back as it was.
+pub async fn watch(s: &AppState, sales: &[String]) -> Result<(), Fault> {
+    let run_id = s.store.run_id().await?;
+    let seen = s.redis_seen.lock().expect("redis_seen lock").clone();
+    if seen.is_some_and(|seen| seen != run_id) {
+        tracing::warn!(
+            sales = sales.len(),
+            "redis restarted: sales held until reconciled"
+        );
+        s.store.mark_unsettled(sales).await?;
+    }
+    *s.redis_seen.lock().expect("redis_seen lock") = Some(run_id);
+    // The ledger first: an order commits after Redis took its units, so a stock read after
+    // `sold` has every unit `sold` counts taken out already.
+    let ledger = s.ledger.standing(sales).await?;
+    let ids: Vec<String> = ledger.iter().map(|l| l.id.clone()).collect();
+    let held = s.store.standing(&ids).await?;
+    let mut flips = Vec::new();
+    for (l, h) in ledger.iter().zip(held) {
+        if !h.present || h.unsettled {
+            continue;
+        }
+        if h.open != l.open {
+            flips.push((l.id.clone(), h.open));
+        }
+        if i64::from(l.sold) + h.stock > i64::from(l.units) && stock_ahead(s, &l.id).await? {
+            tracing::warn!(
+                sale = l.id,
+                "redis stock ahead of the ledger: held until reconciled"
+            );
+            s.store.mark_unsettled(std::slice::from_ref(&l.id)).await?;
+        }
+    }
+    if !flips.is_empty() {
+        s.ledger.set_open(&flips).await?;
+    }
+    Ok(())
+}
+
+/// Confirms, under the sale's row lock (no order commits and no release lands meanwhile),
+/// that Redis's stock is ahead of the ledger: a release between the unlocked reads looks so.
+async fn stock_ahead(s: &AppState, sale: &str) -> Result<bool, Fault> {
+    let ahead = s
+        .ledger
+        .with_sale_locked(sale, async |locked| {
+            let stock = s.store.stock(sale).await?.unwrap_or(0);
+            Ok(i64::from(locked.row.sold) + stock > i64::from(locked.row.units))
+        })
+        .await?;
+    Ok(ahead.unwrap_or(false))
 }
 
 /// Per sale, held while rebuilding it (see `rebuild`).

@@ -127,9 +127,11 @@ pub async fn public_list(s: &AppState) -> Result<Vec<PublicSale>, SaleError> {
         .collect())
 }
 
-/// Sets or clears `wr:{id}:open`: exactly what `SET wr:{id}:open 1` in redis-cli does.
+/// Sets or clears `wr:{id}:open`: what `SET wr:{id}:open 1` in redis-cli does, kept in the
+/// ledger first so a sale Redis loses comes back as the admin left it.
 pub async fn set_open(s: &AppState, id: &SaleId, open: bool) -> Result<AdminStats, SaleError> {
     row(s, id).await?;
+    s.ledger.set_open(&[(id.to_string(), open)]).await?;
     s.store.set_open(id.as_str(), open).await?;
     stats(s, id).await
 }

@@ -1,5 +1,6 @@
 //! One shopper's live stream: `state` first, then `progress`, `admitted` (to this shopper
-//! only), `sold_out`, `restocked`, `opened`, `closed`. Heartbeat comments every 15 s also reap
+//! only), `sold_out`, `restocked`, `opened`, `closed`; `progress` only when it changed, so an
+//! idle line costs nothing per stream. Heartbeat comments every 15 s also reap
 //! dead connections (a closed client is only noticed on write). A stream pushed out by newer
 //! ones of the same queue id (`Hub::register`) ends with `replaced` and a long `retry:`, so
 //! the tab it served does not come straight back to push out another.
@@ -19,7 +20,6 @@ use actix_web_lab::sse::{self, Sse};
 use bytestring::ByteString;
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
-use tokio::time::{Interval, MissedTickBehavior};
 use tracing::Instrument;
 
 use crate::domain::SaleId;
@@ -31,8 +31,6 @@ use crate::state::AppState;
 use crate::telemetry::EVENTS_ROUTE;
 
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
-/// Progress is re-sent at least this often even when nothing changed.
-const REFRESH: Duration = Duration::from_secs(2);
 /// How long a replaced stream's browser waits before trying again.
 const REPLACED_RETRY: &[u8] = b"retry: 30000\n\n";
 
@@ -46,7 +44,6 @@ struct Live {
     events: broadcast::Receiver<SaleEvent>,
     registration: Registration,
     shutdown: watch::Receiver<bool>,
-    refresh: Interval,
     next_id: u64,
     queued: VecDeque<sse::Event>,
     /// Set when a newer stream of this shopper pushed this one out.
@@ -97,7 +94,6 @@ impl Live {
 
     fn progress_event(&mut self) -> sse::Event {
         let json = self.progress.borrow_and_update().json.clone();
-        self.refresh.reset();
         self.frame("progress", json)
     }
 
@@ -137,7 +133,6 @@ impl Live {
                 Ok(()) => Some(self.progress_event()),
                 Err(_) => None,
             },
-            _ = self.refresh.tick() => Some(self.progress_event()),
         }
     }
 }
@@ -190,8 +185,6 @@ async fn start(
         },
     );
     progress.borrow_and_update();
-    let mut refresh = tokio::time::interval_at(tokio::time::Instant::now() + REFRESH, REFRESH);
-    refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let replaced = Arc::new(AtomicBool::new(false));
     let mut live = Live {
         shutdown: state.shutdown.clone(),
@@ -202,7 +195,6 @@ async fn start(
         progress,
         events,
         registration,
-        refresh,
         next_id: last_event_id.unwrap_or(0),
         queued: VecDeque::new(),
         replaced: replaced.clone(),

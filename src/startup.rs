@@ -86,7 +86,7 @@ impl Application {
         let ledger = Ledger::connect_lazy(config.database_url.expose_secret(), config.pg_pool_size)
             .context("WAITROOM_DATABASE_URL")?;
         wait_for("postgres migrations", || ledger.migrate()).await?;
-        wait_for("redis scripts", || store.load_scripts()).await?;
+        wait_for("redis scripts", || store.ready()).await?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let state = Arc::new(AppState {
@@ -98,6 +98,7 @@ impl Application {
             health: Default::default(),
             limits: Limiters::new(&config.limits),
             rebuilding: Default::default(),
+            redis_seen: Default::default(),
             shutdown: shutdown_rx,
             config,
         });

@@ -25,6 +25,8 @@ pub struct AppState {
     pub limits: crate::door::limits::Limiters,
     /// Per sale, held while rebuilding it after Redis lost it (see `recovery::rebuild`).
     pub rebuilding: crate::recovery::RebuildLocks,
+    /// The Redis `run_id` last seen (`recovery::watch`).
+    pub redis_seen: crate::recovery::RedisSeen,
     /// Flips to true when the instance stops: streams end and background loops return.
     pub shutdown: watch::Receiver<bool>,
 }

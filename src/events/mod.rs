@@ -189,6 +189,14 @@ impl Hub {
         self.channels(sale).sold_out_gen.load(Ordering::SeqCst)
     }
 
+    /// Drops the buyer list (and any being read): until one is read again, every checkout of
+    /// the sold-out sale asks Redis.
+    pub fn forget_buyers(&self, sale: &str) {
+        let c = self.channels(sale);
+        c.sold_out_gen.fetch_add(1, Ordering::SeqCst);
+        *c.buyers.write().expect("hub lock") = None;
+    }
+
     /// Keeps the buyer list read from Redis if the sale is still in the sold-out state it was
     /// read for (`gen` taken before the read).
     pub fn set_buyers(&self, sale: &str, gen: u64, buyers: HashSet<String>) {
@@ -283,8 +291,7 @@ impl Hub {
         });
         for e in flips {
             if matches!(e, SaleEvent::SoldOut | SaleEvent::Restocked) {
-                c.sold_out_gen.fetch_add(1, Ordering::SeqCst);
-                *c.buyers.write().expect("hub lock") = None;
+                self.forget_buyers(sale);
             }
             let _ = c.events.send(e);
         }

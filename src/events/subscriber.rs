@@ -58,15 +58,23 @@ impl Hub {
                 false,
                 at,
             ),
-            "restocked" => self.update(
-                sale,
-                |p| {
-                    p.remaining = m.remaining.unwrap_or(p.remaining).max(0);
-                    p.sold_out = p.remaining == 0;
-                },
-                false,
-                at,
-            ),
+            "restocked" | "reconciled" => {
+                // A reconciled sale's buyer list in Redis may have grown from the ledger.
+                if m.kind == "reconciled" {
+                    self.forget_buyers(sale);
+                }
+                self.update(
+                    sale,
+                    |p| {
+                        p.remaining = m.remaining.unwrap_or(p.remaining).max(0);
+                        p.sold_out = p.remaining == 0;
+                    },
+                    false,
+                    at,
+                )
+            }
+            // Redis may be behind the ledger: a buyer list read from it may miss buyers.
+            "unsettled" => self.forget_buyers(sale),
             "opened" => self.update(sale, |p| p.open = true, false, None),
             "closed" => self.update(sale, |p| p.open = false, false, None),
             other => tracing::debug!(sale, kind = other, "ignored event"),

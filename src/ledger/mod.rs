@@ -15,7 +15,7 @@ mod writer;
 
 pub use orders::{Order, Recorded};
 pub use payments::{PaymentOutcome, Release};
-pub use recovery::{LockedSale, SaleState};
+pub use recovery::{LockedSale, Orders, SaleState, Standing};
 
 use serde::Serialize;
 use std::str::FromStr;
@@ -40,6 +40,8 @@ pub struct SaleRow {
     pub hold_secs: i32,
     pub max_places_per_client: i32,
     pub pow_difficulty: i32,
+    /// Last known state of Redis's open switch (see migrations/0004).
+    pub open: bool,
 }
 
 impl SaleRow {

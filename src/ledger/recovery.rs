@@ -23,26 +23,60 @@ pub struct LockedSale {
 }
 
 impl LockedSale {
-    /// Of these tickets, the ones with an order in the ledger: ticket → order id.
-    pub async fn orders_of(&mut self, tickets: &[String]) -> Result<HashMap<String, Uuid>, Fault> {
-        let rows: Vec<(String, Uuid)> = sqlx::query_as(
-            "SELECT ticket_id, id FROM orders WHERE sale_id = $1 AND ticket_id = ANY($2)",
+    /// Every order of the sale by ticket, as no order can change while the row is held.
+    pub async fn orders(&mut self) -> Result<Orders, Fault> {
+        Orders::read(&mut *self.tx, &self.row.id).await
+    }
+}
+
+/// A sale's orders by ticket, as Redis keeps them.
+#[derive(Default)]
+pub struct Orders {
+    /// Queue id → order record (as checkout.lua writes it) of every live order.
+    pub bought: HashMap<String, OrderRecord>,
+    /// Queue ids whose orders failed, expired or are due a refund.
+    pub lapsed: Vec<String>,
+}
+
+impl Orders {
+    async fn read(conn: &mut sqlx::PgConnection, sale: &str) -> Result<Self, Fault> {
+        let rows: Vec<(String, Uuid, i32, DateTime<Utc>, bool)> = sqlx::query_as(
+            "SELECT ticket_id, id, quantity, created_at, status IN ('pending_payment', 'paid')
+             FROM orders WHERE sale_id = $1",
         )
-        .bind(&self.row.id)
-        .bind(tickets)
-        .fetch_all(&mut *self.tx)
+        .bind(sale)
+        .fetch_all(conn)
         .await?;
-        Ok(rows.into_iter().collect())
+        let mut orders = Self::default();
+        for (ticket, order_id, quantity, at, live) in rows {
+            if live {
+                let rec = OrderRecord {
+                    order_id,
+                    quantity,
+                    at,
+                };
+                orders.bought.insert(ticket, rec);
+            } else {
+                orders.lapsed.push(ticket);
+            }
+        }
+        Ok(orders)
     }
 }
 
 /// A sale as the ledger knows it, for rebuilding Redis.
 pub struct SaleState {
     pub sale: SaleRow,
-    /// Queue id → order record (as checkout.lua writes it) of every live order.
-    pub bought: HashMap<String, OrderRecord>,
-    /// Queue ids whose orders failed, expired or are due a refund.
-    pub lapsed: Vec<String>,
+    pub orders: Orders,
+}
+
+/// What the ledger says of a sale's stock and switch, for comparing Redis with it.
+#[derive(sqlx::FromRow)]
+pub struct Standing {
+    pub id: String,
+    pub units: i32,
+    pub sold: i32,
+    pub open: bool,
 }
 
 impl Ledger {
@@ -60,32 +94,34 @@ impl Ledger {
         else {
             return Ok(None);
         };
-        let orders: Vec<(String, Uuid, i32, DateTime<Utc>, bool)> = sqlx::query_as(
-            "SELECT ticket_id, id, quantity, created_at, status IN ('pending_payment', 'paid')
-             FROM orders WHERE sale_id = $1",
-        )
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?;
+        let orders = Orders::read(&mut tx, id).await?;
         tx.commit().await?;
-        let mut state = SaleState {
-            sale,
-            bought: HashMap::new(),
-            lapsed: Vec::new(),
-        };
-        for (ticket, order_id, quantity, at, live) in orders {
-            if live {
-                let rec = OrderRecord {
-                    order_id,
-                    quantity,
-                    at,
-                };
-                state.bought.insert(ticket, rec);
-            } else {
-                state.lapsed.push(ticket);
-            }
-        }
-        Ok(Some(state))
+        Ok(Some(SaleState { sale, orders }))
+    }
+
+    /// `units`, `sold` and `open` of these sales, in one statement.
+    pub async fn standing(&self, ids: &[String]) -> Result<Vec<Standing>, Fault> {
+        Ok(
+            sqlx::query_as("SELECT id, units, sold, open FROM sales WHERE id = ANY($1)")
+                .bind(ids)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Keeps whether these sales are open (sale id, open), in one statement.
+    pub async fn set_open(&self, flips: &[(String, bool)]) -> Result<(), Fault> {
+        let (ids, open): (Vec<&str>, Vec<bool>) =
+            flips.iter().map(|(id, o)| (id.as_str(), *o)).unzip();
+        sqlx::query(
+            "UPDATE sales SET open = f.open FROM UNNEST($1::text[], $2::bool[]) AS f(id, open)
+             WHERE sales.id = f.id AND sales.open <> f.open",
+        )
+        .bind(ids)
+        .bind(open)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Runs `f` while holding the sale's row lock: no order commits and no hold expires for

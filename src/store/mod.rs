@@ -19,7 +19,7 @@ mod scripts;
 
 pub use orders::Take;
 pub use queue::{Joined, NewPlace, Place, Snapshot, Tick};
-pub use recovery::{SweepWork, Verdict};
+pub use recovery::{Held, Settlement, SweepWork, Verdict};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -135,7 +135,7 @@ impl Store {
     }
 
     /// Ready when Redis answers and holds every script: one `SCRIPT EXISTS` round trip per
-    /// probe, and a reload only when the cache was emptied (a restart or failover).
+    /// probe. Scripts missing mean a restart or failover (see `scripts_lost`).
     pub async fn ready(&self) -> Result<(), Fault> {
         let mut exists = redis::cmd("SCRIPT");
         exists.arg("EXISTS");
@@ -146,14 +146,14 @@ impl Store {
         if loaded.iter().all(|&l| l) {
             return Ok(());
         }
-        self.load_scripts().await
+        self.scripts_lost().await
     }
 
     /// Loads every script into Redis's cache.
-    pub async fn load_scripts(&self) -> Result<(), Fault> {
+    async fn load_scripts(&self) -> Result<(), Fault> {
         let mut c = self.conn();
         for lua in scripts::ALL {
-            let _: String = lua.loader().load_async(&mut c).await?;
+            let _: String = lua.source().load_async(&mut c).await?;
         }
         Ok(())
     }

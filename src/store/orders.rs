@@ -18,12 +18,13 @@ pub enum Take {
     /// The ticket bought before: the same order again.
     Again(OrderRecord),
     Expired,
-    NotAdmitted,
     SoldOut,
     Insufficient(i64),
     TooMany(i64),
     /// Redis does not have the sale.
     Unknown,
+    /// Redis may be behind the ledger until the sale is reconciled.
+    Unsettled,
 }
 
 fn record(raw: &str) -> Result<OrderRecord, Fault> {
@@ -32,30 +33,33 @@ fn record(raw: &str) -> Result<OrderRecord, Fault> {
 
 impl Store {
     /// Runs checkout.lua: the single place stock goes down.
+    /// `ticket_exp_ms`: the ticket's expiry, its signed proof of admission.
     pub async fn take(
         &self,
         sale: &str,
         qid: &str,
         qty: i32,
         order_id: Uuid,
+        ticket_exp_ms: i64,
     ) -> Result<Take, Fault> {
         let (outcome, detail): (String, String) = CHECKOUT
             .on(sale)
             .arg(qid)
             .arg(qty)
             .arg(order_id.to_string())
-            .invoke_async(&mut self.conn())
+            .arg(ticket_exp_ms)
+            .run(self)
             .await?;
         let number = || detail.parse().map_err(|_| unexpected("checkout.lua"));
         Ok(match outcome.as_str() {
             "ok" => Take::Taken(record(&detail)?),
             "dup" => Take::Again(record(&detail)?),
             "expired" => Take::Expired,
-            "not_admitted" => Take::NotAdmitted,
             "sold_out" => Take::SoldOut,
             "insufficient" => Take::Insufficient(number()?),
             "too_many" => Take::TooMany(number()?),
             "unknown" => Take::Unknown,
+            "unsettled" => Take::Unsettled,
             _ => return Err(unexpected("checkout.lua")),
         })
     }
@@ -108,7 +112,7 @@ impl Store {
                 .arg(o.quantity)
                 .arg(o.order_id.to_string());
         }
-        match call.invoke_async(&mut self.conn()).await? {
+        match call.run(self).await? {
             -1 => Err(Fault::Busy("the sale is missing from redis")),
             left => Ok(left),
         }

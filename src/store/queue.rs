@@ -109,7 +109,7 @@ impl Store {
             .arg(mode)
             .arg(door.client_tag)
             .arg(door.pow_bits)
-            .invoke_async(&mut self.conn())
+            .run(self)
             .await?;
         let bad = |_| unexpected("enqueue.lua");
         // Only a new place names its queue id (the sixth element).
@@ -143,7 +143,7 @@ impl Store {
     }
 
     pub async fn admit(&self, sale: &str) -> Result<Tick, Fault> {
-        let mut v: Vec<redis::Value> = ADMIT.on(sale).invoke_async(&mut self.conn()).await?;
+        let mut v: Vec<redis::Value> = ADMIT.on(sale).run(self).await?;
         let bad = |_| unexpected("admit.lua");
         let ids: Vec<String> =
             redis::from_redis_value(redis::Value::Array(v.split_off(8.min(v.len()))))

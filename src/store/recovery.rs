@@ -4,12 +4,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use uuid::Uuid;
-
 use super::scripts::{REBUILD, SETTLE, SETTLE_ORDER};
 use super::{cfg_fields, key, time_ms, Store, SALES_KEY};
 use crate::domain::{OrderRecord, ReleasedOrder, SaleSpec};
 use crate::fault::Fault;
+use crate::ledger::Orders;
 use redis::AsyncCommands;
 
 /// What the ledger made of an order Redis accepted, when it was not simply that order.
@@ -20,6 +19,32 @@ pub enum Verdict<'a> {
     Refused,
 }
 
+/// The ledger's side of a settle, read under the sale's row lock.
+pub struct Settlement<'a> {
+    pub units: i64,
+    pub sold: i64,
+    pub open: bool,
+    pub released: &'a [ReleasedOrder],
+    pub orders: &'a Orders,
+}
+
+/// Queue id → order record as checkout.lua writes it.
+fn encoded(bought: &HashMap<String, OrderRecord>) -> HashMap<&str, String> {
+    bought
+        .iter()
+        .map(|(q, r)| (q.as_str(), r.encode()))
+        .collect()
+}
+
+/// What Redis holds of a sale, for comparing it with the ledger (`Store::standing`).
+#[derive(Debug, Clone, Copy)]
+pub struct Held {
+    pub present: bool,
+    pub unsettled: bool,
+    pub open: bool,
+    pub stock: i64,
+}
+
 /// What the sweeper has to do for one sale.
 #[derive(Debug, Clone, Copy)]
 pub struct SweepWork {
@@ -28,60 +53,51 @@ pub struct SweepWork {
 }
 
 impl Store {
-    /// Rebuilds a lost sale (lua/rebuild.lua): `used` maps the queue ids that bought to their
-    /// order records, `lapsed` lists those whose orders lapsed. False if it was there already.
+    /// Rebuilds a lost sale (lua/rebuild.lua) from the ledger's orders and open switch. False
+    /// if it was there already.
     pub async fn rebuild_sale(
         &self,
         spec: &SaleSpec,
         stock: i64,
-        used: &HashMap<String, OrderRecord>,
-        lapsed: &[String],
+        orders: &Orders,
+        open: bool,
     ) -> Result<bool, Fault> {
         let sale = spec.id.as_str();
-        let used: HashMap<&str, String> =
-            used.iter().map(|(q, r)| (q.as_str(), r.encode())).collect();
         let state = serde_json::json!({
             "cfg": cfg_fields(spec).into_iter().collect::<HashMap<_, _>>(),
             "stock": stock,
-            "used": used,
-            "lapsed": lapsed,
+            "used": encoded(&orders.bought),
+            "lapsed": orders.lapsed,
+            "open": open,
         });
         let mut c = self.conn();
         // Listed first: were this to fail after the rebuild, no later call would list it
         // (they all find the sale present), and the ticker and ledger sync would skip it.
         let _: () = c.sadd(SALES_KEY, sale).await?;
-        Ok(REBUILD
-            .on(sale)
-            .arg(state.to_string())
-            .invoke_async(&mut c)
-            .await?)
+        Ok(REBUILD.on(sale).arg(state.to_string()).run(self).await?)
     }
 
-    /// Sets stock from the ledger's `units` and `sold`, read under the sale's row lock, with
-    /// the orders it released that Redis has not confirmed and, of the tickets in `pending`,
-    /// those Postgres has recorded: ticket → order id (see lua/settle.lua).
+    /// Makes Redis agree with the ledger, read under the sale's row lock: its orders, the
+    /// orders it released that Redis has not confirmed, its stock and, for a sale marked
+    /// `unsettled`, its open switch (see lua/settle.lua).
     pub async fn settle_sale(
         &self,
         sale: &str,
-        units: i64,
-        sold: i64,
-        released: &[ReleasedOrder],
-        recorded: &HashMap<String, Uuid>,
+        ledger: Settlement<'_>,
         settle_after: Duration,
     ) -> Result<i64, Fault> {
-        let released: Vec<[String; 2]> = released
+        let released: Vec<[String; 2]> = ledger
+            .released
             .iter()
             .map(|o| [o.ticket.clone(), o.order_id.to_string()])
             .collect();
         let args = serde_json::json!({
-            "units": units, "sold": sold, "released": released, "recorded": recorded,
+            "units": ledger.units, "sold": ledger.sold, "open": ledger.open,
+            "released": released,
+            "bought": encoded(&ledger.orders.bought), "lapsed": ledger.orders.lapsed,
             "settle_after_ms": settle_after.as_millis() as u64,
         });
-        Ok(SETTLE
-            .on(sale)
-            .arg(args.to_string())
-            .invoke_async(&mut self.conn())
-            .await?)
+        Ok(SETTLE.on(sale).arg(args.to_string()).run(self).await?)
     }
 
     /// Makes Redis agree with the ledger's verdict on one ticket (lua/settle_order.lua).
@@ -97,7 +113,7 @@ impl Store {
             Verdict::Kept(record) => call.arg("kept").arg(record.encode()),
             Verdict::Refused => call.arg("refused"),
         };
-        Ok(call.invoke_async(&mut self.conn()).await?)
+        Ok(call.run(self).await?)
     }
 
     /// Of these sales, those the sweeper has work for: orders Redis accepted that Postgres has
@@ -137,5 +153,85 @@ impl Store {
             })
             .filter(|(_, w)| w.pending || w.unsettled_due)
             .collect())
+    }
+
+    /// Redis's identity: `run_id` changes with every restart, so an instance that sees it
+    /// change knows Redis may have come back from an AOF missing its last second.
+    pub async fn run_id(&self) -> Result<String, Fault> {
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut self.conn())
+            .await?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("run_id:"))
+            .map(|id| id.trim().to_string())
+            .ok_or_else(|| super::unexpected("INFO server"))
+    }
+
+    /// Scripts gone: Redis restarted, failed over or was flushed, and may have lost its last
+    /// writes. Every sale it has is marked `unsettled` (checkouts answer 503 until a settle
+    /// has reconciled it with the ledger) before the scripts come back, so no script runs
+    /// against a stock that went back in time unmarked.
+    pub async fn scripts_lost(&self) -> Result<(), Fault> {
+        let sales = self.sale_ids().await?;
+        self.mark_unsettled(&sales).await?;
+        tracing::warn!(
+            sales = sales.len(),
+            "redis lost its scripts (restart or failover): sales held until reconciled"
+        );
+        self.load_scripts().await
+    }
+
+    /// Marks these sales `unsettled` from now (by Redis's clock) unless they are already, and
+    /// tells the hubs to drop their buyer lists.
+    pub async fn mark_unsettled(&self, sales: &[String]) -> Result<(), Fault> {
+        if sales.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.conn();
+        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut c).await?;
+        let now = time_ms(secs, micros);
+        let mut pipe = redis::pipe();
+        for sale in sales {
+            pipe.set_options(
+                key(sale, "unsettled"),
+                now,
+                redis::SetOptions::default().conditional_set(redis::ExistenceCheck::NX),
+            )
+            .ignore()
+            .publish(key(sale, "events"), r#"{"type":"unsettled"}"#)
+            .ignore();
+        }
+        let _: () = pipe.query_async(&mut c).await?;
+        Ok(())
+    }
+
+    /// What Redis holds of these sales, in one round trip.
+    pub async fn standing(&self, sales: &[String]) -> Result<Vec<Held>, Fault> {
+        if sales.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for sale in sales {
+            pipe.exists(key(sale, "cfg"))
+                .exists(key(sale, "unsettled"))
+                .get(key(sale, "open"))
+                .get(key(sale, "stock"));
+        }
+        let rows: Vec<(bool, bool, Option<String>, Option<i64>)> =
+            pipe.query_async(&mut self.conn()).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(present, unsettled, open, stock)| Held {
+                present,
+                unsettled,
+                open: open.as_deref() == Some("1"),
+                stock: stock.unwrap_or(0),
+            })
+            .collect())
+    }
+
+    pub async fn stock(&self, sale: &str) -> Result<Option<i64>, Fault> {
+        Ok(self.conn().get(key(sale, "stock")).await?)
     }
 }

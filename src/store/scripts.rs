@@ -4,13 +4,20 @@
 //! built from the declaration below and prepended at load time, so the keys a call sends and
 //! the names the script reads cannot drift apart. All keys are one sale's (`{<sale>}`), so
 //! each script touches a single Redis Cluster slot.
+//!
+//! Scripts go by SHA (`EVALSHA`). Redis answering `NOSCRIPT` means it restarted, failed over
+//! or was flushed, and may have lost its last writes: before loading the scripts again, the
+//! store marks every sale `unsettled` (see `Store::scripts_lost`), so no checkout sells from
+//! a stock that went back in time. Hence not the redis crate's `invoke_async`, which reloads
+//! without telling.
 
 use std::fmt::Write;
 use std::sync::OnceLock;
 
-use redis::{Script, ScriptInvocation};
+use redis::{Cmd, FromRedisValue, Script, ToRedisArgs};
 
-use super::key;
+use super::{key, Store};
+use crate::fault::Fault;
 
 pub struct Lua {
     body: &'static str,
@@ -39,13 +46,14 @@ impl Lua {
         })
     }
 
-    /// An invocation of this script on one sale, its keys already in place: add the ARGV.
-    pub fn on(&'static self, sale: &str) -> ScriptInvocation<'static> {
-        let mut call = self.script().prepare_invoke();
+    /// A call of this script on one sale, its keys already in place: add the ARGV.
+    pub fn on(&'static self, sale: &str) -> Call {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.hash()).arg(self.keys.len());
         for k in self.keys {
-            call.key(key(sale, k));
+            cmd.arg(key(sale, k));
         }
-        call
+        Call(cmd)
     }
 
     /// The SHA1 Redis knows it by.
@@ -53,9 +61,30 @@ impl Lua {
         self.script().get_hash()
     }
 
-    /// The invocation that `SCRIPT LOAD`s it (keys do not matter for loading).
-    pub fn loader(&'static self) -> ScriptInvocation<'static> {
-        self.script().prepare_invoke()
+    /// The script, to `SCRIPT LOAD` it.
+    pub fn source(&'static self) -> &'static Script {
+        self.script()
+    }
+}
+
+/// One `EVALSHA` being built.
+pub struct Call(Cmd);
+
+impl Call {
+    pub fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+        self.0.arg(arg);
+        self
+    }
+
+    /// Runs the script; on `NOSCRIPT` lets the store react to the restart, then once more.
+    pub async fn run<T: FromRedisValue>(&self, store: &Store) -> Result<T, Fault> {
+        match self.0.query_async(&mut store.conn()).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                store.scripts_lost().await?;
+                Ok(self.0.query_async(&mut store.conn()).await?)
+            }
+            reply => Ok(reply?),
+        }
     }
 }
 
@@ -75,7 +104,15 @@ pub static ADMIT: Lua = Lua::new(
 pub static CHECKOUT: Lua = Lua::new(
     include_str!("../../lua/checkout.lua"),
     &[
-        "admitted", "used", "stock", "expired", "pending", "events", "cfg",
+        "admitted",
+        "used",
+        "stock",
+        "expired",
+        "pending",
+        "events",
+        "cfg",
+        "unsettled",
+        "queue",
     ],
 );
 pub static RELEASE: Lua = Lua::new(
@@ -92,7 +129,16 @@ pub static RELEASE: Lua = Lua::new(
 );
 pub static REBUILD: Lua = Lua::new(
     include_str!("../../lua/rebuild.lua"),
-    &["cfg", "stock", "used", "expired", "released", "unsettled"],
+    &[
+        "cfg",
+        "stock",
+        "used",
+        "expired",
+        "released",
+        "unsettled",
+        "open",
+        "events",
+    ],
 );
 pub static SETTLE: Lua = Lua::new(
     include_str!("../../lua/settle.lua"),
@@ -104,6 +150,8 @@ pub static SETTLE: Lua = Lua::new(
         "expired",
         "released",
         "unsettled",
+        "admitted",
+        "open",
     ],
 );
 pub static SETTLE_ORDER: Lua = Lua::new(

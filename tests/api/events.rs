@@ -46,8 +46,10 @@ async fn state_first_then_progress_then_admitted_with_a_ticket_that_buys() {
         (state["status"].as_str(), state["position"].as_i64()),
         (Some("closed"), Some(2))
     );
+    // Progress is sent when it changes (no periodic re-sends): one more shopper joins.
+    app.join(&sale).await;
     let p = next_named(&mut s, "progress").await.expect("progress");
-    assert_eq!(data(&p)["queue_len"], 2);
+    assert_eq!(data(&p)["queue_len"], 3);
 
     app.admin(&sale, "open").await;
     let opened = next_named(&mut s, "opened").await;

@@ -61,6 +61,9 @@ pub fn test_config() -> Config {
     c.signing_keys_pem = vec![KEY_PEM.as_str().into()];
     c.tick = Duration::from_millis(50);
     c.sweep = Duration::from_millis(200);
+    // Orders here commit in milliseconds: a rebuilt sale needs no 15 s wait to settle. Long
+    // enough still that a test sees the sale unsettled on a loaded machine.
+    c.settle_after = Duration::from_secs(5);
     c.workers = 1;
     c.redis_connections = 2;
     c.pg_pool_size = 4;

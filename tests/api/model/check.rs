@@ -21,6 +21,7 @@ pub struct Stores {
     pub used: HashMap<String, String>,
     pub pending: Vec<String>,
     pub unsettled: bool,
+    pub open: bool,
     pub now_ms: i64,
     pub units: i64,
     pub sold: i64,
@@ -34,13 +35,14 @@ pub fn key(sale: &str, name: &str) -> String {
 
 #[allow(clippy::type_complexity)]
 pub async fn read(r: &mut MultiplexedConnection, pg: &sqlx::PgPool, sale: &str) -> Stores {
-    let (in_redis, stock, admitted, queue, used, pending, unsettled, (secs, micros)): (
+    let (in_redis, stock, admitted, queue, used, pending, unsettled, open, (secs, micros)): (
         bool,
         Option<i64>,
         Vec<(String, f64)>,
         Vec<String>,
         HashMap<String, String>,
         Vec<String>,
+        bool,
         bool,
         (i64, i64),
     ) = redis::pipe()
@@ -52,6 +54,7 @@ pub async fn read(r: &mut MultiplexedConnection, pg: &sqlx::PgPool, sale: &str) 
         .hgetall(key(sale, "used"))
         .smembers(key(sale, "pending"))
         .exists(key(sale, "unsettled"))
+        .exists(key(sale, "open"))
         .cmd("TIME")
         .query_async(r)
         .await
@@ -86,6 +89,7 @@ pub async fn read(r: &mut MultiplexedConnection, pg: &sqlx::PgPool, sale: &str) 
         used,
         pending,
         unsettled,
+        open,
         now_ms: secs * 1000 + micros / 1000,
         units: row.get::<i32, _>("units") as i64,
         sold: row.get::<i32, _>("sold") as i64,

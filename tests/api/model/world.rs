@@ -174,18 +174,20 @@ impl Model {
         let e = match self.shoppers[i].state {
             State::Bought => err(200, "same_order"),
             State::Lapsed | State::Released => err(410, "ticket_expired"),
-            State::Waiting => err(403, "not_admitted"),
-            State::Admitted if stock <= 0 => err(409, "sold_out"),
-            State::Admitted if stock < qty => err(409, "insufficient_stock"),
-            State::Admitted => err(201, "new_order"),
+            // Only a shopper once admitted holds a ticket: one waiting again lost the admission
+            // with Redis, and the signed ticket still proves it.
+            State::Waiting | State::Admitted if stock <= 0 => err(409, "sold_out"),
+            State::Waiting | State::Admitted if stock < qty => err(409, "insufficient_stock"),
+            State::Waiting | State::Admitted => err(201, "new_order"),
         };
         let alt =
             (stock <= 0 && self.shoppers[i].state != State::Bought).then(|| err(409, "sold_out"));
         (e, alt)
     }
 
-    /// Redis lost the sale: admissions, lapses, the line, the open flag and the bucket go;
-    /// what the ledger knows (orders, failed payments) stays.
+    /// Redis lost the sale: admissions, lapses, the line and the bucket go; what the ledger
+    /// knows (orders, failed payments, the open switch) stays. A lapse here only moved Redis's
+    /// expiry, not the ticket's, so a lapsed shopper's ticket proves an admission afterwards.
     pub fn lose_redis(&mut self) {
         for s in &mut self.shoppers {
             if matches!(s.state, State::Waiting | State::Admitted | State::Lapsed) {
@@ -194,7 +196,6 @@ impl Model {
                 s.lost = true;
             }
         }
-        self.open = false;
         self.admitting = false;
         self.allowance = 0;
         self.seq = 0;
