@@ -40,9 +40,9 @@ if before ~= stock then
   local t = redis.call('TIME')
   local at = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))
   if stock == 0 then
-    redis.call('PUBLISH', K.events, cjson.encode({type = 'sold_out', at = at}))
+    redis.call('SPUBLISH', K.events, cjson.encode({type = 'sold_out', at = at}))
   else
-    redis.call('PUBLISH', K.events, cjson.encode({type = 'restocked', remaining = stock, at = at}))
+    redis.call('SPUBLISH', K.events, cjson.encode({type = 'restocked', remaining = stock, at = at}))
   end
 end
 return stock
