@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use crate::common::*;
 
-type Events = Pin<Box<dyn Stream<Item = Event> + Send>>;
+pub type Events = Pin<Box<dyn Stream<Item = Event> + Send>>;
 
-async fn connect(app: &TestApp, sale: &str, token: &str, last_id: Option<&str>) -> Events {
+pub async fn connect(app: &TestApp, sale: &str, token: &str, last_id: Option<&str>) -> Events {
     // As the page does: the token in the wr_queue cookie, beside the session cookie.
     let cookie = session_cookie(token).expect("a session for the token");
     let mut req = app
@@ -34,7 +34,7 @@ async fn connect(app: &TestApp, sale: &str, token: &str, last_id: Option<&str>) 
 }
 
 /// The next event named `name`, skipping others, within `WAIT`.
-async fn next_named(s: &mut Events, name: &str) -> Option<Event> {
+pub async fn next_named(s: &mut Events, name: &str) -> Option<Event> {
     tokio::time::timeout(WAIT, async {
         while let Some(e) = s.next().await {
             if e.event == name {
@@ -48,7 +48,7 @@ async fn next_named(s: &mut Events, name: &str) -> Option<Event> {
     .flatten()
 }
 
-fn data(e: &Event) -> Value {
+pub fn data(e: &Event) -> Value {
     serde_json::from_str(&e.data).unwrap()
 }
 

@@ -2,11 +2,14 @@
 //! `scripts/test` runs, one sale id per test so tests run in parallel without FLUSHDB.
 #![allow(dead_code)]
 
+mod cluster;
 mod logs;
 mod proxy;
 mod sessions;
 
 // Each test binary uses some of these.
+#[allow(unused_imports)] // only the api binary runs on a cluster
+pub use cluster::*;
 #[allow(unused_imports)]
 pub use logs::{capture_logs, captured_logs};
 #[allow(unused_imports)] // not every test binary cuts Redis
