@@ -56,7 +56,7 @@ else
       allowance = allowance - #ids
       active = active + #ids
       local total = redis.call('INCRBY', K.admits, #ids)
-      redis.call('PUBLISH', K.events, cjson.encode({type = 'admitted', ids = ids,
+      redis.call('SPUBLISH', K.events, cjson.encode({type = 'admitted', ids = ids,
         expires_at = expires, admitted_total = total}))
     end
   end

@@ -47,7 +47,7 @@ redis.call('ZREM', K.queue, qid)
 -- drains it, so an order survives an app crash or a Postgres outage between the two writes.
 redis.call('SADD', K.pending, qid)
 if left == 0 then
-  redis.call('PUBLISH', K.events, cjson.encode({type = 'sold_out',
+  redis.call('SPUBLISH', K.events, cjson.encode({type = 'sold_out',
     at = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))}))
 end
 return {'ok', record}

@@ -20,5 +20,5 @@ redis.call('SET', K.stock, s.stock)
 if s.open then redis.call('SET', K.open, '1') end
 local t = redis.call('TIME')
 redis.call('SET', K.unsettled, string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)))
-redis.call('PUBLISH', K.events, cjson.encode({type = 'unsettled'}))
+redis.call('SPUBLISH', K.events, cjson.encode({type = 'unsettled'}))
 return 1

@@ -23,6 +23,6 @@ if redis.call('EXISTS', K.unsettled) == 1 then back = 0 end
 if back == 0 then return tonumber(redis.call('GET', K.stock) or '0') end
 local left = redis.call('INCRBY', K.stock, back)
 local t = redis.call('TIME')
-redis.call('PUBLISH', K.events, cjson.encode({type = 'restocked', remaining = left,
+redis.call('SPUBLISH', K.events, cjson.encode({type = 'restocked', remaining = left,
   at = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))}))
 return left

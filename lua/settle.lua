@@ -57,12 +57,12 @@ end
 local before = tonumber(redis.call('GET', K.stock) or '-1')
 redis.call('SET', K.stock, stock)
 if settled then
-  redis.call('PUBLISH', K.events, cjson.encode({type = 'reconciled', remaining = stock, at = at}))
+  redis.call('SPUBLISH', K.events, cjson.encode({type = 'reconciled', remaining = stock, at = at}))
 elseif before ~= stock then
   if stock == 0 then
-    redis.call('PUBLISH', K.events, cjson.encode({type = 'sold_out', at = at}))
+    redis.call('SPUBLISH', K.events, cjson.encode({type = 'sold_out', at = at}))
   else
-    redis.call('PUBLISH', K.events, cjson.encode({type = 'restocked', remaining = stock, at = at}))
+    redis.call('SPUBLISH', K.events, cjson.encode({type = 'restocked', remaining = stock, at = at}))
   end
 end
 return stock

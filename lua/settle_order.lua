@@ -22,6 +22,6 @@ if had.id == cjson.decode(ARGV[3]).id then return stock end
 local back = had.qty
 local left = redis.call('INCRBY', K.stock, back)
 local t = redis.call('TIME')
-redis.call('PUBLISH', K.events, cjson.encode({type = 'restocked', remaining = left,
+redis.call('SPUBLISH', K.events, cjson.encode({type = 'restocked', remaining = left,
   at = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))}))
 return left

@@ -4,6 +4,7 @@
 # $ROOT/.data. The parts live in scripts/lib/ (knobs are documented in lib/common.sh):
 #   common.sh    settings, logging, waiting, process helpers, apt
 #   redis.sh     the private Redis        postgres.sh, pg-init.sh   the private PostgreSQL
+#   cluster.sh   the tests' Redis Cluster
 #   browser.sh   Chromium + chromedriver    nginx.sh   nginx for tests/api/nginx.rs
 # Sourced, not executed; sets no shell options (see lib/common.sh).
 
@@ -12,6 +13,8 @@ _wr_lib="$(dirname "${BASH_SOURCE[0]}")/lib"
 source "$_wr_lib/common.sh"
 # shellcheck source=scripts/lib/redis.sh
 source "$_wr_lib/redis.sh"
+# shellcheck source=scripts/lib/cluster.sh
+source "$_wr_lib/cluster.sh"
 # shellcheck source=scripts/lib/postgres.sh
 source "$_wr_lib/postgres.sh"
 # shellcheck source=scripts/lib/pg-init.sh
@@ -82,11 +85,12 @@ wr_reset_data() {
   wr_log "emptied $WR_PG_DB and Redis DB $WR_REDIS_DB"
 }
 
-# Stop our private Redis and Postgres, whoever started them.
+# Stop our private Redis, Redis Cluster and Postgres, whoever started them.
 wr_stop_services() {
   local rc=0
   wr_stop_postgres || rc=1
   wr_stop_redis || rc=1
+  wr_stop_cluster || rc=1
   return "$rc"
 }
 
@@ -95,6 +99,7 @@ wr_cleanup_started() {
   local rc=0
   if [[ $WR_STARTED_PG == 1 ]]; then wr_stop_postgres || rc=1; fi
   if [[ $WR_STARTED_REDIS == 1 ]]; then wr_stop_redis || rc=1; fi
-  WR_STARTED_PG=0 WR_STARTED_REDIS=0
+  if [[ $WR_STARTED_CLUSTER == 1 ]]; then wr_stop_cluster || rc=1; fi
+  WR_STARTED_PG=0 WR_STARTED_REDIS=0 WR_STARTED_CLUSTER=0
   return "$rc"
 }

@@ -11,6 +11,8 @@ use secrecy::{ExposeSecret, SecretString};
 pub struct Config {
     pub bind: SocketAddr,
     pub redis_url: String,
+    /// Redis Cluster nodes (`WAITROOM_REDIS_CLUSTER_NODES`); when set, `redis_url` is unused.
+    pub redis_cluster_nodes: Vec<String>,
     pub database_url: SecretString,
     /// Bearer token for `/api/admin`; empty disables the admin API.
     pub admin_token: SecretString,
@@ -50,6 +52,7 @@ impl Config {
         Self {
             bind: "127.0.0.1:8080".parse().expect("valid default address"),
             redis_url: redis_url.into(),
+            redis_cluster_nodes: Vec::new(),
             database_url: database_url.into(),
             admin_token: SecretString::default(),
             signing_keys_pem: Vec::new(),
@@ -70,6 +73,14 @@ impl Config {
         }
     }
 
+    /// The single Redis, or the cluster when nodes are given.
+    pub fn redis_target(&self) -> crate::store::Target {
+        match self.redis_cluster_nodes.is_empty() {
+            true => crate::store::Target::Single(self.redis_url.clone()),
+            false => crate::store::Target::Cluster(self.redis_cluster_nodes.clone()),
+        }
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -87,6 +98,21 @@ impl Config {
                 "WAITROOM_REDIS_URL",
                 "must start with redis://",
             ));
+        }
+        if let Some(v) = var("WAITROOM_REDIS_CLUSTER_NODES") {
+            c.redis_cluster_nodes = v
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect();
+            let url = |n: &String| n.starts_with("redis://") || n.starts_with("rediss://");
+            if !c.redis_cluster_nodes.iter().all(url) {
+                return Err(ConfigError::new(
+                    "WAITROOM_REDIS_CLUSTER_NODES",
+                    "comma-separated redis:// URLs",
+                ));
+            }
         }
         if !c.database_url.expose_secret().starts_with("postgres") {
             return Err(ConfigError::new(
@@ -315,6 +341,12 @@ mod tests {
         assert_eq!(
             from(&[("WAITROOM_REDIS_URL", "http://x")]).unwrap_err().var,
             "WAITROOM_REDIS_URL"
+        );
+        assert_eq!(
+            from(&[("WAITROOM_REDIS_CLUSTER_NODES", "127.0.0.1:7000")])
+                .unwrap_err()
+                .var,
+            "WAITROOM_REDIS_CLUSTER_NODES"
         );
         assert_eq!(
             from(&[("WAITROOM_SIGNING_KEYS", "/no/such.pem")])

@@ -79,10 +79,8 @@ where
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let keys = signing_keys(&config)?;
-        let store = wait_for("redis", || {
-            Store::connect(&config.redis_url, config.redis_connections)
-        })
-        .await?;
+        let target = config.redis_target();
+        let store = wait_for("redis", || Store::open(&target, config.redis_connections)).await?;
         let ledger = Ledger::connect_lazy(config.database_url.expose_secret(), config.pg_pool_size)
             .context("WAITROOM_DATABASE_URL")?;
         wait_for("postgres migrations", || ledger.migrate()).await?;
@@ -132,11 +130,9 @@ impl Application {
         .listen(listener)?
         .run();
 
-        let client =
-            redis::Client::open(state.config.redis_url.as_str()).context("WAITROOM_REDIS_URL")?;
         tokio::spawn(events::run_subscriber(
             state.hub.clone(),
-            client,
+            target,
             state.store.clone(),
             state.shutdown.clone(),
         ));

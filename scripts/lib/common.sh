@@ -10,6 +10,8 @@
 # Knobs (environment):
 #   WAITROOM_REDIS_PORT      private Redis port        (default 6390)
 #   WAITROOM_PG_PORT         private Postgres port     (default 5442)
+#   WAITROOM_CLUSTER_PORT    first of the six ports of the tests' Redis Cluster (default 6400):
+#                            3 nodes, then 3 for a test's own cluster; each + 10000 for the bus
 #   WAITROOM_REDIS_URL       if set to another server than our own: use that Redis, start none
 #   WAITROOM_DATABASE_URL    if set to another server than our own: use that Postgres, start none
 #   WAITROOM_PG_OS_USER      OS user that owns the Postgres data when we run as root

@@ -42,12 +42,25 @@ _wr_redis_ping() {
 
 _wr_redis_not_ping() { ! _wr_redis_ping; }
 
-_wr_redis_pid() {
-  local pidfile="$WR_DATA/redis/redis.pid" pid
+# _wr_redis_pid_in DIR: the live redis-server whose pidfile is DIR/redis.pid (also the cluster's).
+_wr_redis_pid_in() {
+  local pidfile="$1/redis.pid" pid
   [[ -s $pidfile ]] || return 1
   pid=$(<"$pidfile")
   _wr_pid_is "$pid" redis-server || return 1
   echo "$pid"
+}
+
+_wr_redis_pid() { _wr_redis_pid_in "$WR_DATA/redis"; }
+
+# _wr_redis_kill PID: SIGTERM is Redis's graceful shutdown (it fsyncs the AOF and exits);
+# SIGKILL if it has not within WR_TIMEOUT.
+_wr_redis_kill() {
+  kill -TERM "$1" 2>/dev/null || true
+  if ! _wr_wait "$WR_TIMEOUT" bash -c "! kill -0 $1"; then
+    wr_log "Redis (pid $1) did not stop within ${WR_TIMEOUT}s: killing it"
+    kill -KILL "$1" 2>/dev/null || true
+  fi
 }
 
 # Start (or reuse) our Redis and export WAITROOM_REDIS_URL with this shell's DB.
@@ -90,7 +103,7 @@ wr_start_redis() {
   rm -f "$dir/redis.pid"
 
   wr_log "starting Redis on 127.0.0.1:$WR_REDIS_PORT (data $dir)"
-  # AOF on (appendfsync everysec, the default), RDB snapshots off (--save ''): one persistence
+  # AOF on with appendfsync everysec, RDB snapshots off (--save ''): one persistence
   # mechanism is enough for a dev instance and AOF loses at most a second on a crash.
   # shellcheck disable=SC2094 # redis-server writes the log itself once daemonized; before
   # that (bad arguments) its stdout goes there too.
@@ -99,7 +112,7 @@ wr_start_redis() {
     exec redis-server \
       --bind 127.0.0.1 --port "$WR_REDIS_PORT" \
       --daemonize yes --pidfile "$dir/redis.pid" --logfile "$log" \
-      --dir "$dir" --appendonly yes --save '' \
+      --dir "$dir" --appendonly yes --appendfsync everysec --save '' \
       --maxclients 10000
   ) >>"$log" 2>&1; then
     wr_err "redis-server failed to start"
@@ -117,7 +130,7 @@ wr_start_redis() {
 }
 
 # Stop our Redis (found through its pidfile, so it works from any shell and for a data dir left
-# by an earlier run). SIGTERM is Redis's graceful shutdown: it fsyncs the AOF and exits.
+# by an earlier run).
 wr_stop_redis() {
   local pid
   if _wr_redis_external; then
@@ -129,10 +142,6 @@ wr_stop_redis() {
     return 0
   fi
   wr_log "stopping Redis (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  if ! _wr_wait "$WR_TIMEOUT" bash -c "! kill -0 $pid"; then
-    wr_log "Redis (pid $pid) did not stop within ${WR_TIMEOUT}s: killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
+  _wr_redis_kill "$pid"
   rm -f "$WR_DATA/redis/redis.pid"
 }

@@ -108,6 +108,9 @@ pub struct Hub {
     sales: RwLock<HashMap<String, Arc<SaleChannels>>>,
     shoppers: Mutex<HashMap<ShopperKey, ShopperStreams>>,
     next_id: AtomicU64,
+    /// Woken when the hub meets a sale for the first time, so the subscriber subscribes to
+    /// its channel now rather than at its next look at `wr:sales`.
+    new_sale: tokio::sync::Notify,
 }
 
 /// A stream's subscription to its shopper's admission; unregisters on drop.
@@ -138,6 +141,7 @@ impl Hub {
         let mut map = self.sales.write().expect("hub lock");
         map.entry(sale.to_string())
             .or_insert_with(|| {
+                self.new_sale.notify_one();
                 Arc::new(SaleChannels {
                     progress: watch::Sender::new(Frame::new(Progress::default())),
                     events: broadcast::Sender::new(64),

@@ -1,14 +1,20 @@
 //! The instance's one Redis pub/sub subscriber: sale events in, fanned out by the hub.
+//!
+//! Events are sharded pub/sub (`SPUBLISH` to `wr:{S}:events`), so on Redis Cluster a sale's
+//! messages stay on its slot's node and reach every instance subscribed there. Sharded
+//! channels have no patterns: the subscriber `SSUBSCRIBE`s each sale's channel, the sales
+//! listed in `wr:sales` (re-read every `REFRESH`) and any sale the hub meets first.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use redis::{PushInfo, PushKind};
 use serde::Deserialize;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::{Admission, Hub, ShopperKey};
-use crate::store::{self, Place, Store};
+use crate::store::{self, Place, Store, Subscriber, Target};
 
 /// A message on `wr:{sale}:events`, published by the Lua scripts and the admin API.
 #[derive(Deserialize)]
@@ -101,44 +107,116 @@ impl Hub {
     }
 }
 
+/// How often the subscriber looks for sales it has not subscribed to yet.
+const REFRESH: Duration = Duration::from_secs(1);
+
 /// Runs the instance's one pub/sub subscriber until shutdown, reconnecting after failures.
-/// It uses its own connection: a subscribed connection cannot serve commands, so it never
-/// comes from the pool.
+/// It uses its own connection: a subscribed connection is not shared with the store.
 pub async fn run_subscriber(
     hub: Arc<Hub>,
-    client: redis::Client,
+    target: Target,
     store: Store,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        match client.get_async_pubsub().await {
-            Ok(mut ps) => match ps.psubscribe(store::EVENTS_PATTERN).await {
-                Ok(()) => {
-                    hub.resync(&store).await;
-                    let mut messages = ps.on_message();
-                    loop {
-                        tokio::select! {
-                            m = messages.next() => match m {
-                                Some(m) => {
-                                    let payload: String = m.get_payload().unwrap_or_default();
-                                    if let Some(sale) = store::sale_of_channel(m.get_channel_name()) {
-                                        hub.on_message(sale, &payload);
-                                    }
-                                }
-                                None => break,
-                            },
-                            _ = shutdown.changed() => return,
-                        }
-                    }
-                    tracing::warn!("redis pub/sub connection lost; reconnecting");
+        let (tx, mut pushes) = mpsc::unbounded_channel();
+        match target.subscriber(tx).await {
+            Ok(mut sub) => {
+                if follow(&hub, &store, &mut sub, &mut pushes, &mut shutdown).await {
+                    return;
                 }
-                Err(e) => tracing::warn!(error = %e, "redis psubscribe failed"),
-            },
+                tracing::warn!("redis pub/sub connection lost; reconnecting");
+            }
             Err(e) => tracing::warn!(error = %e, "redis pub/sub connect failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+/// Subscribes to every sale's channel as sales appear and hands messages to the hub, until
+/// the connection is lost (false) or the instance stops (true). After each (re)subscription
+/// the hub resyncs: pub/sub is at most once, and messages sent before it were missed.
+async fn follow(
+    hub: &Hub,
+    store: &Store,
+    sub: &mut Subscriber,
+    pushes: &mut mpsc::UnboundedReceiver<PushInfo>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    let mut subscribed: HashSet<String> = HashSet::new();
+    let mut refresh = tokio::time::interval(REFRESH);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut resync, mut reconnecting) = (true, false);
+    loop {
+        tokio::select! {
+            _ = refresh.tick() => {}
+            _ = hub.new_sale.notified() => {}
+            push = pushes.recv() => {
+                let Some(push) = push else { return false };
+                match push.kind {
+                    PushKind::SMessage | PushKind::Message => on_push(hub, push),
+                    PushKind::Disconnection if !sub.reconnects() => return false,
+                    PushKind::Disconnection => reconnecting = true,
+                    // A cluster node came back and the client resubscribed to its channels.
+                    PushKind::SSubscribe if reconnecting => {
+                        (resync, reconnecting) = (true, false);
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            _ = shutdown.changed() => return true,
+        }
+        match subscribe_new(store, sub, &mut subscribed).await {
+            Ok(n) => resync |= n > 0,
+            Err(e) if sub.reconnects() => tracing::warn!(error = %e, "redis ssubscribe failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "redis ssubscribe failed");
+                return false;
+            }
+        }
+        if std::mem::take(&mut resync) {
+            hub.resync(store).await;
+        }
+    }
+}
+
+/// Subscribes to the channels of listed sales not subscribed yet; answers how many.
+async fn subscribe_new(
+    store: &Store,
+    sub: &mut Subscriber,
+    subscribed: &mut HashSet<String>,
+) -> Result<usize, crate::fault::Fault> {
+    let new: Vec<String> = store
+        .sale_ids()
+        .await?
+        .into_iter()
+        .filter(|s| !subscribed.contains(s))
+        .collect();
+    if new.is_empty() {
+        return Ok(0);
+    }
+    let channels: Vec<String> = new.iter().map(|s| store::events_channel(s)).collect();
+    sub.ssubscribe(&channels).await?;
+    subscribed.extend(new);
+    Ok(channels.len())
+}
+
+/// A message push is `[channel, payload]`.
+fn on_push(hub: &Hub, push: PushInfo) {
+    let [channel, payload] = &push.data[..] else {
+        return;
+    };
+    let (Ok(channel), Ok(payload)) = (
+        redis::from_redis_value_ref::<String>(channel),
+        redis::from_redis_value_ref::<String>(payload),
+    ) else {
+        return;
+    };
+    if let Some(sale) = store::sale_of_channel(&channel) {
+        hub.on_message(sale, &payload);
     }
 }

@@ -7,16 +7,20 @@
 //! Commands go over a few multiplexed connections that reconnect by themselves, shared by all
 //! requests (each request's commands are pipelined with everyone else's). Not a checkout
 //! pool: deadpool-redis pings a connection on every checkout, which halved join throughput.
+//! On Redis Cluster one cluster connection (`conn::Conn`) does the same for every node; the
+//! global `wr:sales` set is never written in the same transaction as a sale's keys.
 //!
 //! By flow: `queue` (join, admit, where one stands), `orders` (checkout, the ledger sync,
 //! releases), `recovery` (rebuilding and settling a sale Redis lost).
 
+mod conn;
 mod door;
 mod orders;
 mod queue;
 mod recovery;
 mod scripts;
 
+pub use conn::{Subscriber, Target};
 pub use orders::Take;
 pub use queue::{Joined, NewPlace, Place, Snapshot, Tick};
 pub use recovery::{Held, Settlement, SweepWork, Verdict};
@@ -28,13 +32,17 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
 
+use conn::Conn;
+
 use crate::domain::SaleSpec;
 use crate::fault::Fault;
 
 /// The set of sales the ticker looks at.
 pub const SALES_KEY: &str = "wr:sales";
-/// Pattern matching every sale's event channel.
-pub const EVENTS_PATTERN: &str = "wr:{*}:events";
+/// A sale's sharded pub/sub channel (`SPUBLISH` by the scripts and `set_open`).
+pub fn events_channel(sale: &str) -> String {
+    key(sale, "events")
+}
 
 /// Redis `TIME` (seconds, microseconds) in milliseconds, the unit every stored time uses.
 fn time_ms(secs: i64, micros: i64) -> i64 {
@@ -58,7 +66,7 @@ fn unexpected(what: &str) -> Fault {
 
 #[derive(Clone)]
 pub struct Store {
-    conns: Arc<[ConnectionManager]>,
+    conns: Arc<[Conn]>,
     next: Arc<AtomicUsize>,
 }
 
@@ -121,7 +129,9 @@ impl Store {
             .set_max_delay(Duration::from_millis(500));
         let mut conns = Vec::with_capacity(n.max(1));
         for _ in 0..n.max(1) {
-            conns.push(ConnectionManager::new_with_config(client.clone(), config.clone()).await?);
+            let manager =
+                ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+            conns.push(Conn::Single(manager));
         }
         Ok(Self {
             conns: conns.into(),
@@ -129,13 +139,32 @@ impl Store {
         })
     }
 
-    fn conn(&self) -> ConnectionManager {
+    /// One cluster connection: it keeps a multiplexed connection per node and follows the
+    /// cluster's topology (MOVED, a restarted node) by itself.
+    pub async fn connect_cluster(nodes: &[String]) -> Result<Self, redis::RedisError> {
+        Ok(Self {
+            conns: vec![Conn::cluster(nodes).await?].into(),
+            next: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// `connect` or `connect_cluster`, whichever `target` names.
+    pub async fn open(target: &Target, n: usize) -> Result<Self, redis::RedisError> {
+        match target {
+            Target::Single(url) => Self::connect(url, n).await,
+            Target::Cluster(nodes) => Self::connect_cluster(nodes).await,
+        }
+    }
+
+    fn conn(&self) -> Conn {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
         self.conns[i].clone()
     }
 
     /// Ready when Redis answers and holds every script: one `SCRIPT EXISTS` round trip per
-    /// probe. Scripts missing mean a restart or failover (see `scripts_lost`).
+    /// probe. Scripts missing mean a restart or failover (see `scripts_lost`). On a cluster the
+    /// client sends `SCRIPT EXISTS` to every primary (true only if all have it) and
+    /// `SCRIPT LOAD` to every node.
     pub async fn ready(&self) -> Result<(), Fault> {
         let mut exists = redis::cmd("SCRIPT");
         exists.arg("EXISTS");
@@ -182,18 +211,20 @@ impl Store {
     }
 
     /// Writes a new sale's settings and stock and registers it with the ticker. It starts
-    /// closed: the admin (or `SET wr:{id}:open 1`) opens it.
+    /// closed: the admin (or `SET wr:{id}:open 1`) opens it. `wr:sales` lives in another
+    /// slot than the sale's keys, so it is its own write, made first as in `rebuild_sale`: a
+    /// listed sale whose keys never came is one the rebuilder restores from the ledger.
     pub async fn put_sale(&self, spec: &SaleSpec, stock: i64) -> Result<(), Fault> {
         let sale = spec.id.as_str();
+        let mut c = self.conn();
+        let _: () = c.sadd(SALES_KEY, sale).await?;
         redis::pipe()
             .atomic()
             .hset_multiple(key(sale, "cfg"), &cfg_fields(spec))
             .ignore()
             .set(key(sale, "stock"), stock)
             .ignore()
-            .sadd(SALES_KEY, sale)
-            .ignore()
-            .query_async::<()>(&mut self.conn())
+            .query_async::<()>(&mut c)
             .await?;
         Ok(())
     }
@@ -206,8 +237,10 @@ impl Store {
             let _: () = c.del(key(sale, "open")).await?;
         }
         let kind = if open { "opened" } else { "closed" };
-        let _: () = c
-            .publish(key(sale, "events"), format!(r#"{{"type":"{kind}"}}"#))
+        let _: () = redis::cmd("SPUBLISH")
+            .arg(events_channel(sale))
+            .arg(format!(r#"{{"type":"{kind}"}}"#))
+            .query_async(&mut c)
             .await?;
         Ok(())
     }

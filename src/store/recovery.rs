@@ -156,16 +156,30 @@ impl Store {
     }
 
     /// Redis's identity: `run_id` changes with every restart, so an instance that sees it
-    /// change knows Redis may have come back from an AOF missing its last second.
+    /// change knows Redis may have come back from an AOF missing its last second. On a cluster,
+    /// every node's (the client asks them all), so a failover changes it too.
     pub async fn run_id(&self) -> Result<String, Fault> {
-        let info: String = redis::cmd("INFO")
+        let reply: redis::Value = redis::cmd("INFO")
             .arg("server")
             .query_async(&mut self.conn())
             .await?;
-        info.lines()
-            .find_map(|l| l.strip_prefix("run_id:"))
-            .map(|id| id.trim().to_string())
-            .ok_or_else(|| super::unexpected("INFO server"))
+        let replies = match reply {
+            redis::Value::Map(nodes) => nodes.into_iter().map(|(_, info)| info).collect(),
+            info => vec![info],
+        };
+        let mut ids = Vec::with_capacity(replies.len());
+        for info in replies {
+            let info: String =
+                redis::from_redis_value(info).map_err(|_| super::unexpected("INFO server"))?;
+            let id = info.lines().find_map(|l| l.strip_prefix("run_id:"));
+            ids.push(
+                id.ok_or_else(|| super::unexpected("INFO server"))?
+                    .trim()
+                    .to_string(),
+            );
+        }
+        ids.sort_unstable();
+        Ok(ids.join(","))
     }
 
     /// Scripts gone: Redis restarted, failed over or was flushed, and may have lost its last
@@ -199,7 +213,9 @@ impl Store {
                 redis::SetOptions::default().conditional_set(redis::ExistenceCheck::NX),
             )
             .ignore()
-            .publish(key(sale, "events"), r#"{"type":"unsettled"}"#)
+            .cmd("SPUBLISH")
+            .arg(key(sale, "events"))
+            .arg(r#"{"type":"unsettled"}"#)
             .ignore();
         }
         let _: () = pipe.query_async(&mut c).await?;

@@ -7,13 +7,13 @@ use serde_json::Value;
 
 use crate::common::*;
 
-async fn connect(app: &TestApp, sale: &str, token: &str, last_id: Option<&str>) -> Events {
+pub async fn connect(app: &TestApp, sale: &str, token: &str, last_id: Option<&str>) -> Events {
     let url = app.url(&format!("/api/sales/{sale}/events"));
     open_events(&app.client, &url, token, last_id).await
 }
 
 /// The next event named `name`, skipping others, within `WAIT`.
-async fn next_named(s: &mut Events, name: &str) -> Option<Event> {
+pub async fn next_named(s: &mut Events, name: &str) -> Option<Event> {
     tokio::time::timeout(WAIT, async {
         while let Some(e) = s.next().await {
             if e.event == name {
@@ -27,7 +27,7 @@ async fn next_named(s: &mut Events, name: &str) -> Option<Event> {
     .flatten()
 }
 
-fn data(e: &Event) -> Value {
+pub fn data(e: &Event) -> Value {
     serde_json::from_str(&e.data).unwrap()
 }
 

@@ -6,6 +6,7 @@ mod common;
 
 mod admission;
 mod checkout;
+mod cluster;
 mod door;
 mod door_join;
 mod door_session;

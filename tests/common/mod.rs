@@ -2,6 +2,7 @@
 //! `scripts/test` runs, one sale id per test so tests run in parallel without FLUSHDB.
 #![allow(dead_code)]
 
+mod cluster;
 mod events;
 mod logs;
 mod process;
@@ -9,6 +10,8 @@ mod proxy;
 mod sessions;
 
 // Each test binary uses some of these.
+#[allow(unused_imports)] // only the api binary runs on a cluster
+pub use cluster::*;
 #[allow(unused_imports)]
 pub use events::{open_events, Events};
 #[allow(unused_imports)]
