@@ -122,7 +122,7 @@ const SHOPPERS: usize = 2000;
 /// What the storm's shoppers heard.
 #[derive(Default)]
 struct Heard {
-    /// (ticket, order id) of every 201.
+    /// (queue id, order id) of every 201.
     orders: Vec<(String, String)>,
     /// Every status code, for the "no 5xx but 503" check.
     codes: Vec<u16>,
@@ -153,7 +153,7 @@ async fn buy(app: &TestApp, sale: &str, ticket: &str, heard: &Mutex<Heard>, boug
         match answer {
             Some((201, v)) => {
                 let id = v["order_id"].as_str().unwrap().to_string();
-                heard.lock().unwrap().orders.push((ticket.to_string(), id));
+                heard.lock().unwrap().orders.push((qid(ticket), id));
                 bought.fetch_add(1, Ordering::SeqCst);
                 return;
             }
@@ -165,6 +165,11 @@ async fn buy(app: &TestApp, sale: &str, ticket: &str, heard: &Mutex<Heard>, boug
         }
     }
     panic!("no final checkout answer in 90 s");
+}
+
+/// The queue id a ticket is for: the ledger's `ticket_id`.
+fn qid(ticket: &str) -> String {
+    waitroom::tokens::unverified_subject(ticket).expect("a ticket names its queue id")
 }
 
 async fn ledger_orders(sale: &str) -> Vec<(String, String)> {
@@ -282,9 +287,7 @@ async fn storm_through(loss: Loss) {
     // A retried checkout returns the shopper's own order, from either instance.
     for (i, t) in tickets.iter().enumerate() {
         let (code, v) = checkout_once(&apps[(i + 1) % 2], &sale, t).await.unwrap();
-        let mine = ledger
-            .iter()
-            .find(|(q, _)| waitroom::tokens::unverified_subject(t).as_deref() == Some(q.as_str()));
+        let mine = ledger.iter().find(|(q, _)| *q == qid(t));
         assert_eq!(
             (code, v["order_id"].as_str()),
             (200, mine.map(|(_, id)| id.as_str())),

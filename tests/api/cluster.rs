@@ -107,9 +107,10 @@ async fn a_whole_sale_on_one_redis() {
 }
 
 /// A master of a cluster this test owns is killed and restarted on its port: its script cache
-/// is empty, and the next `EVALSHA` there (NOSCRIPT) reloads the script, so the sale goes on.
-/// The sweep (and with it the readiness probe, which also reloads) is off, so only that path
-/// can reload; `Store::ready` then reloads on every master after a `SCRIPT FLUSH`.
+/// is empty, and the next `EVALSHA` there (NOSCRIPT) marks the sales unsettled and reloads the
+/// script. Checkouts then wait for a settle (503), and the sale goes on. The sweep (and with it
+/// the readiness probe, which also reloads) is off, so only that path can reload;
+/// `Store::ready` then reloads on every master after a `SCRIPT FLUSH`.
 #[tokio::test]
 async fn a_restarted_master_reloads_the_scripts_and_the_sale_goes_on() {
     let mut cluster = OwnCluster::start().await;
@@ -119,6 +120,7 @@ async fn a_restarted_master_reloads_the_scripts_and_the_sale_goes_on() {
         c.redis_cluster_nodes = nodes;
         c.database_url = db.into();
         c.sweep = Duration::from_secs(3600);
+        c.settle_after = Duration::from_millis(300);
     })
     .await;
     let sale = app.create_sale(3, 100).await;
@@ -145,7 +147,16 @@ async fn a_restarted_master_reloads_the_scripts_and_the_sale_goes_on() {
     .await;
     assert!(third.is_some(), "joining works again after the restart");
     let ticket = app.ticket(&sale, &second.token).await;
-    buy(&app, &sale, &ticket).await;
+    let held = app.checkout(&sale, &ticket, 1).await;
+    assert_eq!(held.status(), 503, "held until reconciled with the ledger");
+    let settled = eventually(WAIT, || async {
+        waitroom::recovery::settle_stock(&app.state, &sale)
+            .await
+            .unwrap();
+        (app.checkout(&sale, &ticket, 1).await.status() == 201).then_some(())
+    })
+    .await;
+    assert!(settled.is_some(), "sells again once settled");
     assert!(
         cluster.cached_scripts(owner) > 0,
         "the scripts were reloaded"
