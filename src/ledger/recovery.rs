@@ -25,7 +25,7 @@ pub struct LockedSale {
 impl LockedSale {
     /// Every order of the sale by ticket, as no order can change while the row is held.
     pub async fn orders(&mut self) -> Result<Orders, Fault> {
-        Orders::read(&mut *self.tx, &self.row.id).await
+        Orders::read(&mut self.tx, &self.row.id).await
     }
 }
 

@@ -74,7 +74,7 @@ impl Store {
         // Listed first: were this to fail after the rebuild, no later call would list it
         // (they all find the sale present), and the ticker and ledger sync would skip it.
         let _: () = c.sadd(SALES_KEY, sale).await?;
-        Ok(REBUILD.on(sale).arg(state.to_string()).run(self).await?)
+        REBUILD.on(sale).arg(state.to_string()).run(self).await
     }
 
     /// Makes Redis agree with the ledger, read under the sale's row lock: its orders, the
@@ -97,7 +97,7 @@ impl Store {
             "bought": encoded(&ledger.orders.bought), "lapsed": ledger.orders.lapsed,
             "settle_after_ms": settle_after.as_millis() as u64,
         });
-        Ok(SETTLE.on(sale).arg(args.to_string()).run(self).await?)
+        SETTLE.on(sale).arg(args.to_string()).run(self).await
     }
 
     /// Makes Redis agree with the ledger's verdict on one ticket (lua/settle_order.lua).
@@ -113,7 +113,7 @@ impl Store {
             Verdict::Kept(record) => call.arg("kept").arg(record.encode()),
             Verdict::Refused => call.arg("refused"),
         };
-        Ok(call.run(self).await?)
+        call.run(self).await
     }
 
     /// Of these sales, those the sweeper has work for: orders Redis accepted that Postgres has
