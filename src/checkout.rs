@@ -101,6 +101,7 @@ async fn buy(
         Take::Expired => return Err(CheckoutError::Expired),
         Take::SoldOut => {
             // Learn who bought, so the rest of the herd is answered from memory.
+            s.hub.heard_sold_out(sale.as_str(), None);
             let gen = s.hub.sold_out_gen(sale.as_str());
             if let Ok(buyers) = s.store.buyers(sale.as_str()).await {
                 s.hub.set_buyers(sale.as_str(), gen, buyers);

@@ -193,6 +193,20 @@ impl Hub {
         self.channels(sale).sold_out_gen.load(Ordering::SeqCst)
     }
 
+    /// The sale sold out: by its message (`at`, Redis time of the last unit), or a checkout
+    /// Redis just refused as sold out (the hub then need not wait for the message).
+    pub fn heard_sold_out(&self, sale: &str, at: Option<i64>) {
+        self.update(
+            sale,
+            |p| {
+                p.sold_out = true;
+                p.remaining = 0;
+            },
+            false,
+            at,
+        );
+    }
+
     /// Drops the buyer list (and any being read): until one is read again, every checkout of
     /// the sold-out sale asks Redis.
     pub fn forget_buyers(&self, sale: &str) {

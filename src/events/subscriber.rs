@@ -55,15 +55,7 @@ impl Hub {
                     );
                 }
             }
-            "sold_out" => self.update(
-                sale,
-                |p| {
-                    p.sold_out = true;
-                    p.remaining = 0;
-                },
-                false,
-                at,
-            ),
+            "sold_out" => self.heard_sold_out(sale, at),
             "restocked" | "reconciled" => {
                 // A reconciled sale's buyer list in Redis may have grown from the ledger.
                 if m.kind == "reconciled" {
@@ -170,7 +162,7 @@ async fn follow(
             }
             _ = shutdown.changed() => return true,
         }
-        match subscribe_new(store, sub, &mut subscribed).await {
+        match subscribe_new(hub, store, sub, &mut subscribed).await {
             Ok(n) => resync |= n > 0,
             Err(e) if sub.reconnects() => tracing::warn!(error = %e, "redis ssubscribe failed"),
             Err(e) => {
@@ -186,6 +178,7 @@ async fn follow(
 
 /// Subscribes to the channels of listed sales not subscribed yet; answers how many.
 async fn subscribe_new(
+    hub: &Hub,
     store: &Store,
     sub: &mut Subscriber,
     subscribed: &mut HashSet<String>,
@@ -201,6 +194,19 @@ async fn subscribe_new(
     }
     let channels: Vec<String> = new.iter().map(|s| store::events_channel(s)).collect();
     sub.ssubscribe(&channels).await?;
+    // Messages sent before the subscription were missed: read the state they changed, now
+    // that later ones will arrive, for the sales this instance already follows.
+    let known: Vec<&str> = new
+        .iter()
+        .map(String::as_str)
+        .filter(|s| hub.progress(s).is_some())
+        .collect();
+    if !known.is_empty() {
+        let (at_us, live) = store.live_many(&known).await?;
+        for (sale, l) in known.iter().zip(live) {
+            hub.on_live(sale, &l, at_us);
+        }
+    }
     subscribed.extend(new);
     Ok(channels.len())
 }
