@@ -14,7 +14,7 @@ mod recovery;
 mod writer;
 
 pub use orders::{Order, Recorded};
-pub use payments::{PaymentOutcome, Release};
+pub use payments::{Payment, PaymentOutcome, Release};
 pub use recovery::{LockedSale, Orders, SaleState, Standing};
 
 use serde::Serialize;
