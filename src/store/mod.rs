@@ -195,8 +195,12 @@ impl Store {
         Ok(self.conn().exists(key(sale, "cfg")).await?)
     }
 
-    /// Of these sales, the ones Redis does not have (one round trip).
+    /// Of these sales, the ones Redis does not have (one round trip; none for no sales, as
+    /// Redis refuses an empty pipeline).
     pub async fn missing(&self, sales: &[String]) -> Result<Vec<String>, Fault> {
+        if sales.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for sale in sales {
             pipe.exists(key(sale, "cfg"));
