@@ -233,9 +233,18 @@ impl Store {
         Ok(())
     }
 
+    /// Takes a finished sale out of the set the ticker and sweeper go through; its keys stay,
+    /// so every read of it still answers. `set_open` (or `put_sale`) lists it again.
+    pub async fn unlist_sale(&self, sale: &str) -> Result<(), Fault> {
+        let _: () = self.conn().srem(SALES_KEY, sale).await?;
+        Ok(())
+    }
+
     pub async fn set_open(&self, sale: &str, open: bool) -> Result<(), Fault> {
         let mut c = self.conn();
         if open {
+            // Listed again: a finished sale reopened is looked at until it finishes again.
+            let _: () = c.sadd(SALES_KEY, sale).await?;
             let _: () = c.set(key(sale, "open"), "1").await?;
         } else {
             let _: () = c.del(key(sale, "open")).await?;
