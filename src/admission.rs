@@ -75,7 +75,7 @@ async fn busy_sales<'a>(s: &AppState, sales: &'a [String]) -> Vec<&'a String> {
 }
 
 /// Every `sweep`: expires lapsed holds, writes Redis-accepted orders that missed Postgres,
-/// and settles sales rebuilt a while ago.
+/// settles sales rebuilt a while ago, and retires finished sales from the working set.
 pub async fn run_sweeper(s: Arc<AppState>) {
     let mut every = Every::new(s.config.sweep, &s.shutdown);
     while every.tick().await {
@@ -104,6 +104,11 @@ pub async fn run_sweeper(s: Arc<AppState>) {
                     if work.unsettled_due {
                         if let Err(e) = crate::recovery::settle_rebuilt(&s, &sale).await {
                             tracing::warn!(sale, error = %e, "settling a rebuilt sale failed");
+                        }
+                    }
+                    if work.maybe_finished {
+                        if let Err(e) = crate::sales::retire_if_finished(&s, &sale).await {
+                            tracing::debug!(sale, error = %e, "finishing a sale failed");
                         }
                     }
                 }

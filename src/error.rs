@@ -288,11 +288,12 @@ impl From<WebhookError> for AppError {
                 Self::unauthorized("invalid_signature", "the webhook signature does not match")
             }
             E::InvalidBody(why) => Self::bad_request("invalid_json", why),
-            E::InvalidEvent => Self::bad_request(
-                "invalid_event",
-                "event_id must be 1 to 200 characters, none of them control characters",
-            ),
+            E::Invalid(i) => i.into(),
             E::UnknownOrder => Self::not_found("unknown_order", "no order with that id"),
+            E::EventReused => Self::conflict(
+                "event_id_reused",
+                "this event_id was already used for another order; nothing was recorded",
+            ),
             E::Fault(f) => f.into(),
         }
     }

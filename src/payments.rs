@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use uuid::Uuid;
 
+use crate::domain::{EventId, InvalidInput};
 use crate::fault::Fault;
-use crate::ledger::Release;
+use crate::ledger::{Payment, Release};
 use crate::metrics::METRICS;
 use crate::state::AppState;
 
@@ -35,10 +36,12 @@ pub enum WebhookError {
     BadSignature,
     #[error("invalid body: {0}")]
     InvalidBody(String),
-    #[error("event_id must be 1 to 200 characters, none of them control characters")]
-    InvalidEvent,
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
     #[error("unknown order")]
     UnknownOrder,
+    #[error("event_id already used for another order")]
+    EventReused,
     #[error(transparent)]
     Fault(#[from] Fault),
 }
@@ -88,15 +91,16 @@ pub async fn webhook(
     }
     let e: Event =
         serde_json::from_slice(body).map_err(|err| WebhookError::InvalidBody(err.to_string()))?;
-    // Postgres cannot store a NUL: let through, it was a 503 the provider retried forever.
-    if e.event_id.is_empty() || e.event_id.len() > 200 || e.event_id.contains(char::is_control) {
-        return Err(WebhookError::InvalidEvent);
-    }
-    let outcome = s
+    let event_id = EventId::parse(e.event_id)?;
+    let outcome = match s
         .ledger
-        .apply_payment(e.order_id, &e.event_id, e.outcome == Outcome::Succeeded)
+        .apply_payment(e.order_id, &event_id, e.outcome == Outcome::Succeeded)
         .await?
-        .ok_or(WebhookError::UnknownOrder)?;
+    {
+        Payment::Applied(outcome) => outcome,
+        Payment::UnknownOrder => return Err(WebhookError::UnknownOrder),
+        Payment::EventReused => return Err(WebhookError::EventReused),
+    };
     if let Some(r) = &outcome.released {
         release(s, r).await;
     }

@@ -46,9 +46,10 @@ pub async fn detect(s: &AppState, id: &SaleId, proven: bool) -> Result<bool, Fau
     rebuild(s, id).await
 }
 
-/// The sweep: rebuilds every sale the ledger has and Redis lost, even one nobody looks at.
+/// The sweep: rebuilds every live sale the ledger has and Redis lost, even one nobody looks
+/// at. Finished sales are left out (O(live sales)); one comes back when someone reads it.
 pub async fn detect_lost_sales(s: &AppState) -> Result<usize, Fault> {
-    let ids = s.ledger.sale_ids().await?;
+    let ids = s.ledger.live_sale_ids().await?;
     let missing = s.store.missing(&ids).await?;
     for sale in &missing {
         let id = SaleId::parse(sale).map_err(|e| Fault::bug(e.to_string()))?;

@@ -128,12 +128,27 @@ pub async fn public_list(s: &AppState) -> Result<Vec<PublicSale>, SaleError> {
 }
 
 /// Sets or clears `wr:{id}:open`: what `SET wr:{id}:open 1` in redis-cli does, kept in the
-/// ledger first so a sale Redis loses comes back as the admin left it.
+/// ledger first so a sale Redis loses comes back as the admin left it. Opening also makes a
+/// finished sale live again.
 pub async fn set_open(s: &AppState, id: &SaleId, open: bool) -> Result<AdminStats, SaleError> {
     row(s, id).await?;
     s.ledger.set_open(&[(id.to_string(), open)]).await?;
+    if open {
+        s.ledger.unfinish(id.as_str()).await?;
+    }
     s.store.set_open(id.as_str(), open).await?;
     stats(s, id).await
+}
+
+/// A sale Redis sees sold out with nothing pending: if the ledger agrees no unit can come
+/// back, the ticker and sweeper stop looking at it (per-tick cost is O(live sales)).
+pub async fn retire_if_finished(s: &AppState, sale: &str) -> Result<bool, Fault> {
+    if !s.ledger.finish(sale).await? {
+        return Ok(false);
+    }
+    s.store.unlist_sale(sale).await?;
+    tracing::info!(sale, "sale finished; the background loops leave it");
+    Ok(true)
 }
 
 /// The admin's reconcile: rebuilds the sale if Redis lost it, writes the orders Postgres

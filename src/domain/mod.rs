@@ -56,6 +56,34 @@ impl std::fmt::Display for SaleId {
     }
 }
 
+/// Text someone outside chose that goes to Postgres: 1 to `max` characters, none of them a
+/// control character. Postgres cannot store a NUL: it answered 503, and a provider retried
+/// forever a request that can never succeed.
+fn plain_text(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control)
+}
+
+/// A payment provider's event id: what its redeliveries of one event are recognised by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventId(String);
+
+impl EventId {
+    pub fn parse(s: String) -> Result<Self, InvalidInput> {
+        if plain_text(&s, 200) {
+            Ok(Self(s))
+        } else {
+            Err(InvalidInput::new(
+                "invalid_event",
+                "event_id must be 1 to 200 characters, none of them control characters",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// The admin's request to create a sale, as received.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,8 +135,7 @@ fn in_range(field: &str, v: i64, min: i64, max: i64) -> Result<i32, InvalidInput
 impl SaleSpec {
     pub fn parse(r: NewSaleRequest) -> Result<Self, InvalidInput> {
         let name = r.name.trim().to_string();
-        // Postgres cannot store a NUL (it answered 503 to one); no name needs a control character.
-        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        if !plain_text(&name, 200) {
             return Err(InvalidInput::new(
                 "invalid_sale",
                 "name must be 1 to 200 characters, none of them control characters",
@@ -155,6 +182,14 @@ mod tests {
         assert!(SaleId::parse("spring-drop-2026").is_ok());
         for bad in ["", "UPPER", "a b", "a{b}", "x".repeat(65).as_str(), "é"] {
             assert!(SaleId::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn event_ids() {
+        assert!(EventId::parse("evt_1 ünïcode".into()).is_ok());
+        for bad in ["".into(), "a\0b".into(), "tab\t".into(), "x".repeat(201)] {
+            assert!(EventId::parse(bad.clone()).is_err(), "{bad:?} accepted");
         }
     }
 

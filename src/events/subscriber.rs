@@ -80,7 +80,8 @@ impl Hub {
     }
 
     /// After a pub/sub reconnect, admissions may have been missed (pub/sub is at most once):
-    /// ask Redis about every shopper streaming here and deliver what they missed.
+    /// ask Redis about every shopper streaming here, in one pipelined read, and deliver what
+    /// they missed.
     async fn resync(&self, store: &Store) {
         let keys: Vec<ShopperKey> = self
             .shoppers
@@ -89,11 +90,13 @@ impl Hub {
             .keys()
             .cloned()
             .collect();
-        for (sale, qid) in keys {
-            if let Ok(snap) = store.snapshot(&sale, &qid).await {
-                if let Place::Admitted { expires_at_ms } = snap.place {
-                    self.deliver(&sale, &qid, Admission { expires_at_ms });
-                }
+        let places = match store.places(&keys).await {
+            Ok(places) => places,
+            Err(e) => return tracing::debug!(error = %e, "resync cannot read places"),
+        };
+        for ((sale, qid), place) in keys.iter().zip(places) {
+            if let Place::Admitted { expires_at_ms } = place {
+                self.deliver(sale, qid, Admission { expires_at_ms });
             }
         }
     }

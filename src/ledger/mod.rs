@@ -14,7 +14,7 @@ mod recovery;
 mod writer;
 
 pub use orders::{Order, Recorded};
-pub use payments::{PaymentOutcome, Release};
+pub use payments::{Payment, PaymentOutcome, Release};
 pub use recovery::{LockedSale, Orders, SaleState, Standing};
 
 use serde::Serialize;
@@ -149,10 +149,43 @@ impl Ledger {
         )
     }
 
-    /// Every sale id (the rebuild sweep looks at all of them, however many).
-    pub async fn sale_ids(&self) -> Result<Vec<String>, Fault> {
-        Ok(sqlx::query_scalar("SELECT id FROM sales")
-            .fetch_all(&self.pool)
-            .await?)
+    /// The ids of sales not finished (the rebuild sweep looks at these; a finished sale
+    /// Redis lost comes back when someone reads it).
+    pub async fn live_sale_ids(&self) -> Result<Vec<String>, Fault> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM sales WHERE finished_at IS NULL")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Marks the sale finished if every unit is sold and no order of it is held or owes a
+    /// release: then no unit can come back. True if it is finished (now or before).
+    pub async fn finish(&self, sale: &str) -> Result<bool, Fault> {
+        Ok(sqlx::query_scalar(
+            "WITH f AS (
+                UPDATE sales SET finished_at = now()
+                WHERE id = $1 AND finished_at IS NULL AND sold >= units
+                  AND NOT EXISTS (SELECT 1 FROM orders WHERE sale_id = $1
+                                  AND (status = 'pending_payment' OR restock_due))
+                RETURNING id
+             )
+             SELECT EXISTS (SELECT 1 FROM f)
+                 OR EXISTS (SELECT 1 FROM sales WHERE id = $1 AND finished_at IS NOT NULL)",
+        )
+        .bind(sale)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// The sale is live again (reopened): the background loops look at it until it finishes.
+    pub async fn unfinish(&self, sale: &str) -> Result<(), Fault> {
+        sqlx::query(
+            "UPDATE sales SET finished_at = NULL WHERE id = $1 AND finished_at IS NOT NULL",
+        )
+        .bind(sale)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }

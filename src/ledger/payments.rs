@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::orders::Order;
 use super::Ledger;
-use crate::domain::ReleasedOrder;
+use crate::domain::{EventId, ReleasedOrder};
 use crate::fault::Fault;
 
 /// Units lapsed or failed orders of one sale give back, and their sum.
@@ -14,6 +14,15 @@ pub struct Release {
     pub sale: String,
     pub orders: Vec<ReleasedOrder>,
     pub units: i64,
+}
+
+/// What became of a provider's event.
+pub enum Payment {
+    Applied(PaymentOutcome),
+    UnknownOrder,
+    /// The event id was first used for another order: nothing is recorded, since one of the
+    /// two is the provider's mistake and quietly answering "duplicate" would drop a payment.
+    EventReused,
 }
 
 pub struct PaymentOutcome {
@@ -88,25 +97,36 @@ impl Ledger {
         Ok(out)
     }
 
-    /// Applies a payment provider's verdict once per `event_id`.
+    /// Applies a payment provider's verdict once per `event_id`: a redelivery for the same
+    /// order is a duplicate, the same id for another order is refused.
     pub async fn apply_payment(
         &self,
         order_id: Uuid,
-        event_id: &str,
+        event_id: &EventId,
         succeeded: bool,
-    ) -> Result<Option<PaymentOutcome>, Fault> {
+    ) -> Result<Payment, Fault> {
         let mut tx = self.pool.begin().await?;
         let fresh = sqlx::query(
             "INSERT INTO payment_events (event_id, order_id, outcome) VALUES ($1, $2, $3)
              ON CONFLICT (event_id) DO NOTHING",
         )
-        .bind(event_id)
+        .bind(event_id.as_str())
         .bind(order_id)
         .bind(if succeeded { "succeeded" } else { "failed" })
         .execute(&mut *tx)
         .await?
         .rows_affected()
             == 1;
+        if !fresh {
+            let first: Option<Uuid> =
+                sqlx::query_scalar("SELECT order_id FROM payment_events WHERE event_id = $1")
+                    .bind(event_id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if first != Some(order_id) {
+                return Ok(Payment::EventReused);
+            }
+        }
         let Some(mut order) = sqlx::query_as::<_, Order>(
             "SELECT id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at,
                     created_at
@@ -116,7 +136,7 @@ impl Ledger {
         .fetch_optional(&mut *tx)
         .await?
         else {
-            return Ok(None);
+            return Ok(Payment::UnknownOrder);
         };
         // Postgres's clock, the one the hold sweeper goes by.
         let lapsed: bool = sqlx::query_scalar("SELECT $1 < now()")
@@ -124,7 +144,7 @@ impl Ledger {
             .fetch_one(&mut *tx)
             .await?;
         if !fresh {
-            return Ok(Some(PaymentOutcome {
+            return Ok(Payment::Applied(PaymentOutcome {
                 order,
                 duplicate: true,
                 released: None,
@@ -166,7 +186,7 @@ impl Ledger {
             orders: vec![order.released()],
             units: order.quantity as i64,
         });
-        Ok(Some(PaymentOutcome {
+        Ok(Payment::Applied(PaymentOutcome {
             order,
             duplicate: false,
             released,

@@ -195,8 +195,12 @@ impl Store {
         Ok(self.conn().exists(key(sale, "cfg")).await?)
     }
 
-    /// Of these sales, the ones Redis does not have (one round trip).
+    /// Of these sales, the ones Redis does not have (one round trip; none for no sales, as
+    /// Redis refuses an empty pipeline).
     pub async fn missing(&self, sales: &[String]) -> Result<Vec<String>, Fault> {
+        if sales.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for sale in sales {
             pipe.exists(key(sale, "cfg"));
@@ -229,9 +233,18 @@ impl Store {
         Ok(())
     }
 
+    /// Takes a finished sale out of the set the ticker and sweeper go through; its keys stay,
+    /// so every read of it still answers. `set_open` (or `put_sale`) lists it again.
+    pub async fn unlist_sale(&self, sale: &str) -> Result<(), Fault> {
+        let _: () = self.conn().srem(SALES_KEY, sale).await?;
+        Ok(())
+    }
+
     pub async fn set_open(&self, sale: &str, open: bool) -> Result<(), Fault> {
         let mut c = self.conn();
         if open {
+            // Listed again: a finished sale reopened is looked at until it finishes again.
+            let _: () = c.sadd(SALES_KEY, sale).await?;
             let _: () = c.set(key(sale, "open"), "1").await?;
         } else {
             let _: () = c.del(key(sale, "open")).await?;

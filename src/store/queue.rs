@@ -170,50 +170,93 @@ impl Store {
     /// Where one shopper stands, in one atomic round trip.
     pub async fn snapshot(&self, sale: &str, qid: &str) -> Result<Snapshot, Fault> {
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .exists(key(sale, "cfg"))
-            .zrank(key(sale, "queue"), qid)
-            .zscore(key(sale, "admitted"), qid)
-            .hget(key(sale, "used"), qid)
-            .sismember(key(sale, "expired"), qid)
-            .cmd("TIME");
+        pipe.atomic();
+        place_commands(&mut pipe, sale, qid).cmd("TIME");
         let mut values: Vec<redis::Value> = live_commands(&mut pipe, sale)
             .query_async(&mut self.conn())
             .await?;
         let bad = |_| unexpected("snapshot");
         let live_part = redis::Value::Array(values.split_off(6.min(values.len())));
         let live = Live::from(redis::from_redis_value::<LiveReply>(live_part).map_err(bad)?);
-        #[allow(clippy::type_complexity)]
-        let (exists, rank, expires, record, expired, (secs, micros)): (
-            bool,
-            Option<i64>,
-            Option<f64>,
-            Option<String>,
-            bool,
-            (i64, i64),
-        ) = redis::from_redis_value(redis::Value::Array(values)).map_err(bad)?;
-        let now_ms = time_ms(secs, micros);
-        let place = if !exists {
-            Place::Unknown
-        } else if let Some(record) = record {
-            Place::Purchased { record }
-        } else if let Some(exp) = expires.filter(|&e| e as i64 > now_ms) {
-            Place::Admitted {
-                expires_at_ms: exp as i64,
-            }
-        } else if expired || expires.is_some() {
-            // An admission past its expiry is lapsed, even before the next tick sweeps it.
-            Place::Expired
-        } else if let Some(rank) = rank {
-            if live.remaining <= 0 {
-                Place::SoldOut
-            } else {
-                Place::Waiting { position: rank + 1 }
-            }
-        } else {
-            // Lost even when sold out: the ledger is asked, as this may be a buyer Redis forgot.
-            Place::Lost
-        };
+        let (secs, micros): (i64, i64) =
+            redis::from_redis_value(values.pop().ok_or_else(|| unexpected("snapshot"))?)
+                .map_err(bad)?;
+        let reply: PlaceReply =
+            redis::from_redis_value(redis::Value::Array(values)).map_err(bad)?;
+        let place = place_of(reply, time_ms(secs, micros), live.remaining);
         Ok(Snapshot { place, live })
+    }
+
+    /// Where each of many shoppers stands, in one pipelined round trip (what a resync after
+    /// a pub/sub reconnect needs). Not atomic per shopper, unlike `snapshot`: a place may be
+    /// a moment stale, which the shopper's next event or status read corrects.
+    pub async fn places(&self, shoppers: &[(String, String)]) -> Result<Vec<Place>, Fault> {
+        if shoppers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        pipe.cmd("TIME");
+        for (sale, qid) in shoppers {
+            place_commands(&mut pipe, sale, qid).get(key(sale, "stock"));
+        }
+        let mut values: Vec<redis::Value> = pipe.query_async(&mut self.conn()).await?;
+        let rest = values.split_off(1);
+        let bad = |_| unexpected("places");
+        let (secs, micros): (i64, i64) =
+            redis::from_redis_value(values.pop().ok_or_else(|| unexpected("TIME"))?)
+                .map_err(bad)?;
+        let now_ms = time_ms(secs, micros);
+        rest.chunks(6)
+            .map(|c| {
+                let mut c = c.to_vec();
+                let stock: Option<i64> =
+                    redis::from_redis_value(c.pop().ok_or_else(|| unexpected("places"))?)
+                        .map_err(bad)?;
+                let reply = redis::from_redis_value(redis::Value::Array(c)).map_err(bad)?;
+                Ok(place_of(reply, now_ms, stock.unwrap_or(0)))
+            })
+            .collect()
+    }
+}
+
+/// Whether the sale exists, the shopper's rank in the line, admission expiry, purchase
+/// record, and whether their admission lapsed.
+type PlaceReply = (bool, Option<i64>, Option<f64>, Option<String>, bool);
+
+fn place_commands<'a>(
+    pipe: &'a mut redis::Pipeline,
+    sale: &str,
+    qid: &str,
+) -> &'a mut redis::Pipeline {
+    pipe.exists(key(sale, "cfg"))
+        .zrank(key(sale, "queue"), qid)
+        .zscore(key(sale, "admitted"), qid)
+        .hget(key(sale, "used"), qid)
+        .sismember(key(sale, "expired"), qid)
+}
+
+/// The place a `PlaceReply` read at `now_ms` means, with `remaining` units in stock.
+fn place_of(reply: PlaceReply, now_ms: i64, remaining: i64) -> Place {
+    let (exists, rank, expires, record, expired) = reply;
+    if !exists {
+        Place::Unknown
+    } else if let Some(record) = record {
+        Place::Purchased { record }
+    } else if let Some(exp) = expires.filter(|&e| e as i64 > now_ms) {
+        Place::Admitted {
+            expires_at_ms: exp as i64,
+        }
+    } else if expired || expires.is_some() {
+        // An admission past its expiry is lapsed, even before the next tick sweeps it.
+        Place::Expired
+    } else if let Some(rank) = rank {
+        if remaining <= 0 {
+            Place::SoldOut
+        } else {
+            Place::Waiting { position: rank + 1 }
+        }
+    } else {
+        // Lost even when sold out: the ledger is asked, as this may be a buyer Redis forgot.
+        Place::Lost
     }
 }

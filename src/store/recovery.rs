@@ -50,6 +50,8 @@ pub struct Held {
 pub struct SweepWork {
     pub pending: bool,
     pub unsettled_due: bool,
+    /// Sold out with nothing pending or unsettled here: the ledger says if it is finished.
+    pub maybe_finished: bool,
 }
 
 impl Store {
@@ -117,7 +119,8 @@ impl Store {
     }
 
     /// Of these sales, those the sweeper has work for: orders Redis accepted that Postgres has
-    /// not confirmed, or a rebuild at least `settle_after` old, by Redis's clock. One round trip.
+    /// not confirmed, a rebuild at least `settle_after` old, by Redis's clock, or a sale that
+    /// may have finished. One round trip.
     pub async fn needing_sweep(
         &self,
         sales: &[String],
@@ -129,7 +132,9 @@ impl Store {
         let mut pipe = redis::pipe();
         pipe.cmd("TIME");
         for sale in sales {
-            pipe.scard(key(sale, "pending")).get(key(sale, "unsettled"));
+            pipe.scard(key(sale, "pending"))
+                .get(key(sale, "unsettled"))
+                .get(key(sale, "stock"));
         }
         let mut reply: Vec<redis::Value> = pipe.query_async(&mut self.conn()).await?;
         let rest = reply.split_off(1);
@@ -138,20 +143,23 @@ impl Store {
             redis::from_redis_value(reply.pop().ok_or_else(|| super::unexpected("TIME"))?)
                 .map_err(bad)?;
         let now_ms = time_ms(secs, micros);
-        let pairs: Vec<(i64, Option<i64>)> =
+        let triples: Vec<(i64, Option<i64>, Option<i64>)> =
             redis::from_redis_value(redis::Value::Array(rest)).map_err(bad)?;
         Ok(sales
             .iter()
-            .zip(pairs)
-            .map(|(sale, (pending, since))| {
+            .zip(triples)
+            .map(|(sale, (pending, since, stock))| {
                 let work = SweepWork {
                     pending: pending > 0,
                     unsettled_due: since
                         .is_some_and(|t| now_ms - t >= settle_after.as_millis() as i64),
+                    maybe_finished: pending == 0
+                        && since.is_none()
+                        && stock.is_some_and(|s| s <= 0),
                 };
                 (sale.clone(), work)
             })
-            .filter(|(_, w)| w.pending || w.unsettled_due)
+            .filter(|(_, w)| w.pending || w.unsettled_due || w.maybe_finished)
             .collect())
     }
 

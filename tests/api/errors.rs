@@ -178,3 +178,21 @@ async fn a_wrong_method_is_a_json_405_that_says_what_is_allowed() {
         assert!(headers.contains_key("allow"), "{path} names its methods");
     }
 }
+
+#[tokio::test]
+async fn a_sale_name_with_a_nul_is_refused_and_nothing_is_created() {
+    let app = spawn_app().await;
+    for name in ["a\u{0}b", "\u{0}", "tab\tin name"] {
+        let id = unique("nul");
+        let body = json!({"id": id, "name": name, "units": 1, "price_cents": 1});
+        expect(app.create_sale_json(body).await, 400, "invalid_sale").await;
+        let res = app
+            .client
+            .get(app.url(&format!("/api/admin/sales/{id}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        expect(res, 404, "unknown_sale").await;
+    }
+}

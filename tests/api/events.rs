@@ -151,24 +151,33 @@ async fn an_admission_missed_while_redis_was_unreachable_is_delivered_after_reco
     let url = redis_url_via(proxy.port);
     let a = spawn_app_with(|c| c.redis_url = url).await;
     let b = spawn_app().await;
-    let sale = b.create_sale(5, 100).await;
-    let me = b.join(&sale).await;
-    let mut s = connect(&a, &sale, &me.token, None).await;
-    assert_eq!(s.next().await.unwrap().event, "state");
+    // Streams of two sales, so the resync's one read covers several shoppers.
+    let mut streams = Vec::new();
+    for _ in 0..2 {
+        let sale = b.create_sale(5, 100).await;
+        let me = b.join(&sale).await;
+        let mut s = connect(&a, &sale, &me.token, None).await;
+        assert_eq!(s.next().await.unwrap().event, "state");
+        streams.push((sale, me, s));
+    }
 
-    // A loses Redis (its pub/sub connection too); meanwhile B's ticker admits the shopper.
+    // A loses Redis (its pub/sub connection too); meanwhile B's ticker admits the shoppers.
     proxy.break_all();
     proxy.all_closed().await;
-    b.admin(&sale, "open").await;
-    eventually(WAIT, || async {
-        (b.status(&sale, &me.token).await["status"] == "admitted").then_some(())
-    })
-    .await
-    .expect("admitted by B");
-    proxy.restore();
-    // A resubscribes, asks Redis about its streams, and pushes what the shopper missed.
-    let admitted = next_named(&mut s, "admitted")
+    for (sale, me, _) in &streams {
+        b.admin(sale, "open").await;
+        eventually(WAIT, || async {
+            (b.status(sale, &me.token).await["status"] == "admitted").then_some(())
+        })
         .await
-        .expect("admitted after reconnect");
-    assert!(data(&admitted)["ticket"].as_str().is_some());
+        .expect("admitted by B");
+    }
+    proxy.restore();
+    // A resubscribes, asks Redis about its streams, and pushes what the shoppers missed.
+    for (_, _, s) in &mut streams {
+        let admitted = next_named(s, "admitted")
+            .await
+            .expect("admitted after reconnect");
+        assert!(data(&admitted)["ticket"].as_str().is_some());
+    }
 }

@@ -12,6 +12,7 @@ mod door_join;
 mod door_session;
 mod errors;
 mod events;
+mod finished;
 mod fuzz;
 mod model;
 mod nginx;

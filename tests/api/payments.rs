@@ -226,3 +226,66 @@ async fn a_release_returns_the_ledgers_units_when_redis_lost_the_order() {
         (Some(3), Some(0))
     );
 }
+
+/// (status, events recorded) of one order, straight from the ledger's tables.
+async fn recorded(order: &str) -> (String, i64) {
+    let id: uuid::Uuid = order.parse().unwrap();
+    let pg = pg().await;
+    let status = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pg)
+        .await
+        .unwrap();
+    let events = sqlx::query_scalar("SELECT count(*) FROM payment_events WHERE order_id = $1")
+        .bind(id)
+        .fetch_one(&pg)
+        .await
+        .unwrap();
+    (status, events)
+}
+
+async fn refused(res: reqwest::Response, status: u16, code: &str) {
+    assert_eq!(res.status(), status);
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], code);
+}
+
+#[tokio::test]
+async fn an_event_id_used_for_another_order_is_409_and_records_nothing() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(5, 1000).await;
+    let tickets = admitted_tickets(&app, &sale, 2).await;
+    let (first, second) = (
+        buy_one(&app, &sale, &tickets[0]).await,
+        buy_one(&app, &sale, &tickets[1]).await,
+    );
+    let ev = unique("ev");
+    let event =
+        |order: &str, outcome: &str| json!({"order_id": order, "event_id": ev, "outcome": outcome});
+    let paid = webhook(&app, &event(&first, "succeeded"), PAYMENT_SECRET).await;
+    assert_eq!(paid.status(), 200);
+    for outcome in ["succeeded", "failed"] {
+        let res = webhook(&app, &event(&second, outcome), PAYMENT_SECRET).await;
+        refused(res, 409, "event_id_reused").await;
+    }
+    assert_eq!(recorded(&second).await, ("pending_payment".into(), 0));
+    assert_eq!(recorded(&first).await, ("paid".into(), 1));
+    assert_eq!(sold_remaining(&app.stats(&sale).await), (Some(2), Some(3)));
+    // The same event for the same order is still a harmless redelivery.
+    let again = webhook(&app, &event(&first, "succeeded"), PAYMENT_SECRET).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.json::<Value>().await.unwrap()["duplicate"], true);
+}
+
+#[tokio::test]
+async fn a_signed_event_with_a_nul_is_400_and_records_nothing() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(5, 1000).await;
+    let tickets = admitted_tickets(&app, &sale, 1).await;
+    let order = buy_one(&app, &sale, &tickets[0]).await;
+    for event_id in ["ev\u{0}1".to_string(), "\u{0}".into(), String::new()] {
+        let event = json!({"order_id": order, "event_id": event_id, "outcome": "failed"});
+        let res = webhook(&app, &event, PAYMENT_SECRET).await;
+        refused(res, 400, "invalid_event").await;
+    }
+    assert_eq!(recorded(&order).await, ("pending_payment".into(), 0));
+}

@@ -12,12 +12,12 @@ use crate::common::*;
 /// told: the caller decides when).
 async fn fail_in_ledger(app: &TestApp, order: &Value) -> waitroom::ledger::PaymentOutcome {
     let id = order["order_id"].as_str().unwrap().parse().unwrap();
-    let outcome = app
-        .state
-        .ledger
-        .apply_payment(id, &unique("ev"), false)
-        .await;
-    outcome.unwrap().expect("the order is in the ledger")
+    let event = waitroom::domain::EventId::parse(unique("ev")).unwrap();
+    let outcome = app.state.ledger.apply_payment(id, &event, false).await;
+    match outcome.unwrap() {
+        waitroom::ledger::Payment::Applied(outcome) => outcome,
+        _ => panic!("the order is in the ledger"),
+    }
 }
 
 /// A 3-unit sale, closed again after one shopper bought one unit: (sale, buyer, order).

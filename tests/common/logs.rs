@@ -6,6 +6,8 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 static LOGS: LazyLock<Buf> = LazyLock::new(|| Buf(Arc::default()));
@@ -31,13 +33,16 @@ impl<'a> MakeWriter<'a> for Buf {
 }
 
 /// Installs the capturing subscriber for the whole binary (once): debug and up, every span
-/// written with its fields when it closes, so request spans are in the text too.
+/// written with its fields when it closes, so request spans are in the text too. Levels are
+/// the app's own: client faults are demoted as `telemetry::init` does.
 pub fn capture_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new("debug,sqlx=info,h2=info,hyper=info"))
         .with_span_events(FmtSpan::CLOSE)
         .with_ansi(false)
         .with_writer(LOGS.clone())
+        .finish()
+        .with(waitroom::telemetry::ClientFaultsAtDebug)
         .try_init();
 }
 
