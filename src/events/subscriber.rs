@@ -198,17 +198,12 @@ async fn subscribe_new(
     let channels: Vec<String> = new.iter().map(|s| store::events_channel(s)).collect();
     sub.ssubscribe(&channels).await?;
     // Messages sent before the subscription were missed: read the state they changed, now
-    // that later ones will arrive, for the sales this instance already follows.
-    let known: Vec<&str> = new
-        .iter()
-        .map(String::as_str)
-        .filter(|s| hub.progress(s).is_some())
-        .collect();
-    if !known.is_empty() {
-        let (at_us, live) = store.live_many(&known).await?;
-        for (sale, l) in known.iter().zip(live) {
-            hub.on_live(sale, &l, at_us);
-        }
+    // that later ones will arrive (a message used to be what first told the hub of a sale;
+    // `wr:sales` lists live sales only, so this stays small).
+    let sales: Vec<&str> = new.iter().map(String::as_str).collect();
+    let (at_us, live) = store.live_many(&sales).await?;
+    for (sale, l) in sales.iter().zip(live) {
+        hub.on_live(sale, &l, at_us);
     }
     subscribed.extend(new);
     Ok(channels.len())
