@@ -197,10 +197,15 @@ impl Store {
     pub async fn scripts_lost(&self) -> Result<(), Fault> {
         let sales = self.sale_ids().await?;
         self.mark_unsettled(&sales).await?;
-        tracing::warn!(
-            sales = sales.len(),
-            "redis lost its scripts (restart or failover): sales held until reconciled"
-        );
+        // A Redis with no sales (a fresh one, at every first start) has nothing to hold.
+        if sales.is_empty() {
+            tracing::info!("redis has no scripts and no sales; loading the scripts");
+        } else {
+            tracing::warn!(
+                sales = sales.len(),
+                "redis lost its scripts (restart or failover): sales held until reconciled"
+            );
+        }
         self.load_scripts().await
     }
 
