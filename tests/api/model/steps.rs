@@ -126,11 +126,7 @@ pub async fn tick(
         .map(|&i| m.shoppers[i].qid.as_str())
         .collect();
     let got: Vec<&str> = t.admitted.iter().map(|(q, _)| q.as_str()).collect();
-    prop_assert_eq!(
-        &got,
-        &ids,
-        "admitted by the tick (front of the line first)"
-    );
+    prop_assert_eq!(&got, &ids, "admitted by the tick (front of the line first)");
     prop_assert_eq!(
         (t.open, t.stock, t.active, t.queue_len),
         (
