@@ -1,6 +1,6 @@
 -- One admission tick for one sale. Safe to run from any number of instances at once: it is
 -- atomic and reads the clock from Redis TIME, so together they admit exactly rate_per_sec.
--- Returns {open, stock, active, queue_len, admits_total, expired_now, rate, now_us,
+-- Returns {open, stock, active, queue_len, admits_total, expired_now, rate, held, now_us,
 -- admitted id, its join score (µs), ...}; now_us (Redis TIME in µs, as a string) orders this
 -- tick's numbers against the stock messages other scripts publish; the join scores are what
 -- the fairness report measures waits and FIFO order by.
@@ -71,6 +71,7 @@ end
 
 local result = {open and 1 or 0, stock, active, redis.call('ZCARD', K.queue),
   tonumber(redis.call('GET', K.admits) or '0'), #gone, rate,
+  tonumber(redis.call('GET', K.held) or '0'),
   string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))}
 for i = 1, #ids do
   result[#result + 1] = ids[i]

@@ -3,7 +3,7 @@
 -- Returns {outcome, detail}:
 --   ok <record>          units taken; the order record (JSON {id, qty, at}) kept in `used`
 --   dup <record>         this ticket bought before: the same order again (a retry is safe)
---   expired | sold_out | insufficient <left> | too_many <max per order>
+--   expired | sold_out <units held> | insufficient <left> | too_many <max per order>
 --   unsettled            Redis may be behind the ledger (a restart, a rebuild): no sale until
 --                        it is reconciled (the caller answers 503)
 --   unknown              Redis does not have the sale (lost: the caller rebuilds it)
@@ -34,7 +34,7 @@ redis.call('ZREM', K.queue, qid)
 end
 
 local stock = tonumber(redis.call('GET', K.stock) or '0')
-if stock <= 0 then return {'sold_out', '0'} end
+if stock <= 0 then return {'sold_out', redis.call('GET', K.held) or '0'} end
 if stock < qty then return {'insufficient', tostring(stock)} end
 
 local left = redis.call('DECRBY', K.stock, qty)
@@ -46,8 +46,11 @@ redis.call('ZREM', K.queue, qid)
 -- `pending` holds orders Redis accepted that Postgres has not confirmed yet; the ledger sync
 -- drains it, so an order survives an app crash or a Postgres outage between the two writes.
 redis.call('SADD', K.pending, qid)
+-- Units held for payment: they may still come back (a failed payment, a lapsed hold).
+local held = redis.call('INCRBY', K.held, qty)
 if left == 0 then
-  redis.call('SPUBLISH', K.events, cjson.encode({type = 'sold_out',
+  -- The last unit: who waits is now on the waitlist until the last hold settles.
+  redis.call('SPUBLISH', K.events, cjson.encode({type = 'all_held', held = held,
     at = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))}))
 end
 return {'ok', record}

@@ -2,8 +2,8 @@
 -- ARGV: 1 queue id, 2 score from the shopper's token ('' for a new shopper), 3 'restore' or '',
 --   4 the client's tag, 5 the proof-of-work bits the caller verified (0 for none)
 -- Returns {status, score, seq, position, open, queue id}; status is one of
--- unknown | sold_out | waiting | admitted | expired | purchased | lost | pow_required |
--- too_many_places; open is 1 while admitting. The queue id returned is the one to sign: a new
+-- unknown | sold_out | waiting | waitlisted (waiting with no stock left, units held for
+-- payment) | admitted | expired | purchased | lost | pow_required | too_many_places; open is 1 while admitting. The queue id returned is the one to sign: a new
 -- place in a capped sale carries its client's tag ('<id>.<tag>'), so admit.lua knows whose count
 -- to free without any per-shopper record. A new join that finds its browser's live place
 -- answers it with seq 0 (and score '0' when admitted).
@@ -13,6 +13,9 @@ if redis.call('EXISTS', K.cfg) == 0 then return {'unknown', '0', 0, 0, 0} end
 local qid = ARGV[1]
 local stock = tonumber(redis.call('GET', K.stock) or '0')
 local open = redis.call('GET', K.open) == '1' and 1 or 0
+-- No stock, but units held for payment may come back: the line is a waitlist, still joinable.
+local sold_out = stock <= 0 and tonumber(redis.call('GET', K.held) or '0') <= 0
+local waiting_as = stock <= 0 and 'waitlisted' or 'waiting'
 
 if ARGV[2] ~= '' then
   if redis.call('HEXISTS', K.used, qid) == 1 then return {'purchased', ARGV[2], 0, 0, open} end
@@ -23,14 +26,14 @@ if ARGV[2] ~= '' then
   -- shopper bought meanwhile (ARGV 3 = 'restore'), sold out or not.
   local waiting = redis.call('ZSCORE', K.queue, qid)
   if not waiting and ARGV[3] ~= 'restore' then return {'lost', ARGV[2], 0, 0, open} end
-  if stock <= 0 then return {'sold_out', ARGV[2], 0, 0, open} end
+  if sold_out then return {'sold_out', ARGV[2], 0, 0, open} end
   if not waiting then
     redis.call('ZADD', K.queue, ARGV[2], qid)
     -- A restored place counts again: the count was lost with the line.
     local tag = qid:match('%.(.+)$')
     if tag then redis.call('HINCRBY', K.places, tag, 1) end
   end
-  return {'waiting', ARGV[2], 0, redis.call('ZRANK', K.queue, qid) + 1, open}
+  return {waiting_as, ARGV[2], 0, redis.call('ZRANK', K.queue, qid) + 1, open}
 end
 
 local door = redis.call('HMGET', K.cfg, 'pow_difficulty', 'max_places_per_client')
@@ -50,11 +53,11 @@ while redis.call('HEXISTS', K.used, qid) == 1 or redis.call('SISMEMBER', K.expir
 end
 local waiting = redis.call('ZSCORE', K.queue, qid)
 if waiting then
-  return {'waiting', waiting, 0, redis.call('ZRANK', K.queue, qid) + 1, open, qid}
+  return {waiting_as, waiting, 0, redis.call('ZRANK', K.queue, qid) + 1, open, qid}
 end
 if redis.call('ZSCORE', K.admitted, qid) then return {'admitted', '0', 0, 0, open, qid} end
 
-if stock <= 0 then return {'sold_out', '0', 0, 0, open} end
+if sold_out then return {'sold_out', '0', 0, 0, open} end
 if (tonumber(door[1]) or 0) > tonumber(ARGV[5]) then return {'pow_required', '0', 0, 0, open} end
 -- A place counts against its client while it waits; admit.lua frees it when it pops it.
 if cap > 0 then
@@ -70,4 +73,4 @@ local seq = redis.call('HINCRBY', K.seq, 'n', 1)
 redis.call('HSET', K.seq, 'last_us', string.format('%d', us))
 local score = string.format('%d', us)
 redis.call('ZADD', K.queue, 'NX', score, qid)
-return {'waiting', score, seq, redis.call('ZRANK', K.queue, qid) + 1, open, qid}
+return {waiting_as, score, seq, redis.call('ZRANK', K.queue, qid) + 1, open, qid}

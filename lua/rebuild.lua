@@ -6,7 +6,7 @@
 -- Checkouts answer 503 until then; the hubs drop their buyer lists (`unsettled`).
 -- ARGV: 1 JSON {cfg = {field = value}, stock = n, used = {queue id = order record},
 --   lapsed = [queue ids whose orders lapsed; their units are out of `sold` already],
---   open = the ledger's open switch}
+--   open = the ledger's open switch, paid = [queue ids of paid orders]}
 -- Returns 1 if rebuilt, 0 if the sale was already there.
 if redis.call('EXISTS', K.cfg) == 1 then return 0 end
 local s = cjson.decode(ARGV[1])
@@ -15,6 +15,16 @@ for _, qid in ipairs(s.lapsed) do
   redis.call('SADD', K.expired, qid)
   redis.call('SADD', K.released, qid)
 end
+for _, qid in ipairs(s.paid) do redis.call('SADD', K.paid, qid) end
+-- Units held for payment: every order Redis knows that is not paid.
+local held = 0
+local used = redis.call('HGETALL', K.used)
+for i = 1, #used, 2 do
+  if redis.call('SISMEMBER', K.paid, used[i]) == 0 then
+    held = held + cjson.decode(used[i + 1]).qty
+  end
+end
+redis.call('SET', K.held, held)
 for field, value in pairs(s.cfg) do redis.call('HSET', K.cfg, field, value) end
 redis.call('SET', K.stock, s.stock)
 if s.open then redis.call('SET', K.open, '1') end

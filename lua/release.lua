@@ -6,23 +6,32 @@
 -- `used` record of another order (Redis had forgotten this one and let the ticket buy again)
 -- is left for the ledger sync to settle. While a rebuilt sale is `unsettled`, no units are
 -- added: the settle that ends that state counts them from the ledger's `sold`.
--- ARGV: triples of (queue id, quantity, order id)
+-- ARGV: quads of (queue id, quantity, order id, 1 if its payment failed: its shopper then
+--   reads `failed`, else 0)
 -- Returns the stock now, or -1 if Redis has lost the sale (retried once it is rebuilt).
 if redis.call('EXISTS', K.cfg) == 0 then return -1 end
 local back = 0
-for i = 1, #ARGV, 3 do
-  local qid, qty, oid = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+for i = 1, #ARGV, 4 do
+  local qid, qty, oid, failed = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3] == '1'
   local record = redis.call('HGET', K.used, qid)
   if not record or cjson.decode(record).id == oid then
     redis.call('HDEL', K.used, qid)
     redis.call('SADD', K.expired, qid)
   end
   if redis.call('SADD', K.released, qid) == 1 then back = back + qty end
+  if failed then redis.call('SADD', K.failed, qid) end
+end
+-- Released units are no longer held (the count never goes below zero: a rebuilt sale's
+-- holds are counted by settle.lua).
+local held = tonumber(redis.call('GET', K.held) or '0')
+if back > 0 then
+  held = math.max(held - back, 0)
+  redis.call('SET', K.held, held)
 end
 if redis.call('EXISTS', K.unsettled) == 1 then back = 0 end
 if back == 0 then return tonumber(redis.call('GET', K.stock) or '0') end
 local left = redis.call('INCRBY', K.stock, back)
 local t = redis.call('TIME')
 redis.call('SPUBLISH', K.events, cjson.encode({type = 'restocked', remaining = left,
-  at = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))}))
+  held = held, at = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))}))
 return left

@@ -13,7 +13,8 @@
 --   released = [[queue id, order id], ...]  orders the ledger released that Redis has not
 --              confirmed taking back: already out of `sold`, so they are marked released
 --              here (as release.lua would) and the retry that follows gives nothing twice;
---   bought = {queue id = order record}, lapsed = [queue ids]  (every order of the sale)}
+--   bought = {queue id = order record}, lapsed = [queue ids]  (every order of the sale),
+--   paid = [queue ids of paid orders]}
 -- Returns the stock now.
 local a = cjson.decode(ARGV[1])
 local function spend(qid)
@@ -36,6 +37,16 @@ for _, qid in ipairs(a.lapsed) do
   spend(qid)
   redis.call('SADD', K.released, qid)
 end
+for _, qid in ipairs(a.paid) do redis.call('SADD', K.paid, qid) end
+-- Units held for payment: every order Redis knows that is not paid.
+local held = 0
+local used = redis.call('HGETALL', K.used)
+for i = 1, #used, 2 do
+  if redis.call('SISMEMBER', K.paid, used[i]) == 0 then
+    held = held + cjson.decode(used[i + 1]).qty
+  end
+end
+redis.call('SET', K.held, held)
 local unsynced = 0
 for _, qid in ipairs(redis.call('SMEMBERS', K.pending)) do
   local record = redis.call('HGET', K.used, qid)
@@ -57,12 +68,12 @@ end
 local before = tonumber(redis.call('GET', K.stock) or '-1')
 redis.call('SET', K.stock, stock)
 if settled then
-  redis.call('SPUBLISH', K.events, cjson.encode({type = 'reconciled', remaining = stock, at = at}))
+  redis.call('SPUBLISH', K.events, cjson.encode({type = 'reconciled', remaining = stock,
+    held = held, at = at}))
 elseif before ~= stock then
-  if stock == 0 then
-    redis.call('SPUBLISH', K.events, cjson.encode({type = 'sold_out', at = at}))
-  else
-    redis.call('SPUBLISH', K.events, cjson.encode({type = 'restocked', remaining = stock, at = at}))
-  end
+  local kind = 'restocked'
+  if stock == 0 then kind = held > 0 and 'all_held' or 'sold_out' end
+  redis.call('SPUBLISH', K.events, cjson.encode({type = kind, remaining = stock, held = held,
+    at = at}))
 end
 return stock

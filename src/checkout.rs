@@ -99,9 +99,9 @@ async fn buy(
         Take::Taken(r) => (r, true),
         Take::Again(r) => (r, false),
         Take::Expired => return Err(CheckoutError::Expired),
-        Take::SoldOut => {
+        Take::SoldOut { held } => {
             // Learn who bought, so the rest of the herd is answered from memory.
-            s.hub.heard_sold_out(sale.as_str(), None);
+            s.hub.heard_sold_out(sale.as_str(), None, Some(held));
             let gen = s.hub.sold_out_gen(sale.as_str());
             if let Ok(buyers) = s.store.buyers(sale.as_str()).await {
                 s.hub.set_buyers(sale.as_str(), gen, buyers);

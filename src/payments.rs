@@ -104,6 +104,12 @@ pub async fn webhook(
     if let Some(r) = &outcome.released {
         release(s, r).await;
     }
+    // Run on a redelivery too: if Redis missed it, the provider's retry (we answer 503)
+    // brings it. Until then the waitlist waits on a hold that is settled.
+    if outcome.order.status == "paid" {
+        let o = &outcome.order;
+        s.store.paid(&o.sale_id, &o.ticket_id, o.quantity).await?;
+    }
     Ok(Applied {
         order_id: outcome.order.id,
         status: outcome.order.status,

@@ -33,7 +33,9 @@ pub enum QueueError {
 /// Where one shopper stands: the part a join and `/status` answer alike.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Standing {
-    /// waiting | closed (waiting, sale not admitting) | admitted | purchased | expired | sold_out
+    /// waiting | closed (waiting, sale not admitting) | waitlisted (waiting with no units left
+    /// while some are held for payment) | admitted | purchased | expired | failed (bought, the
+    /// payment failed) | sold_out
     pub status: &'static str,
     /// Place in line, 1 = next; 0 once no longer waiting.
     pub position: i64,
@@ -68,6 +70,18 @@ pub struct StatusView {
     pub admitted_total: i64,
     pub rate_per_sec: i64,
     pub eta_secs: Option<i64>,
+    /// Units held for payment: what a waitlist waits on.
+    pub held: i64,
+}
+
+/// How a place in line reads: on the waitlist (no units left, some held), in an admitting
+/// line, or in a closed one.
+fn waiting_status(waitlisted: bool, open: bool) -> &'static str {
+    match (waitlisted, open) {
+        (true, _) => "waitlisted",
+        (false, true) => "waiting",
+        (false, false) => "closed",
+    }
 }
 
 /// Joins the line, or with a queue token keeps (or restores) the place the token records.
@@ -124,7 +138,7 @@ pub async fn join(
         (Place::PowRequired, _) => return Err(QueueError::Pow(PowError::Required)),
         (Place::TooManyPlaces { held }, _) => return Err(QueueError::TooManyPlaces(held)),
         (Place::Waiting { position }, _) => {
-            view.standing.status = if joined.open { "waiting" } else { "closed" };
+            view.standing.status = waiting_status(joined.waitlisted, joined.open);
             view.standing.position = position;
         }
         // A returning shopper (by token or by browser) may be past waiting, or lost with
@@ -225,7 +239,7 @@ fn view(
     let standing = match snap.place {
         Place::Unknown => return Err(QueueError::UnknownSale),
         // Not in line after the ledger was asked: a sold-out sale restores no place.
-        Place::Lost if live.remaining <= 0 => Standing {
+        Place::Lost if live.sold_out() => Standing {
             status: "sold_out",
             ..Standing::default()
         },
@@ -241,6 +255,10 @@ fn view(
             status: "expired",
             ..Standing::default()
         },
+        Place::PaymentFailed => Standing {
+            status: "failed",
+            ..Standing::default()
+        },
         Place::Purchased { record } => Standing {
             status: "purchased",
             order_id: OrderRecord::decode(&record).map(|r| r.order_id.to_string()),
@@ -253,11 +271,12 @@ fn view(
             ..Standing::default()
         },
         Place::Waiting { position } => {
-            if live.open && rate > 0 {
+            let waitlisted = live.remaining <= 0;
+            if live.open && rate > 0 && !waitlisted {
                 eta_secs = Some((position + rate - 1) / rate);
             }
             Standing {
-                status: if live.open { "waiting" } else { "closed" },
+                status: waiting_status(waitlisted, live.open),
                 position,
                 ..Standing::default()
             }
@@ -271,5 +290,6 @@ fn view(
         admitted_total: live.admitted_total,
         rate_per_sec: rate,
         eta_secs,
+        held: live.held,
     })
 }

@@ -76,6 +76,7 @@ struct AdmittedData {
 #[derive(Serialize)]
 struct SaleEventData {
     remaining: i64,
+    held: i64,
 }
 
 impl Live {
@@ -122,8 +123,11 @@ impl Live {
             },
             r = self.events.recv() => match r {
                 Ok(e) => {
-                    let remaining = self.progress.borrow().remaining;
-                    Some(self.event(e.name(), &SaleEventData { remaining }))
+                    let (remaining, held) = {
+                        let p = self.progress.borrow();
+                        (p.remaining, p.held)
+                    };
+                    Some(self.event(e.name(), &SaleEventData { remaining, held }))
                 }
                 // Missed some: the latest progress carries the current open/sold-out state.
                 Err(broadcast::error::RecvError::Lagged(_)) => Some(self.progress_event()),
@@ -182,6 +186,7 @@ async fn start(
             rate_per_sec: view.rate_per_sec,
             open: view.open,
             sold_out: view.remaining <= 0,
+            held: view.held,
         },
     );
     progress.borrow_and_update();

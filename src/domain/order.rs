@@ -46,6 +46,9 @@ pub struct ReleasedOrder {
     #[sqlx(rename = "id")]
     pub order_id: Uuid,
     pub quantity: i32,
+    /// Its payment failed (else its hold lapsed): what its shopper's status then says.
+    #[sqlx(default)]
+    pub failed: bool,
 }
 
 #[cfg(test)]

@@ -29,7 +29,17 @@ pub struct Progress {
     pub remaining: i64,
     pub rate_per_sec: i64,
     pub open: bool,
+    /// No units left now. With units `held` for payment the line is a waitlist (some may
+    /// come back); sold out for good once none are held.
     pub sold_out: bool,
+    pub held: i64,
+}
+
+impl Progress {
+    /// Nothing left and nothing that could come back.
+    pub fn sold_out_for_good(&self) -> bool {
+        self.sold_out && self.held <= 0
+    }
 }
 
 /// Progress with its JSON made once per change, not once per stream: with 50,000 streams a
@@ -60,6 +70,8 @@ impl std::ops::Deref for Frame {
 pub enum SaleEvent {
     Opened,
     Closed,
+    /// The last unit is held for payment: who waits is on the waitlist.
+    Waitlisted,
     SoldOut,
     Restocked,
 }
@@ -69,6 +81,7 @@ impl SaleEvent {
         match self {
             Self::Opened => "opened",
             Self::Closed => "closed",
+            Self::Waitlisted => "waitlisted",
             Self::SoldOut => "sold_out",
             Self::Restocked => "restocked",
         }
@@ -167,11 +180,12 @@ impl Hub {
         map.get(sale).map(|c| c.progress.borrow().progress.clone())
     }
 
-    /// Known sold out on this instance (set by the broadcast or the last tick): joining is
-    /// refused from here without touching Redis.
+    /// Known sold out for good on this instance (set by the broadcast or the last tick):
+    /// joining is refused from here without touching Redis. A waitlist still takes joins.
     pub fn is_sold_out(&self, sale: &str) -> bool {
         let map = self.sales.read().expect("hub lock");
-        map.get(sale).is_some_and(|c| c.progress.borrow().sold_out)
+        map.get(sale)
+            .is_some_and(|c| c.progress.borrow().sold_out_for_good())
     }
 
     /// The checkout herd after the last unit: true when this ticket's queue id (read from the
@@ -193,14 +207,16 @@ impl Hub {
         self.channels(sale).sold_out_gen.load(Ordering::SeqCst)
     }
 
-    /// The sale sold out: by its message (`at`, Redis time of the last unit), or a checkout
-    /// Redis just refused as sold out (the hub then need not wait for the message).
-    pub fn heard_sold_out(&self, sale: &str, at: Option<i64>) {
+    /// The sale has no units left: by its message (`at`, Redis time of the last unit), or a
+    /// checkout Redis just refused (the hub then need not wait for the message). `held`:
+    /// the units held for payment, when the news says.
+    pub fn heard_sold_out(&self, sale: &str, at: Option<i64>, held: Option<i64>) {
         self.update(
             sale,
             |p| {
                 p.sold_out = true;
                 p.remaining = 0;
+                p.held = held.unwrap_or(p.held);
             },
             false,
             at,
@@ -270,6 +286,7 @@ impl Hub {
         let c = self.channels(sale);
         let initial = from_tick && !c.primed.swap(true, Ordering::Relaxed);
         let mut flips = Vec::new();
+        let mut stock_flipped = false;
         c.progress.send_if_modified(|frame| {
             let before = &frame.progress;
             let mut p = before.clone();
@@ -280,7 +297,8 @@ impl Hub {
                 // A stale tick trails the message by a round trip; a reading far older means
                 // Redis's clock went back (a failover), and is taken as the new baseline.
                 if at < newest && newest - at < STALE_WINDOW_US {
-                    (p.remaining, p.sold_out) = (before.remaining, before.sold_out);
+                    (p.remaining, p.sold_out, p.held) =
+                        (before.remaining, before.sold_out, before.held);
                 } else {
                     c.stock_at_us.store(at, Ordering::Relaxed);
                 }
@@ -297,20 +315,24 @@ impl Hub {
                     });
                 }
                 if p.sold_out != before.sold_out {
-                    flips.push(if p.sold_out {
-                        SaleEvent::SoldOut
-                    } else {
-                        SaleEvent::Restocked
+                    stock_flipped = true;
+                    flips.push(match (p.sold_out, p.held > 0) {
+                        (true, true) => SaleEvent::Waitlisted,
+                        (true, false) => SaleEvent::SoldOut,
+                        (false, _) => SaleEvent::Restocked,
                     });
+                } else if p.sold_out_for_good() && !before.sold_out_for_good() {
+                    // The last hold settled: the waitlist hears it is over.
+                    flips.push(SaleEvent::SoldOut);
                 }
             }
             *frame = Frame::new(p);
             true
         });
+        if stock_flipped {
+            self.forget_buyers(sale);
+        }
         for e in flips {
-            if matches!(e, SaleEvent::SoldOut | SaleEvent::Restocked) {
-                self.forget_buyers(sale);
-            }
             let _ = c.events.send(e);
         }
     }
@@ -338,6 +360,7 @@ impl Hub {
                 queue_len: l.queue_len,
                 admitted_total: l.admitted_total,
                 rate_per_sec,
+                held: l.held,
                 admitted: Vec::new(),
                 at_us,
             },
@@ -355,6 +378,7 @@ impl Hub {
                     rate_per_sec: t.rate_per_sec,
                     open: t.open,
                     sold_out: t.stock <= 0,
+                    held: t.held,
                 }
             },
             true,

@@ -26,6 +26,8 @@ struct Message {
     expires_at: Option<i64>,
     admitted_total: Option<i64>,
     remaining: Option<i64>,
+    /// Units held for payment, with stock news.
+    held: Option<i64>,
     /// Redis time (µs) of a stock change.
     at: Option<String>,
 }
@@ -55,7 +57,8 @@ impl Hub {
                     );
                 }
             }
-            "sold_out" => self.heard_sold_out(sale, at),
+            "all_held" => self.heard_sold_out(sale, at, m.held),
+            "sold_out" => self.heard_sold_out(sale, at, Some(0)),
             "restocked" | "reconciled" => {
                 // A reconciled sale's buyer list in Redis may have grown from the ledger.
                 if m.kind == "reconciled" {
@@ -66,6 +69,7 @@ impl Hub {
                     |p| {
                         p.remaining = m.remaining.unwrap_or(p.remaining).max(0);
                         p.sold_out = p.remaining == 0;
+                        p.held = m.held.unwrap_or(p.held);
                     },
                     false,
                     at,

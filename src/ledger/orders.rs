@@ -45,6 +45,7 @@ impl Order {
             ticket: self.ticket_id.clone(),
             order_id: self.id,
             quantity: self.quantity,
+            failed: self.status == "failed",
         }
     }
 

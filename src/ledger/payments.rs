@@ -36,8 +36,8 @@ impl Ledger {
     /// Released orders whose units Redis has not confirmed taking back, untouched for
     /// `min_age_secs` (younger ones are still being released by their own request).
     pub async fn restocks_due(&self, min_age_secs: f64) -> Result<Vec<Release>, Fault> {
-        let rows: Vec<(String, String, Uuid, i32)> = sqlx::query_as(
-            "SELECT sale_id, ticket_id, id, quantity FROM orders
+        let rows: Vec<ReleaseRow> = sqlx::query_as(
+            "SELECT sale_id, ticket_id, id, quantity, status = 'failed' FROM orders
              WHERE restock_due AND updated_at < now() - make_interval(secs => $1)
              ORDER BY sale_id LIMIT 1000",
         )
@@ -74,7 +74,7 @@ impl Ledger {
         .await?;
         let mut out = Vec::new();
         for sale in sales {
-            let rows: Vec<(String, String, Uuid, i32)> = sqlx::query_as(
+            let rows: Vec<ReleaseRow> = sqlx::query_as(
                 "WITH e AS (
                     UPDATE orders SET status = 'expired', restock_due = true, updated_at = now()
                     WHERE id IN (SELECT id FROM orders
@@ -87,7 +87,7 @@ impl Ledger {
                     UPDATE sales SET sold = sold - (SELECT sum(quantity) FROM e)
                     WHERE id = $1 AND EXISTS (SELECT 1 FROM e)
                  )
-                 SELECT sale_id, ticket_id, id, quantity FROM e",
+                 SELECT sale_id, ticket_id, id, quantity, false FROM e",
             )
             .bind(&sale)
             .fetch_all(&self.pool)
@@ -194,14 +194,18 @@ impl Ledger {
     }
 }
 
-/// (sale, ticket, order id, quantity) rows sorted by sale, grouped into one release per sale.
-fn group_releases(rows: Vec<(String, String, Uuid, i32)>) -> Vec<Release> {
+/// (sale, ticket, order id, quantity, payment failed) of an order whose units go back.
+type ReleaseRow = (String, String, Uuid, i32, bool);
+
+/// Rows sorted by sale, grouped into one release per sale.
+fn group_releases(rows: Vec<ReleaseRow>) -> Vec<Release> {
     let mut out: Vec<Release> = Vec::new();
-    for (sale, ticket, order_id, quantity) in rows {
+    for (sale, ticket, order_id, quantity, failed) in rows {
         let order = ReleasedOrder {
             ticket,
             order_id,
             quantity,
+            failed,
         };
         match out.last_mut() {
             Some(r) if r.sale == sale => {

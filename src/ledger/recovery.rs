@@ -36,20 +36,24 @@ pub struct Orders {
     pub bought: HashMap<String, OrderRecord>,
     /// Queue ids whose orders failed, expired or are due a refund.
     pub lapsed: Vec<String>,
+    /// Queue ids whose orders are paid (no longer held).
+    pub paid: Vec<String>,
 }
 
 impl Orders {
     async fn read(conn: &mut sqlx::PgConnection, sale: &str) -> Result<Self, Fault> {
-        let rows: Vec<(String, Uuid, i32, DateTime<Utc>, bool)> = sqlx::query_as(
-            "SELECT ticket_id, id, quantity, created_at, status IN ('pending_payment', 'paid')
-             FROM orders WHERE sale_id = $1",
+        let rows: Vec<(String, Uuid, i32, DateTime<Utc>, String)> = sqlx::query_as(
+            "SELECT ticket_id, id, quantity, created_at, status FROM orders WHERE sale_id = $1",
         )
         .bind(sale)
         .fetch_all(conn)
         .await?;
         let mut orders = Self::default();
-        for (ticket, order_id, quantity, at, live) in rows {
-            if live {
+        for (ticket, order_id, quantity, at, status) in rows {
+            if status == "paid" {
+                orders.paid.push(ticket.clone());
+            }
+            if status == "pending_payment" || status == "paid" {
                 let rec = OrderRecord {
                     order_id,
                     quantity,

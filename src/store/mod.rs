@@ -78,10 +78,28 @@ pub struct Live {
     pub queue_len: i64,
     pub admitted_active: i64,
     pub admitted_total: i64,
+    /// Units held for payment: with no stock left, the line is a waitlist while any are.
+    pub held: i64,
 }
 
-/// open, stock, queue length, admitted now, admitted ever.
-type LiveReply = (Option<String>, Option<i64>, i64, i64, Option<i64>);
+impl Live {
+    /// Nothing left and nothing that could come back.
+    pub fn sold_out(&self) -> bool {
+        self.remaining <= 0 && self.held <= 0
+    }
+}
+
+/// open, stock, queue length, admitted now, admitted ever, held.
+type LiveReply = (
+    Option<String>,
+    Option<i64>,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
+/// How many replies `live_commands` adds.
+const LIVE_FIELDS: usize = 6;
 
 fn live_commands<'a>(pipe: &'a mut redis::Pipeline, sale: &str) -> &'a mut redis::Pipeline {
     pipe.get(key(sale, "open"))
@@ -89,16 +107,18 @@ fn live_commands<'a>(pipe: &'a mut redis::Pipeline, sale: &str) -> &'a mut redis
         .zcard(key(sale, "queue"))
         .zcard(key(sale, "admitted"))
         .get(key(sale, "admits"))
+        .get(key(sale, "held"))
 }
 
 impl From<LiveReply> for Live {
-    fn from((open, stock, queue_len, active, total): LiveReply) -> Self {
+    fn from((open, stock, queue_len, active, total, held): LiveReply) -> Self {
         Self {
             open: open.as_deref() == Some("1"),
             remaining: stock.unwrap_or(0),
             queue_len,
             admitted_active: active,
             admitted_total: total.unwrap_or(0),
+            held: held.unwrap_or(0),
         }
     }
 }
@@ -271,7 +291,7 @@ impl Store {
             redis::from_redis_value(flat.pop().ok_or_else(|| unexpected("TIME"))?)
                 .map_err(|_| unexpected("TIME"))?;
         let live = rest
-            .chunks(5)
+            .chunks(LIVE_FIELDS)
             .map(|c| {
                 redis::from_redis_value::<LiveReply>(redis::Value::Array(c.to_vec()))
                     .map(Live::from)

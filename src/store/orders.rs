@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use redis::AsyncCommands;
 use uuid::Uuid;
 
-use super::scripts::{CHECKOUT, RELEASE};
+use super::scripts::{CHECKOUT, PAID, RELEASE};
 use super::{key, unexpected, Store};
 use crate::domain::{OrderRecord, ReleasedOrder};
 use crate::fault::Fault;
@@ -18,7 +18,10 @@ pub enum Take {
     /// The ticket bought before: the same order again.
     Again(OrderRecord),
     Expired,
-    SoldOut,
+    /// No units left; `held` of them are held for payment.
+    SoldOut {
+        held: i64,
+    },
     Insufficient(i64),
     TooMany(i64),
     /// Redis does not have the sale.
@@ -55,7 +58,7 @@ impl Store {
             "ok" => Take::Taken(record(&detail)?),
             "dup" => Take::Again(record(&detail)?),
             "expired" => Take::Expired,
-            "sold_out" => Take::SoldOut,
+            "sold_out" => Take::SoldOut { held: number()? },
             "insufficient" => Take::Insufficient(number()?),
             "too_many" => Take::TooMany(number()?),
             "unknown" => Take::Unknown,
@@ -102,6 +105,12 @@ impl Store {
         Ok(())
     }
 
+    /// A hold was paid: its units are no longer held (lua/paid.lua, idempotent per ticket).
+    /// The last hold of a sale with no stock settling sends the waitlist `sold_out`.
+    pub async fn paid(&self, sale: &str, qid: &str, quantity: i32) -> Result<i64, Fault> {
+        PAID.on(sale).arg(qid).arg(quantity).run(self).await
+    }
+
     /// Gives back the units of orders the ledger released and marks their tickets spent.
     /// Idempotent per ticket (see lua/release.lua). Returns the stock now, or `Busy` while
     /// Redis has lost the sale (the release is retried once it is rebuilt).
@@ -110,7 +119,8 @@ impl Store {
         for o in orders {
             call.arg(&o.ticket)
                 .arg(o.quantity)
-                .arg(o.order_id.to_string());
+                .arg(o.order_id.to_string())
+                .arg(u8::from(o.failed));
         }
         match call.run(self).await? {
             -1 => Err(Fault::Busy("the sale is missing from redis")),

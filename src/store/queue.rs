@@ -2,6 +2,9 @@
 
 use super::scripts::{ADMIT, ENQUEUE};
 use super::{key, live_commands, time_ms, unexpected, Live, LiveReply, Store};
+
+/// How many replies `place_commands` adds.
+const PLACE_FIELDS: usize = 6;
 use crate::fault::Fault;
 
 /// Where one shopper stands in Redis's view.
@@ -20,6 +23,8 @@ pub enum Place {
         expires_at_ms: i64,
     },
     Expired,
+    /// The shopper bought, and the payment failed: the units went back to the line.
+    PaymentFailed,
     /// A new place refused: the sale asks for more proof-of-work than was shown.
     PowRequired,
     /// A new place refused: its client already holds this many.
@@ -48,6 +53,8 @@ pub struct Joined {
     pub queue_id: String,
     /// The sale is admitting (meaningful when waiting).
     pub open: bool,
+    /// Waiting with no stock left, while units are held for payment.
+    pub waitlisted: bool,
     pub score: i64,
     pub seq: i64,
 }
@@ -61,6 +68,8 @@ pub struct Tick {
     pub queue_len: i64,
     pub admitted_total: i64,
     pub rate_per_sec: i64,
+    /// Units held for payment.
+    pub held: i64,
     /// Who was let in: queue id and the join score (Redis µs) they waited from.
     pub admitted: Vec<(String, i64)>,
     /// Redis time (µs) the tick ran at: orders its numbers against stock messages.
@@ -121,7 +130,7 @@ impl Store {
         let (status, score, seq, position, open): (String, String, i64, i64, i64) =
             redis::from_redis_value(redis::Value::Array(reply)).map_err(bad)?;
         let place = match status.as_str() {
-            "waiting" => Place::Waiting { position },
+            "waiting" | "waitlisted" => Place::Waiting { position },
             "sold_out" => Place::SoldOut,
             "admitted" => Place::Admitted { expires_at_ms: 0 },
             "expired" => Place::Expired,
@@ -138,6 +147,7 @@ impl Store {
             place,
             queue_id: named.unwrap_or_else(|| qid.to_string()),
             open: open == 1,
+            waitlisted: status == "waitlisted",
             score: score.parse().map_err(|_| unexpected("enqueue.lua"))?,
             seq,
         })
@@ -147,7 +157,7 @@ impl Store {
         let mut v: Vec<redis::Value> = ADMIT.on(sale).run(self).await?;
         let bad = |_| unexpected("admit.lua");
         let pairs: Vec<String> =
-            redis::from_redis_value(redis::Value::Array(v.split_off(8.min(v.len()))))
+            redis::from_redis_value(redis::Value::Array(v.split_off(9.min(v.len()))))
                 .map_err(bad)?;
         let admitted = pairs
             .chunks_exact(2)
@@ -162,7 +172,8 @@ impl Store {
             .map_err(bad)?;
         let at_us = at.parse().map_err(|_| unexpected("admit.lua"))?;
         let n: Vec<i64> = redis::from_redis_value(redis::Value::Array(v)).map_err(bad)?;
-        let [open, stock, active, queue_len, admitted_total, _expired_now, rate] = n[..] else {
+        let [open, stock, active, queue_len, admitted_total, _expired_now, rate, held] = n[..]
+        else {
             return Err(unexpected("admit.lua"));
         };
         Ok(Tick {
@@ -172,6 +183,7 @@ impl Store {
             queue_len,
             admitted_total,
             rate_per_sec: rate,
+            held,
             admitted,
             at_us,
         })
@@ -186,14 +198,14 @@ impl Store {
             .query_async(&mut self.conn())
             .await?;
         let bad = |_| unexpected("snapshot");
-        let live_part = redis::Value::Array(values.split_off(6.min(values.len())));
+        let live_part = redis::Value::Array(values.split_off((PLACE_FIELDS + 1).min(values.len())));
         let live = Live::from(redis::from_redis_value::<LiveReply>(live_part).map_err(bad)?);
         let (secs, micros): (i64, i64) =
             redis::from_redis_value(values.pop().ok_or_else(|| unexpected("snapshot"))?)
                 .map_err(bad)?;
         let reply: PlaceReply =
             redis::from_redis_value(redis::Value::Array(values)).map_err(bad)?;
-        let place = place_of(reply, time_ms(secs, micros), live.remaining);
+        let place = place_of(reply, time_ms(secs, micros), &live);
         Ok(Snapshot { place, live })
     }
 
@@ -207,7 +219,9 @@ impl Store {
         let mut pipe = redis::pipe();
         pipe.cmd("TIME");
         for (sale, qid) in shoppers {
-            place_commands(&mut pipe, sale, qid).get(key(sale, "stock"));
+            place_commands(&mut pipe, sale, qid)
+                .get(key(sale, "stock"))
+                .get(key(sale, "held"));
         }
         let mut values: Vec<redis::Value> = pipe.query_async(&mut self.conn()).await?;
         let rest = values.split_off(1);
@@ -216,22 +230,27 @@ impl Store {
             redis::from_redis_value(values.pop().ok_or_else(|| unexpected("TIME"))?)
                 .map_err(bad)?;
         let now_ms = time_ms(secs, micros);
-        rest.chunks(6)
+        rest.chunks(PLACE_FIELDS + 2)
             .map(|c| {
                 let mut c = c.to_vec();
-                let stock: Option<i64> =
-                    redis::from_redis_value(c.pop().ok_or_else(|| unexpected("places"))?)
+                let (stock, held): (Option<i64>, Option<i64>) =
+                    redis::from_redis_value(redis::Value::Array(c.split_off(PLACE_FIELDS)))
                         .map_err(bad)?;
                 let reply = redis::from_redis_value(redis::Value::Array(c)).map_err(bad)?;
-                Ok(place_of(reply, now_ms, stock.unwrap_or(0)))
+                let live = Live {
+                    remaining: stock.unwrap_or(0),
+                    held: held.unwrap_or(0),
+                    ..Live::default()
+                };
+                Ok(place_of(reply, now_ms, &live))
             })
             .collect()
     }
 }
 
 /// Whether the sale exists, the shopper's rank in the line, admission expiry, purchase
-/// record, and whether their admission lapsed.
-type PlaceReply = (bool, Option<i64>, Option<f64>, Option<String>, bool);
+/// record, whether their admission lapsed, and whether their payment failed.
+type PlaceReply = (bool, Option<i64>, Option<f64>, Option<String>, bool, bool);
 
 fn place_commands<'a>(
     pipe: &'a mut redis::Pipeline,
@@ -243,13 +262,16 @@ fn place_commands<'a>(
         .zscore(key(sale, "admitted"), qid)
         .hget(key(sale, "used"), qid)
         .sismember(key(sale, "expired"), qid)
+        .sismember(key(sale, "failed"), qid)
 }
 
-/// The place a `PlaceReply` read at `now_ms` means, with `remaining` units in stock.
-fn place_of(reply: PlaceReply, now_ms: i64, remaining: i64) -> Place {
-    let (exists, rank, expires, record, expired) = reply;
+/// The place a `PlaceReply` read at `now_ms` means in the sale's `live` state.
+fn place_of(reply: PlaceReply, now_ms: i64, live: &Live) -> Place {
+    let (exists, rank, expires, record, expired, failed) = reply;
     if !exists {
         Place::Unknown
+    } else if failed {
+        Place::PaymentFailed
     } else if let Some(record) = record {
         Place::Purchased { record }
     } else if let Some(exp) = expires.filter(|&e| e as i64 > now_ms) {
@@ -260,7 +282,8 @@ fn place_of(reply: PlaceReply, now_ms: i64, remaining: i64) -> Place {
         // An admission past its expiry is lapsed, even before the next tick sweeps it.
         Place::Expired
     } else if let Some(rank) = rank {
-        if remaining <= 0 {
+        // With no stock but units held for payment, the line waits on as a waitlist.
+        if live.sold_out() {
             Place::SoldOut
         } else {
             Place::Waiting { position: rank + 1 }

@@ -70,6 +70,7 @@ impl Store {
             "stock": stock,
             "used": encoded(&orders.bought),
             "lapsed": orders.lapsed,
+            "paid": orders.paid,
             "open": open,
         });
         let mut c = self.conn();
@@ -97,6 +98,7 @@ impl Store {
             "units": ledger.units, "sold": ledger.sold, "open": ledger.open,
             "released": released,
             "bought": encoded(&ledger.orders.bought), "lapsed": ledger.orders.lapsed,
+            "paid": ledger.orders.paid,
             "settle_after_ms": settle_after.as_millis() as u64,
         });
         SETTLE.on(sale).arg(args.to_string()).run(self).await

@@ -91,14 +91,14 @@ impl Call {
 pub static ENQUEUE: Lua = Lua::new(
     include_str!("../../lua/enqueue.lua"),
     &[
-        "cfg", "queue", "admitted", "expired", "used", "stock", "seq", "open", "places",
+        "cfg", "queue", "admitted", "expired", "used", "stock", "seq", "open", "places", "held",
     ],
 );
 pub static ADMIT: Lua = Lua::new(
     include_str!("../../lua/admit.lua"),
     &[
         "open", "cfg", "stock", "queue", "admitted", "bucket", "expired", "events", "admits",
-        "places",
+        "places", "held",
     ],
 );
 pub static CHECKOUT: Lua = Lua::new(
@@ -113,6 +113,7 @@ pub static CHECKOUT: Lua = Lua::new(
         "cfg",
         "unsettled",
         "queue",
+        "held",
     ],
 );
 pub static RELEASE: Lua = Lua::new(
@@ -125,7 +126,13 @@ pub static RELEASE: Lua = Lua::new(
         "expired",
         "released",
         "unsettled",
+        "held",
+        "failed",
     ],
+);
+pub static PAID: Lua = Lua::new(
+    include_str!("../../lua/paid.lua"),
+    &["paid", "held", "cfg", "stock", "events"],
 );
 pub static REBUILD: Lua = Lua::new(
     include_str!("../../lua/rebuild.lua"),
@@ -138,6 +145,8 @@ pub static REBUILD: Lua = Lua::new(
         "unsettled",
         "open",
         "events",
+        "paid",
+        "held",
     ],
 );
 pub static SETTLE: Lua = Lua::new(
@@ -152,6 +161,8 @@ pub static SETTLE: Lua = Lua::new(
         "unsettled",
         "admitted",
         "open",
+        "paid",
+        "held",
     ],
 );
 pub static SETTLE_ORDER: Lua = Lua::new(
@@ -159,7 +170,8 @@ pub static SETTLE_ORDER: Lua = Lua::new(
     &["stock", "events", "used", "expired", "pending"],
 );
 
-pub static ALL: [&Lua; 7] = [
+pub static ALL: [&Lua; 8] = [
+    &PAID,
     &ENQUEUE,
     &ADMIT,
     &CHECKOUT,

@@ -29,6 +29,7 @@ export async function loadSale() {
 export function updateStats(d) {
   if (d.queue_len != null) S.queueLen = d.queue_len;
   if (d.remaining != null) S.remaining = d.remaining;
+  if (d.held != null) S.held = d.held;
   if (d.rate_per_sec != null) S.rate = Number(d.rate_per_sec) || 0;
   if (d.admitted_total != null) S.admittedTotal = d.admitted_total;
   if (d.open != null) { S.open = !!d.open; S.wasOpen ||= S.open; }
@@ -85,6 +86,8 @@ export function applyStatus(d) {
   if (S.view === 'purchased') return redraw();
   switch (d.status) {
     case 'waiting': forgetTicket(); return set({ view: 'waiting' });
+    // No units left, some held for payment: still in line, on the waitlist.
+    case 'waitlisted': forgetTicket(); return set({ view: 'waiting', remaining: 0 });
     case 'admitted': return d.ticket ? admit(d.ticket, d.ticket_expires_at) : set({ view: 'admitted' });
     case 'purchased': return purchased({ order_id: d.order_id });
     case 'sold_out': return soldOut();
@@ -94,11 +97,12 @@ export function applyStatus(d) {
       if (!(d.position > 0)) return set({ view: 'closed' });
       forgetTicket(); return set({ view: 'waiting', open: false });
     case 'expired': return expire();
+    case 'failed': return expire('failed');
     default: return redraw();
   }
 }
 
-const isFinal = () => ['purchased', 'sold_out', 'expired', 'not_found'].includes(S.view);
+const isFinal = () => ['purchased', 'sold_out', 'expired', 'failed', 'not_found'].includes(S.view);
 
 // This shopper's status, by their queue token.
 export const fetchStatus = () => api(salePath(S.saleId, '/status'), { bearer: S.token });

@@ -7,7 +7,7 @@ export const S = {
   view: 'loading', saleId: null, sale: null, sales: null,
   token: null, ticket: null, expiresAt: null, order: null,
   anchorPos: 1, anchorAdmitted: 0, anchored: false, admittedTotal: 0, initialPos: 0,
-  queueLen: null, remaining: null, rate: 0, open: false, wasOpen: false,
+  queueLen: null, remaining: null, held: 0, rate: 0, open: false, wasOpen: false,
   quantity: 1, stockCap: Infinity, conn: '', message: '', busy: false, canRetry: false,
   powHashes: null, powRetried: false,
 };

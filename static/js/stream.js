@@ -39,6 +39,7 @@ export function connect() {
   on('progress', onProgress);
   on('admitted', (d) => admit(d.ticket, d.ticket_expires_at));
   on('sold_out', onSoldOut);
+  on('waitlisted', onProgress);
   on('restocked', onProgress);
   on('opened', () => { S.open = S.wasOpen = true; set(S.view === 'closed' ? { view: 'waiting' } : {}); });
   on('closed', () => set({ open: false }));
@@ -64,7 +65,8 @@ function onState(d) {
 
 function onProgress(d) {
   updateStats(d);
-  if (d.sold_out) return onSoldOut();
+  // No units left but some held for payment: a waitlist, still in line.
+  if (d.sold_out && !(d.held > 0) && d.remaining === 0) return onSoldOut();
   if (S.view === 'sold_out') return pollOnce(); // units came back: where do I stand now?
   redraw();
 }

@@ -57,7 +57,8 @@ function renderSale(s) {
   text('#sale-badge', s.wasOpen && !s.open && !soldOut ? 'Paused' : label);
   $('#sale-badge').className = `badge badge-${tone}`;
   const [all, have] = sale.units === 1 ? ['The only unit', 'has'] : [`All ${num.format(sale.units)} units`, 'have'];
-  text('#units-left', soldOut ? `${all} ${have} been sold` : `${num.format(s.remaining ?? sale.remaining)} of ${num.format(sale.units)} left`);
+  const held = s.remaining === 0 && s.held > 0 ? ` · ${num.format(s.held)} held for payment` : '';
+  text('#units-left', soldOut && !held ? `${all} ${have} been sold` : `${num.format(s.remaining ?? sale.remaining)} of ${num.format(sale.units)} left${held}`);
   text('#soldout-text', `${all} ${have} been sold. Thanks for waiting.`);
   const inLine = s.queueLen ? `${num.format(s.queueLen)} ${s.queueLen === 1 ? 'person is' : 'people are'} in line.` : 'No one is in line yet.';
   text('#join-text', s.open ? `${inLine} Join now to get your place.` : `The sale hasn’t opened yet. ${inLine} Join now to save your place.`);
@@ -65,11 +66,12 @@ function renderSale(s) {
 
 function renderWaiting(s) {
   const p = place(s);
+  const waitlist = s.remaining === 0 && s.held > 0;
   text('#position', p);
   text('#ahead', p === 1 ? 'You’re next' : `${num.format(p - 1)} ahead of you`);
   const eta = etaSecs(s);
-  text('#eta', eta !== null ? humanEta(eta) : s.open ? 'Calculating…' : 'When it opens');
-  text('#wait-title', s.open || s.wasOpen ? 'You’re in line' : 'Waiting for the sale to open');
+  text('#eta', waitlist ? 'If a unit comes back' : eta !== null ? humanEta(eta) : s.open ? 'Calculating…' : 'When it opens');
+  text('#wait-title', waitlist ? 'You’re on the waitlist' : s.open || s.wasOpen ? 'You’re in line' : 'Waiting for the sale to open');
   text('#queue-len', s.queueLen == null ? '–' : num.format(s.queueLen));
   const start = Math.max(s.initialPos, p);
   const pct = Math.round(Math.min(1, Math.max(0, (start - p) / (start - 1 || 1))) * 100);
@@ -78,6 +80,10 @@ function renderWaiting(s) {
   let note = 'Keep this tab open — we’ll let you in automatically when it’s your turn.';
   if (!s.open) note = s.wasOpen ? 'The sale is paused for a moment. Keep this tab open; your place is saved.'
     : 'You’re in line. The sale hasn’t opened yet — keep this tab open; your place is saved.';
+  if (waitlist) {
+    const units = s.held === 1 ? '1 unit is' : `${num.format(s.held)} units are`;
+    note = `Every unit is taken for now: ${units} held for payment. If a payment fails or a hold runs out, the first on the waitlist is let in.`;
+  }
   text('#wait-note', note);
 }
 

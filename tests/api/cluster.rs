@@ -41,8 +41,10 @@ async fn counts(app: &TestApp, sale: &str) -> [i64; 4] {
 }
 
 /// Create, open, five join for three units, three admitted by the ticker and buying, the two
-/// still waiting hear `sold_out` over SSE, a failed payment gives a unit back, and the next in
-/// line hears `admitted` over SSE (pub/sub: only a script's message delivers it) and buys it.
+/// still waiting hear `waitlisted` over SSE (every unit held for payment), a failed payment
+/// gives a unit back, the first on the waitlist hears `admitted` over SSE (pub/sub: only a
+/// script's message delivers it) and buys it, and once every hold is paid the last one hears
+/// `sold_out`.
 async fn whole_sale(app: &TestApp) {
     let sale = app.create_sale(3, 100).await;
     let mut shoppers = Vec::new();
@@ -61,15 +63,18 @@ async fn whole_sale(app: &TestApp) {
         let ticket = app.ticket(&sale, &s.token).await;
         orders.push(buy(app, &sale, &ticket).await);
     }
-    assert!(
-        next_named(&mut fifth, "sold_out").await.is_some(),
-        "sold_out"
-    );
+    let waitlisted = next_named(&mut fifth, "waitlisted").await;
+    let waitlisted = waitlisted.expect("waitlisted over SSE");
+    assert_eq!(data(&waitlisted)["held"], 3);
     assert_eq!(counts(app, &sale).await, [3, 0, 3, 2]);
     assert_eq!(app.stats(&sale).await["sold_out"], true);
+    let fourth_stands = app.status(&sale, &shoppers[3].token).await;
     assert_eq!(
-        app.status(&sale, &shoppers[3].token).await["status"],
-        "sold_out"
+        (
+            fourth_stands["status"].as_str(),
+            fourth_stands["position"].as_i64()
+        ),
+        (Some("waitlisted"), Some(1))
     );
     live_orders(app, &sale, (3, 3)).await;
 
@@ -81,18 +86,35 @@ async fn whole_sale(app: &TestApp) {
         .await
         .expect("admitted over SSE");
     let ticket = data(&admitted)["ticket"].as_str().unwrap().to_string();
-    buy(app, &sale, &ticket).await;
+    orders[0] = buy(app, &sale, &ticket).await;
 
     assert_eq!(counts(app, &sale).await, [3, 0, 4, 1]);
     assert_eq!(
         app.status(&sale, &shoppers[0].token).await["status"],
-        "expired"
+        "failed"
+    );
+    assert_eq!(
+        app.status(&sale, &shoppers[4].token).await["status"],
+        "waitlisted"
+    );
+    live_orders(app, &sale, (3, 3)).await;
+
+    // The last hold paid: nothing can come back, and the waitlist hears it.
+    for order in &orders {
+        let paid = json!({"order_id": order, "event_id": unique("ev"), "outcome": "succeeded"});
+        let res = app.payment_event(&paid, PAYMENT_SECRET).await;
+        assert_eq!(res.json::<Value>().await.unwrap()["status"], "paid");
+    }
+    assert!(
+        next_named(&mut fifth, "sold_out").await.is_some(),
+        "sold_out once every hold is paid"
     );
     assert_eq!(
         app.status(&sale, &shoppers[4].token).await["status"],
         "sold_out"
     );
-    live_orders(app, &sale, (3, 3)).await;
+    let late = app.join_raw(&sale, None).await;
+    assert_eq!(late.status(), 409, "a sale sold for good takes no joins");
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@ use std::time::Duration;
 use eventsource_stream::Event;
 use futures_util::future::join_all;
 use futures_util::StreamExt;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::common::*;
 
@@ -82,7 +82,7 @@ async fn sale_events_until(s: &mut Events, name: &str) -> Vec<String> {
 /// (no unit is left for one) and no flip back. Closing the sale afterwards bounds what each
 /// stream is checked for.
 #[tokio::test]
-async fn fifty_streams_hear_sold_out_once_when_the_last_unit_goes() {
+async fn fifty_streams_hear_the_waitlist_then_sold_out_once_the_last_hold_is_paid() {
     let app = spawn_app().await;
     let sale = app.create_sale(1, 100).await;
     let buyer = app.join(&sale).await;
@@ -95,10 +95,25 @@ async fn fifty_streams_hear_sold_out_once_when_the_last_unit_goes() {
     }
     app.admin(&sale, "open").await;
     let ticket = app.ticket(&sale, &buyer.token).await;
-    assert_eq!(app.checkout(&sale, &ticket, 1).await.status(), 201);
+    let res = app.checkout(&sale, &ticket, 1).await;
+    assert_eq!(res.status(), 201);
+    let order: Value = res.json().await.unwrap();
+    // The last unit is held for payment: everyone waiting is on the waitlist.
+    let heard = join_all(
+        streams
+            .iter_mut()
+            .map(|s| sale_events_until(s, "waitlisted")),
+    )
+    .await;
+    for (i, names) in heard.iter().enumerate() {
+        assert_eq!(names, &["opened", "waitlisted"], "stream {i}");
+    }
+    let paid =
+        json!({"order_id": order["order_id"], "event_id": unique("ev"), "outcome": "succeeded"});
+    assert_eq!(app.payment_event(&paid, PAYMENT_SECRET).await.status(), 200);
     let heard = join_all(streams.iter_mut().map(|s| sale_events_until(s, "sold_out"))).await;
     for (i, names) in heard.iter().enumerate() {
-        assert_eq!(names, &["opened", "sold_out"], "stream {i}");
+        assert_eq!(names, &["sold_out"], "stream {i}");
     }
     app.admin(&sale, "close").await;
     let heard = join_all(streams.iter_mut().map(|s| sale_events_until(s, "closed"))).await;

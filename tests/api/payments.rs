@@ -70,7 +70,13 @@ async fn a_failed_payment_returns_the_unit_and_admits_the_next_in_line() {
     let ticket = app.ticket(&sale, &first.token).await;
     let order = buy_one(&app, &sale, &ticket).await;
     assert_eq!(app.stats(&sale).await["sold_out"], true);
-    assert_eq!(app.status(&sale, &second.token).await["status"], "sold_out");
+    // The unit is held for payment, not gone: the line waits on as a waitlist.
+    let waiting = app.status(&sale, &second.token).await;
+    assert_eq!(waiting["status"], "waitlisted");
+    assert_eq!(
+        (waiting["position"].as_i64(), waiting["held"].as_i64()),
+        (Some(1), Some(1))
+    );
 
     let event = json!({"order_id": order, "event_id": unique("ev"), "outcome": "failed"});
     let v: Value = webhook(&app, &event, PAYMENT_SECRET)
@@ -81,8 +87,8 @@ async fn a_failed_payment_returns_the_unit_and_admits_the_next_in_line() {
     assert_eq!(v["status"], "failed");
     let stats = app.stats(&sale).await;
     assert_eq!(sold_remaining(&stats), (Some(0), Some(1)));
-    // The failed buyer no longer holds a purchase, and the spent ticket cannot buy again.
-    assert_eq!(app.status(&sale, &first.token).await["status"], "expired");
+    // The failed buyer reads that the payment failed, and the spent ticket cannot buy again.
+    assert_eq!(app.status(&sale, &first.token).await["status"], "failed");
     assert_eq!(app.checkout(&sale, &ticket, 1).await.status(), 410);
     // The waitlist effect: the next shopper is admitted and can buy the returned unit.
     let t2 = app.ticket(&sale, &second.token).await;
@@ -187,12 +193,13 @@ async fn a_release_redis_missed_is_given_back_exactly_once() {
                 ticket: shopper.queue_id.clone(),
                 order_id: order.parse().unwrap(),
                 quantity: 1,
+                failed: true,
             }],
         )
         .await
         .unwrap();
     assert_eq!(left, 1, "the unit came back once, whoever gave it back");
-    assert_eq!(app.status(&sale, &shopper.token).await["status"], "expired");
+    assert_eq!(app.status(&sale, &shopper.token).await["status"], "failed");
 }
 
 /// A release gives back what the ledger says the order held, even when Redis has no record of

@@ -247,11 +247,14 @@ async fn a_buyer_redis_forgot_is_found_in_the_ledger_not_put_back_in_line() {
     let _: () = redis::AsyncCommands::hdel(&mut r, key("used"), &buyer.queue_id)
         .await
         .unwrap();
-    // Both lost with Redis, and the sale (as Redis now sees it) sold out.
+    // Both lost with Redis, and the sale (as Redis now sees it) sold out, nothing held.
     let _: () = redis::AsyncCommands::zrem(&mut r, key("queue"), &other.queue_id)
         .await
         .unwrap();
     let _: () = redis::AsyncCommands::set(&mut r, key("stock"), 0)
+        .await
+        .unwrap();
+    let _: () = redis::AsyncCommands::set(&mut r, key("held"), 0)
         .await
         .unwrap();
 
@@ -279,7 +282,7 @@ async fn a_buyer_redis_forgot_is_found_in_the_ledger_not_put_back_in_line() {
         let left = app.state.store.release(&sale, &released.orders).await;
         assert_eq!(left.unwrap(), 3, "the unit comes back once");
     }
-    assert_eq!(app.status(&sale, &buyer.token).await["status"], "expired");
+    assert_eq!(app.status(&sale, &buyer.token).await["status"], "failed");
 }
 
 /// An order Postgres has committed but Redis still lists as pending (its request has not yet

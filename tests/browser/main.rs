@@ -96,11 +96,16 @@ async fn two_shoppers_in_chromium_queue_buy_sell_out_and_get_a_released_unit() {
     assert_eq!(sold, (Some(1), Some(0)), "{stats}");
     a.screenshot("4-purchased.png").await;
 
-    // 4. B, still in line, is told over its live stream that the last unit went.
-    b.wait("sold_out", "#soldout-text", non_empty).await;
+    // 4. B, still in line, is told over its live stream that the last unit went: it is held
+    // for A's payment, so B waits on as first on the waitlist.
+    let note = b
+        .wait("waiting", "#wait-note", |t| t.contains("held for payment"))
+        .await;
+    assert!(note.contains("1 unit is held"), "{note}");
+    assert_eq!(b.text("#wait-title").await, "You’re on the waitlist");
     let conn = b.attr("#conn", "data-conn").await;
     assert_eq!(conn, "live", "B heard it by polling: {}", b.context().await);
-    b.screenshot("5-sold-out.png").await;
+    b.screenshot("5-waitlist.png").await;
 
     // 5. A reload keeps the purchase: the token in localStorage holds the place.
     a.reload().await;

@@ -267,7 +267,8 @@ async fn shop(
                 order: status["order_id"].as_str().and_then(|o| o.parse().ok()),
                 unfinished: false,
             },
-            "sold_out" | "expired" => Fate {
+            // Nothing left to buy now (the bench never pays, so a waitlist never moves).
+            "sold_out" | "waitlisted" | "expired" => Fate {
                 admitted_ms: s.admitted_ms,
                 ..Fate::default()
             },

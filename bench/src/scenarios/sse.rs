@@ -1,6 +1,6 @@
 //! 50,000 streams over three instances (DESIGN.md: a process may open 20,000 files here):
 //! each instance's RSS per stream, and how long after the last unit sells each stream hears
-//! `sold_out`, beside the same streams hearing a bare `closed` broadcast (the admin API
+//! it (`waitlisted`: the unit is held for payment), beside the same streams hearing a bare `closed` broadcast (the admin API
 //! publishes it: the same pub/sub → hub → stream path without the checkout in front).
 //!
 //! The streams are held by several worker processes (`sse_worker`), each under the
@@ -148,7 +148,7 @@ pub async fn run(ctx: &Ctx, r: &mut Report, requested: Option<usize>) -> Result<
     f.run("opened", api::admin(&mut c, &sale, "open")).await?;
     let mut order = None;
     let sold = f
-        .run("sold_out", async {
+        .run("waitlisted", async {
             let bought = c.send(&api::checkout_req(&sale, &ticket.ticket)).await?;
             order = api::order_id(&bought);
             order.with_context(|| format!("buying the last unit: {}", bought.describe()))

@@ -1,0 +1,17 @@
+-- A hold was paid: its units are sold for good and no longer held. Idempotent per ticket
+-- (`paid` remembers it), so a redelivered webhook changes nothing. When the last hold of a
+-- sale with no stock settles, nothing can come back: the waitlist hears `sold_out`.
+-- ARGV: 1 queue id, 2 quantity
+-- Returns the units still held.
+if redis.call('SADD', K.paid, ARGV[1]) == 0 then
+  return tonumber(redis.call('GET', K.held) or '0')
+end
+local held = math.max(tonumber(redis.call('GET', K.held) or '0') - tonumber(ARGV[2]), 0)
+redis.call('SET', K.held, held)
+if held == 0 and redis.call('EXISTS', K.cfg) == 1
+    and tonumber(redis.call('GET', K.stock) or '0') <= 0 then
+  local t = redis.call('TIME')
+  redis.call('SPUBLISH', K.events, cjson.encode({type = 'sold_out', held = 0,
+    at = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))}))
+end
+return held
