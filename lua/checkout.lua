@@ -2,6 +2,7 @@
 -- ARGV: 1 queue id (the ticket's jti), 2 quantity, 3 new order id, 4 the ticket's expiry (ms)
 -- Returns {outcome, detail}:
 --   ok <record>          units taken; the order record (JSON {id, qty, at}) kept in `used`
+--   last <record>        as ok, and these were the last units (stock is 0 now)
 --   dup <record>         this ticket bought before: the same order again (a retry is safe)
 --   expired | sold_out | insufficient <left> | too_many <max per order>
 --   unsettled            Redis may be behind the ledger (a restart, a rebuild): no sale until
@@ -50,4 +51,4 @@ if left == 0 then
   redis.call('SPUBLISH', K.events, cjson.encode({type = 'sold_out',
     at = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))}))
 end
-return {'ok', record}
+return {left == 0 and 'last' or 'ok', record}
