@@ -2,6 +2,7 @@
 -- ARGV: 1 queue id (the ticket's jti), 2 quantity, 3 new order id, 4 the ticket's expiry (ms)
 -- Returns {outcome, detail}:
 --   ok <record>          units taken; the order record (JSON {id, qty, at}) kept in `used`
+--   last <record>        as ok, and these were the last units (stock is 0 now)
 --   dup <record>         this ticket bought before: the same order again (a retry is safe)
 --   expired | sold_out <units held> | insufficient <left> | too_many <max per order>
 --   unsettled            Redis may be behind the ledger (a restart, a rebuild): no sale until
@@ -53,4 +54,4 @@ if left == 0 then
   redis.call('SPUBLISH', K.events, cjson.encode({type = 'all_held', held = held,
     at = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))}))
 end
-return {'ok', record}
+return {left == 0 and 'last' or 'ok', record}

@@ -40,6 +40,7 @@ pub async fn run_ticker(s: Arc<AppState>) {
             match result {
                 Ok(t) => {
                     METRICS.admitted.add(t.admitted.len() as u64);
+                    crate::report::record_tick(&s, sale, &t);
                     s.hub.on_tick(sale, &t);
                 }
                 Err(e) => tracing::debug!(sale, error = %e, "admission tick failed"),

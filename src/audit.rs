@@ -4,8 +4,11 @@
 //! Postgres hiccup loses the row (logged at WARN) rather than turning a done change into an
 //! error for the admin or shopper.
 
+use serde::Serialize;
 use serde_json::Value;
 
+use crate::fault::Fault;
+use crate::ledger::{AuditRow, Ledger};
 use crate::state::AppState;
 
 /// What happened.
@@ -66,12 +69,38 @@ impl Source {
 
 /// Appends one row to the sale's trail.
 pub async fn record(s: &AppState, sale: &str, kind: Kind, source: Source, detail: Value) {
+    append(&s.ledger, sale, kind, source, detail).await
+}
+
+/// `record` from a task of its own, for hot paths (checkout) that must not wait on Postgres.
+pub fn record_later(s: &AppState, sale: &str, kind: Kind, source: Source, detail: Value) {
+    let (ledger, sale) = (s.ledger.clone(), sale.to_string());
+    tokio::spawn(async move { append(&ledger, &sale, kind, source, detail).await });
+}
+
+async fn append(ledger: &Ledger, sale: &str, kind: Kind, source: Source, detail: Value) {
     let kind = kind.as_str();
-    if let Err(e) = s
-        .ledger
+    if let Err(e) = ledger
         .append_event(sale, kind, source.as_str(), &detail)
         .await
     {
         tracing::warn!(sale, kind, error = %e, "an audit row was not written");
     }
+}
+
+/// One page of a sale's trail, oldest first, and the `after` that reads the next one.
+#[derive(Debug, Serialize)]
+pub struct Page {
+    pub events: Vec<AuditRow>,
+    pub next_after: i64,
+}
+
+/// The rows after id `after` (at most `limit`); None if the ledger has no such sale.
+pub async fn page(s: &AppState, sale: &str, after: i64, limit: i64) -> Result<Option<Page>, Fault> {
+    if s.ledger.sale(sale).await?.is_none() {
+        return Ok(None);
+    }
+    let events = s.ledger.events(sale, after, limit).await?;
+    let next_after = events.last().map_or(after, |e| e.id);
+    Ok(Some(Page { events, next_after }))
 }

@@ -9,6 +9,7 @@
 use futures_util::future::join_all;
 use uuid::Uuid;
 
+use crate::audit;
 use crate::domain::{OrderRecord, SaleId};
 use crate::fault::Fault;
 use crate::ledger::Order;
@@ -97,6 +98,19 @@ async fn buy(
     }
     let (rec, fresh) = match taken {
         Take::Taken(r) => (r, true),
+        Take::Last(r) => {
+            // Off the request's path: the shopper waits for their order, not the trail.
+            let detail =
+                serde_json::json!({"order_id": r.order_id, "at_ms": r.at.timestamp_millis()});
+            audit::record_later(
+                s,
+                sale.as_str(),
+                audit::Kind::SoldOut,
+                audit::Source::System,
+                detail,
+            );
+            (r, true)
+        }
         Take::Again(r) => (r, false),
         Take::Expired => return Err(CheckoutError::Expired),
         Take::SoldOut { held } => {

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod payments;
 pub mod queue;
 pub mod recovery;
+pub mod report;
 pub mod routes;
 pub mod sales;
 pub mod sse;

@@ -23,6 +23,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::audit::{self, Kind, Source};
 use crate::domain::{OrderRecord, SaleId};
 use crate::fault::Fault;
 use crate::ledger::{Order, Recorded, LATEST_COMMIT};
@@ -105,6 +106,9 @@ async fn rebuild_sale(s: &AppState, id: &SaleId) -> Result<bool, Fault> {
             sale = %id, stock, buyers = state.orders.bought.len(),
             "sale was missing from redis; rebuilt from postgres"
         );
+        let detail = serde_json::json!({"stock": stock, "buyers": state.orders.bought.len(),
+            "lapsed": state.orders.lapsed.len(), "open": state.sale.open});
+        audit::record(s, id.as_str(), Kind::Rebuilt, Source::System, detail).await;
     }
     Ok(true)
 }
@@ -132,6 +136,8 @@ pub async fn rebuild_shopper(s: &AppState, sale: &str, qid: &str, score: i64) ->
 pub async fn settle_rebuilt(s: &AppState, sale: &str) -> Result<(), Fault> {
     let stock = settle_stock(s, sale).await?;
     tracing::info!(sale, ?stock, "rebuilt sale settled");
+    let detail = serde_json::json!({"stock": stock, "after": "rebuild"});
+    audit::record(s, sale, Kind::Reconciled, Source::System, detail).await;
     Ok(())
 }
 
@@ -245,7 +251,7 @@ pub async fn watch(s: &AppState, sales: &[String]) -> Result<(), Fault> {
         }
     }
     if !flips.is_empty() {
-        s.ledger.set_open(&flips).await?;
+        s.ledger.copy_open_flips(&flips).await?;
     }
     Ok(())
 }

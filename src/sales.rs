@@ -157,8 +157,12 @@ pub async fn reconcile(s: &AppState, id: &SaleId) -> Result<i64, SaleError> {
     if !recovery::rebuild(s, id).await? {
         return Err(SaleError::UnknownSale);
     }
-    checkout::sync_pending(s, id.as_str(), 0).await?;
-    recovery::settle_stock(s, id.as_str())
+    let synced = checkout::sync_pending(s, id.as_str(), 0).await?;
+    let stock = recovery::settle_stock(s, id.as_str())
         .await?
-        .ok_or(SaleError::UnknownSale)
+        .ok_or(SaleError::UnknownSale)?;
+    let detail = serde_json::json!({"stock": stock, "orders_synced": synced});
+    let (kind, source) = (crate::audit::Kind::Reconciled, crate::audit::Source::Api);
+    crate::audit::record(s, id.as_str(), kind, source, detail).await;
+    Ok(stock)
 }

@@ -12,12 +12,14 @@ mod audit;
 mod orders;
 mod payments;
 mod recovery;
+mod report;
 mod writer;
 
 pub use audit::AuditRow;
 pub use orders::{Order, Recorded};
 pub use payments::{Payment, PaymentOutcome, Release};
 pub use recovery::{LockedSale, Orders, SaleState, Standing};
+pub use report::Fairness;
 
 use serde::Serialize;
 use std::str::FromStr;

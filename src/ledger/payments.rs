@@ -105,6 +105,7 @@ impl Ledger {
         event_id: &EventId,
         succeeded: bool,
     ) -> Result<Payment, Fault> {
+        let outcome = if succeeded { "succeeded" } else { "failed" };
         let mut tx = self.pool.begin().await?;
         let fresh = sqlx::query(
             "INSERT INTO payment_events (event_id, order_id, outcome) VALUES ($1, $2, $3)
@@ -112,7 +113,7 @@ impl Ledger {
         )
         .bind(event_id.as_str())
         .bind(order_id)
-        .bind(if succeeded { "succeeded" } else { "failed" })
+        .bind(outcome)
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -171,6 +172,11 @@ impl Ledger {
             .bind(release)
             .execute(&mut *tx)
             .await?;
+            // In the same transaction: a redelivered event changes nothing and writes no row.
+            let detail =
+                serde_json::json!({"order_id": order_id, "outcome": outcome, "status": status});
+            super::audit::insert_event(&mut *tx, &order.sale_id, "payment", "system", &detail)
+                .await?;
         }
         if release {
             sqlx::query("UPDATE sales SET sold = sold - $2 WHERE id = $1")

@@ -9,8 +9,8 @@ use subtle::ConstantTimeEq;
 
 use crate::domain::{NewSaleRequest, SaleId};
 use crate::error::AppError;
-use crate::sales;
 use crate::state::AppState;
+use crate::{audit, report, sales};
 
 /// Middleware on the admin scope: every admin route needs the admin bearer token (compared
 /// in constant time), checked before the body or path is even parsed.
@@ -73,4 +73,41 @@ pub async fn reconcile_sale(
     let id = SaleId::parse(&id)?;
     sales::reconcile(&s, &id).await?;
     Ok(HttpResponse::Ok().json(sales::stats(&s, &id).await?))
+}
+
+#[derive(serde::Deserialize)]
+pub struct TrailQuery {
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// Most rows one page of the trail returns.
+const MAX_TRAIL_PAGE: i64 = 1000;
+
+pub async fn sale_events(
+    s: web::Data<AppState>,
+    id: web::Path<String>,
+    q: web::Query<TrailQuery>,
+) -> Result<HttpResponse, AppError> {
+    let id = SaleId::parse(&id)?;
+    let after = q.after.unwrap_or(0);
+    if after < 0 {
+        return Err(AppError::bad_request("invalid_after", "after must be >= 0"));
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_TRAIL_PAGE).contains(&limit) {
+        let why = format!("limit must be between 1 and {MAX_TRAIL_PAGE}");
+        return Err(AppError::bad_request("invalid_limit", why));
+    }
+    let page = audit::page(&s, id.as_str(), after, limit).await?;
+    Ok(HttpResponse::Ok().json(page.ok_or_else(AppError::unknown_sale)?))
+}
+
+pub async fn sale_report(
+    s: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let id = SaleId::parse(&id)?;
+    let report = report::report(&s, &id).await?;
+    Ok(HttpResponse::Ok().json(report.ok_or_else(AppError::unknown_sale)?))
 }

@@ -31,6 +31,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         "/sales/{id}/reconcile",
                         web::post().to(admin::reconcile_sale),
                     )
+                    .route("/sales/{id}/events", web::get().to(admin::sale_events))
+                    .route("/sales/{id}/report", web::get().to(admin::sale_report))
                     .default_service(web::to(ops::not_found)),
             )
             // Shopper routes spend a per-client budget (`door::limits`): writes or reads.

@@ -18,6 +18,7 @@ mod door;
 mod orders;
 mod queue;
 mod recovery;
+mod report;
 mod scripts;
 
 pub use conn::{Subscriber, Target};

@@ -15,6 +15,8 @@ use crate::fault::Fault;
 pub enum Take {
     /// Units taken now.
     Taken(OrderRecord),
+    /// Units taken now, and they were the last: this checkout sold the sale out.
+    Last(OrderRecord),
     /// The ticket bought before: the same order again.
     Again(OrderRecord),
     Expired,
@@ -56,6 +58,7 @@ impl Store {
         let number = || detail.parse().map_err(|_| unexpected("checkout.lua"));
         Ok(match outcome.as_str() {
             "ok" => Take::Taken(record(&detail)?),
+            "last" => Take::Last(record(&detail)?),
             "dup" => Take::Again(record(&detail)?),
             "expired" => Take::Expired,
             "sold_out" => Take::SoldOut { held: number()? },

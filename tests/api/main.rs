@@ -5,6 +5,7 @@
 mod common;
 
 mod admission;
+mod audit;
 mod checkout;
 mod cluster;
 mod door;
