@@ -14,6 +14,7 @@ mod errors;
 mod events;
 mod finished;
 mod fuzz;
+mod metrics;
 mod model;
 mod nginx;
 mod nginx_proc;
