@@ -18,6 +18,7 @@ pub async fn run_ticker(s: Arc<AppState>) {
     let mut sales: Vec<String> = Vec::new();
     let mut n: u64 = 0;
     while every.tick().await {
+        crate::metrics::on_tick(every.lag());
         let look_at_all = n.is_multiple_of(5);
         n += 1;
         let due: Vec<&String> = if look_at_all {
@@ -42,6 +43,7 @@ pub async fn run_ticker(s: Arc<AppState>) {
                     METRICS.admitted.add(t.admitted.len() as u64);
                     crate::report::record_tick(&s, sale, &t);
                     s.hub.on_tick(sale, &t);
+                    crate::metrics::sale_tick(sale, &t);
                 }
                 Err(e) => tracing::debug!(sale, error = %e, "admission tick failed"),
             }
@@ -70,6 +72,7 @@ async fn busy_sales<'a>(s: &AppState, sales: &'a [String]) -> Vec<&'a String> {
             busy.push(sale);
         } else {
             s.hub.on_live(sale, &l, at_us);
+            crate::metrics::sale_live(sale, &l);
         }
     }
     busy

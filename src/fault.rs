@@ -5,9 +5,9 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Fault {
     #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
+    Redis(redis::RedisError),
     #[error("postgres: {0}")]
-    Postgres(#[from] sqlx::Error),
+    Postgres(sqlx::Error),
     /// Nothing is broken, but the answer is not ready yet (a sale being rebuilt, a slow
     /// ledger): the client retries.
     #[error("{0}")]
@@ -15,6 +15,22 @@ pub enum Fault {
     /// Redis or Postgres answered something our own scripts and schema never produce.
     #[error("bug: {0}")]
     Bug(String),
+}
+
+// Every store failure becomes a `Fault` here, in requests and background loops alike: the
+// one place to count them by kind.
+impl From<redis::RedisError> for Fault {
+    fn from(e: redis::RedisError) -> Self {
+        crate::metrics::redis_error(&e);
+        Self::Redis(e)
+    }
+}
+
+impl From<sqlx::Error> for Fault {
+    fn from(e: sqlx::Error) -> Self {
+        crate::metrics::postgres_error(&e);
+        Self::Postgres(e)
+    }
 }
 
 impl Fault {

@@ -78,6 +78,7 @@ where
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        crate::metrics::install();
         let keys = signing_keys(&config)?;
         let target = config.redis_target();
         let store = wait_for("redis", || Store::open(&target, config.redis_connections)).await?;

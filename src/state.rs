@@ -36,6 +36,7 @@ pub struct AppState {
 pub struct Every {
     interval: tokio::time::Interval,
     shutdown: watch::Receiver<bool>,
+    lag: std::time::Duration,
 }
 
 impl Every {
@@ -45,13 +46,23 @@ impl Every {
         Self {
             interval,
             shutdown: shutdown.clone(),
+            lag: std::time::Duration::ZERO,
         }
     }
 
     pub async fn tick(&mut self) -> bool {
         tokio::select! {
-            _ = self.interval.tick() => true,
+            due = self.interval.tick() => {
+                self.lag = due.elapsed();
+                true
+            }
             _ = self.shutdown.changed() => false,
         }
+    }
+
+    /// How late the last tick ran against its schedule (a busy runtime, or a previous round
+    /// that overran its period).
+    pub fn lag(&self) -> std::time::Duration {
+        self.lag
     }
 }

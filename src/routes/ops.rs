@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::error::AppError;
-use crate::metrics::METRICS;
+use crate::metrics::{self, Route};
 use crate::payments;
 use crate::state::AppState;
 
@@ -31,10 +31,11 @@ pub async fn readyz(s: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// Prometheus text of the process's recorder (`metrics`), shared by every instance in it.
 pub async fn metrics() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(METRICS.render())
+        .body(metrics::render())
 }
 
 pub async fn jwks(s: web::Data<AppState>) -> HttpResponse {
@@ -90,6 +91,7 @@ pub async fn payment_webhook(
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AppError> {
+    let _timer = metrics::time(Route::Webhook);
     let body = super::body_bytes(body)?;
     let sig = req
         .headers()

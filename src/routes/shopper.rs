@@ -9,6 +9,7 @@ use crate::door::pow::{self, Proof};
 use crate::door::session::{self, Session, QUEUE_COOKIE};
 use crate::door::ClientKey;
 use crate::error::AppError;
+use crate::metrics::{self, Route};
 use crate::state::AppState;
 use crate::{checkout, queue, sales, sse};
 
@@ -47,6 +48,7 @@ pub async fn join(
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AppError> {
+    let _timer = metrics::time(Route::Join);
     let id = SaleId::parse(&id)?;
     let body: JoinBody = super::optional_json(body)?;
     let token = body.token.as_deref().filter(|t| !t.is_empty());
@@ -83,6 +85,7 @@ pub async fn status(
     id: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
+    let _timer = metrics::time(Route::Status);
     let id = SaleId::parse(&id)?;
     let token = super::token_from(&req, QUEUE_COOKIE).ok_or_else(|| {
         AppError::unauthorized(
@@ -123,6 +126,7 @@ pub async fn checkout(
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AppError> {
+    let _timer = metrics::time(Route::Checkout);
     let id = SaleId::parse(&id)?;
     let body: CheckoutBody = super::optional_json(body)?;
     let quantity = body.quantity.unwrap_or(1);

@@ -15,6 +15,7 @@ mod errors;
 mod events;
 mod finished;
 mod fuzz;
+mod metrics;
 mod model;
 mod nginx;
 mod nginx_proc;
