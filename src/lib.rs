@@ -22,6 +22,7 @@ pub mod queue;
 pub mod recovery;
 pub mod routes;
 pub mod sales;
+pub mod schedule;
 pub mod sse;
 pub mod startup;
 pub mod state;

@@ -18,12 +18,14 @@ mod door;
 mod orders;
 mod queue;
 mod recovery;
+mod sales;
 mod scripts;
 
 pub use conn::{Subscriber, Target};
 pub use orders::Take;
 pub use queue::{Joined, NewPlace, Place, Snapshot, Tick};
 pub use recovery::{Held, Settlement, SweepWork, Verdict};
+pub use sales::Fired;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -78,10 +80,24 @@ pub struct Live {
     pub queue_len: i64,
     pub admitted_active: i64,
     pub admitted_total: i64,
+    /// As the scripts read it now (0 if Redis does not know the sale).
+    pub rate_per_sec: i64,
+    /// Pending schedule times, unix ms (the ticker runs lua/schedule.lua near them).
+    pub opens_at_ms: Option<i64>,
+    pub closes_at_ms: Option<i64>,
 }
 
-/// open, stock, queue length, admitted now, admitted ever.
-type LiveReply = (Option<String>, Option<i64>, i64, i64, Option<i64>);
+/// open, stock, queue length, admitted now, admitted ever, cfg (rate, opens at, closes at).
+type LiveReply = (
+    Option<String>,
+    Option<i64>,
+    i64,
+    i64,
+    Option<i64>,
+    (Option<i64>, Option<i64>, Option<i64>),
+);
+/// Replies per sale in `live_commands`.
+const LIVE_REPLIES: usize = 6;
 
 fn live_commands<'a>(pipe: &'a mut redis::Pipeline, sale: &str) -> &'a mut redis::Pipeline {
     pipe.get(key(sale, "open"))
@@ -89,32 +105,30 @@ fn live_commands<'a>(pipe: &'a mut redis::Pipeline, sale: &str) -> &'a mut redis
         .zcard(key(sale, "queue"))
         .zcard(key(sale, "admitted"))
         .get(key(sale, "admits"))
+        .cmd("HMGET")
+        .arg(key(sale, "cfg"))
+        .arg(&["rate_per_sec", "opens_at", "closes_at"])
 }
 
 impl From<LiveReply> for Live {
-    fn from((open, stock, queue_len, active, total): LiveReply) -> Self {
+    fn from((open, stock, queue_len, active, total, cfg): LiveReply) -> Self {
         Self {
             open: open.as_deref() == Some("1"),
             remaining: stock.unwrap_or(0),
             queue_len,
             admitted_active: active,
             admitted_total: total.unwrap_or(0),
+            rate_per_sec: cfg.0.unwrap_or(0),
+            opens_at_ms: cfg.1,
+            closes_at_ms: cfg.2,
         }
     }
 }
 
-/// The fields of a sale's `cfg` hash, which the scripts read.
-fn cfg_fields(spec: &SaleSpec) -> [(&'static str, i64); 8] {
-    [
-        ("units", spec.units as i64),
-        ("price_cents", spec.price_cents),
-        ("rate_per_sec", spec.rate_per_sec as i64),
-        ("ticket_ttl_secs", spec.ticket_ttl_secs as i64),
-        ("max_per_order", spec.max_per_order as i64),
-        ("max_active", spec.max_active as i64),
-        ("max_places_per_client", spec.max_places_per_client as i64),
-        ("pow_difficulty", spec.pow_difficulty as i64),
-    ]
+/// The fields of a sale's `cfg` hash, which the scripts read (`Settings::cfg`).
+fn cfg_fields(spec: &SaleSpec) -> Vec<(String, i64)> {
+    let fields = spec.settings.cfg().into_iter();
+    fields.filter_map(|(k, v)| Some((k, v?))).collect()
 }
 
 impl Store {
@@ -271,7 +285,7 @@ impl Store {
             redis::from_redis_value(flat.pop().ok_or_else(|| unexpected("TIME"))?)
                 .map_err(|_| unexpected("TIME"))?;
         let live = rest
-            .chunks(5)
+            .chunks(LIVE_REPLIES)
             .map(|c| {
                 redis::from_redis_value::<LiveReply>(redis::Value::Array(c.to_vec()))
                     .map(Live::from)

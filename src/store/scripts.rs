@@ -159,7 +159,16 @@ pub static SETTLE_ORDER: Lua = Lua::new(
     &["stock", "events", "used", "expired", "pending"],
 );
 
-pub static ALL: [&Lua; 7] = [
+pub static CHANGE: Lua = Lua::new(
+    include_str!("../../lua/change.lua"),
+    &["cfg", "stock", "unsettled", "events"],
+);
+pub static SCHEDULE: Lua = Lua::new(
+    include_str!("../../lua/schedule.lua"),
+    &["cfg", "open", "events"],
+);
+
+pub static ALL: [&Lua; 9] = [
     &ENQUEUE,
     &ADMIT,
     &CHECKOUT,
@@ -167,6 +176,8 @@ pub static ALL: [&Lua; 7] = [
     &REBUILD,
     &SETTLE,
     &SETTLE_ORDER,
+    &CHANGE,
+    &SCHEDULE,
 ];
 
 #[cfg(test)]
