@@ -14,6 +14,7 @@ mod errors;
 mod events;
 mod finished;
 mod fuzz;
+mod live_changes;
 mod model;
 mod nginx;
 mod nginx_proc;
