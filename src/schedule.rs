@@ -10,7 +10,7 @@
 //! all instances' writes the flip to the ledger and the audit trail.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -74,25 +74,32 @@ impl Schedules {
 
 /// One tick's look at the schedules: runs lua/schedule.lua for every sale whose time is due
 /// before the next read of every sale (five ticks), with a tick to spare.
-pub async fn run_due(s: &AppState) {
+pub async fn run_due(s: &Arc<AppState>) {
     let due = s.schedules.due_within(s.config.tick * 6);
-    futures_util::future::join_all(due.iter().map(|sale| fire(s, sale))).await;
+    futures_util::future::join_all(due.into_iter().map(|sale| fire(s, sale))).await;
 }
 
-async fn fire(s: &AppState, sale: &str) {
-    match s.store.run_schedule(sale).await {
+async fn fire(s: &Arc<AppState>, sale: String) {
+    match s.store.run_schedule(&sale).await {
         Ok((fired, next)) => {
-            s.schedules.expect(sale, next);
-            for f in fired {
-                write_down(s, sale, &f).await;
+            s.schedules.expect(&sale, next);
+            if !fired.is_empty() {
+                // Off the ticker: a slow Postgres must not hold up admission.
+                tokio::spawn(write_down(s.clone(), sale, fired));
             }
         }
         Err(e) => tracing::debug!(sale, error = %e, "schedule check failed"),
     }
 }
 
-/// This instance's call fired `f`: the ledger and the audit trail hear it from here only.
-async fn write_down(s: &AppState, sale: &str, f: &Fired) {
+/// This instance's call fired these: the ledger and the audit trail hear them from here only.
+async fn write_down(s: Arc<AppState>, sale: String, fired: Vec<Fired>) {
+    for f in &fired {
+        write_one(&s, &sale, f).await;
+    }
+}
+
+async fn write_one(s: &AppState, sale: &str, f: &Fired) {
     let open = f.flipped.then_some(f.opens);
     if let Err(e) = s.ledger.schedule_fired(sale, f.opens, f.due_ms, open).await {
         // The sweeper copies Redis's switch to the ledger anyway (`recovery::watch`).
