@@ -19,6 +19,7 @@ pub async fn run_ticker(s: Arc<AppState>) {
     let mut n: u64 = 0;
     while every.tick().await {
         crate::metrics::on_tick(every.lag());
+        crate::schedule::run_due(&s).await;
         let look_at_all = n.is_multiple_of(5);
         n += 1;
         let due: Vec<&String> = if look_at_all {
@@ -62,6 +63,7 @@ async fn busy_sales<'a>(s: &AppState, sales: &'a [String]) -> Vec<&'a String> {
             return sales.iter().collect();
         }
     };
+    s.schedules.observe(at_us, sales, &live);
     let mut busy = Vec::new();
     for (sale, l) in sales.iter().zip(live) {
         let has_work = l.remaining > 0 && (l.open || l.queue_len > 0 || l.admitted_active > 0);

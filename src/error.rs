@@ -275,6 +275,14 @@ impl From<SaleError> for AppError {
                 Self::conflict("sale_exists", "a sale with this id already exists")
             }
             SaleError::UnknownSale => Self::unknown_sale(),
+            SaleError::UnitsBelowSold(held) => Self::conflict(
+                "units_below_sold",
+                format!("{held} units are sold or held for payment; units cannot go below that"),
+            ),
+            SaleError::UnitsShrink(units) => Self::conflict(
+                "units_cannot_shrink",
+                format!("the sale has {units} units; units may only grow"),
+            ),
             SaleError::Fault(f) => f.into(),
         }
     }

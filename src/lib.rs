@@ -23,6 +23,7 @@ pub mod recovery;
 pub mod report;
 pub mod routes;
 pub mod sales;
+pub mod schedule;
 pub mod sse;
 pub mod startup;
 pub mod state;

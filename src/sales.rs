@@ -2,10 +2,12 @@
 //! admin's reconcile.
 
 use serde::Serialize;
+use serde_json::{json, Map, Value};
 
-use crate::domain::{InvalidInput, NewSaleRequest, SaleId, SaleSpec};
+use crate::audit::{self, Kind, Source};
+use crate::domain::{InvalidInput, Patch, SaleId, SaleSpec, Settings};
 use crate::fault::Fault;
-use crate::ledger::SaleRow;
+use crate::ledger::{LockedSale, SaleRow};
 use crate::state::AppState;
 use crate::store::Live;
 use crate::{checkout, recovery};
@@ -18,6 +20,13 @@ pub enum SaleError {
     Exists,
     #[error("unknown sale")]
     UnknownSale,
+    /// `units` below what is sold or held for payment (with orders Redis took that the
+    /// ledger has not recorded yet).
+    #[error("{0} units are sold or held")]
+    UnitsBelowSold(i64),
+    /// `units` may only grow: shrinking would take back what shoppers were told is left.
+    #[error("the sale has {0} units; units may only grow")]
+    UnitsShrink(i32),
     #[error(transparent)]
     Fault(#[from] Fault),
 }
@@ -26,19 +35,12 @@ pub enum SaleError {
 #[derive(Debug, Serialize)]
 pub struct PublicSale {
     pub id: String,
-    pub name: String,
-    pub units: i32,
+    #[serde(flatten)]
+    pub settings: Settings,
     pub remaining: i64,
-    pub price_cents: i64,
     pub open: bool,
     pub sold_out: bool,
-    pub rate_per_sec: i32,
-    pub max_per_order: i32,
-    pub ticket_ttl_secs: i32,
     pub queue_len: i64,
-    pub max_places_per_client: i32,
-    /// The page solves a challenge of this many bits before it joins (0 = none).
-    pub pow_difficulty: i32,
 }
 
 /// A sale as its admin watches it.
@@ -57,12 +59,16 @@ pub struct AdminStats {
     pub pending_sync: usize,
 }
 
-pub async fn create(s: &AppState, req: NewSaleRequest) -> Result<SaleRow, SaleError> {
-    let spec = SaleSpec::parse(req)?;
+pub async fn create(s: &AppState, body: Map<String, Value>) -> Result<SaleRow, SaleError> {
+    let spec = SaleSpec::parse(body)?;
     if !s.ledger.insert_sale(&spec).await? {
         return Err(SaleError::Exists);
     }
-    s.store.put_sale(&spec, spec.units as i64).await?;
+    s.store.put_sale(&spec, spec.settings.units as i64).await?;
+    let sale = spec.id.as_str();
+    s.schedules.expect(sale, spec.settings.next_schedule_ms());
+    let detail = Value::Object(spec.settings.fields());
+    audit::record(s, sale, Kind::Created, Source::Api, detail).await;
     row(s, &spec.id).await
 }
 
@@ -94,18 +100,11 @@ pub async fn stats(s: &AppState, id: &SaleId) -> Result<AdminStats, SaleError> {
 fn public(sale: SaleRow, live: Live) -> PublicSale {
     PublicSale {
         id: sale.id,
-        name: sale.name,
-        units: sale.units,
+        settings: sale.settings,
         remaining: live.remaining,
-        price_cents: sale.price_cents,
         open: live.open,
         sold_out: live.remaining <= 0,
-        rate_per_sec: sale.rate_per_sec,
-        max_per_order: sale.max_per_order,
-        ticket_ttl_secs: sale.ticket_ttl_secs,
         queue_len: live.queue_len,
-        max_places_per_client: sale.max_places_per_client,
-        pow_difficulty: sale.pow_difficulty,
     }
 }
 
@@ -132,12 +131,120 @@ pub async fn public_list(s: &AppState) -> Result<Vec<PublicSale>, SaleError> {
 /// finished sale live again.
 pub async fn set_open(s: &AppState, id: &SaleId, open: bool) -> Result<AdminStats, SaleError> {
     row(s, id).await?;
+    let was_open = s.store.live(id.as_str()).await?.open;
     s.ledger.set_open(&[(id.to_string(), open)]).await?;
     if open {
         s.ledger.unfinish(id.as_str()).await?;
     }
     s.store.set_open(id.as_str(), open).await?;
+    if was_open != open {
+        let kind = if open { Kind::Opened } else { Kind::Closed };
+        audit::record(s, id.as_str(), kind, Source::Api, json!({})).await;
+    }
     stats(s, id).await
+}
+
+/// What a PATCH changed, once the ledger and Redis have it.
+struct Changed {
+    changes: Map<String, Value>,
+    added: i64,
+    stock: i64,
+}
+
+/// An admin's live change (`PATCH /api/admin/sales/{id}`): checked as create checks, written
+/// to the ledger under the sale's row lock, then to Redis while the row is still held (so no
+/// order or release lands between reading `sold` and growing the stock). Every instance
+/// follows from its next tick: the scripts read `cfg` on every call. Changing nothing writes
+/// nothing.
+pub async fn change(
+    s: &AppState,
+    id: &SaleId,
+    body: Map<String, Value>,
+) -> Result<AdminStats, SaleError> {
+    let patch = Patch::parse(body)?;
+    // A sale Redis lost comes back first: the change then reaches Redis, not a rebuild that
+    // may have read the ledger before it.
+    if !recovery::rebuild(s, id).await? {
+        return Err(SaleError::UnknownSale);
+    }
+    let sale = id.as_str();
+    let done = s
+        .ledger
+        .with_sale_locked(sale, async |locked| apply(s, locked, &patch).await)
+        .await?
+        .ok_or(SaleError::UnknownSale)??;
+    if let Some(c) = done {
+        let (units, added, stock) = (&c.changes.get("units").cloned(), c.added, c.stock);
+        audit::record(
+            s,
+            sale,
+            Kind::Changed,
+            Source::Api,
+            Value::Object(c.changes),
+        )
+        .await;
+        if added > 0 {
+            // A finished sale left the working set: it is live again.
+            s.store.list_sale(sale).await?;
+            let detail = json!({"added": added, "units": units, "remaining": stock});
+            audit::record(s, sale, Kind::Restocked, Source::Api, detail).await;
+        }
+    }
+    let stats = stats(s, id).await?;
+    s.schedules.expect(sale, stats.sale.next_schedule_ms());
+    Ok(stats)
+}
+
+/// The PATCH under the row lock. Refusals are the inner error: nothing was written.
+async fn apply(
+    s: &AppState,
+    locked: &mut LockedSale,
+    patch: &Patch,
+) -> Result<Result<Option<Changed>, SaleError>, Fault> {
+    let old = locked.row.settings.clone();
+    let new = match old.patched(patch) {
+        Ok(new) => new,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    let changes = new.changes_from(&old);
+    if changes.is_empty() {
+        return Ok(Ok(None));
+    }
+    let added = i64::from(new.units) - i64::from(old.units);
+    if added < 0 {
+        let held = sold_or_held(s, locked).await?;
+        return Ok(Err(if i64::from(new.units) < held {
+            SaleError::UnitsBelowSold(held)
+        } else {
+            SaleError::UnitsShrink(old.units)
+        }));
+    }
+    locked.set_settings(&new).await?;
+    let stock = s
+        .store
+        .change_sale(&locked.row.id, &new.cfg(), added)
+        .await?
+        .ok_or(Fault::Busy("the sale is being rebuilt"))?;
+    Ok(Ok(Some(Changed {
+        changes,
+        added,
+        stock,
+    })))
+}
+
+/// Units sold or held for payment in the ledger, plus those of orders Redis accepted that
+/// the ledger has not recorded yet. Read under the row lock: no order commits meanwhile.
+async fn sold_or_held(s: &AppState, locked: &mut LockedSale) -> Result<i64, Fault> {
+    let recorded = locked.orders().await?.bought;
+    let unsynced: i64 = s
+        .store
+        .pending(&locked.row.id)
+        .await?
+        .into_iter()
+        .filter(|(qid, rec)| recorded.get(qid).is_none_or(|r| r.order_id != rec.order_id))
+        .map(|(_, rec)| i64::from(rec.quantity))
+        .sum();
+    Ok(i64::from(locked.row.sold) + unsynced)
 }
 
 /// A sale Redis sees sold out with nothing pending: if the ledger agrees no unit can come

@@ -98,6 +98,7 @@ impl Application {
             limits: Limiters::new(&config.limits),
             rebuilding: Default::default(),
             redis_seen: Default::default(),
+            schedules: Default::default(),
             shutdown: shutdown_rx,
             config,
         });

@@ -27,6 +27,8 @@ pub struct AppState {
     pub rebuilding: crate::recovery::RebuildLocks,
     /// The Redis `run_id` last seen (`recovery::watch`).
     pub redis_seen: crate::recovery::RedisSeen,
+    /// Sales with an opening or closing pending, and when (`schedule`).
+    pub schedules: crate::schedule::Schedules,
     /// Flips to true when the instance stops: streams end and background loops return.
     pub shutdown: watch::Receiver<bool>,
 }

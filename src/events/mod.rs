@@ -348,9 +348,10 @@ impl Hub {
 
     /// A tick's numbers become the sale's progress. Flag flips made outside the API (redis-cli
     /// `SET wr:{S}:open 1`) are noticed here, at the next tick that looks at the sale.
-    /// Numbers read without an admission tick (an idle sale): the rate stays as last known.
+    /// Numbers read without an admission tick (an idle sale); the rate is cfg's, so a live
+    /// change shows here too.
     pub fn on_live(&self, sale: &str, l: &Live, at_us: i64) {
-        let rate_per_sec = self.progress(sale).map_or(0, |p| p.rate_per_sec);
+        let rate_per_sec = l.rate_per_sec;
         self.on_tick(
             sale,
             &Tick {

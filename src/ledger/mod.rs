@@ -13,6 +13,7 @@ mod orders;
 mod payments;
 mod recovery;
 mod report;
+mod sales;
 mod writer;
 
 pub use audit::AuditRow;
@@ -27,41 +28,34 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::sync::{mpsc, Mutex};
 
-use crate::domain::{InvalidInput, SaleId, SaleSpec};
+use crate::domain::{InvalidInput, SaleId, SaleSpec, Settings};
 use crate::fault::Fault;
 
+/// A sale as the ledger keeps it: its settings and what it has sold.
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 pub struct SaleRow {
     pub id: String,
-    pub name: String,
-    pub units: i32,
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub settings: Settings,
     pub sold: i32,
-    pub price_cents: i64,
-    pub rate_per_sec: i32,
-    pub ticket_ttl_secs: i32,
-    pub max_per_order: i32,
-    pub max_active: i32,
-    pub hold_secs: i32,
-    pub max_places_per_client: i32,
-    pub pow_difficulty: i32,
     /// Last known state of Redis's open switch (see migrations/0004).
     pub open: bool,
+}
+
+/// A row reads as its settings (`row.units`), as the table does.
+impl std::ops::Deref for SaleRow {
+    type Target = Settings;
+    fn deref(&self) -> &Settings {
+        &self.settings
+    }
 }
 
 impl SaleRow {
     pub fn spec(&self) -> Result<SaleSpec, InvalidInput> {
         Ok(SaleSpec {
             id: SaleId::parse(&self.id)?,
-            name: self.name.clone(),
-            units: self.units,
-            price_cents: self.price_cents,
-            rate_per_sec: self.rate_per_sec,
-            ticket_ttl_secs: self.ticket_ttl_secs,
-            max_per_order: self.max_per_order,
-            max_active: self.max_active,
-            hold_secs: self.hold_secs,
-            max_places_per_client: self.max_places_per_client,
-            pow_difficulty: self.pow_difficulty,
+            settings: self.settings.clone(),
         })
     }
 }
@@ -112,30 +106,6 @@ impl Ledger {
     pub async fn ping(&self) -> Result<(), Fault> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
-    }
-
-    /// Inserts a new sale; false if the id is taken.
-    pub async fn insert_sale(&self, s: &SaleSpec) -> Result<bool, Fault> {
-        let done = sqlx::query(
-            "INSERT INTO sales (id, name, units, price_cents, rate_per_sec, ticket_ttl_secs,
-                                max_per_order, max_active, hold_secs, max_places_per_client,
-                                pow_difficulty)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(s.id.as_str())
-        .bind(&s.name)
-        .bind(s.units)
-        .bind(s.price_cents)
-        .bind(s.rate_per_sec)
-        .bind(s.ticket_ttl_secs)
-        .bind(s.max_per_order)
-        .bind(s.max_active)
-        .bind(s.hold_secs)
-        .bind(s.max_places_per_client)
-        .bind(s.pow_difficulty)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
     }
 
     pub async fn sale(&self, id: &str) -> Result<Option<SaleRow>, Fault> {

@@ -16,7 +16,7 @@ use crate::fault::Fault;
 /// the same connection: the lock holder never waits for the pool that the writers queued on
 /// its row are holding.
 pub struct LockedSale {
-    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    pub(super) tx: sqlx::Transaction<'static, sqlx::Postgres>,
     pub row: SaleRow,
     /// Orders released in the ledger that Redis has not confirmed taking back.
     pub released: Vec<ReleasedOrder>,

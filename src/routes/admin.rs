@@ -7,7 +7,9 @@ use actix_web::{web, HttpResponse};
 use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
-use crate::domain::{NewSaleRequest, SaleId};
+use serde_json::{Map, Value};
+
+use crate::domain::SaleId;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::{audit, report, sales};
@@ -36,7 +38,7 @@ pub async fn require_admin(
 
 pub async fn create_sale(
     s: web::Data<AppState>,
-    body: web::Json<NewSaleRequest>,
+    body: web::Json<Map<String, Value>>,
 ) -> Result<HttpResponse, AppError> {
     let sale = sales::create(&s, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(sale))
@@ -48,6 +50,15 @@ pub async fn sale_stats(
 ) -> Result<HttpResponse, AppError> {
     let id = SaleId::parse(&id)?;
     Ok(HttpResponse::Ok().json(sales::stats(&s, &id).await?))
+}
+
+pub async fn change_sale(
+    s: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<Map<String, Value>>,
+) -> Result<HttpResponse, AppError> {
+    let id = SaleId::parse(&id)?;
+    Ok(HttpResponse::Ok().json(sales::change(&s, &id, body.into_inner()).await?))
 }
 
 pub async fn open_sale(

@@ -25,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .wrap(from_fn(admin::require_admin))
                     .route("/sales", web::post().to(admin::create_sale))
                     .route("/sales/{id}", web::get().to(admin::sale_stats))
+                    .route("/sales/{id}", web::patch().to(admin::change_sale))
                     .route("/sales/{id}/open", web::post().to(admin::open_sale))
                     .route("/sales/{id}/close", web::post().to(admin::close_sale))
                     .route(

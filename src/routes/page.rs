@@ -50,6 +50,7 @@ const ASSETS: &[Asset] = &[
     asset!("js/dom.js", JS),
     asset!("js/pow.js", JS),
     asset!("js/pow-worker.js", JS),
+    asset!("js/opening.js", JS),
 ];
 
 /// A worker script runs in its own context: preloading it as a module would be wasted.

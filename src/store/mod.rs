@@ -19,12 +19,14 @@ mod orders;
 mod queue;
 mod recovery;
 mod report;
+mod sales;
 mod scripts;
 
 pub use conn::{Subscriber, Target};
 pub use orders::Take;
 pub use queue::{Joined, NewPlace, Place, Snapshot, Tick};
 pub use recovery::{Held, Settlement, SweepWork, Verdict};
+pub use sales::Fired;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -81,6 +83,11 @@ pub struct Live {
     pub admitted_total: i64,
     /// Units held for payment: with no stock left, the line is a waitlist while any are.
     pub held: i64,
+    /// As the scripts read it now (0 if Redis does not know the sale).
+    pub rate_per_sec: i64,
+    /// Pending schedule times, unix ms (the ticker runs lua/schedule.lua near them).
+    pub opens_at_ms: Option<i64>,
+    pub closes_at_ms: Option<i64>,
 }
 
 impl Live {
@@ -90,7 +97,7 @@ impl Live {
     }
 }
 
-/// open, stock, queue length, admitted now, admitted ever, held.
+/// open, stock, queue length, admitted now, admitted ever, held, cfg (rate, opens at, closes at).
 type LiveReply = (
     Option<String>,
     Option<i64>,
@@ -98,9 +105,10 @@ type LiveReply = (
     i64,
     Option<i64>,
     Option<i64>,
+    (Option<i64>, Option<i64>, Option<i64>),
 );
-/// How many replies `live_commands` adds.
-const LIVE_FIELDS: usize = 6;
+/// Replies per sale in `live_commands`.
+const LIVE_REPLIES: usize = 7;
 
 fn live_commands<'a>(pipe: &'a mut redis::Pipeline, sale: &str) -> &'a mut redis::Pipeline {
     pipe.get(key(sale, "open"))
@@ -109,10 +117,13 @@ fn live_commands<'a>(pipe: &'a mut redis::Pipeline, sale: &str) -> &'a mut redis
         .zcard(key(sale, "admitted"))
         .get(key(sale, "admits"))
         .get(key(sale, "held"))
+        .cmd("HMGET")
+        .arg(key(sale, "cfg"))
+        .arg(&["rate_per_sec", "opens_at", "closes_at"])
 }
 
 impl From<LiveReply> for Live {
-    fn from((open, stock, queue_len, active, total, held): LiveReply) -> Self {
+    fn from((open, stock, queue_len, active, total, held, cfg): LiveReply) -> Self {
         Self {
             open: open.as_deref() == Some("1"),
             remaining: stock.unwrap_or(0),
@@ -120,22 +131,17 @@ impl From<LiveReply> for Live {
             admitted_active: active,
             admitted_total: total.unwrap_or(0),
             held: held.unwrap_or(0),
+            rate_per_sec: cfg.0.unwrap_or(0),
+            opens_at_ms: cfg.1,
+            closes_at_ms: cfg.2,
         }
     }
 }
 
-/// The fields of a sale's `cfg` hash, which the scripts read.
-fn cfg_fields(spec: &SaleSpec) -> [(&'static str, i64); 8] {
-    [
-        ("units", spec.units as i64),
-        ("price_cents", spec.price_cents),
-        ("rate_per_sec", spec.rate_per_sec as i64),
-        ("ticket_ttl_secs", spec.ticket_ttl_secs as i64),
-        ("max_per_order", spec.max_per_order as i64),
-        ("max_active", spec.max_active as i64),
-        ("max_places_per_client", spec.max_places_per_client as i64),
-        ("pow_difficulty", spec.pow_difficulty as i64),
-    ]
+/// The fields of a sale's `cfg` hash, which the scripts read (`Settings::cfg`).
+fn cfg_fields(spec: &SaleSpec) -> Vec<(String, i64)> {
+    let fields = spec.settings.cfg().into_iter();
+    fields.filter_map(|(k, v)| Some((k, v?))).collect()
 }
 
 impl Store {
@@ -292,7 +298,7 @@ impl Store {
             redis::from_redis_value(flat.pop().ok_or_else(|| unexpected("TIME"))?)
                 .map_err(|_| unexpected("TIME"))?;
         let live = rest
-            .chunks(LIVE_FIELDS)
+            .chunks(LIVE_REPLIES)
             .map(|c| {
                 redis::from_redis_value::<LiveReply>(redis::Value::Array(c.to_vec()))
                     .map(Live::from)

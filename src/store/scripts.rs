@@ -170,7 +170,16 @@ pub static SETTLE_ORDER: Lua = Lua::new(
     &["stock", "events", "used", "expired", "pending"],
 );
 
-pub static ALL: [&Lua; 8] = [
+pub static CHANGE: Lua = Lua::new(
+    include_str!("../../lua/change.lua"),
+    &["cfg", "stock", "unsettled", "events"],
+);
+pub static SCHEDULE: Lua = Lua::new(
+    include_str!("../../lua/schedule.lua"),
+    &["cfg", "open", "events"],
+);
+
+pub static ALL: [&Lua; 10] = [
     &PAID,
     &ENQUEUE,
     &ADMIT,
@@ -179,6 +188,8 @@ pub static ALL: [&Lua; 8] = [
     &REBUILD,
     &SETTLE,
     &SETTLE_ORDER,
+    &CHANGE,
+    &SCHEDULE,
 ];
 
 #[cfg(test)]

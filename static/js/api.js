@@ -2,6 +2,8 @@
 // stable `code`, the HTTP `status` (0 when offline) and `retryAfter`: callers branch on codes,
 // never on English text.
 
+import { noteServerDate } from './opening.js';
+
 export const salePath = (saleId, what = '') => `/api/sales/${encodeURIComponent(saleId)}${what}`;
 
 export async function api(path, { method = 'GET', body, bearer } = {}) {
@@ -9,11 +11,13 @@ export async function api(path, { method = 'GET', body, bearer } = {}) {
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (bearer) headers.Authorization = `Bearer ${bearer}`;
   let res;
+  const sent = Date.now();
   try {
     res = await fetch(path, { method, headers, cache: 'no-store', body: body === undefined ? undefined : JSON.stringify(body) });
   } catch {
     throw apiError(0, 'network', 'We can’t reach the server right now.', null);
   }
+  noteServerDate(res, sent, Date.now());
   const data = await res.json().catch(() => null);
   if (res.ok) return data;
   throw apiError(res.status, data?.code ?? `http_${res.status}`, data?.message ?? 'Something went wrong.', retryAfter(res));

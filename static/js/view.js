@@ -5,6 +5,7 @@
 import { $, text, show } from './dom.js';
 import { cents, num, toMs, place, etaSecs, humanEta, secondsLeft, clockTime } from './derive.js';
 import { announce } from './announce.js';
+import { renderOpening } from './opening.js';
 
 export function render(s) {
   const root = $('#state');
@@ -19,6 +20,7 @@ export function render(s) {
   show('#retry', s.canRetry && !s.busy && s.view !== 'admitted'); // #buy doubles as retry there
   if (s.view === 'home') renderHome(s);
   if (s.sale) renderSale(s);
+  renderOpening(s);
   if (s.view === 'waiting') renderWaiting(s);
   if (s.view === 'admitted') renderAdmitted(s);
   if (s.view === 'purchased') renderOrder(s.order || {});

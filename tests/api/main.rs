@@ -16,6 +16,7 @@ mod events;
 mod finished;
 mod fuzz;
 mod metrics;
+mod live_changes;
 mod model;
 mod nginx;
 mod nginx_proc;
