@@ -7,6 +7,7 @@ mod common;
 mod admission;
 mod checkout;
 mod cluster;
+mod console;
 mod door;
 mod door_join;
 mod door_session;
