@@ -6,6 +6,7 @@ const FORMAT = {
   admissions_per_sec: (v) => num(v, { decimals: true }),
   orders_per_sec: (v) => num(v, { decimals: true }),
   checkout_p99_ms: (v) => num(v, { unit: ' ms' }),
+  max_active: (v) => (v > 0 ? num(v) : 'no cap'),
   opens_at: when,
   closes_at: when,
 };
