@@ -1,8 +1,9 @@
 -- One admission tick for one sale. Safe to run from any number of instances at once: it is
 -- atomic and reads the clock from Redis TIME, so together they admit exactly rate_per_sec.
 -- Returns {open, stock, active, queue_len, admits_total, expired_now, rate, now_us,
--- admitted ids...}; now_us (Redis TIME in µs, as a string) orders this tick's numbers
--- against the stock messages other scripts publish.
+-- admitted id, its join score (µs), ...}; now_us (Redis TIME in µs, as a string) orders this
+-- tick's numbers against the stock messages other scripts publish; the join scores are what
+-- the fairness report measures waits and FIFO order by.
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
@@ -19,9 +20,10 @@ end
 local open = redis.call('GET', K.open) == '1'
 local stock = tonumber(redis.call('GET', K.stock) or '0')
 local active = redis.call('ZCARD', K.admitted)
-local cfg = redis.call('HMGET', K.cfg, 'rate_per_sec', 'ticket_ttl_secs', 'max_active')
+local cfg = redis.call('HMGET', K.cfg, 'rate_per_sec', 'ticket_ttl_secs', 'max_active',
+  'max_per_order')
 local rate = tonumber(cfg[1]) or 1
-local ids = {}
+local ids, scores = {}, {}
 
 local b = redis.call('HMGET', K.bucket, 'last_ms', 'allowance', 'admitting')
 if not open or stock <= 0 then
@@ -38,7 +40,10 @@ else
   local allowance = tonumber(b[2]) or 0
   -- At most one second of burst, so a stalled ticker cannot release a flood at once.
   allowance = math.min(allowance + math.max(now_ms - last, 0) * rate / 1000, math.max(rate, 1))
-  local room = math.min(math.floor(allowance), stock - active)
+  -- Admission counts units: each admitted shopper may still take up to max_per_order, so
+  -- no more are let in than could buy what is left (with 1 per order: one per unit).
+  local per = math.max(tonumber(cfg[4]) or 1, 1)
+  local room = math.min(math.floor(allowance), math.ceil(stock / per) - active)
   if max_active > 0 then room = math.min(room, max_active - active) end
   if room > 0 then
     local popped = redis.call('ZPOPMIN', K.queue, room)
@@ -46,6 +51,7 @@ else
     for i = 1, #popped, 2 do
       redis.call('ZADD', K.admitted, expires, popped[i])
       ids[#ids + 1] = popped[i]
+      scores[#scores + 1] = popped[i + 1]
       -- A place that leaves the line frees its client's count (tagged only in capped sales).
       local tag = popped[i]:match('%.(.+)$')
       if tag and redis.call('HINCRBY', K.places, tag, -1) <= 0 then
@@ -66,5 +72,8 @@ end
 local result = {open and 1 or 0, stock, active, redis.call('ZCARD', K.queue),
   tonumber(redis.call('GET', K.admits) or '0'), #gone, rate,
   string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))}
-for i = 1, #ids do result[#result + 1] = ids[i] end
+for i = 1, #ids do
+  result[#result + 1] = ids[i]
+  result[#result + 1] = scores[i]
+end
 return result

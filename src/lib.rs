@@ -6,6 +6,7 @@
 //! every SQL statement, `tokens` the JWTs; `fault` is their error, `error` the HTTP one.
 
 pub mod admission;
+pub mod audit;
 pub mod checkout;
 pub mod config;
 pub mod console;

@@ -8,11 +8,13 @@
 //! order writer), `payments` (webhook outcomes, hold expiry, releases) and `recovery` (what
 //! rebuilding and settling a sale Redis lost needs from here).
 
+mod audit;
 mod orders;
 mod payments;
 mod recovery;
 mod writer;
 
+pub use audit::AuditRow;
 pub use orders::{Order, Recorded};
 pub use payments::{Payment, PaymentOutcome, Release};
 pub use recovery::{LockedSale, Orders, SaleState, Standing};

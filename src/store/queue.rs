@@ -61,7 +61,8 @@ pub struct Tick {
     pub queue_len: i64,
     pub admitted_total: i64,
     pub rate_per_sec: i64,
-    pub admitted: Vec<String>,
+    /// Who was let in: queue id and the join score (Redis µs) they waited from.
+    pub admitted: Vec<(String, i64)>,
     /// Redis time (µs) the tick ran at: orders its numbers against stock messages.
     pub at_us: i64,
 }
@@ -145,9 +146,18 @@ impl Store {
     pub async fn admit(&self, sale: &str) -> Result<Tick, Fault> {
         let mut v: Vec<redis::Value> = ADMIT.on(sale).run(self).await?;
         let bad = |_| unexpected("admit.lua");
-        let ids: Vec<String> =
+        let pairs: Vec<String> =
             redis::from_redis_value(redis::Value::Array(v.split_off(8.min(v.len()))))
                 .map_err(bad)?;
+        let admitted = pairs
+            .chunks_exact(2)
+            .map(|p| {
+                Ok((
+                    p[0].clone(),
+                    p[1].parse().map_err(|_| unexpected("admit.lua"))?,
+                ))
+            })
+            .collect::<Result<_, Fault>>()?;
         let at: String = redis::from_redis_value(v.pop().ok_or_else(|| unexpected("admit.lua"))?)
             .map_err(bad)?;
         let at_us = at.parse().map_err(|_| unexpected("admit.lua"))?;
@@ -162,7 +172,7 @@ impl Store {
             queue_len,
             admitted_total,
             rate_per_sec: rate,
-            admitted: ids,
+            admitted,
             at_us,
         })
     }

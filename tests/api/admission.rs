@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use redis::AsyncCommands;
+use serde_json::json;
 
 use crate::common::*;
 
@@ -143,4 +144,36 @@ async fn admission_stops_at_units_left_and_an_expired_ticket_frees_a_place() {
     let v: serde_json::Value = again.json().await.unwrap();
     assert_eq!(v["status"], "expired");
     assert_eq!(app.stats(&sale).await["queue_len"], 4);
+}
+
+/// With up to 3 units per order, 10 units need at most 4 buyers: admission counts units, so
+/// the 4 it lets in can buy everything and nobody else waits for a ticket that would hear 409.
+#[tokio::test]
+async fn admission_counts_units_when_orders_take_several() {
+    let app = spawn_app().await;
+    let sale = app
+        .create_sale_with(10, 100, json!({"max_per_order": 3}))
+        .await;
+    let mut joined = Vec::new();
+    for _ in 0..10 {
+        joined.push(app.join(&sale).await);
+    }
+    app.admin(&sale, "open").await;
+    let four = eventually(WAIT, || async {
+        (admitted_total(&app, &sale).await >= 4).then_some(())
+    })
+    .await;
+    assert!(four.is_some(), "four shoppers were never admitted");
+    ticks_after(&sale, 3).await;
+    assert_eq!(admitted_total(&app, &sale).await, 4, "ceil(10 / 3) = 4");
+
+    // The first four in line buy 3, 3, 3 and the last unit: all of them get their order.
+    for (j, qty) in joined.iter().zip([3, 3, 3, 1]) {
+        let ticket = app.ticket(&sale, &j.token).await;
+        let res = app.checkout(&sale, &ticket, qty).await;
+        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    }
+    let stats = app.stats(&sale).await;
+    assert_eq!(stats["remaining"], 0);
+    assert_eq!(stats["admitted_total"], 4, "nobody admitted past the units");
 }

@@ -150,14 +150,15 @@ pub fn invariants(m: &Model, st: &Stores) -> Result<(), TestCaseError> {
     if t.max_active > 0 {
         prop_assert!(live.len() as i64 <= t.max_active, "above max_active");
     }
-    if t.max_per_order == 1 {
-        prop_assert!(
-            live.len() as i64 <= stock,
-            "{} admitted for {} units",
-            live.len(),
-            stock
-        );
-    }
+    // Admission counts units: every admitted shopper could buy the most per order.
+    let per = t.max_per_order.max(1);
+    prop_assert!(
+        live.len() as i64 <= (stock + per - 1) / per,
+        "{} admitted for {} units at up to {} each",
+        live.len(),
+        stock,
+        per
+    );
     Ok(())
 }
 

@@ -205,7 +205,9 @@ impl Model {
     /// bucket after its refill.
     pub fn admits(&self, tokens: i64) -> Vec<usize> {
         let active = self.active().len() as i64;
-        let mut room = tokens.min(self.stock() - active);
+        // Admission counts units: no more in than could buy what is left.
+        let per = self.terms.max_per_order.max(1);
+        let mut room = tokens.min((self.stock() + per - 1) / per - active);
         if self.terms.max_active > 0 {
             room = room.min(self.terms.max_active - active);
         }
