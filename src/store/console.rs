@@ -24,8 +24,8 @@ pub struct ConsoleRead {
     pub readings: Vec<Reading>,
 }
 
-/// Replies per sale: the five of `live_commands`, then SCARD pending and HLEN used.
-const PER_SALE: usize = 7;
+/// Replies per sale this module adds after `live_commands`: SCARD pending and HLEN used.
+const OWN: usize = 2;
 
 impl Store {
     pub async fn console_read(&self, sales: &[&str]) -> Result<ConsoleRead, Fault> {
@@ -37,21 +37,24 @@ impl Store {
                 .hlen(key(sale, "used"));
         }
         let mut flat: Vec<redis::Value> = pipe.query_async(&mut self.conn()).await?;
-        if flat.len() != 2 + PER_SALE * sales.len() {
+        let rest = flat.split_off(2.min(flat.len()));
+        // However many replies `live_commands` gives, each sale's chunk ends with ours.
+        let per_sale = rest.len().checked_div(sales.len()).unwrap_or(OWN + 1);
+        if flat.len() != 2 || per_sale <= OWN || rest.len() != per_sale * sales.len() {
             return Err(unexpected("console_read"));
         }
-        let rest = flat.split_off(2);
         let listed: HashSet<String> = redis::from_redis_value(flat.pop().expect("two replies"))
             .map_err(|_| unexpected("SMEMBERS"))?;
         let (secs, micros): (i64, i64) = redis::from_redis_value(flat.pop().expect("two replies"))
             .map_err(|_| unexpected("TIME"))?;
         let readings = rest
-            .chunks(PER_SALE)
+            .chunks(per_sale)
             .map(|c| {
-                let live: LiveReply = redis::from_redis_value(redis::Value::Array(c[..5].to_vec()))
+                let (live, own) = c.split_at(per_sale - OWN);
+                let live: LiveReply = redis::from_redis_value(redis::Value::Array(live.to_vec()))
                     .map_err(|_| unexpected("console_read"))?;
                 let (pending, orders): (i64, i64) =
-                    redis::from_redis_value(redis::Value::Array(c[5..].to_vec()))
+                    redis::from_redis_value(redis::Value::Array(own.to_vec()))
                         .map_err(|_| unexpected("console_read"))?;
                 Ok(Reading {
                     live: live.into(),
