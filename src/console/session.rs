@@ -27,7 +27,11 @@ pub const TTL_SECS: i64 = 3600;
 /// How a request proved it is the admin; a session past half its life brings a fresh cookie.
 pub enum Admin {
     Bearer,
-    Session { renewal: Option<Cookie<'static>> },
+    Session {
+        /// When the session presented ends (unix seconds).
+        exp: i64,
+        renewal: Option<Cookie<'static>>,
+    },
 }
 
 /// The admin token as given in the configuration; empty means admin routes are off.
@@ -74,7 +78,10 @@ pub fn authorize(s: &AppState, req: &HttpRequest) -> Result<Admin, AppError> {
         ));
     }
     let renewal = (claims.exp - now_secs() < TTL_SECS / 2).then(|| issue(s, https));
-    Ok(Admin::Session { renewal })
+    Ok(Admin::Session {
+        exp: claims.exp,
+        renewal,
+    })
 }
 
 /// Over HTTPS only the `__Host-` cookie counts: a plain one could be planted by a sibling.

@@ -14,12 +14,15 @@ use tokio::sync::watch;
 
 use crate::sse::KEEP_ALIVE;
 use crate::state::AppState;
+use crate::tokens::now_secs;
 
 /// The route, named in `telemetry` so the request gets no hours-long root span.
 pub const ROUTE: &str = "/api/admin/events";
 
 struct Stream {
     history: Option<ByteString>,
+    /// The end of the session that opened the stream.
+    until: tokio::time::Instant,
     samples: watch::Receiver<Option<ByteString>>,
     shutdown: watch::Receiver<bool>,
 }
@@ -36,6 +39,7 @@ impl Stream {
             tokio::select! {
                 biased;
                 _ = self.shutdown.changed() => return None,
+                _ = tokio::time::sleep_until(self.until) => return None,
                 r = self.samples.changed() => {
                     r.ok()?;
                     let sample = self.samples.borrow_and_update().clone();
@@ -48,16 +52,20 @@ impl Stream {
     }
 }
 
-/// Opens a dashboard's stream (the caller is already known to be the admin).
-pub fn open(state: Arc<AppState>) -> HttpResponse {
+/// Opens a dashboard's stream (the caller is already known to be the admin) until `until`
+/// (unix seconds), if given.
+pub fn open(state: Arc<AppState>, until: Option<i64>) -> HttpResponse {
     let span = tracing::info_span!("HTTP request", http.route = ROUTE);
     let _entered = span.enter();
     let mut samples = state.console.subscribe();
     // Seen now: the history below already holds it (a sample in between arrives twice and
     // the page keeps one).
     samples.borrow_and_update();
+    // A day stands for "no end": the bearer token does not expire.
+    let secs = until.map_or(86_400, |exp| (exp - now_secs()).clamp(0, 86_400));
     let live = Stream {
         history: Some(state.console.history()),
+        until: tokio::time::Instant::now() + Duration::from_secs(secs as u64),
         samples,
         shutdown: state.shutdown.clone(),
     };

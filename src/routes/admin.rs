@@ -22,7 +22,10 @@ pub async fn require_admin(
     let s = s.ok_or_else(|| AppError::unavailable("starting"))?;
     let admin = session::authorize(&s, req.request())?;
     let mut res = next.call(req).await?;
-    if let session::Admin::Session { renewal: Some(c) } = admin {
+    if let session::Admin::Session {
+        renewal: Some(c), ..
+    } = admin
+    {
         res.response_mut().add_cookie(&c)?;
     }
     Ok(res)

@@ -34,7 +34,10 @@ pub async fn session_info(
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
     let mut res = HttpResponse::Ok();
-    if let session::Admin::Session { renewal: Some(c) } = session::authorize(&s, &req)? {
+    if let session::Admin::Session {
+        renewal: Some(c), ..
+    } = session::authorize(&s, &req)?
+    {
         res.cookie(c);
     }
     Ok(res.json(serde_json::json!({ "signed_in": true })))
@@ -47,7 +50,12 @@ pub async fn sign_out(s: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
         .finish()
 }
 
-/// `GET /api/admin/events`: `history`, then a `sample` each second.
-pub async fn events(s: web::Data<AppState>) -> HttpResponse {
-    stream::open(s.into_inner())
+/// `GET /api/admin/events`: `history`, then a `sample` each second. A stream opened with the
+/// session cookie ends when that session does (the page's reconnect then meets a 401).
+pub async fn events(s: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, AppError> {
+    let until = match session::authorize(&s, &req)? {
+        session::Admin::Session { exp, .. } => Some(exp),
+        session::Admin::Bearer => None,
+    };
+    Ok(stream::open(s.into_inner(), until))
 }

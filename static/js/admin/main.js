@@ -65,7 +65,10 @@ function goLive() {
     onChange: render,
     onState: async (c) => {
       setConn(c);
-      if (c !== 'live' && !(await stillSignedIn())) signedOut('Your session ended: sign in again.');
+      if (c === 'live') return;
+      if (!(await stillSignedIn())) signedOut('Your session ended: sign in again.');
+      // The browser gave up (a 5xx, say) while the session holds: try again shortly.
+      else if (c === 'down') setTimeout(() => ui.es?.readyState === EventSource.CLOSED && goLive(), 3000);
     },
   });
   // Keeps the session cookie fresh while the page is open (the server renews it).
