@@ -9,6 +9,7 @@ pub mod admission;
 pub mod audit;
 pub mod checkout;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod door;
 pub mod error;

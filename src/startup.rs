@@ -19,7 +19,7 @@ use crate::ledger::Ledger;
 use crate::state::AppState;
 use crate::store::Store;
 use crate::tokens::{self, Keys};
-use crate::{admission, error, health, recovery, routes, telemetry};
+use crate::{admission, console, error, health, recovery, routes, telemetry};
 
 pub struct Application {
     port: u16,
@@ -94,6 +94,7 @@ impl Application {
             keys,
             pow: PowKey::from_config(&config),
             hub: Arc::new(Hub::default()),
+            console: Default::default(),
             health: Default::default(),
             limits: Limiters::new(&config.limits),
             rebuilding: Default::default(),
@@ -143,6 +144,7 @@ impl Application {
         tokio::spawn(admission::run_sweeper(state.clone()));
         tokio::spawn(admission::run_rebuilder(state.clone()));
         tokio::spawn(limits::run_sweeper(state.clone()));
+        tokio::spawn(console::run_sampler(state.clone()));
         Ok(Self {
             port,
             server,

@@ -19,6 +19,8 @@ pub struct AppState {
     /// Signs and checks proof-of-work challenges (`door::pow`).
     pub pow: PowKey,
     pub hub: Arc<Hub>,
+    /// The dashboard's samples (`console::sampler`).
+    pub console: crate::console::Console,
     /// Readiness as the background check last saw it (`health`).
     pub health: crate::health::Health,
     /// Per-client request rates (`door::limits`), shared by every worker of this process.

@@ -85,7 +85,10 @@ pub struct RequestSpan;
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(req: &ServiceRequest) -> Span {
         let route = req.match_pattern();
-        if route.as_deref() == Some(EVENTS_ROUTE) {
+        if matches!(
+            route.as_deref(),
+            Some(EVENTS_ROUTE | crate::console::stream::ROUTE)
+        ) {
             return Span::none();
         }
         let request_id = req

@@ -133,7 +133,7 @@ fn sid_cookie(req: &HttpRequest, https: bool) -> Option<String> {
 
 /// Whether the browser reached us over HTTPS: our own TLS listener, or a trusted proxy's
 /// `X-Forwarded-Proto` (`door::client`'s trust model: nobody else may claim it).
-fn is_https(s: &AppState, req: &HttpRequest) -> bool {
+pub(crate) fn is_https(s: &AppState, req: &HttpRequest) -> bool {
     if req.app_config().secure() {
         return true;
     }

@@ -4,36 +4,33 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
-use secrecy::ExposeSecret;
-use subtle::ConstantTimeEq;
 
 use serde_json::{Map, Value};
 
+use crate::console::session;
 use crate::domain::SaleId;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::{audit, report, sales};
 
 /// Middleware on the admin scope: every admin route needs the admin bearer token (compared
-/// in constant time), checked before the body or path is even parsed.
+/// in constant time) or the dashboard's session cookie (`console::session`), checked before
+/// the body or path is even parsed.
 pub async fn require_admin(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let expected = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.config.admin_token.expose_secret().to_string())
-        .unwrap_or_default();
-    let given = super::bearer(req.request()).unwrap_or("");
-    let ok = !expected.is_empty() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()));
-    if !ok {
-        return Err(AppError::unauthorized(
-            "invalid_admin_token",
-            "a valid admin bearer token is required",
-        )
-        .into());
+    let s = req.app_data::<web::Data<AppState>>().cloned();
+    let s = s.ok_or_else(|| AppError::unavailable("starting"))?;
+    let admin = session::authorize(&s, req.request())?;
+    let mut res = next.call(req).await?;
+    if let session::Admin::Session {
+        renewal: Some(c), ..
+    } = admin
+    {
+        res.response_mut().add_cookie(&c)?;
     }
-    next.call(req).await
+    Ok(res)
 }
 
 pub async fn create_sale(

@@ -2,6 +2,7 @@
 //! call one domain function, map the result.
 
 mod admin;
+mod console;
 mod ops;
 mod page;
 mod shopper;
@@ -20,9 +21,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/api")
             // API answers are never cached by a browser or the CDN.
             .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
+            // The dashboard's sign-in, before the admin scope: it is how a session starts.
+            .service(
+                writes("/admin/session")
+                    .route(web::post().to(console::sign_in))
+                    .route(web::get().to(console::session_info))
+                    .route(web::delete().to(console::sign_out)),
+            )
             .service(
                 web::scope("/admin")
                     .wrap(from_fn(admin::require_admin))
+                    .route("/events", web::get().to(console::events))
                     .route("/sales", web::post().to(admin::create_sale))
                     .route("/sales/{id}", web::get().to(admin::sale_stats))
                     .route("/sales/{id}", web::patch().to(admin::change_sale))
@@ -59,6 +68,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/metrics", web::get().to(ops::metrics))
     .route("/", web::get().to(page::index))
     .route("/s/{id}", web::get().to(page::index))
+    .route("/admin", web::get().to(page::admin))
     .route("/static/{path:.*}", web::get().to(page::asset))
     // Any other path still answers in our JSON shape (a known path's other methods are
     // actix's empty 405, which carries the Allow header).
@@ -127,7 +137,7 @@ fn body_bytes(body: Result<web::Bytes, actix_web::Error>) -> Result<web::Bytes, 
 }
 
 /// The token after `Bearer `, if any.
-fn bearer(req: &HttpRequest) -> Option<&str> {
+pub(crate) fn bearer(req: &HttpRequest) -> Option<&str> {
     req.headers()
         .get(header::AUTHORIZATION)?
         .to_str()

@@ -53,6 +53,27 @@ const ASSETS: &[Asset] = &[
     asset!("js/opening.js", JS),
 ];
 
+const ADMIN_ENTRY: &str = "js/admin/main.js";
+
+/// The operator's dashboard (`/admin`): its modules and the vendored chart library.
+const ADMIN_ASSETS: &[Asset] = &[
+    asset!("admin.css", CSS),
+    asset!("vendor/uplot/uPlot.min.css", CSS),
+    asset!("vendor/uplot/uPlot.iife.min.js", JS),
+    asset!("js/admin/main.js", JS),
+    asset!("js/admin/api.js", JS),
+    asset!("js/admin/stream.js", JS),
+    asset!("js/admin/charts.js", JS),
+    asset!("js/admin/view.js", JS),
+    asset!("js/admin/controls.js", JS),
+    asset!("js/admin/panels.js", JS),
+    asset!("js/admin/format.js", JS),
+];
+
+fn all_assets() -> impl Iterator<Item = &'static Asset> {
+    ASSETS.iter().chain(ADMIN_ASSETS)
+}
+
 /// A worker script runs in its own context: preloading it as a module would be wasted.
 fn preloaded(a: &Asset) -> bool {
     a.content_type == JS && a.path != ENTRY && !a.path.ends_with("-worker.js")
@@ -60,7 +81,7 @@ fn preloaded(a: &Asset) -> bool {
 
 static VERSION: LazyLock<String> = LazyLock::new(|| {
     let mut h = Sha256::new();
-    for a in ASSETS {
+    for a in all_assets() {
         h.update(a.path.as_bytes());
         h.update(a.body.as_bytes());
     }
@@ -87,17 +108,42 @@ static INDEX: LazyLock<String> = LazyLock::new(|| {
         .replace("__ASSET_VERSION__", &VERSION)
 });
 
-pub async fn index() -> HttpResponse {
+static ADMIN: LazyLock<String> = LazyLock::new(|| {
+    let preloads: Vec<String> = ADMIN_ASSETS
+        .iter()
+        .filter(|a| a.path.starts_with("js/admin/") && a.path != ADMIN_ENTRY)
+        .map(|a| {
+            format!(
+                r#"<link rel="modulepreload" href="/static/{}/{}">"#,
+                *VERSION, a.path
+            )
+        })
+        .collect();
+    include_str!("../../static/admin.html")
+        .replace("__MODULE_PRELOADS__", &preloads.join("\n  "))
+        .replace("__ASSET_VERSION__", &VERSION)
+});
+
+fn html(body: &'static str) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(INDEX.as_str())
+        .body(body)
+}
+
+pub async fn index() -> HttpResponse {
+    html(INDEX.as_str())
+}
+
+/// `GET /admin`: the dashboard; it signs in and reads everything through `/api/admin`.
+pub async fn admin() -> HttpResponse {
+    html(ADMIN.as_str())
 }
 
 /// `GET /static/{version}/{path}`.
 pub async fn asset(path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let (version, file) = path.split_once('/').unwrap_or_default();
-    let asset = ASSETS.iter().find(|a| a.path == file);
+    let asset = all_assets().find(|a| a.path == file);
     let asset = asset.ok_or_else(|| AppError::not_found("not_found", "no such file"))?;
     // Another version (a page from an instance on the other side of a deploy) still gets
     // today's file, but one that must not be kept under that version's name.
@@ -119,11 +165,12 @@ mod tests {
     /// import must name an embedded file.
     #[test]
     fn every_module_import_is_embedded() {
-        for a in ASSETS.iter().filter(|a| a.content_type == JS) {
+        for a in all_assets().filter(|a| a.path.starts_with("js/")) {
+            let dir = a.path.rsplit_once('/').map_or("", |(d, _)| d);
             for spec in a.body.split("from './").skip(1) {
                 let name = spec.split('\'').next().unwrap();
-                let path = format!("js/{name}");
-                let found = ASSETS.iter().any(|b| b.path == path);
+                let path = format!("{dir}/{name}");
+                let found = all_assets().any(|b| b.path == path);
                 assert!(found, "{} imports {path}, not in ASSETS", a.path);
             }
         }
@@ -136,5 +183,10 @@ mod tests {
         assert!(INDEX.contains(&linked));
         let preloads = INDEX.matches("modulepreload").count();
         assert_eq!(preloads, ASSETS.iter().filter(|a| preloaded(a)).count());
+        assert!(
+            !ADMIN.contains("__"),
+            "a placeholder is left in the dashboard"
+        );
+        assert!(ADMIN.contains(&format!("/static/{}/{ADMIN_ENTRY}", *VERSION)));
     }
 }

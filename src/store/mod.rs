@@ -14,6 +14,7 @@
 //! releases), `recovery` (rebuilding and settling a sale Redis lost).
 
 mod conn;
+mod console;
 mod door;
 mod orders;
 mod queue;
@@ -23,6 +24,7 @@ mod sales;
 mod scripts;
 
 pub use conn::{Subscriber, Target};
+pub use console::{ConsoleRead, Reading};
 pub use orders::Take;
 pub use queue::{Joined, NewPlace, Place, Snapshot, Tick};
 pub use recovery::{Held, Settlement, SweepWork, Verdict};

@@ -31,6 +31,8 @@ pub enum KeyError {
 pub(super) struct Verifiers {
     pub(super) ticket: DecodingKey,
     pub(super) queue: DecodingKey,
+    /// Binds admin sessions to the admin token (`admin.rs`), per key so rotation keeps them.
+    pub(super) admin_mac: SecretBox<[u8; 32]>,
 }
 
 pub struct Keys {
@@ -44,6 +46,9 @@ pub struct Keys {
     pub(super) ring: HashMap<String, Verifiers>,
     pub(super) ticket_validation: Validation,
     pub(super) queue_validation: Validation,
+    pub(super) admin_validation: Validation,
+    /// The `kid` of the signing key, to find its `admin_mac` in the ring.
+    pub(super) kid: String,
     pub(super) issuer: String,
     jwks: serde_json::Value,
 }
@@ -63,9 +68,14 @@ pub fn generate_pem() -> String {
 /// secret as the private key and needs no configuration of its own. Unchanged from the
 /// hand-written codec, so queue tokens issued before an upgrade still verify.
 fn queue_secret(key: &SigningKey) -> SecretBox<[u8; 32]> {
+    derived(key, b"waitroom queue-token mac v1")
+}
+
+/// A secret derived from the Ed25519 seed under `label`: as secret as the key itself.
+fn derived(key: &SigningKey, label: &'static [u8]) -> SecretBox<[u8; 32]> {
     SecretBox::init_with(|| {
         let mut kdf = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("any key length");
-        kdf.update(b"waitroom queue-token mac v1");
+        kdf.update(label);
         kdf.finalize().into_bytes().into()
     })
 }
@@ -127,6 +137,7 @@ impl Keys {
             let verifiers = Verifiers {
                 ticket: DecodingKey::from_jwk(&jwk).expect("our own JWK"),
                 queue: DecodingKey::from_secret(queue_secret(key).expose_secret()),
+                admin_mac: derived(key, b"waitroom admin-session binding v1"),
             };
             ring.insert(jwk.common.key_id.clone().expect("kid set"), verifiers);
             jwks.keys.push(jwk);
@@ -140,6 +151,8 @@ impl Keys {
             ring,
             ticket_validation: validation(Kind::Ticket, issuer),
             queue_validation: validation(Kind::Queue, issuer),
+            admin_validation: super::admin::validation(issuer),
+            kid: kid.to_string(),
             issuer: issuer.to_string(),
             jwks: serde_json::to_value(&jwks).expect("a JWKS serializes"),
         })

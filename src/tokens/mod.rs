@@ -10,8 +10,10 @@
 //!
 //! What must hold: the algorithm is pinned per kind (a queue token must be HS256, a ticket
 //! EdDSA; anything else is refused); `typ` separates the kinds and neither is accepted for
-//! the other; `aud` is the sale and `iss` this service.
+//! the other; `aud` is the sale and `iss` this service. Admin sessions (`admin.rs`) are a
+//! third kind with a fixed `aud` of their own.
 
+mod admin;
 mod claims;
 mod keys;
 #[cfg(test)]
@@ -23,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use claims::{Common, Kind};
 
+pub use admin::{AdminClaims, ADMIN_AUD, ADMIN_TYP};
 pub use claims::{Claims, QueueClaims, TicketClaims, QUEUE_TYP, TICKET_TYP};
 pub use keys::{generate_pem, KeyError, Keys};
 

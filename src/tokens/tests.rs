@@ -179,3 +179,34 @@ fn pkcs8_v1_pems_from_before_still_load() {
     assert!(Keys::from_pems(&[SecretString::from("not a key")], "waitroom").is_err());
     assert!(Keys::from_pems(&[], "waitroom").is_err());
 }
+
+#[test]
+fn admin_sessions_are_their_own_kind_and_bound_to_the_admin_token() {
+    let k = keys();
+    let s = k.admin_session(b"admin-secret", 60);
+    assert_eq!(
+        k.verify_admin_session(&s, b"admin-secret").unwrap().sub,
+        "admin"
+    );
+    assert!(!s.contains("admin-secret"));
+    // Another admin token (rotated) or another key: no longer a session.
+    assert_eq!(
+        k.verify_admin_session(&s, b"rotated").unwrap_err(),
+        TokenError::BadSignature
+    );
+    assert!(keys().verify_admin_session(&s, b"admin-secret").is_err());
+    // A session is neither a ticket nor a queue token, and neither of those is a session.
+    assert!(k.verify_ticket(&s, ADMIN_AUD).is_err());
+    assert!(k.verify_queue(&s, ADMIN_AUD).is_err());
+    let t = k.ticket("s1", "qid", None, (now_secs() + 60) * 1000);
+    let q = k.queue_token("s1", "qid", 42, 1, 60, None);
+    for other in [t, q, "garbage".to_string()] {
+        assert!(k.verify_admin_session(&other, b"admin-secret").is_err());
+    }
+    let expired = k.admin_session(b"admin-secret", -60);
+    assert_eq!(
+        k.verify_admin_session(&expired, b"admin-secret")
+            .unwrap_err(),
+        TokenError::Expired
+    );
+}

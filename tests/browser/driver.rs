@@ -82,12 +82,28 @@ impl Driver {
 
     /// A new browser window with its own fresh profile (so its own localStorage).
     pub async fn session(&self, name: &'static str, chromium: Option<&str>) -> Browser<'_> {
+        self.session_sized(name, chromium, true).await
+    }
+
+    /// A phone-sized window, or a desktop one (1280 x 1000) when `phone` is false.
+    pub async fn session_sized(
+        &self,
+        name: &'static str,
+        chromium: Option<&str>,
+        phone: bool,
+    ) -> Browser<'_> {
         let mut args: Vec<String> = CHROME_ARGS.split_whitespace().map(String::from).collect();
         let profile = self.profiles.join(name);
         args.push(format!("--user-data-dir={}", profile.display()));
         // Chrome will not size a window under 500 px wide: emulate the phone's viewport.
         let metrics = json!({ "width": 412, "height": 915, "pixelRatio": 1 });
         let mut chrome = json!({ "args": args, "mobileEmulation": { "deviceMetrics": metrics } });
+        if !phone {
+            let args = chrome["args"].as_array_mut().unwrap();
+            args.retain(|a| !a.as_str().unwrap().starts_with("--window-size"));
+            args.push(json!("--window-size=1280,1000"));
+            chrome.as_object_mut().unwrap().remove("mobileEmulation");
+        }
         if let Some(bin) = chromium {
             chrome["binary"] = json!(bin);
         }
@@ -162,6 +178,20 @@ impl Browser<'_> {
     pub async fn find(&self, css: &str) -> String {
         let found = self.post("/element", json!({ "using": "css selector", "value": css }));
         found.await[ELEMENT].as_str().unwrap().to_string()
+    }
+
+    /// Types `text` into the input `css` after clearing it.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let el = self.find(css).await;
+        self.post(&format!("/element/{el}/clear"), json!({})).await;
+        self.post(&format!("/element/{el}/value"), json!({ "text": text }))
+            .await;
+    }
+
+    /// A Chrome DevTools Protocol command, through chromedriver.
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        let body = json!({ "cmd": cmd, "params": params });
+        self.post("/goog/cdp/execute", body).await
     }
 
     pub async fn click(&self, css: &str) {
