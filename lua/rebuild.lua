@@ -6,7 +6,8 @@
 -- Checkouts answer 503 until then; the hubs drop their buyer lists (`unsettled`).
 -- ARGV: 1 JSON {cfg = {field = value}, stock = n, used = {queue id = order record},
 --   lapsed = [queue ids whose orders lapsed; their units are out of `sold` already],
---   open = the ledger's open switch, paid = [queue ids of paid orders]}
+--   open = the ledger's open switch, paid = [queue ids of paid orders],
+--   failed = [queue ids whose payment failed]}
 -- Returns 1 if rebuilt, 0 if the sale was already there.
 if redis.call('EXISTS', K.cfg) == 1 then return 0 end
 local s = cjson.decode(ARGV[1])
@@ -16,6 +17,7 @@ for _, qid in ipairs(s.lapsed) do
   redis.call('SADD', K.released, qid)
 end
 for _, qid in ipairs(s.paid) do redis.call('SADD', K.paid, qid) end
+for _, qid in ipairs(s.failed) do redis.call('SADD', K.failed, qid) end
 -- Units held for payment: every order Redis knows that is not paid.
 local held = 0
 local used = redis.call('HGETALL', K.used)

@@ -14,7 +14,7 @@
 --              confirmed taking back: already out of `sold`, so they are marked released
 --              here (as release.lua would) and the retry that follows gives nothing twice;
 --   bought = {queue id = order record}, lapsed = [queue ids]  (every order of the sale),
---   paid = [queue ids of paid orders]}
+--   paid = [queue ids of paid orders], failed = [queue ids whose payment failed]}
 -- Returns the stock now.
 local a = cjson.decode(ARGV[1])
 local function spend(qid)
@@ -38,6 +38,7 @@ for _, qid in ipairs(a.lapsed) do
   redis.call('SADD', K.released, qid)
 end
 for _, qid in ipairs(a.paid) do redis.call('SADD', K.paid, qid) end
+for _, qid in ipairs(a.failed) do redis.call('SADD', K.failed, qid) end
 -- Units held for payment: every order Redis knows that is not paid.
 local held = 0
 local used = redis.call('HGETALL', K.used)

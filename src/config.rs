@@ -27,6 +27,9 @@ pub struct Config {
     pub limits: RateLimits,
     pub issuer: String,
     pub tick: Duration,
+    /// How often the dashboard's sampler reads every sale (None: not at all, for test
+    /// instances that have no dashboard watching).
+    pub console_sample: Option<Duration>,
     /// How often holds are expired and Redis-accepted orders are synced to Postgres.
     pub sweep: Duration,
     /// How long a sale marked `unsettled` waits before a settle reconciles it: by then every
@@ -61,6 +64,7 @@ impl Config {
             limits: RateLimits::default(),
             issuer: "waitroom".into(),
             tick: Duration::from_millis(200),
+            console_sample: Some(Duration::from_secs(1)),
             sweep: Duration::from_millis(1000),
             settle_after: crate::recovery::SETTLE_AFTER,
             queue_token_ttl: Duration::from_secs(24 * 3600),

@@ -144,7 +144,9 @@ impl Application {
         tokio::spawn(admission::run_sweeper(state.clone()));
         tokio::spawn(admission::run_rebuilder(state.clone()));
         tokio::spawn(limits::run_sweeper(state.clone()));
-        tokio::spawn(console::run_sampler(state.clone()));
+        if let Some(every) = state.config.console_sample {
+            tokio::spawn(console::run_sampler(state.clone(), every));
+        }
         Ok(Self {
             port,
             server,

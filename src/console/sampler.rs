@@ -262,8 +262,8 @@ impl Sampler {
 }
 
 /// The sampling loop (started with the other loops in `startup`); ends on shutdown.
-pub async fn run_sampler(s: Arc<AppState>) {
-    let mut every = Every::new(Duration::from_secs(1), &s.shutdown);
+pub async fn run_sampler(s: Arc<AppState>, period: Duration) {
+    let mut every = Every::new(period, &s.shutdown);
     let mut sampler = Sampler::default();
     while every.tick().await {
         match sampler.step(&s).await {

@@ -38,6 +38,8 @@ pub struct Orders {
     pub lapsed: Vec<String>,
     /// Queue ids whose orders are paid (no longer held).
     pub paid: Vec<String>,
+    /// Queue ids whose payment failed (their shoppers read `failed`).
+    pub failed: Vec<String>,
 }
 
 impl Orders {
@@ -50,8 +52,10 @@ impl Orders {
         .await?;
         let mut orders = Self::default();
         for (ticket, order_id, quantity, at, status) in rows {
-            if status == "paid" {
-                orders.paid.push(ticket.clone());
+            match status.as_str() {
+                "paid" => orders.paid.push(ticket.clone()),
+                "failed" => orders.failed.push(ticket.clone()),
+                _ => {}
             }
             if status == "pending_payment" || status == "paid" {
                 let rec = OrderRecord {

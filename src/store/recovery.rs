@@ -71,6 +71,7 @@ impl Store {
             "used": encoded(&orders.bought),
             "lapsed": orders.lapsed,
             "paid": orders.paid,
+            "failed": orders.failed,
             "open": open,
         });
         let mut c = self.conn();
@@ -99,6 +100,7 @@ impl Store {
             "released": released,
             "bought": encoded(&ledger.orders.bought), "lapsed": ledger.orders.lapsed,
             "paid": ledger.orders.paid,
+            "failed": ledger.orders.failed,
             "settle_after_ms": settle_after.as_millis() as u64,
         });
         SETTLE.on(sale).arg(args.to_string()).run(self).await

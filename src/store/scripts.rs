@@ -147,6 +147,7 @@ pub static REBUILD: Lua = Lua::new(
         "events",
         "paid",
         "held",
+        "failed",
     ],
 );
 pub static SETTLE: Lua = Lua::new(
@@ -163,6 +164,7 @@ pub static SETTLE: Lua = Lua::new(
         "open",
         "paid",
         "held",
+        "failed",
     ],
 );
 pub static SETTLE_ORDER: Lua = Lua::new(

@@ -55,7 +55,11 @@ async fn code(res: reqwest::Response) -> (u16, String) {
 
 #[tokio::test]
 async fn sign_in_sets_a_strict_http_only_cookie_that_is_not_the_token() {
-    let app = spawn_app_with(|c| c.clients.trusted = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let app = spawn_app_with(|c| {
+        c.clients.trusted = vec!["127.0.0.1/32".parse().unwrap()];
+        c.console_sample = Some(Duration::from_secs(1));
+    })
+    .await;
     let res = sign_in_raw(&app, ADMIN_TOKEN, false).await;
     assert_eq!(res.status(), 204);
     let cookie = set_cookie(&res);
@@ -95,7 +99,7 @@ async fn sign_in_sets_a_strict_http_only_cookie_that_is_not_the_token() {
 
 #[tokio::test]
 async fn a_wrong_token_or_a_foreign_cookie_is_401_json() {
-    let app = spawn_app().await;
+    let app = spawn_console_app().await;
     let sale = app.create_sale(1, 1).await;
     assert_eq!(
         code(sign_in_raw(&app, "wrong", false).await).await,
@@ -143,7 +147,7 @@ async fn a_wrong_token_or_a_foreign_cookie_is_401_json() {
 
 #[tokio::test]
 async fn the_cookie_is_accepted_and_changes_need_the_csrf_header() {
-    let app = spawn_app().await;
+    let app = spawn_console_app().await;
     let sale = app.create_sale(5, 1).await;
     let cookie = sign_in(&app).await;
     let stats = format!("/api/admin/sales/{sale}");
@@ -232,7 +236,7 @@ async fn sample_where(events: &mut Events, sale: &str, ok: impl Fn(&Value) -> bo
 
 #[tokio::test]
 async fn the_admin_stream_sends_history_then_samples_with_the_sales_numbers() {
-    let app = spawn_app().await;
+    let app = spawn_console_app().await;
     let sale = app.create_sale(7, 50).await;
     for _ in 0..3 {
         app.join(&sale).await;

@@ -207,7 +207,7 @@ async fn after(w: &World, m: &Model) -> TestResult {
     let st = check::read(&mut w.redis.clone(), &w.pg, &m.sale).await;
     check::invariants(m, &st)?;
     check::agrees(m, &st)?;
-    let sold_out = m.stock() <= 0;
+    let sold_out = m.sold_out_for_good();
     for app in &w.apps {
         let known = eventually(Duration::from_secs(5), || async {
             (app.state.hub.is_sold_out(&m.sale) == sold_out).then_some(())

@@ -170,10 +170,10 @@ async fn a_lost_sale_is_rebuilt_on_first_use_knowing_who_bought_and_who_lapsed()
         again.json::<Value>().await.unwrap()["order_id"],
         order_a["order_id"]
     );
-    // The lapsed shopper cannot rejoin at the front.
+    // The shopper whose payment failed cannot rejoin at the front, and reads why.
     let rejoin = app.join_raw(&sale, Some(&c.token)).await;
     assert_eq!(rejoin.status(), 201);
-    assert_eq!(rejoin.json::<Value>().await.unwrap()["status"], "expired");
+    assert_eq!(rejoin.json::<Value>().await.unwrap()["status"], "failed");
     let stats = app.stats(&sale).await;
     assert_eq!(sold_remaining(&stats), (Some(3), Some(7)));
     assert_eq!(orders_in_postgres(&app, &sale).await, (2, 3));

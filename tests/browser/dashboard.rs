@@ -44,7 +44,7 @@ async fn the_dashboard_signs_in_watches_a_sale_and_changes_its_rate() {
     };
     let chromium = std::env::var("WAITROOM_CHROMIUM").ok();
     std::fs::create_dir_all(out_dir()).unwrap();
-    let app = spawn_app().await;
+    let app = spawn_console_app().await;
     let sale = app
         .create_sale_with(20, 2, json!({ "name": "Spring drop" }))
         .await;

@@ -72,7 +72,14 @@ pub fn test_config() -> Config {
     c.pg_pool_size = 4;
     // Every test client is 127.0.0.1: the door's own tests turn the limits back on.
     c.limits = RateLimits::off();
+    // Dozens of instances run at once here: only the dashboard's tests sample (`spawn_console_app`).
+    c.console_sample = None;
     c
+}
+
+/// An instance whose dashboard sampler runs, as in production.
+pub async fn spawn_console_app() -> TestApp {
+    spawn_app_with(|c| c.console_sample = Some(Duration::from_secs(1))).await
 }
 
 pub struct TestApp {

@@ -86,6 +86,12 @@ impl Model {
         self.terms.units - self.sold
     }
 
+    /// No units left and none held for payment (the model never pays, so every live order
+    /// holds its units): until then the line is a waitlist.
+    pub fn sold_out_for_good(&self) -> bool {
+        self.stock() <= 0 && self.sold <= 0
+    }
+
     pub fn in_line(&self, i: usize) -> bool {
         let s = &self.shoppers[i];
         s.state == State::Waiting && !s.lost
@@ -115,7 +121,12 @@ impl Model {
     fn waiting(&self, i: usize) -> Expect {
         Expect {
             http: 200,
-            what: if self.open { "waiting" } else { "closed" }.into(),
+            what: match (self.stock() <= 0, self.open) {
+                (true, _) => "waitlisted",
+                (false, true) => "waiting",
+                (false, false) => "closed",
+            }
+            .into(),
             position: self.position(i),
         }
     }
@@ -124,10 +135,11 @@ impl Model {
     /// sold out): the caller applies `presented` afterwards.
     pub fn status(&self, i: usize) -> Expect {
         let what = match self.shoppers[i].state {
-            State::Waiting if self.stock() <= 0 => "sold_out",
+            State::Waiting if self.sold_out_for_good() => "sold_out",
             State::Waiting => return self.waiting(i),
             State::Admitted => "admitted",
-            State::Lapsed | State::Released => "expired",
+            State::Lapsed => "expired",
+            State::Released => "failed",
             State::Bought => "purchased",
         };
         Expect {
@@ -140,7 +152,7 @@ impl Model {
     /// `POST /queue` with shopper `i`'s token: as `/status`, but a place still in line when
     /// the sale is sold out is refused outright.
     pub fn rejoin(&self, i: usize) -> Expect {
-        if self.in_line(i) && self.stock() <= 0 {
+        if self.in_line(i) && self.sold_out_for_good() {
             return err(409, "sold_out");
         }
         Expect {
@@ -151,14 +163,14 @@ impl Model {
 
     /// The shopper re-presented their token: a place Redis lost is back (if not sold out).
     pub fn presented(&mut self, i: usize) {
-        if self.stock() > 0 {
+        if !self.sold_out_for_good() {
             self.shoppers[i].lost = false;
         }
     }
 
     /// A fresh join.
     pub fn join(&self) -> Expect {
-        if self.stock() <= 0 {
+        if self.sold_out_for_good() {
             return err(409, "sold_out");
         }
         Expect {
