@@ -4,6 +4,8 @@
 -- admitted id, its join score (µs), ...}; now_us (Redis TIME in µs, as a string) orders this
 -- tick's numbers against the stock messages other scripts publish; the join scores are what
 -- the fairness report measures waits and FIFO order by.
+-- A sale Redis does not have (being created, or lost): nothing to say about it.
+if redis.call('EXISTS', K.cfg) == 0 then return {} end
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 

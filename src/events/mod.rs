@@ -351,6 +351,11 @@ impl Hub {
     /// Numbers read without an admission tick (an idle sale); the rate is cfg's, so a live
     /// change shows here too.
     pub fn on_live(&self, sale: &str, l: &Live, at_us: i64) {
+        // A sale Redis does not have (being created, or lost) reads as all zeros, its rate
+        // included: that says nothing, least of all "sold out".
+        if l.rate_per_sec <= 0 {
+            return;
+        }
         let rate_per_sec = l.rate_per_sec;
         self.on_tick(
             sale,

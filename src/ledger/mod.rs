@@ -124,13 +124,16 @@ impl Ledger {
     }
 
     /// The ids of sales not finished (the rebuild sweep looks at these; a finished sale
-    /// Redis lost comes back when someone reads it).
+    /// Redis lost comes back when someone reads it). A sale created in the last few seconds
+    /// is left out: its creator writes it to Redis right after the ledger, and a rebuild in
+    /// between would mark it `unsettled` (checkouts 503 until a settle) for nothing.
     pub async fn live_sale_ids(&self) -> Result<Vec<String>, Fault> {
-        Ok(
-            sqlx::query_scalar("SELECT id FROM sales WHERE finished_at IS NULL")
-                .fetch_all(&self.pool)
-                .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM sales
+             WHERE finished_at IS NULL AND created_at < now() - interval '5 seconds'",
         )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Marks the sale finished if every unit is sold and no order of it is held or owes a

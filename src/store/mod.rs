@@ -250,7 +250,6 @@ impl Store {
     pub async fn put_sale(&self, spec: &SaleSpec, stock: i64) -> Result<(), Fault> {
         let sale = spec.id.as_str();
         let mut c = self.conn();
-        let _: () = c.sadd(SALES_KEY, sale).await?;
         redis::pipe()
             .atomic()
             .hset_multiple(key(sale, "cfg"), &cfg_fields(spec))
@@ -259,6 +258,9 @@ impl Store {
             .ignore()
             .query_async::<()>(&mut c)
             .await?;
+        // Listed only once it exists: a ticker that met it listed but empty would take it
+        // for sold out.
+        let _: () = c.sadd(SALES_KEY, sale).await?;
         Ok(())
     }
 

@@ -155,6 +155,9 @@ impl Store {
 
     pub async fn admit(&self, sale: &str) -> Result<Tick, Fault> {
         let mut v: Vec<redis::Value> = ADMIT.on(sale).run(self).await?;
+        if v.is_empty() {
+            return Err(Fault::Busy("the sale is not in redis"));
+        }
         let bad = |_| unexpected("admit.lua");
         let pairs: Vec<String> =
             redis::from_redis_value(redis::Value::Array(v.split_off(9.min(v.len()))))
