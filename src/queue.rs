@@ -234,7 +234,8 @@ fn view(
     snap: Snapshot,
 ) -> Result<StatusView, QueueError> {
     let live = snap.live;
-    let rate = s.hub.progress(sale.as_str()).map_or(0, |p| p.rate_per_sec);
+    // The rate as the scripts read it now, so a stream's seed matches the next tick's.
+    let rate = live.rate_per_sec;
     let mut eta_secs = None;
     let standing = match snap.place {
         Place::Unknown => return Err(QueueError::UnknownSale),
