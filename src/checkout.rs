@@ -114,12 +114,8 @@ async fn buy(
         Take::Again(r) => (r, false),
         Take::Expired => return Err(CheckoutError::Expired),
         Take::SoldOut { held } => {
-            // Learn who bought, so the rest of the herd is answered from memory.
             s.hub.heard_sold_out(sale.as_str(), None, Some(held));
-            let gen = s.hub.sold_out_gen(sale.as_str());
-            if let Ok(buyers) = s.store.buyers(sale.as_str()).await {
-                s.hub.set_buyers(sale.as_str(), gen, buyers);
-            }
+            learn_buyers(s, sale.as_str());
             return Err(CheckoutError::SoldOut);
         }
         Take::Insufficient(left) => return Err(CheckoutError::Insufficient(left)),
@@ -137,6 +133,19 @@ async fn buy(
         METRICS.orders.inc();
     }
     Ok(Bought { fresh, order })
+}
+
+/// Reads who bought, once per instance and off the request's path, so the rest of the herd
+/// is answered from memory; no refusal waits on (or repeats) a read that grows with the buyers.
+fn learn_buyers(s: &AppState, sale: &str) {
+    let Some(gen) = s.hub.buyers_wanted(sale) else {
+        return;
+    };
+    let (store, hub, sale) = (s.store.clone(), s.hub.clone(), sale.to_string());
+    tokio::spawn(async move {
+        let buyers = store.buyers(&sale).await.ok();
+        hub.set_buyers(&sale, gen, buyers);
+    });
 }
 
 /// Writes an order Redis accepted to the ledger and settles any disagreement. None if the

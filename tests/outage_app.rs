@@ -20,7 +20,7 @@ use storm::*;
 const UNITS: i64 = 300;
 const SHOPPERS: usize = 2000;
 /// The front of the line watches `/status` for a ticket: everyone who can be admitted (admit.lua
-/// lets nobody in once every unit is sold or held by a ticket) and about as many who cannot.
+/// lets nobody in once the tickets out could take every unit left) and many who cannot.
 const POLLERS: i64 = 2 * UNITS;
 /// Shoppers far back in line, streaming from A when it dies.
 const STREAMERS: usize = 30;
@@ -73,6 +73,23 @@ async fn ledger_orders(
         }
     }
     (live, held, sold as i64)
+}
+
+/// The admin's view of the sale, from B.
+async fn sale_view(w: &World) -> Option<Value> {
+    let url = format!("{}/api/admin/sales/{}", w.urls[B], w.sale);
+    let res = w
+        .client
+        .get(url)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .ok()?;
+    res.json().await.ok()
+}
+
+async fn admitted_total_now(w: &World) -> Option<i64> {
+    sale_view(w).await?["admitted_total"].as_i64()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -136,17 +153,13 @@ async fn an_instance_killed_mid_storm_loses_no_order_and_its_streams_resume_else
         let w = w.clone();
         tokio::spawn(async move {
             let over = eventually(WAIT, || async {
-                let url = format!("{}/api/admin/sales/{}", w.urls[B], w.sale);
-                let res = w
-                    .client
-                    .get(url)
-                    .bearer_auth(ADMIN_TOKEN)
-                    .send()
-                    .await
-                    .ok()?;
-                let v: Value = res.json().await.ok()?;
-                let free = v["remaining"].as_i64()? - v["admitted_active"].as_i64()?;
-                (free <= 0).then_some(v["admitted_total"].as_i64()?)
+                let v = sale_view(&w).await?;
+                // admit.lua's bound: each ticket may still take up to max_per_order (2). It is
+                // over only once no ticket is still on its way to a checkout that frees room.
+                let active = v["admitted_active"].as_i64()?;
+                let free = (v["remaining"].as_i64()? + 1) / 2 - active;
+                let idle = w.seen.idle.load(Ordering::SeqCst) as i64;
+                (free <= 0 && active <= idle).then_some(v["admitted_total"].as_i64()?)
             })
             .await;
             w.seen.admissions_over.store(true, Ordering::SeqCst);
@@ -244,14 +257,24 @@ async fn an_instance_killed_mid_storm_loses_no_order_and_its_streams_resume_else
         "stock {stock} held {held}"
     );
 
-    // The places hold after the storm too: all admissions made, nobody moved.
-    for s in &streamers {
-        let status = w.status(B, &s.token).await.unwrap();
-        assert_eq!(
-            (place(&status), status["admitted_total"].as_i64()),
-            (s.seq, Some(admitted_total))
-        );
-    }
+    // The places hold after the storm too: nobody moved. The watcher may have called the end
+    // a tick early (a quitter's ticket it counted as idle had bought), so the last admissions
+    // are read once they stop.
+    let settled_total = eventually(WAIT, || async {
+        let before = admitted_total_now(&w).await?;
+        for s in &streamers {
+            let status = w.status(B, &s.token).await?;
+            assert_eq!(place(&status), s.seq, "{status}");
+            (status["admitted_total"].as_i64()? == before).then_some(())?;
+        }
+        Some(before)
+    })
+    .await;
+    let settled_total = settled_total.expect("admissions stop");
+    assert!(
+        settled_total >= admitted_total,
+        "{settled_total} < {admitted_total}"
+    );
     eprintln!(
         "{stranded} pending at the kill; {sold} orders, {unseen} never answered; \
          {} requests cut off; answers {:?}",

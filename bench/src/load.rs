@@ -24,6 +24,10 @@ impl Latencies {
         self.0.extend(other.0);
     }
 
+    pub fn count(&self) -> usize {
+        self.0.len()
+    }
+
     pub fn finish(mut self) -> Self {
         self.0.sort_unstable();
         self

@@ -10,6 +10,8 @@ const REQUIRED: &[&str] = &[
     "enqueue_p99_ms",
     "checkout_reject_rps",
     "checkout_reject_p99_ms",
+    "herd_transition_rps",
+    "herd_transition_p99_ms",
     "orders_per_sec",
     "order_p99_ms",
     "sse_streams",
@@ -103,6 +105,17 @@ const ROWS: &[Row] = &[
         )
     },
     row("checkout_reject_p99_ms", Unit::Ms, Target::Below(10.0)),
+    // The first second after the last unit sold: the instance is still learning who bought.
+    Row {
+        baseline: Some("baseline_http_rps"),
+        ..row(
+            "herd_transition_rps",
+            Unit::PerSec,
+            Target::AtLeast(40_000.0),
+        )
+    },
+    row("herd_transition_p99_ms", Unit::Ms, Target::Below(10.0)),
+    row("herd_sellout_ms", Unit::Ms, Target::Info),
     Row {
         baseline: Some("baseline_redis_evalsha_rps"),
         ..row("orders_per_sec", Unit::PerSec, Target::AtLeast(3_000.0))

@@ -79,20 +79,19 @@ impl Stores {
         })
     }
 
-    /// Deletes the bench's sales: Postgres first, so no running instance rebuilds one in Redis
-    /// from the ledger (restore_missing) after its keys are gone.
+    /// Retires the bench's sales: marked finished in Postgres first (the audit trail is
+    /// append-only, so the rows stay in the bench's own database), so no running instance
+    /// rebuilds one in Redis from the ledger after its keys are gone; then the keys go.
     pub async fn cleanup(&self, sales: &[String]) -> Result<()> {
         if sales.is_empty() {
             return Ok(());
         }
-        sqlx::query("DELETE FROM orders WHERE sale_id = ANY($1)")
-            .bind(sales)
-            .execute(&self.pg)
-            .await?;
-        sqlx::query("DELETE FROM sales WHERE id = ANY($1)")
-            .bind(sales)
-            .execute(&self.pg)
-            .await?;
+        sqlx::query(
+            "UPDATE sales SET finished_at = now() WHERE id = ANY($1) AND finished_at IS NULL",
+        )
+        .bind(sales)
+        .execute(&self.pg)
+        .await?;
         let mut r = self.redis_conn().await?;
         for sale in sales {
             let keys: Vec<String> = r.keys(format!("wr:{{{sale}}}:*")).await?;

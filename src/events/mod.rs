@@ -104,6 +104,8 @@ struct SaleChannels {
     /// While sold out: the queue ids that bought. Their retries still get their order; any
     /// other ticket is refused from memory.
     buyers: RwLock<Option<Arc<HashSet<String>>>>,
+    /// A buyer list is being read: one read per instance, however large the herd.
+    loading_buyers: AtomicBool,
     /// Redis time (µs) of the newest stock reading applied. A tick computed before the last
     /// checkout can arrive after its `sold_out` message: it must not lift sold-out again.
     stock_at_us: AtomicI64,
@@ -161,6 +163,7 @@ impl Hub {
                     primed: AtomicBool::new(false),
                     sold_out_gen: AtomicU64::new(0),
                     buyers: RwLock::new(None),
+                    loading_buyers: AtomicBool::new(false),
                     stock_at_us: AtomicI64::new(0),
                 })
             })
@@ -203,8 +206,19 @@ impl Hub {
             .is_some_and(|b| qid.is_none_or(|q| !b.contains(q)))
     }
 
-    pub fn sold_out_gen(&self, sale: &str) -> u64 {
-        self.channels(sale).sold_out_gen.load(Ordering::SeqCst)
+    /// The sold-out generation to read a buyer list for, if this instance has none and is
+    /// not reading one: the caller reads it and hands it to `set_buyers`. Until then, the
+    /// herd takes the (constant-time) path through checkout.lua.
+    pub fn buyers_wanted(&self, sale: &str) -> Option<u64> {
+        let c = self.channels(sale);
+        if !c.progress.borrow().sold_out || c.buyers.read().expect("hub lock").is_some() {
+            return None;
+        }
+        let gen = c.sold_out_gen.load(Ordering::SeqCst);
+        c.loading_buyers
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .ok()
+            .map(|_| gen)
     }
 
     /// The sale has no units left: by its message (`at`, Redis time of the last unit), or a
@@ -233,12 +247,16 @@ impl Hub {
 
     /// Keeps the buyer list read from Redis if the sale is still in the sold-out state it was
     /// read for (`gen` taken before the read).
-    pub fn set_buyers(&self, sale: &str, gen: u64, buyers: HashSet<String>) {
+    /// None: the read failed; the next refusal asks again.
+    pub fn set_buyers(&self, sale: &str, gen: u64, buyers: Option<HashSet<String>>) {
         let c = self.channels(sale);
         let mut slot = c.buyers.write().expect("hub lock");
-        if c.progress.borrow().sold_out && c.sold_out_gen.load(Ordering::SeqCst) == gen {
-            *slot = Some(Arc::new(buyers));
+        if let Some(b) = buyers {
+            if c.progress.borrow().sold_out && c.sold_out_gen.load(Ordering::SeqCst) == gen {
+                *slot = Some(Arc::new(b));
+            }
         }
+        c.loading_buyers.store(false, Ordering::SeqCst);
     }
 
     /// Registers one more stream of a shopper, keeping at most `max` (`WAITROOM_STREAMS_PER_TOKEN`):

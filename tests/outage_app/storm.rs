@@ -34,6 +34,8 @@ pub struct Seen {
     pub killing: AtomicBool,
     /// Every unit is sold or held by an admitted shopper: admit.lua lets nobody else in.
     pub admissions_over: AtomicBool,
+    /// Tickets whose holders stopped (walked away or quit): they hold room until they expire.
+    pub idle: AtomicUsize,
     /// Broken promises, each described.
     pub wrong: Mutex<Vec<String>>,
 }
@@ -129,6 +131,7 @@ impl World {
         };
         let ticket: String = ticket;
         if me.seq % 4 == 0 {
+            self.seen.idle.fetch_add(1, Ordering::SeqCst);
             return; // walks away: the sale never sells out, so the line keeps its places
         }
         let qty = if me.seq % 5 == 1 { 2 } else { 1 };
@@ -139,6 +142,7 @@ impl World {
             );
             let Some(res) = self.checkout(home, &ticket, qty).await else {
                 if quits(me) {
+                    self.seen.idle.fetch_add(1, Ordering::SeqCst);
                     return; // closes the tab: only the sync can write an order A took
                 }
                 home = B;

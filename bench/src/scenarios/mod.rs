@@ -27,6 +27,9 @@ pub struct Sizes {
     pub load: Load,
     /// Units (= shoppers) of the orders scenario.
     pub orders: usize,
+    /// The herd: units on sale, and ticket holders clicking for them.
+    pub herd_units: usize,
+    pub herd_crowd: usize,
     pub sse_streams: usize,
     pub sale_shoppers: usize,
     pub sale_units: usize,
@@ -45,6 +48,8 @@ impl Sizes {
                     duration: Duration::from_secs(3),
                 },
                 orders: 2_000,
+                herd_units: 200,
+                herd_crowd: 2_000,
                 sse_streams: 3_000,
                 sale_shoppers: 2_000,
                 sale_units: 400,
@@ -59,6 +64,8 @@ impl Sizes {
                     duration: Duration::from_secs(10),
                 },
                 orders: 20_000,
+                herd_units: 1_000,
+                herd_crowd: 20_000,
                 sse_streams: 50_000,
                 sale_shoppers: 20_000,
                 sale_units: 1_000,
