@@ -91,18 +91,14 @@ impl RootSpanBuilder for RequestSpan {
         ) {
             return Span::none();
         }
-        let request_id = req
-            .extensions()
-            .get::<RequestId>()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        // Field values are only formatted when the span is enabled (not at RUST_LOG=warn).
         tracing::info_span!(
             "HTTP request",
             http.method = %req.method(),
             http.route = %route.as_deref().unwrap_or("default"),
             http.target = %req.path(),
             http.status_code = tracing::field::Empty,
-            request_id = %request_id,
+            request_id = %req.extensions().get::<RequestId>().map(ToString::to_string).unwrap_or_default(),
             exception.message = tracing::field::Empty,
         )
     }

@@ -19,6 +19,8 @@
 //! The gate does not check it, since the shop's origin may not see the waitroom's cookie; a
 //! third party that does can compare `sid` with `hash` of the cookie.
 
+use std::fmt::Write;
+
 use actix_web::cookie::{time, Cookie, SameSite};
 use actix_web::HttpRequest;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -56,8 +58,9 @@ impl Session {
     pub fn of(s: &AppState, req: &HttpRequest) -> Self {
         let https = is_https(s, req);
         let sid = sid_cookie(req, https).unwrap_or_else(|| {
+            // ThreadRng is a CSPRNG seeded from the OS: no getrandom syscall per join.
             let mut raw = [0u8; SID_BYTES];
-            getrandom::fill(&mut raw).expect("the OS random source is available");
+            rand::fill(&mut raw);
             B64.encode(raw)
         });
         Self { sid, https }
@@ -113,7 +116,11 @@ fn queue_id(sid: &str, sale: &str) -> String {
         .chain_update(b"|")
         .chain_update(sid.as_bytes())
         .finalize();
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    let mut id = String::with_capacity(32);
+    for b in &digest[..16] {
+        let _ = write!(id, "{b:02x}");
+    }
+    id
 }
 
 /// The session id from the cookie, if it has the shape we issue. Over HTTPS only the

@@ -13,6 +13,7 @@
 //! By flow: `queue` (join, admit, where one stands), `orders` (checkout, the ledger sync,
 //! releases), `recovery` (rebuilding and settling a sale Redis lost).
 
+mod batch;
 mod conn;
 mod console;
 mod door;
@@ -73,6 +74,7 @@ fn unexpected(what: &str) -> Fault {
 pub struct Store {
     conns: Arc<[Conn]>,
     next: Arc<AtomicUsize>,
+    batches: Arc<batch::Batches>,
 }
 
 /// A sale's numbers as every page and admin sees them.
@@ -165,6 +167,7 @@ impl Store {
         Ok(Self {
             conns: conns.into(),
             next: Arc::new(AtomicUsize::new(0)),
+            batches: Default::default(),
         })
     }
 
@@ -174,6 +177,7 @@ impl Store {
         Ok(Self {
             conns: vec![Conn::cluster(nodes).await?].into(),
             next: Arc::new(AtomicUsize::new(0)),
+            batches: Default::default(),
         })
     }
 

@@ -1,6 +1,7 @@
 //! The line: joining it, the admission tick, and where one shopper stands.
 
-use super::scripts::{ADMIT, ENQUEUE};
+use super::batch::Entry;
+use super::scripts::ADMIT;
 use super::{key, live_commands, time_ms, unexpected, Live, LiveReply, Store};
 
 /// How many replies `place_commands` adds.
@@ -109,48 +110,18 @@ impl Store {
         sale: &str,
         qid: &str,
         score: Option<i64>,
-        mode: &str,
+        mode: &'static str,
         door: NewPlace<'_>,
     ) -> Result<Joined, Fault> {
-        let mut reply: Vec<redis::Value> = ENQUEUE
-            .on(sale)
-            .arg(qid)
-            .arg(score.map(|s| s.to_string()).unwrap_or_default())
-            .arg(mode)
-            .arg(door.client_tag)
-            .arg(door.pow_bits)
-            .run(self)
-            .await?;
-        let bad = |_| unexpected("enqueue.lua");
-        // Only a new place names its queue id (the sixth element).
-        let named: Option<String> = match reply.len() {
-            6 => Some(redis::from_redis_value(reply.pop().expect("six")).map_err(bad)?),
-            _ => None,
-        };
-        let (status, score, seq, position, open): (String, String, i64, i64, i64) =
-            redis::from_redis_value(redis::Value::Array(reply)).map_err(bad)?;
-        let place = match status.as_str() {
-            "waiting" | "waitlisted" => Place::Waiting { position },
-            "sold_out" => Place::SoldOut,
-            "admitted" => Place::Admitted { expires_at_ms: 0 },
-            "expired" => Place::Expired,
-            "purchased" => Place::Purchased {
-                record: String::new(),
-            },
-            "lost" => Place::Lost,
-            "unknown" => Place::Unknown,
-            "pow_required" => Place::PowRequired,
-            "too_many_places" => Place::TooManyPlaces { held: position },
-            _ => return Err(unexpected("enqueue.lua")),
-        };
-        Ok(Joined {
-            place,
-            queue_id: named.unwrap_or_else(|| qid.to_string()),
-            open: open == 1,
-            waitlisted: status == "waitlisted",
-            score: score.parse().map_err(|_| unexpected("enqueue.lua"))?,
-            seq,
+        self.join_batch(sale, |reply| Entry {
+            qid: qid.to_owned(),
+            score,
+            mode,
+            tag: door.client_tag.to_owned(),
+            pow_bits: door.pow_bits,
+            reply,
         })
+        .await
     }
 
     pub async fn admit(&self, sale: &str) -> Result<Tick, Fault> {
@@ -295,4 +266,38 @@ fn place_of(reply: PlaceReply, now_ms: i64, live: &Live) -> Place {
         // Lost even when sold out: the ledger is asked, as this may be a buyer Redis forgot.
         Place::Lost
     }
+}
+
+/// One join's reply from enqueue.lua; `qid` is the id it was sent with.
+pub(super) fn joined(mut reply: Vec<redis::Value>, qid: &str) -> Result<Joined, Fault> {
+    let bad = |_| unexpected("enqueue.lua");
+    // Only a new place names its queue id (the sixth element).
+    let named: Option<String> = match reply.len() {
+        6 => Some(redis::from_redis_value(reply.pop().expect("six")).map_err(bad)?),
+        _ => None,
+    };
+    let (status, score, seq, position, open): (String, String, i64, i64, i64) =
+        redis::from_redis_value(redis::Value::Array(reply)).map_err(bad)?;
+    let place = match status.as_str() {
+        "waiting" | "waitlisted" => Place::Waiting { position },
+        "sold_out" => Place::SoldOut,
+        "admitted" => Place::Admitted { expires_at_ms: 0 },
+        "expired" => Place::Expired,
+        "purchased" => Place::Purchased {
+            record: String::new(),
+        },
+        "lost" => Place::Lost,
+        "unknown" => Place::Unknown,
+        "pow_required" => Place::PowRequired,
+        "too_many_places" => Place::TooManyPlaces { held: position },
+        _ => return Err(unexpected("enqueue.lua")),
+    };
+    Ok(Joined {
+        place,
+        queue_id: named.unwrap_or_else(|| qid.to_string()),
+        open: open == 1,
+        waitlisted: status == "waitlisted",
+        score: score.parse().map_err(|_| unexpected("enqueue.lua"))?,
+        seq,
+    })
 }

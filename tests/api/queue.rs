@@ -1,5 +1,7 @@
+use futures_util::future::join_all;
 use redis::AsyncCommands;
-use serde_json::Value;
+use serde_json::{json, Value};
+use waitroom::store::{NewPlace, Place};
 
 use crate::common::*;
 
@@ -86,4 +88,71 @@ async fn tokens_are_rejected_across_sales_and_when_forged() {
     let res = app.join_raw(&s1, Some(&forged)).await;
     assert_eq!(res.status(), 401);
     assert_eq!(res.json::<Value>().await.unwrap()["code"], "invalid_token");
+}
+
+#[tokio::test]
+async fn joins_batched_into_one_script_call_are_weighed_one_by_one_in_order() {
+    let app = spawn_app().await;
+    let cap = json!({ "max_places_per_client": 3 });
+    let sale = app.create_sale_with(100, 10, cap).await;
+    let tags = ["clientAA", "clientBB"];
+    // Started in one poll, so they wait in one batch (store::batch) and go in one EVALSHA.
+    let ids: Vec<String> = (0..12).map(|i| format!("{i:032x}")).collect();
+    let joins = ids.iter().enumerate().map(|(i, id)| {
+        let door = NewPlace {
+            client_tag: tags[i % 2],
+            pow_bits: 0,
+        };
+        app.state.store.enqueue(&sale, id, None, door)
+    });
+    let joined: Vec<_> = join_all(joins)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    // Each client's first three get places, in arrival order, with distinct seq and scores.
+    for (i, j) in joined.iter().enumerate().take(6) {
+        assert_eq!(
+            j.place,
+            Place::Waiting {
+                position: i as i64 + 1
+            },
+            "join {i}"
+        );
+        assert_eq!(j.seq, i as i64 + 1);
+        assert_eq!(j.queue_id, format!("{}.{}", ids[i], tags[i % 2]));
+    }
+    assert!(joined[..6].windows(2).all(|w| w[0].score < w[1].score));
+    for j in &joined[6..] {
+        assert_eq!(
+            j.place,
+            Place::TooManyPlaces { held: 3 },
+            "the cap holds in a batch"
+        );
+    }
+    // The same browser again in a later batch finds its place; a token keeps it.
+    let again = app.state.store.enqueue(
+        &sale,
+        &ids[2],
+        None,
+        NewPlace {
+            client_tag: tags[0],
+            pow_bits: 0,
+        },
+    );
+    let kept = app.state.store.enqueue(
+        &sale,
+        &joined[4].queue_id,
+        Some(joined[4].score),
+        NewPlace::default(),
+    );
+    let (again, kept) = tokio::join!(again, kept);
+    assert_eq!(
+        (again.unwrap().place, kept.unwrap().place),
+        (
+            Place::Waiting { position: 3 },
+            Place::Waiting { position: 5 }
+        )
+    );
+    assert_eq!(app.stats(&sale).await["queue_len"], 6);
 }
