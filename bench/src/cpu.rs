@@ -43,6 +43,15 @@ pub fn window(pid: Option<u32>, from: Instant, end: Instant) -> JoinHandle<Optio
     })
 }
 
+/// The share of one core (%) `pid` uses over `d` with no load from us: background work (a
+/// ticker, reconciling other sales in the same Redis) that every per-request figure includes.
+pub async fn idle_pct(pid: u32, d: std::time::Duration) -> Option<f64> {
+    let a = ticks(pid).ok()?;
+    tokio::time::sleep(d).await;
+    let b = ticks(pid).ok()?;
+    Some(b.saturating_sub(a) as f64 / ticks_per_sec() / d.as_secs_f64() * 100.0)
+}
+
 /// Microseconds of CPU per answered request; None without a reading or answers.
 pub fn us_per_request(cpu_secs: Option<f64>, answered: u64) -> Option<f64> {
     cpu_secs
