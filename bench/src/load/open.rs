@@ -108,12 +108,35 @@ pub async fn open_loop(
     reqs: Vec<Req>,
     expect: u16,
 ) -> Outcome {
+    let pool = Pool {
+        addr,
+        max_conns: MAX_CONNS,
+    };
+    open_loop_on(pool, pid, rate_per_sec, load, reqs, expect).await
+}
+
+/// Where the loop sends and how many connections it may open.
+#[derive(Clone, Copy)]
+struct Pool {
+    addr: SocketAddr,
+    max_conns: usize,
+}
+
+async fn open_loop_on(
+    pool: Pool,
+    pid: Option<u32>,
+    rate_per_sec: f64,
+    load: Load,
+    reqs: Vec<Req>,
+    expect: u16,
+) -> Outcome {
+    let Pool { addr, max_conns } = pool;
     let start = Instant::now();
     let from = start + load.warmup;
     let end = from + load.duration;
     let cpu = cpu::window(pid, from, end);
     let (back_tx, mut back) = mpsc::unbounded_channel::<Back>();
-    let initial = load.conns.clamp(1, MAX_CONNS);
+    let initial = load.conns.clamp(1, max_conns);
     for _ in 0..initial {
         let _ = back_tx.send((Conn::new(addr), None));
     }
@@ -135,7 +158,7 @@ pub async fn open_loop(
             }
             let conn = match take(&mut back, false, &mut sent, &mut pending) {
                 Some(c) => c,
-                None if opened < MAX_CONNS => {
+                None if opened < max_conns => {
                     opened += 1;
                     Conn::new(addr)
                 }
@@ -253,5 +276,77 @@ mod tests {
         assert!(out.lat.pct_ms(50.0) < 1.0);
         // Measured from the actual send, every latency would be 0.1 ms.
         assert!(out.lat.pct_ms(90.0) > 0.1);
+    }
+
+    /// A keep-alive HTTP/1.1 server that answers `200 ok` at once, except that whatever
+    /// arrives during [stall_from, stall_to) waits until stall_to.
+    async fn stalling_server(stall_from: Instant, stall_to: Instant) -> SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    while let Ok(n) = sock.read(&mut chunk).await {
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            let now = Instant::now();
+                            if now >= stall_from && now < stall_to {
+                                tokio::time::sleep_until(stall_to.into()).await;
+                            }
+                            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if sock.write_all(ok).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    /// 500 sends/s for 1 s, starting with `conns` connections and opening up to `max_conns`,
+    /// against a server that answers nothing from 300 to 500 ms: ~100 sends fall into the
+    /// stall, waiting 200 ms down to 0, so the p99 from the intended time is ~190 ms.
+    async fn through_a_stall(conns: usize, max_conns: usize) -> Outcome {
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        let addr = stalling_server(t + ms(300), t + ms(500)).await;
+        let load = Load {
+            conns,
+            warmup: Duration::ZERO,
+            duration: Duration::from_secs(1),
+        };
+        let pool = Pool { addr, max_conns };
+        let out = open_loop_on(pool, None, 500.0, load, vec![Req::get("/")], 200).await;
+        let what = out.summary();
+        assert_eq!((out.ok, out.unexpected, out.errors), (500, 0, 0), "{what}");
+        assert!(out.lat.pct_ms(99.0) >= 100.0, "{what}");
+        out
+    }
+
+    /// The pool grows instead of delaying the next sends (a closed loop would show one slow
+    /// answer per connection).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stall_shows_in_the_tail_and_grows_the_pool() {
+        let out = through_a_stall(2, MAX_CONNS).await;
+        assert!(out.conns > 2, "the pool did not grow: {}", out.conns);
+    }
+
+    /// With the pool capped at 4 the sends due during the stall cannot start: they are late,
+    /// and their latency still runs from when they were due (from the actual send it would
+    /// be the server's 0 ms).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sends_that_wait_for_a_connection_are_late_and_slow() {
+        let out = through_a_stall(4, 4).await;
+        assert_eq!(out.conns, 4);
+        assert!(out.late >= 90, "{}", out.summary());
     }
 }
