@@ -1,5 +1,7 @@
-//! Driving load: closed-loop saturation for a fixed time, and a parallel map for the bulk
-//! steps (joins, ticket collection, checkouts) that scenarios run before and after measuring.
+//! Driving load: closed-loop saturation for a fixed time (the maximum throughput), an open
+//! loop at a fixed arrival rate (latency without coordinated omission, open.rs), and a
+//! parallel map for the bulk steps (joins, ticket collection, checkouts) that scenarios run
+//! before and after measuring.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,6 +12,10 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use crate::client::{Conn, Req};
+use crate::cpu;
+
+mod open;
+pub use open::open_loop;
 
 /// Latencies in microseconds; sorted by `finish`.
 #[derive(Default, Clone)]
@@ -54,18 +60,58 @@ pub struct Load {
 
 #[derive(Default)]
 pub struct Outcome {
-    /// Answers with the expected status, completed inside the measured window.
+    /// Answers with the expected status to requests of the measured window (closed loop:
+    /// started and finished inside it; open loop: intended inside it).
     pub ok: u64,
+    /// Other answers and failures, counted by the same rule as `ok`.
     pub unexpected: u64,
     pub errors: u64,
     pub secs: f64,
     pub lat: Latencies,
     pub sample: Option<String>,
+    /// Answers of any status that arrived inside the window: what the server's CPU over the
+    /// window is divided by.
+    pub answered: u64,
+    /// Server CPU per answered request (µs), when its pid was given.
+    pub cpu_us: Option<f64>,
+    /// Open loop: sends that started more than `LATE_AFTER` after their intended time.
+    pub late: u64,
+    /// Open loop: connections it needed.
+    pub conns: usize,
 }
 
 impl Outcome {
     pub fn rps(&self) -> f64 {
         self.ok as f64 / self.secs
+    }
+
+    /// Answers per second that arrived inside the window, whatever their status.
+    pub fn answered_rps(&self) -> f64 {
+        self.answered as f64 / self.secs
+    }
+
+    pub fn failed(&self) -> u64 {
+        self.unexpected + self.errors
+    }
+
+    fn count_failure(&mut self, unexpected: bool, what: impl FnOnce() -> String) {
+        if unexpected {
+            self.unexpected += 1;
+        } else {
+            self.errors += 1;
+        }
+        self.sample.get_or_insert_with(what);
+    }
+
+    fn merge(&mut self, part: Outcome) {
+        self.ok += part.ok;
+        self.unexpected += part.unexpected;
+        self.errors += part.errors;
+        self.answered += part.answered;
+        self.lat.extend(part.lat);
+        if self.sample.is_none() {
+            self.sample = part.sample;
+        }
     }
 
     pub fn summary(&self) -> String {
@@ -76,7 +122,13 @@ impl Outcome {
             self.lat.pct_ms(99.0),
             self.ok
         );
-        if self.unexpected + self.errors > 0 {
+        if let Some(us) = self.cpu_us {
+            s += &format!(", server {us:.1} µs CPU each");
+        }
+        if self.late > 0 {
+            s += &format!(", {} sent late", self.late);
+        }
+        if self.failed() > 0 {
             s += &format!(", {} unexpected, {} errors", self.unexpected, self.errors);
         }
         if let Some(x) = &self.sample {
@@ -86,40 +138,60 @@ impl Outcome {
     }
 }
 
-/// Replays `req` on `load.conns` keep-alive connections as fast as answers come back.
-/// Only requests that start after the warm-up and finish before the end count, so the rate
-/// is exact for the measured window.
+/// `saturate_on` without a pid to watch and with one request.
 pub async fn saturate(addr: SocketAddr, load: Load, req: Req, expect: u16) -> Outcome {
+    saturate_on(addr, None, load, vec![req], expect).await
+}
+
+/// Replays `reqs` (round robin) on `load.conns` keep-alive connections as fast as answers come
+/// back. Only requests that start after the warm-up and finish before the end count as ok, so
+/// the rate is exact for the measured window; failures count if they start inside it. With
+/// `pid`, the server's CPU over the window per answer goes to `cpu_us`.
+pub async fn saturate_on(
+    addr: SocketAddr,
+    pid: Option<u32>,
+    load: Load,
+    reqs: Vec<Req>,
+    expect: u16,
+) -> Outcome {
     let from = Instant::now() + load.warmup;
     let end = from + load.duration;
+    let cpu = cpu::window(pid, from, end);
+    let reqs = Arc::new(reqs);
     let workers: Vec<_> = (0..load.conns)
-        .map(|_| {
-            let req = req.clone();
+        .map(|w| {
+            let reqs = reqs.clone();
             tokio::spawn(async move {
                 let mut conn = Conn::new(addr);
                 let mut out = Outcome::default();
+                // Worker w sends w, w + conns, ...: every request of the list gets its turn.
+                let mut k = w;
                 loop {
                     let t0 = Instant::now();
                     if t0 >= end {
                         break;
                     }
-                    let r = conn.send(&req).await;
+                    let r = conn.send(&reqs[k % reqs.len()]).await;
+                    k += load.conns;
                     let t1 = Instant::now();
-                    let counted = t0 >= from && t1 <= end;
+                    let started_in = t0 >= from;
+                    // Whenever it started: the CPU of the window went into what it answered.
+                    if r.is_ok() && t1 >= from && t1 <= end {
+                        out.answered += 1;
+                    }
                     match r {
                         Ok(reply) if reply.status == expect => {
-                            if counted {
+                            if started_in && t1 <= end {
                                 out.ok += 1;
                                 out.lat.push(t1 - t0);
                             }
                         }
-                        Ok(reply) => {
-                            out.unexpected += 1;
-                            out.sample.get_or_insert_with(|| reply.describe());
-                        }
+                        Ok(reply) if started_in => out.count_failure(true, || reply.describe()),
+                        Ok(_) => {}
                         Err(e) => {
-                            out.errors += 1;
-                            out.sample.get_or_insert_with(|| format!("{e:#}"));
+                            if started_in {
+                                out.count_failure(false, || format!("{e:#}"));
+                            }
                             // Do not spin on a refused connection.
                             tokio::time::sleep(Duration::from_millis(10)).await;
                         }
@@ -135,15 +207,10 @@ pub async fn saturate(addr: SocketAddr, load: Load, req: Req, expect: u16) -> Ou
     };
     for w in workers {
         let Ok(part) = w.await else { continue };
-        total.ok += part.ok;
-        total.unexpected += part.unexpected;
-        total.errors += part.errors;
-        total.lat.extend(part.lat);
-        if total.sample.is_none() {
-            total.sample = part.sample;
-        }
+        total.merge(part);
     }
     total.lat = total.lat.finish();
+    total.cpu_us = cpu::us_per_request(cpu.await.ok().flatten(), total.answered);
     total
 }
 

@@ -8,6 +8,7 @@
 mod api;
 mod baseline;
 mod client;
+mod cpu;
 mod load;
 mod report;
 mod scenarios;
@@ -31,13 +32,14 @@ usage: waitroom-bench [--quick] [SCENARIO...] [OPTIONS]
 Scenarios (none = all):
   --enqueue      joins/s and latency at saturation
   --herd         checkouts against a sold-out sale
+  --status       status reads with queue tokens, in pairs with a bare GET route
   --orders       admitted shoppers buying; Postgres checked after
   --sse          streams over 3 instances (held by worker processes): RSS per stream, time
                  until each hears sold_out beside a bare `closed` broadcast
   --sale         a whole sale through 3 instances (FIFO, no oversell, no lost order)
   --admission    admitted per second over 60 s (quick: 5 s) with 3 instances
   --limits       rate-limiter memory with 1,000,000 distinct clients, and after the sweep
-  --baseline     the same-run baselines only (they also run with --enqueue and --herd)
+  --baseline     the bare route alone (--enqueue runs it in pairs with the joins)
   --pow          server CPU per proof-of-work verify, beside one SHA-256 (in process)
   --limits-cost  enqueue with the rate limits on vs off, 3 alternating pairs (about 75 s)
   --browser-pow  median proof-of-work solve time of the page in headless Chromium (16 bits;
@@ -47,7 +49,8 @@ The last three never run with --quick: they measure, they check nothing.
 
 Options:
   --quick              smaller and shorter (the smoke test scripts/test runs)
-  --duration SECS      measured time of the saturation scenarios (default 10, quick 3)
+  --duration SECS      measured time of each saturation or open-loop run (default 10,
+                       pairs 5; quick 3, pairs 1)
   --connections N      concurrent connections (default 64)
   --streams N          streams for --sse (default 50000, quick 3000)
   --server PATH        the waitroom binary (default: next to this one)
@@ -59,6 +62,7 @@ enum Scenario {
     Baseline,
     Enqueue,
     Herd,
+    Status,
     Orders,
     Sse,
     Sale,
@@ -101,6 +105,7 @@ impl Opts {
                 "--baseline" => o.only.push(Scenario::Baseline),
                 "--enqueue" => o.only.push(Scenario::Enqueue),
                 "--herd" => o.only.push(Scenario::Herd),
+                "--status" => o.only.push(Scenario::Status),
                 "--orders" => o.only.push(Scenario::Orders),
                 "--sse" => o.only.push(Scenario::Sse),
                 "--sale" => o.only.push(Scenario::Sale),
@@ -138,6 +143,16 @@ impl Opts {
 async fn main() -> ExitCode {
     raise_open_files_limit();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Not in the usage: the baselines re-execute the bench as the bare-route server.
+    if args.first().is_some_and(|a| a == baseline::WORKER_FLAG) {
+        return match baseline::serve().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("waitroom-bench {}: {e:#}", baseline::WORKER_FLAG);
+                ExitCode::FAILURE
+            }
+        };
+    }
     // Not in the usage: the SSE scenario re-executes the bench as its load-generator workers.
     if args.first().is_some_and(|a| a == "--sse-worker") {
         let res = sse_worker::Args::parse(&args[1..]).map(sse_worker::run);
@@ -191,6 +206,8 @@ async fn run(opts: Opts) -> Result<ExitCode> {
     let mut sizes = Sizes::new(opts.quick, opts.conns);
     if let Some(d) = opts.duration {
         sizes.load.duration = d;
+        sizes.pair_load.duration = d;
+        sizes.open_load.duration = d;
     }
     let ctx = Ctx::new(env, stores, sizes);
     let mut r = Report::default();
@@ -218,9 +235,11 @@ async fn run(opts: Opts) -> Result<ExitCode> {
         let res = scenarios::pow::run(&mut r);
         record(&mut r, "pow", res);
     }
-    // Baselines first, while nothing else has warmed or fragmented anything.
-    if opts.runs(Scenario::Baseline) || opts.runs(Scenario::Enqueue) || opts.runs(Scenario::Herd) {
-        let res = baselines(&ctx, &mut r).await;
+    // The scenarios with a baseline run it in alternating pairs with their own figure; the
+    // herd's is the bare route of the enqueue pairs, or of these runs without them.
+    if !opts.runs(Scenario::Enqueue) && (opts.runs(Scenario::Baseline) || opts.runs(Scenario::Herd))
+    {
+        let res = baseline::http_alone(ctx.sizes.pair_load, ctx.sizes.pairs, &mut r).await;
         record(&mut r, "baseline", res);
     }
     if opts.runs(Scenario::Enqueue) {
@@ -230,6 +249,10 @@ async fn run(opts: Opts) -> Result<ExitCode> {
     if opts.runs(Scenario::Herd) {
         let res = scenarios::herd::run(&ctx, &mut r).await;
         record(&mut r, "herd", res);
+    }
+    if opts.runs(Scenario::Status) {
+        let res = scenarios::status::run(&ctx, &mut r).await;
+        record(&mut r, "status", res);
     }
     if opts.runs(Scenario::Orders) {
         let res = scenarios::orders::run(&ctx, &mut r).await;
@@ -278,6 +301,9 @@ async fn run(opts: Opts) -> Result<ExitCode> {
         "connections": opts.conns,
         "duration_secs": ctx.sizes.load.duration.as_secs_f64(),
         "warmup_secs": ctx.sizes.load.warmup.as_secs_f64(),
+        "pairs": ctx.sizes.pairs,
+        "pair_secs": ctx.sizes.pair_load.duration.as_secs_f64(),
+        "open_loop_secs": ctx.sizes.open_load.duration.as_secs_f64(),
         "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
         "elapsed_secs": (secs * 10.0).round() / 10.0,
         "cpu_busy_before_pct": busy.map(|b| b.round()),
@@ -315,24 +341,6 @@ fn record(r: &mut Report, name: &str, res: Result<()>) {
     if let Err(e) = res {
         r.error(format!("{name}: {e:#}"));
     }
-}
-
-async fn baselines(ctx: &Ctx, r: &mut Report) -> Result<()> {
-    let load = ctx.sizes.load;
-    say(format!(
-        "baseline: bare actix-web route, {} connections",
-        load.conns
-    ));
-    let http = baseline::http(load).await?;
-    say(format!("baseline http: {}", http.summary()));
-    r.set("baseline_http_rps", http.rps());
-    r.set("baseline_http_p99_ms", http.lat.pct_ms(99.0));
-    let key = format!("wr:bench:{}:stock", ctx.run);
-    let evalsha = baseline::redis_evalsha(&ctx.stores, load, &key).await?;
-    say(format!("baseline redis EVALSHA: {}", evalsha.summary()));
-    r.set("baseline_redis_evalsha_rps", evalsha.rps());
-    r.set("baseline_redis_evalsha_p99_ms", evalsha.lat.pct_ms(99.0));
-    Ok(())
 }
 
 /// Soft open-files limit up to the hard one, as scripts/bench does with `ulimit -n`: every

@@ -32,6 +32,14 @@ const REQUIRED: &[&str] = &[
     "enqueue_limits_on_rps",
     "enqueue_limits_off_rps",
     "pow_browser_solve_ms",
+    "status_rps",
+    "status_p99_ms",
+    "join_cpu_us",
+    "status_cpu_us",
+    "bare_cpu_us",
+    "checkout_cpu_us",
+    "enqueue_open_p99_ms",
+    "order_open_p99_ms",
 ];
 
 /// Correctness counters: any non-zero value fails the run (speed figures never do).
@@ -96,6 +104,29 @@ const ROWS: &[Row] = &[
     },
     row("enqueue_p50_ms", Unit::Ms, Target::Info),
     row("enqueue_p99_ms", Unit::Ms, Target::Info),
+    // Medians of alternating pairs; `*_ratio` is the median of each pair's own ratio.
+    row("enqueue_ratio", Unit::Ratio, Target::Info),
+    row("enqueue_open_p50_ms", Unit::Ms, Target::Info),
+    row("enqueue_open_p99_ms", Unit::Ms, Target::Info),
+    row("enqueue_open_p999_ms", Unit::Ms, Target::Info),
+    row("bare_cpu_us", Unit::Us, Target::Info),
+    Row {
+        baseline: Some("bare_cpu_us"),
+        ..row("join_cpu_us", Unit::Us, Target::Info)
+    },
+    row("join_cpu_ratio", Unit::Ratio, Target::AtMost(2.0)),
+    row("baseline_http_get_rps", Unit::PerSec, Target::Info),
+    Row {
+        baseline: Some("baseline_http_get_rps"),
+        min_ratio: Some(0.5),
+        ..row("status_rps", Unit::PerSec, Target::AtLeast(40_000.0))
+    },
+    row("status_ratio", Unit::Ratio, Target::AtLeast(0.5)),
+    row("status_p99_ms", Unit::Ms, Target::Info),
+    Row {
+        baseline: Some("bare_get_cpu_us"),
+        ..row("status_cpu_us", Unit::Us, Target::Info)
+    },
     Row {
         baseline: Some("baseline_http_rps"),
         ..row(
@@ -121,6 +152,11 @@ const ROWS: &[Row] = &[
         ..row("orders_per_sec", Unit::PerSec, Target::AtLeast(3_000.0))
     },
     row("order_p99_ms", Unit::Ms, Target::Below(50.0)),
+    row("orders_ratio", Unit::Ratio, Target::Info),
+    row("order_open_p50_ms", Unit::Ms, Target::Info),
+    row("order_open_p99_ms", Unit::Ms, Target::Below(50.0)),
+    row("order_open_p999_ms", Unit::Ms, Target::Info),
+    row("checkout_cpu_us", Unit::Us, Target::Info),
     // 50,000 over 3 instances in full mode, a few thousand in quick mode: what the run asked for.
     row(
         "sse_streams",
@@ -176,6 +212,8 @@ const ROWS: &[Row] = &[
 #[derive(Default)]
 pub struct Report {
     figures: BTreeMap<String, f64>,
+    /// Repeated measurements behind a median (`*_samples`), in run order.
+    samples: BTreeMap<String, Vec<f64>>,
     notes: Vec<String>,
     errors: Vec<String>,
 }
@@ -183,6 +221,10 @@ pub struct Report {
 impl Report {
     pub fn set(&mut self, key: &str, v: f64) {
         self.figures.insert(key.to_string(), v);
+    }
+
+    pub fn set_samples(&mut self, key: &str, v: &[f64]) {
+        self.samples.insert(key.to_string(), v.to_vec());
     }
 
     /// Adds to a counter (several scenarios check the same invariant).
@@ -225,6 +267,9 @@ impl Report {
         }
         for (k, v) in &self.figures {
             m.insert(k.clone(), num(*v));
+        }
+        for (k, v) in &self.samples {
+            m.insert(k.clone(), v.iter().map(|x| num(*x)).collect());
         }
         let met: serde_json::Map<String, Value> = ROWS
             .iter()

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::client::{Conn, Req};
+/// Where the instances' CPU figures come from (sse.rs reads its workers' with it too).
+pub use crate::cpu::cpu_secs;
 
 pub const ADMIN_TOKEN: &str = "bench-admin-token-0123456789";
 const PAYMENT_SECRET: &str = "bench-payment-secret";
@@ -173,21 +175,6 @@ impl Instance {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// CPU time (user + system, all threads) a process has used, from /proc/<pid>/stat.
-pub fn cpu_secs(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name, in parentheses, may hold spaces: count fields after its end.
-    let rest = stat.rsplit_once(')').context("odd /proc/<pid>/stat")?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // Fields 14 and 15 of the whole line (utime, stime) are 12 and 13 after the name.
-    let ticks: f64 = f.get(11).zip(f.get(12)).map_or(Ok(0.0), |(u, s)| {
-        Ok::<_, anyhow::Error>(u.parse::<f64>()? + s.parse::<f64>()?)
-    })?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    Ok(ticks / hz)
 }
 
 impl Drop for Instance {

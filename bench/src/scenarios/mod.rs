@@ -10,6 +10,7 @@ pub mod orders;
 pub mod pow;
 pub mod sale;
 pub mod sse;
+pub mod status;
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -36,6 +37,15 @@ pub struct Sizes {
     pub sale_rate: usize,
     /// How long the admission scenario measures (DESIGN.md: 60 s).
     pub admission_window: Duration,
+    /// Alternating (baseline, target) pairs, and the load of each of their runs.
+    pub pairs: usize,
+    pub pair_load: Load,
+    /// Each open-loop run (its rate comes from the closed-loop maximum of the same run).
+    pub open_load: Load,
+    /// Queued shoppers whose tokens the status reads use, round robin.
+    pub status_shoppers: usize,
+    /// At most this many admitted tickets for the open-loop checkouts (one each).
+    pub open_orders_max: usize,
 }
 
 impl Sizes {
@@ -55,6 +65,19 @@ impl Sizes {
                 sale_units: 400,
                 sale_rate: 200,
                 admission_window: Duration::from_secs(5),
+                pairs: 3,
+                pair_load: Load {
+                    conns,
+                    warmup: Duration::from_millis(300),
+                    duration: Duration::from_secs(1),
+                },
+                open_load: Load {
+                    conns,
+                    warmup: Duration::from_millis(300),
+                    duration: Duration::from_millis(1_500),
+                },
+                status_shoppers: 1_000,
+                open_orders_max: 6_000,
             }
         } else {
             Self {
@@ -71,6 +94,19 @@ impl Sizes {
                 sale_units: 1_000,
                 sale_rate: 500,
                 admission_window: Duration::from_secs(60),
+                pairs: 3,
+                pair_load: Load {
+                    conns,
+                    warmup: Duration::from_secs(1),
+                    duration: Duration::from_secs(5),
+                },
+                open_load: Load {
+                    conns,
+                    warmup: Duration::from_secs(1),
+                    duration: Duration::from_secs(10),
+                },
+                status_shoppers: 10_000,
+                open_orders_max: 40_000,
             }
         }
     }

@@ -1,21 +1,27 @@
-//! Checkouts that sell: every shopper of a large sale is admitted first, then all of them
-//! check out at once and we count committed orders per second. Postgres is checked after.
+//! Checkouts that sell: every shopper of a large sale is admitted first, then they check out
+//! in batches, as fast as answers come back, alternating with the bare EVALSHA baseline (3
+//! pairs), and we count committed orders per second. Then a second sale's ticket holders
+//! check out open-loop at 70% of that rate, for the latency from the intended send time.
+//! Postgres is checked after each.
 
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use super::enqueue::{measure_open, OPEN_SHARE};
 use super::{say, Ctx};
 use crate::api::{self, SaleSpec};
+use crate::baseline::{alternate, cpu_us, redis_evalsha, Pairs, Side};
 use crate::client::Conn;
-use crate::load::{par_map, Latencies};
+use crate::cpu;
+use crate::load::{par_map, Outcome};
 use crate::report::Report;
+use crate::server::Instance;
 
-pub async fn run(ctx: &Ctx, r: &mut Report) -> Result<()> {
-    let inst = ctx.start("orders").await?;
+/// A sale of `n` units whose `n` shoppers are all admitted: their tickets.
+async fn admitted(ctx: &Ctx, inst: &Instance, sale: &str, n: usize) -> Result<Vec<String>> {
     let addrs = [inst.addr];
-    let sale = ctx.sale_id("orders");
-    let n = ctx.sizes.orders;
     let workers = ctx.sizes.load.conns;
     let mut c = Conn::new(inst.addr);
     // A high rate admits everyone within a tick or two; a long TTL outlives the run.
@@ -25,20 +31,18 @@ pub async fn run(ctx: &Ctx, r: &mut Report) -> Result<()> {
         ticket_ttl_secs: 3_600,
         max_per_order: 1,
     };
-    api::create_sale(&mut c, &sale, &spec).await?;
-
-    say(format!("orders: {n} shoppers join"));
-    let joined = api::join_many(&addrs, &sale, n, workers).await?;
-    api::admin(&mut c, &sale, "open").await?;
-    api::wait_stats(&mut c, &sale, Duration::from_secs(60), |s| {
+    api::create_sale(&mut c, sale, &spec).await?;
+    say(format!("{sale}: {n} shoppers join"));
+    let joined = api::join_many(&addrs, sale, n, workers).await?;
+    api::admin(&mut c, sale, "open").await?;
+    api::wait_stats(&mut c, sale, std::time::Duration::from_secs(60), |s| {
         s["admitted_total"].as_i64() >= Some(n as i64)
     })
     .await?;
-
     let tokens: Vec<String> = joined.into_iter().map(|j| j.token).collect();
-    let sale2 = sale.clone();
-    let tickets: Vec<String> = par_map(&addrs, n, workers, move |mut c, i| {
-        let (sale, token) = (sale2.clone(), tokens[i].clone());
+    let sale = sale.to_string();
+    par_map(&addrs, n, workers, move |mut c, i| {
+        let (sale, token) = (sale.clone(), tokens[i].clone());
         async move {
             let r = api::status(&mut c, &sale, &token).await.and_then(|s| {
                 api::ticket_of(&s)
@@ -50,13 +54,22 @@ pub async fn run(ctx: &Ctx, r: &mut Report) -> Result<()> {
     })
     .await
     .into_iter()
-    .collect::<Result<_>>()?;
+    .collect()
+}
 
-    say(format!("orders: {n} checkouts on {workers} connections"));
-    let sale2 = sale.clone();
+/// Every ticket checks out once, on `workers` connections: committed orders per second over
+/// the batch, and the order ids the API accepted.
+async fn checkouts(
+    inst: &Instance,
+    sale: &str,
+    tickets: Vec<String>,
+    workers: usize,
+) -> (Outcome, Vec<uuid::Uuid>) {
+    let (sale, n) = (sale.to_string(), tickets.len());
+    let cpu0 = cpu::cpu_secs(inst.pid()).ok();
     let started = Instant::now();
-    let replies = par_map(&addrs, n, workers, move |mut c, i| {
-        let req = api::checkout_req(&sale2, &tickets[i]);
+    let replies = par_map(&[inst.addr], n, workers, move |mut c, i| {
+        let req = api::checkout_req(&sale, &tickets[i]);
         async move {
             let t0 = Instant::now();
             let r = c.send(&req).await.map(|reply| (reply, t0.elapsed()));
@@ -64,42 +77,89 @@ pub async fn run(ctx: &Ctx, r: &mut Report) -> Result<()> {
         }
     })
     .await;
-    let secs = started.elapsed().as_secs_f64();
-
-    let (mut accepted, mut lat, mut failed, mut sample) =
-        (Vec::new(), Latencies::default(), 0, None);
+    let mut out = Outcome {
+        secs: started.elapsed().as_secs_f64(),
+        ..Outcome::default()
+    };
+    let cpu1 = cpu::cpu_secs(inst.pid()).ok();
+    let mut accepted = Vec::new();
     for reply in replies {
         match reply {
-            Ok((reply, took)) => match api::order_id(&reply) {
-                Some(id) if reply.status == 201 => {
-                    accepted.push(id);
-                    lat.push(took);
+            Ok((reply, took)) => {
+                out.answered += 1;
+                match api::order_id(&reply) {
+                    Some(id) if reply.status == 201 => {
+                        accepted.push(id);
+                        out.ok += 1;
+                        out.lat.push(took);
+                    }
+                    _ => {
+                        out.unexpected += 1;
+                        out.sample.get_or_insert_with(|| reply.describe());
+                    }
                 }
-                _ => {
-                    failed += 1;
-                    sample.get_or_insert_with(|| reply.describe());
-                }
-            },
+            }
             Err(e) => {
-                failed += 1;
-                sample.get_or_insert_with(|| format!("{e:#}"));
+                out.errors += 1;
+                out.sample.get_or_insert_with(|| format!("{e:#}"));
             }
         }
     }
-    let lat = lat.finish();
-    let rate = accepted.len() as f64 / secs;
+    out.lat = std::mem::take(&mut out.lat).finish();
+    let used = cpu0.zip(cpu1).map(|(a, b)| b - a);
+    out.cpu_us = cpu::us_per_request(used, out.answered);
+    (out, accepted)
+}
+
+pub async fn run(ctx: &Ctx, r: &mut Report) -> Result<()> {
+    let inst = ctx.start("orders").await?;
+    let sale = ctx.sale_id("orders");
+    let n = ctx.sizes.orders;
+    let workers = ctx.sizes.load.conns;
+    let tickets = admitted(ctx, &inst, &sale, n).await?;
+
+    let npairs = ctx.sizes.pairs;
+    let batch = n.div_ceil(npairs);
     say(format!(
-        "orders: {} committed in {secs:.2} s = {rate:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {failed} failed{}",
-        accepted.len(),
-        lat.pct_ms(50.0),
-        lat.pct_ms(99.0),
-        sample.map(|s| format!(" (e.g. {s})")).unwrap_or_default()
+        "orders: {npairs} batches of {batch} checkouts on {workers} connections, each beside a Redis EVALSHA run"
     ));
-    r.set("orders_per_sec", rate);
-    r.set("order_p50_ms", lat.pct_ms(50.0));
-    r.set("order_p99_ms", lat.pct_ms(99.0));
+    let accepted = Mutex::new(Vec::new());
+    let key = format!("wr:bench:{}:stock", ctx.run);
+    let (inst_ref, sale_ref, accepted_ref, key) = (&inst, &sale, &accepted, &key);
+    let tickets = &tickets;
+    let pairs = alternate(npairs, |side, pair| async move {
+        let o = match side {
+            Side::Baseline => redis_evalsha(&ctx.stores, ctx.sizes.pair_load, key).await?,
+            Side::Target => {
+                let mine = tickets.iter().skip(pair * batch).take(batch).cloned();
+                let (o, ids) = checkouts(inst_ref, sale_ref, mine.collect(), workers).await;
+                accepted_ref.lock().expect("ids lock").extend(ids);
+                o
+            }
+        };
+        let what = match side {
+            Side::Baseline => "redis EVALSHA",
+            Side::Target => "orders",
+        };
+        say(format!("{what} {pair}: {}", o.summary()));
+        Ok(o)
+    })
+    .await?;
+    let accepted = accepted.into_inner().expect("ids lock");
+    pairs.record_rates(
+        r,
+        "baseline_redis_evalsha_rps",
+        "orders_per_sec",
+        "orders_ratio",
+    );
+    Pairs::record(r, "baseline_redis_evalsha_p99_ms", &pairs.base, |o| {
+        o.lat.pct_ms(99.0)
+    });
+    Pairs::record(r, "order_p50_ms", &pairs.target, |o| o.lat.pct_ms(50.0));
+    Pairs::record(r, "order_p99_ms", &pairs.target, |o| o.lat.pct_ms(99.0));
+    Pairs::record(r, "checkout_cpu_us", &pairs.target, cpu_us);
     r.set("orders_committed", accepted.len() as f64);
-    r.set("orders_failed", failed as f64);
+    r.set("orders_failed", pairs.failed() as f64);
 
     let check = ctx.check_ledger(r, &sale, &accepted).await?;
     say(format!(
@@ -116,6 +176,43 @@ pub async fn run(ctx: &Ctx, r: &mut Report) -> Result<()> {
     }
     if accepted.is_empty() {
         bail!("no checkout succeeded");
+    }
+    open(ctx, r, &inst).await
+}
+
+/// Checkouts at a fixed rate, one admitted ticket each, on the same instance.
+async fn open(ctx: &Ctx, r: &mut Report, inst: &Instance) -> Result<()> {
+    let load = ctx.sizes.open_load;
+    let secs = (load.warmup + load.duration).as_secs_f64();
+    let mut rate = r.get("orders_per_sec").unwrap_or(0.0) * OPEN_SHARE;
+    // Every send needs a ticket of its own; past the cap the rate comes down instead.
+    let wanted = (rate * secs).ceil() as usize + 1;
+    let n = wanted.min(ctx.sizes.open_orders_max);
+    if n < wanted {
+        rate = (n - 1) as f64 / secs;
+        r.note(format!(
+            "orders-open: {rate:.0}/s, not {OPEN_SHARE} of the closed loop: only {n} tickets"
+        ));
+    }
+    if rate < 1.0 {
+        bail!("no closed-loop checkout rate to derive the open loop's from");
+    }
+    let sale = ctx.sale_id("orders-open");
+    let tickets = admitted(ctx, inst, &sale, n).await?;
+    let reqs = tickets
+        .iter()
+        .map(|t| api::checkout_req(&sale, t))
+        .collect();
+    let out = measure_open(r, "order_open", inst, rate, load, reqs).await;
+    // The open loop keeps no order ids: every 201 must be a sold unit in Postgres.
+    let check = ctx.check_ledger(r, &sale, &[]).await?;
+    let answered_201 = out.ok as i64;
+    if check.sold < answered_201 {
+        r.add("lost_orders", (answered_201 - check.sold) as u64);
+        r.note(format!(
+            "orders-open: {answered_201} checkouts answered 201 in the window, Postgres sold {}",
+            check.sold
+        ));
     }
     Ok(())
 }
