@@ -4,6 +4,11 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use crate::history::Previous;
+
+mod view;
+pub use view::{change_text, samples, Dir, View};
+
 /// Keys every latest.json carries (null when the scenario did not run).
 const REQUIRED: &[&str] = &[
     "enqueue_rps",
@@ -30,6 +35,7 @@ const REQUIRED: &[&str] = &[
     "enqueue_limits_on_rps",
     "enqueue_limits_off_rps",
     "pow_browser_solve_ms",
+    "redis_bytes_per_queued",
 ];
 
 /// Correctness counters: any non-zero value fails the run (speed figures never do).
@@ -62,6 +68,7 @@ enum Unit {
     Pct,
     /// A plain ratio of two figures.
     Ratio,
+    Bytes,
 }
 
 struct Row {
@@ -155,6 +162,8 @@ const ROWS: &[Row] = &[
         ..row("enqueue_limits_on_rps", Unit::PerSec, Target::Ratio)
     },
     row("enqueue_limits_pair_ratio", Unit::Ratio, Target::Info),
+    row("redis_bytes_per_queued", Unit::Bytes, Target::AtMost(120.0)),
+    row("redis_used_memory_per_queued", Unit::Bytes, Target::Info),
     row("oversold", Unit::Count, Target::Zero),
     row("fifo_inversions", Unit::Count, Target::Zero),
     row("lost_orders", Unit::Count, Target::Zero),
@@ -275,7 +284,8 @@ impl Report {
         }
     }
 
-    pub fn table(&self) -> String {
+    /// The table on stdout; `prev`: the figures of the previous run of the same mode.
+    pub fn table(&self, prev: &Previous) -> String {
         let mut lines = vec![[
             "figure".to_string(),
             "measured".into(),
@@ -283,15 +293,12 @@ impl Report {
             "baseline".into(),
             "ratio".into(),
             "".into(),
+            "previous run".into(),
+            "change".into(),
         ]];
         for r in ROWS {
             let base = r.baseline.and_then(|b| self.get(b));
-            let verdict = match (self.verdict(r), r.target) {
-                (None, _) => "",
-                (Some(true), _) => "ok",
-                (Some(false), Target::Zero) => "FAIL",
-                (Some(false), _) => "miss",
-            };
+            let verdict = self.verdict_word(r);
             lines.push([
                 r.key.to_string(),
                 self.get(r.key).map_or("-".into(), |v| fmt(v, r.unit)),
@@ -299,9 +306,11 @@ impl Report {
                 base.map_or("-".into(), |b| fmt(b, r.unit)),
                 self.ratio(r).map_or("-".into(), |x| format!("{x:.2}")),
                 verdict.into(),
+                prev.get(r.key).map_or("-".into(), |p| fmt(p.value, r.unit)),
+                self.change_text(r, prev),
             ]);
         }
-        let widths: Vec<usize> = (0..6)
+        let widths: Vec<usize> = (0..8)
             .map(|i| {
                 lines
                     .iter()
@@ -318,7 +327,7 @@ impl Report {
                 .map(|(i, c)| {
                     let pad = widths[i] - c.chars().count();
                     // Names left-aligned, numbers right-aligned.
-                    if i == 0 || i == 2 || i == 5 {
+                    if i == 0 || i == 2 || i == 5 || i == 7 {
                         format!("{c}{}", " ".repeat(pad))
                     } else {
                         format!("{}{c}", " ".repeat(pad))
@@ -328,7 +337,7 @@ impl Report {
             out += cells.join("  ").trim_end();
             out.push('\n');
             if n == 0 {
-                out += &"-".repeat(widths.iter().sum::<usize>() + 10);
+                out += &"-".repeat(widths.iter().sum::<usize>() + 14);
                 out.push('\n');
             }
         }
@@ -372,6 +381,7 @@ fn fmt(v: f64, unit: Unit) -> String {
         Unit::Count => thousands(v),
         Unit::Ratio => format!("{v:.2}"),
         Unit::Pct => format!("{v:.2} %"),
+        Unit::Bytes => format!("{v:.1} B"),
     }
 }
 
@@ -381,6 +391,7 @@ fn fmt_target(v: f64, unit: Unit) -> String {
         Unit::Ms => format!("{v:.0} ms"),
         Unit::Pct => format!("{v:.0} %"),
         Unit::KiB => format!("{v:.0} KiB"),
+        Unit::Bytes => format!("{v:.0} B"),
         _ => fmt(v, unit),
     }
 }
