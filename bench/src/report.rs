@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::history::Previous;
-
+mod table;
 mod view;
 pub use view::{change_text, samples, Dir, View};
 
@@ -282,66 +281,6 @@ impl Report {
             Some(x) => format!("{t} and ≥ {:.0}% of baseline", x * 100.0),
             None => t,
         }
-    }
-
-    /// The table on stdout; `prev`: the figures of the previous run of the same mode.
-    pub fn table(&self, prev: &Previous) -> String {
-        let mut lines = vec![[
-            "figure".to_string(),
-            "measured".into(),
-            "target".into(),
-            "baseline".into(),
-            "ratio".into(),
-            "".into(),
-            "previous run".into(),
-            "change".into(),
-        ]];
-        for r in ROWS {
-            let base = r.baseline.and_then(|b| self.get(b));
-            let verdict = self.verdict_word(r);
-            lines.push([
-                r.key.to_string(),
-                self.get(r.key).map_or("-".into(), |v| fmt(v, r.unit)),
-                self.target_text(r),
-                base.map_or("-".into(), |b| fmt(b, r.unit)),
-                self.ratio(r).map_or("-".into(), |x| format!("{x:.2}")),
-                verdict.into(),
-                prev.get(r.key).map_or("-".into(), |p| fmt(p.value, r.unit)),
-                self.change_text(r, prev),
-            ]);
-        }
-        let widths: Vec<usize> = (0..8)
-            .map(|i| {
-                lines
-                    .iter()
-                    .map(|l| l[i].chars().count())
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let mut out = String::new();
-        for (n, l) in lines.iter().enumerate() {
-            let cells: Vec<String> = l
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    let pad = widths[i] - c.chars().count();
-                    // Names left-aligned, numbers right-aligned.
-                    if i == 0 || i == 2 || i == 5 || i == 7 {
-                        format!("{c}{}", " ".repeat(pad))
-                    } else {
-                        format!("{}{c}", " ".repeat(pad))
-                    }
-                })
-                .collect();
-            out += cells.join("  ").trim_end();
-            out.push('\n');
-            if n == 0 {
-                out += &"-".repeat(widths.iter().sum::<usize>() + 14);
-                out.push('\n');
-            }
-        }
-        out
     }
 }
 
