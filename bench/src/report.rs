@@ -30,11 +30,11 @@ const REQUIRED: &[&str] = &[
     "baseline_redis_evalsha_rps",
     "limiter_mib",
     "limiter_mib_after_sweep",
+    "redis_bytes_per_queued",
     "pow_verify_us",
     "enqueue_limits_on_rps",
     "enqueue_limits_off_rps",
     "pow_browser_solve_ms",
-    "redis_bytes_per_queued",
 ];
 
 /// Correctness counters: any non-zero value fails the run (speed figures never do).
