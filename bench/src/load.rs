@@ -138,11 +138,6 @@ impl Outcome {
     }
 }
 
-/// `saturate_on` without a pid to watch and with one request.
-pub async fn saturate(addr: SocketAddr, load: Load, req: Req, expect: u16) -> Outcome {
-    saturate_on(addr, None, load, vec![req], expect).await
-}
-
 /// Replays `reqs` (round robin) on `load.conns` keep-alive connections as fast as answers come
 /// back. Only requests that start after the warm-up and finish before the end count as ok, so
 /// the rate is exact for the measured window; failures count if they start inside it. With

@@ -9,6 +9,8 @@ mod api;
 mod baseline;
 mod client;
 mod cpu;
+mod history;
+mod html;
 mod load;
 mod report;
 mod scenarios;
@@ -42,6 +44,7 @@ Scenarios (none = all):
   --baseline     the bare route alone (--enqueue runs it in pairs with the joins)
   --pow          server CPU per proof-of-work verify, beside one SHA-256 (in process)
   --limits-cost  enqueue with the rate limits on vs off, 3 alternating pairs (about 75 s)
+  --memory       Redis bytes per queued shopper at 1,000,000 queued (quick: 100,000)
   --browser-pow  median proof-of-work solve time of the page in headless Chromium (16 bits;
                  WAITROOM_CHROMEDRIVER / WAITROOM_CHROMIUM, default /usr/bin/...)
 
@@ -55,7 +58,10 @@ Options:
   --streams N          streams for --sse (default 50000, quick 3000)
   --server PATH        the waitroom binary (default: next to this one)
   --out PATH           the JSON report (default: <target>/bench/latest.json)
-  --keep               keep the bench's sales in Redis and Postgres";
+  --keep               keep the bench's sales in Redis and Postgres
+  --markdown           print the report (latest.json, or --out) as the README's table; run nothing
+
+Every run also writes report.html next to the JSON report and appends to history.jsonl there.";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Scenario {
@@ -71,6 +77,7 @@ enum Scenario {
     Pow,
     LimitsCost,
     BrowserPow,
+    Memory,
 }
 
 struct Opts {
@@ -82,6 +89,7 @@ struct Opts {
     server: Option<PathBuf>,
     out: Option<PathBuf>,
     keep: bool,
+    markdown: bool,
 }
 
 impl Opts {
@@ -95,6 +103,7 @@ impl Opts {
             server: None,
             out: None,
             keep: false,
+            markdown: false,
         };
         while let Some(a) = args.next() {
             let mut value =
@@ -102,6 +111,8 @@ impl Opts {
             match a.as_str() {
                 "--quick" => o.quick = true,
                 "--keep" => o.keep = true,
+                "--markdown" | "--readme" => o.markdown = true,
+                "--memory" => o.only.push(Scenario::Memory),
                 "--baseline" => o.only.push(Scenario::Baseline),
                 "--enqueue" => o.only.push(Scenario::Enqueue),
                 "--herd" => o.only.push(Scenario::Herd),
@@ -195,6 +206,14 @@ async fn run(opts: Opts) -> Result<ExitCode> {
         .server
         .clone()
         .unwrap_or_else(|| release_dir.join("waitroom"));
+    let out = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| work_dir.join("latest.json"));
+    if opts.markdown {
+        print!("{}", history::markdown(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     // The defaults are what scripts/bench exports: the bench's own Redis DB and database.
     let redis_url =
         std::env::var("WAITROOM_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6390/2".into());
@@ -274,6 +293,10 @@ async fn run(opts: Opts) -> Result<ExitCode> {
         let res = scenarios::enqueue::run_limits(&ctx, &mut r).await;
         record(&mut r, "limits-cost", res);
     }
+    if opts.runs(Scenario::Memory) {
+        let res = scenarios::memory::run(&ctx, &mut r, opts.quick).await;
+        record(&mut r, "memory", res);
+    }
     if opts.runs_full(Scenario::BrowserPow) {
         let res = scenarios::browser::run(&ctx, &mut r).await;
         record(&mut r, "browser-pow", res);
@@ -295,8 +318,9 @@ async fn run(opts: Opts) -> Result<ExitCode> {
         }
     }
     let secs = started.elapsed().as_secs_f64();
+    let mode = if opts.quick { "quick" } else { "full" };
     let meta = json!({
-        "mode": if opts.quick { "quick" } else { "full" },
+        "mode": mode,
         "scenarios": opts.only.iter().map(|s| format!("{s:?}").to_lowercase()).collect::<Vec<_>>(),
         "connections": opts.conns,
         "duration_secs": ctx.sizes.load.duration.as_secs_f64(),
@@ -309,19 +333,15 @@ async fn run(opts: Opts) -> Result<ExitCode> {
         "cpu_busy_before_pct": busy.map(|b| b.round()),
         "run_id": ctx.run,
     });
-    let out = opts
-        .out
-        .clone()
-        .unwrap_or_else(|| work_dir.join("latest.json"));
-    std::fs::write(&out, serde_json::to_string_pretty(&r.to_json(meta))? + "\n")
-        .with_context(|| format!("write {}", out.display()))?;
+    let (prev, page) = history::publish(&mut r, meta, &out, mode)?;
 
     println!();
-    print!("{}", r.table());
+    print!("{}", r.table(&prev));
     println!(
-        "\n{:.0} s in all; report written to {}",
+        "\n{:.0} s in all; report written to {} and {}",
         secs,
-        out.display()
+        out.display(),
+        page.display()
     );
     let failed = r.failed_counters();
     for (k, v) in &failed {

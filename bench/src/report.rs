@@ -4,6 +4,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+mod table;
+mod view;
+pub use view::{change_text, samples, Dir, View};
+
 /// Keys every latest.json carries (null when the scenario did not run).
 const REQUIRED: &[&str] = &[
     "enqueue_rps",
@@ -28,6 +32,7 @@ const REQUIRED: &[&str] = &[
     "baseline_redis_evalsha_rps",
     "limiter_mib",
     "limiter_mib_after_sweep",
+    "redis_bytes_per_queued",
     "pow_verify_us",
     "enqueue_limits_on_rps",
     "enqueue_limits_off_rps",
@@ -72,6 +77,7 @@ enum Unit {
     Pct,
     /// A plain ratio of two figures.
     Ratio,
+    Bytes,
 }
 
 struct Row {
@@ -148,6 +154,10 @@ const ROWS: &[Row] = &[
     row("herd_transition_p99_ms", Unit::Ms, Target::Below(10.0)),
     row("herd_sellout_ms", Unit::Ms, Target::Info),
     Row {
+        baseline: Some("bare_cpu_us"),
+        ..row("herd_cpu_us", Unit::Us, Target::Info)
+    },
+    Row {
         baseline: Some("baseline_redis_evalsha_rps"),
         ..row("orders_per_sec", Unit::PerSec, Target::AtLeast(3_000.0))
     },
@@ -204,6 +214,8 @@ const ROWS: &[Row] = &[
         ..row("enqueue_limits_on_rps", Unit::PerSec, Target::Ratio)
     },
     row("enqueue_limits_pair_ratio", Unit::Ratio, Target::Info),
+    row("redis_bytes_per_queued", Unit::Bytes, Target::AtMost(120.0)),
+    row("redis_used_memory_per_queued", Unit::Bytes, Target::Info),
     row("oversold", Unit::Count, Target::Zero),
     row("fifo_inversions", Unit::Count, Target::Zero),
     row("lost_orders", Unit::Count, Target::Zero),
@@ -332,66 +344,6 @@ impl Report {
             None => t,
         }
     }
-
-    pub fn table(&self) -> String {
-        let mut lines = vec![[
-            "figure".to_string(),
-            "measured".into(),
-            "target".into(),
-            "baseline".into(),
-            "ratio".into(),
-            "".into(),
-        ]];
-        for r in ROWS {
-            let base = r.baseline.and_then(|b| self.get(b));
-            let verdict = match (self.verdict(r), r.target) {
-                (None, _) => "",
-                (Some(true), _) => "ok",
-                (Some(false), Target::Zero) => "FAIL",
-                (Some(false), _) => "miss",
-            };
-            lines.push([
-                r.key.to_string(),
-                self.get(r.key).map_or("-".into(), |v| fmt(v, r.unit)),
-                self.target_text(r),
-                base.map_or("-".into(), |b| fmt(b, r.unit)),
-                self.ratio(r).map_or("-".into(), |x| format!("{x:.2}")),
-                verdict.into(),
-            ]);
-        }
-        let widths: Vec<usize> = (0..6)
-            .map(|i| {
-                lines
-                    .iter()
-                    .map(|l| l[i].chars().count())
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let mut out = String::new();
-        for (n, l) in lines.iter().enumerate() {
-            let cells: Vec<String> = l
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    let pad = widths[i] - c.chars().count();
-                    // Names left-aligned, numbers right-aligned.
-                    if i == 0 || i == 2 || i == 5 {
-                        format!("{c}{}", " ".repeat(pad))
-                    } else {
-                        format!("{}{c}", " ".repeat(pad))
-                    }
-                })
-                .collect();
-            out += cells.join("  ").trim_end();
-            out.push('\n');
-            if n == 0 {
-                out += &"-".repeat(widths.iter().sum::<usize>() + 10);
-                out.push('\n');
-            }
-        }
-        out
-    }
 }
 
 fn num(v: f64) -> Value {
@@ -430,6 +382,7 @@ fn fmt(v: f64, unit: Unit) -> String {
         Unit::Count => thousands(v),
         Unit::Ratio => format!("{v:.2}"),
         Unit::Pct => format!("{v:.2} %"),
+        Unit::Bytes => format!("{v:.1} B"),
     }
 }
 
@@ -439,6 +392,7 @@ fn fmt_target(v: f64, unit: Unit) -> String {
         Unit::Ms => format!("{v:.0} ms"),
         Unit::Pct => format!("{v:.0} %"),
         Unit::KiB => format!("{v:.0} KiB"),
+        Unit::Bytes => format!("{v:.0} B"),
         _ => fmt(v, unit),
     }
 }

@@ -61,7 +61,15 @@ pub async fn run(ctx: &Ctx, r: &mut Report) -> Result<()> {
         "herd: {crowd} ticket holders on {} connections for {:?}, from the first click",
         load.conns, load.duration
     ));
-    let (answers, accepted) = click(inst.addr, &sale, tickets, load.conns, load.duration).await;
+    // The server's CPU per refusal once the sell-out is over (it takes a few hundred ms).
+    let start = Instant::now();
+    let settled = start + (load.duration / 3).min(Duration::from_secs(1));
+    let cpu = crate::cpu::window(Some(inst.pid()), settled, start + load.duration);
+    let (answers, accepted) =
+        click(inst.addr, &sale, tickets, load.conns, start, load.duration).await;
+    let settled_us = (settled - start).as_micros() as u64;
+    let late = answers.iter().filter(|a| a.sent_us >= settled_us).count();
+    let cpu_us = crate::cpu::us_per_request(cpu.await.ok().flatten(), late as u64);
     let sold = accepted.len();
     let Some(sold_out_us) = answers
         .iter()
@@ -94,6 +102,12 @@ pub async fn run(ctx: &Ctx, r: &mut Report) -> Result<()> {
     r.set("herd_transition_rps", first_second.count() as f64);
     r.set("herd_transition_p99_ms", first_second.pct_ms(99.0));
     r.set("herd_sellout_ms", sold_out_us as f64 / 1000.0);
+    if let Some(us) = cpu_us {
+        say(format!(
+            "herd: {us:.1} µs of server CPU per refusal after the sell-out"
+        ));
+        r.set("herd_cpu_us", us);
+    }
     r.set("checkout_reject_unexpected", (unexpected + errors) as f64);
     // Every unit sold exactly once, to this crowd.
     r.add("oversold", sold.saturating_sub(units) as u64);
@@ -163,9 +177,9 @@ async fn click(
     sale: &str,
     tickets: Vec<String>,
     conns: usize,
+    start: Instant,
     duration: Duration,
 ) -> (Vec<Answer>, Vec<uuid::Uuid>) {
-    let start = Instant::now();
     let end = start + duration;
     let mut shares: Vec<Vec<String>> = vec![Vec::new(); conns.max(1)];
     for (i, t) in tickets.into_iter().enumerate() {

@@ -6,6 +6,7 @@ pub mod browser;
 pub mod enqueue;
 pub mod herd;
 pub mod limits;
+pub mod memory;
 pub mod orders;
 pub mod pow;
 pub mod sale;
