@@ -292,7 +292,8 @@ mod tests {
         let latest = json!({
             "enqueue_rps": 30000.0, "enqueue_rps_samples": [29000.0, 30000.0, 31000.0],
             "baseline_http_rps": 100000.0, "baseline_http_rps_samples": [90000.0, 110000.0],
-            "enqueue_ratio_samples": [0.3, 0.29, 0.31], "redis_bytes_per_queued": 130.0,
+            "enqueue_ratio": 0.3, "enqueue_ratio_samples": [0.3, 0.29, 0.31],
+            "redis_bytes_per_queued": 130.0,
             "oversold": 0, "notes": ["a <note> & more"], "errors": [],
             "run": { "mode": "quick", "run_id": "abc" }
         });
@@ -308,7 +309,7 @@ mod tests {
             assert!(!page.contains(bad), "the page holds {bad:?}");
         }
         assert!(page.contains("a &lt;note&gt; &amp; more"));
-        // Three samples as dots on the row, the ratio's samples in their own section.
+        // Samples as dots on their rows.
         assert!(page.contains("enqueue_ratio"));
         assert!(page.matches("<circle").count() >= 8);
         assert!(page.contains("class=\"miss\""), "130 B misses 120 B");
