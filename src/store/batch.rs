@@ -33,9 +33,49 @@ pub(super) struct Entry {
     pub reply: oneshot::Sender<Result<Joined, Fault>>,
 }
 
-/// The open batch of each sale that has one.
-#[derive(Default)]
-pub struct Batches(Mutex<HashMap<String, Vec<Entry>>>);
+/// The open batch of each sale that has one (joins, or status reads: `reads.rs`).
+pub struct Batches<E>(Mutex<HashMap<String, Vec<E>>>);
+
+impl<E> Default for Batches<E> {
+    fn default() -> Self {
+        Self(Mutex::default())
+    }
+}
+
+impl<E> Batches<E> {
+    /// Adds `e` to its sale's batch: true if it opened the batch (the caller spawns its flush).
+    pub(super) fn push(&self, sale: &str, e: E) -> bool {
+        let mut open = self.0.lock().expect("batches lock");
+        match open.get_mut(sale) {
+            Some(batch) => {
+                batch.push(e);
+                false
+            }
+            None => {
+                open.insert(sale.to_owned(), vec![e]);
+                true
+            }
+        }
+    }
+
+    /// After one turn of the event loop (what the workers parse meanwhile joins the batch),
+    /// the sale's batch in arrival order, cut into calls of at most `max`.
+    pub(super) async fn take(&self, sale: &str, max: usize) -> Vec<Vec<E>> {
+        tokio::task::yield_now().await;
+        let mut batch = self
+            .0
+            .lock()
+            .expect("batches lock")
+            .remove(sale)
+            .unwrap_or_default();
+        let mut chunks = Vec::with_capacity(batch.len().div_ceil(max));
+        while !batch.is_empty() {
+            let rest = batch.split_off(max.min(batch.len()));
+            chunks.push(std::mem::replace(&mut batch, rest));
+        }
+        chunks
+    }
+}
 
 impl Store {
     /// Adds a join to its sale's batch and waits for the batch's reply.
@@ -45,20 +85,7 @@ impl Store {
         entry: impl FnOnce(oneshot::Sender<Result<Joined, Fault>>) -> Entry,
     ) -> Result<Joined, Fault> {
         let (tx, rx) = oneshot::channel();
-        let opened = {
-            let mut open = self.batches.0.lock().expect("batches lock");
-            match open.get_mut(sale) {
-                Some(batch) => {
-                    batch.push(entry(tx));
-                    false
-                }
-                None => {
-                    open.insert(sale.to_owned(), vec![entry(tx)]);
-                    true
-                }
-            }
-        };
-        if opened {
+        if self.batches.push(sale, entry(tx)) {
             tokio::spawn(self.clone().flush(sale.to_owned()));
         }
         rx.await
@@ -66,15 +93,7 @@ impl Store {
     }
 
     async fn flush(self, sale: String) {
-        // One turn of the event loop: what the workers parse meanwhile joins this batch.
-        tokio::task::yield_now().await;
-        let batch = self.batches.0.lock().expect("batches lock").remove(&sale);
-        let mut batch = batch.unwrap_or_default();
-        let mut chunks = Vec::with_capacity(batch.len().div_ceil(MAX_BATCH));
-        while !batch.is_empty() {
-            let rest = batch.split_off(MAX_BATCH.min(batch.len()));
-            chunks.push(std::mem::replace(&mut batch, rest));
-        }
+        let chunks = self.batches.take(&sale, MAX_BATCH).await;
         join_all(chunks.into_iter().map(|c| self.run_batch(&sale, c))).await;
     }
 
@@ -109,8 +128,8 @@ impl Store {
     }
 }
 
-/// The same fault again, for another join of the failed batch (counted once, where it arose).
-fn shared(fault: &Fault) -> Fault {
+/// The same fault again, for another member of a failed batch (counted once, where it arose).
+pub(super) fn shared(fault: &Fault) -> Fault {
     match fault {
         Fault::Redis(e) => Fault::Redis(e.clone()),
         Fault::Busy(why) => Fault::Busy(why),

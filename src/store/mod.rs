@@ -19,6 +19,7 @@ mod console;
 mod door;
 mod orders;
 mod queue;
+mod reads;
 mod recovery;
 mod report;
 mod sales;
@@ -74,7 +75,8 @@ fn unexpected(what: &str) -> Fault {
 pub struct Store {
     conns: Arc<[Conn]>,
     next: Arc<AtomicUsize>,
-    batches: Arc<batch::Batches>,
+    batches: Arc<batch::Batches<batch::Entry>>,
+    reads: Arc<batch::Batches<reads::Read>>,
 }
 
 /// A sale's numbers as every page and admin sees them.
@@ -168,6 +170,7 @@ impl Store {
             conns: conns.into(),
             next: Arc::new(AtomicUsize::new(0)),
             batches: Default::default(),
+            reads: Default::default(),
         })
     }
 
@@ -178,6 +181,7 @@ impl Store {
             conns: vec![Conn::cluster(nodes).await?].into(),
             next: Arc::new(AtomicUsize::new(0)),
             batches: Default::default(),
+            reads: Default::default(),
         })
     }
 

@@ -2,10 +2,10 @@
 
 use super::batch::Entry;
 use super::scripts::ADMIT;
-use super::{key, live_commands, time_ms, unexpected, Live, LiveReply, Store};
+use super::{key, time_ms, unexpected, Live, Store};
 
 /// How many replies `place_commands` adds.
-const PLACE_FIELDS: usize = 6;
+pub(super) const PLACE_FIELDS: usize = 6;
 use crate::fault::Fault;
 
 /// Where one shopper stands in Redis's view.
@@ -163,26 +163,6 @@ impl Store {
         })
     }
 
-    /// Where one shopper stands, in one atomic round trip.
-    pub async fn snapshot(&self, sale: &str, qid: &str) -> Result<Snapshot, Fault> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        place_commands(&mut pipe, sale, qid).cmd("TIME");
-        let mut values: Vec<redis::Value> = live_commands(&mut pipe, sale)
-            .query_async(&mut self.conn())
-            .await?;
-        let bad = |_| unexpected("snapshot");
-        let live_part = redis::Value::Array(values.split_off((PLACE_FIELDS + 1).min(values.len())));
-        let live = Live::from(redis::from_redis_value::<LiveReply>(live_part).map_err(bad)?);
-        let (secs, micros): (i64, i64) =
-            redis::from_redis_value(values.pop().ok_or_else(|| unexpected("snapshot"))?)
-                .map_err(bad)?;
-        let reply: PlaceReply =
-            redis::from_redis_value(redis::Value::Array(values)).map_err(bad)?;
-        let place = place_of(reply, time_ms(secs, micros), &live);
-        Ok(Snapshot { place, live })
-    }
-
     /// Where each of many shoppers stands, in one pipelined round trip (what a resync after
     /// a pub/sub reconnect needs). Not atomic per shopper, unlike `snapshot`: a place may be
     /// a moment stale, which the shopper's next event or status read corrects.
@@ -224,9 +204,9 @@ impl Store {
 
 /// Whether the sale exists, the shopper's rank in the line, admission expiry, purchase
 /// record, whether their admission lapsed, and whether their payment failed.
-type PlaceReply = (bool, Option<i64>, Option<f64>, Option<String>, bool, bool);
+pub(super) type PlaceReply = (bool, Option<i64>, Option<f64>, Option<String>, bool, bool);
 
-fn place_commands<'a>(
+pub(super) fn place_commands<'a>(
     pipe: &'a mut redis::Pipeline,
     sale: &str,
     qid: &str,
@@ -240,7 +220,7 @@ fn place_commands<'a>(
 }
 
 /// The place a `PlaceReply` read at `now_ms` means in the sale's `live` state.
-fn place_of(reply: PlaceReply, now_ms: i64, live: &Live) -> Place {
+pub(super) fn place_of(reply: PlaceReply, now_ms: i64, live: &Live) -> Place {
     let (exists, rank, expires, record, expired, failed) = reply;
     if !exists {
         Place::Unknown

@@ -32,6 +32,14 @@ async fn forty_shoppers_get_positions_one_to_forty_and_keep_them_on_rejoin() {
     assert_eq!(s["position"], 10);
     assert_eq!(s["status"], "closed", "waiting while the sale is not open");
     assert_eq!(app.stats(&sale).await["queue_len"], 40);
+    // Read all at once, the reads share round trips (store/reads.rs): each still gets its own.
+    let all = join_all(joined.iter().map(|j| app.status(&sale, &j.token))).await;
+    let positions: Vec<i64> = all
+        .iter()
+        .map(|s| s["position"].as_i64().unwrap())
+        .collect();
+    assert_eq!(positions, (2..=40).collect::<Vec<i64>>());
+    assert!(all.iter().all(|s| s["queue_len"] == 40));
 }
 
 #[tokio::test]
