@@ -17,6 +17,18 @@ pub struct SaleSpec {
     pub max_per_order: i64,
 }
 
+impl SaleSpec {
+    /// A sale that stays closed: nobody is admitted and the line only grows.
+    pub fn line_only() -> Self {
+        Self {
+            units: 10_000_000,
+            rate_per_sec: 1,
+            ticket_ttl_secs: 60,
+            max_per_order: 1,
+        }
+    }
+}
+
 /// Creates a closed sale.
 pub async fn create_sale(c: &mut Conn, id: &str, spec: &SaleSpec) -> Result<()> {
     let body = json!({

@@ -28,12 +28,7 @@ pub const OPEN_SHARE: f64 = 0.7;
 async fn instance(ctx: &Ctx, name: &str, vars: &[(&str, &str)]) -> Result<(Instance, String)> {
     let inst = Instance::start_with(&ctx.env, name, vars).await?;
     let sale = ctx.sale_id(name);
-    let spec = SaleSpec {
-        units: 10_000_000,
-        rate_per_sec: 1,
-        ticket_ttl_secs: 60,
-        max_per_order: 1,
-    };
+    let spec = SaleSpec::line_only();
     api::create_sale(&mut Conn::new(inst.addr), &sale, &spec).await?;
     Ok((inst, sale))
 }

@@ -32,12 +32,7 @@ pub async fn run(ctx: &Ctx, r: &mut Report, quick: bool) -> Result<()> {
     let sale = ctx.sale_id("memory");
     let mut c = Conn::new(inst.addr);
     // Closed: nobody is admitted, the line only grows (as in the enqueue scenario).
-    let spec = SaleSpec {
-        units: 10_000_000,
-        rate_per_sec: 1,
-        ticket_ttl_secs: 60,
-        max_per_order: 1,
-    };
+    let spec = SaleSpec::line_only();
     api::create_sale(&mut c, &sale, &spec).await?;
     // Not the default 500 ms reply timeout: a 20,000-member pipeline or an exact MEMORY USAGE
     // of a million entries takes longer on a busy machine.

@@ -24,12 +24,7 @@ pub async fn run(ctx: &Ctx, r: &mut Report) -> Result<()> {
     let n = ctx.sizes.status_shoppers;
     let mut c = Conn::new(inst.addr);
     // Closed: nobody is admitted, every read answers a queued shopper's position.
-    let spec = SaleSpec {
-        units: 1_000_000,
-        rate_per_sec: 1,
-        ticket_ttl_secs: 60,
-        max_per_order: 1,
-    };
+    let spec = SaleSpec::line_only();
     api::create_sale(&mut c, &sale, &spec).await?;
     say(format!("status: {n} shoppers join"));
     let joined = api::join_many(&[inst.addr], &sale, n, ctx.sizes.load.conns).await?;
