@@ -15,7 +15,7 @@ use crate::client::{Conn, Req};
 use crate::cpu;
 
 mod open;
-pub use open::open_loop;
+pub use open::{open_loop, Pool};
 
 /// Latencies in microseconds; sorted by `finish`.
 #[derive(Default, Clone)]

@@ -96,33 +96,28 @@ fn take(
     Some(conn)
 }
 
-/// Sends `reqs[i % reqs.len()]` at `rate_per_sec` for `load.warmup + load.duration`, over a
-/// pool of keep-alive connections (starting with `load.conns`; another is opened when none is
-/// free, up to `MAX_CONNS`, then the send waits and counts as late). With `pid`, the server's
-/// CPU over the window per answer goes to `cpu_us`.
-pub async fn open_loop(
-    addr: SocketAddr,
-    pid: Option<u32>,
-    rate_per_sec: f64,
-    load: Load,
-    reqs: Vec<Req>,
-    expect: u16,
-) -> Outcome {
-    let pool = Pool {
-        addr,
-        max_conns: MAX_CONNS,
-    };
-    open_loop_on(pool, pid, rate_per_sec, load, reqs, expect).await
-}
-
 /// Where the loop sends and how many connections it may open.
 #[derive(Clone, Copy)]
-struct Pool {
+pub struct Pool {
     addr: SocketAddr,
     max_conns: usize,
 }
 
-async fn open_loop_on(
+impl Pool {
+    /// Up to `MAX_CONNS` connections to `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            max_conns: MAX_CONNS,
+        }
+    }
+}
+
+/// Sends `reqs[i % reqs.len()]` at `rate_per_sec` for `load.warmup + load.duration`, over a
+/// pool of keep-alive connections (starting with `load.conns`; another is opened when none is
+/// free, up to the pool's cap, then the send waits and counts as late). With `pid`, the server's
+/// CPU over the window per answer goes to `cpu_us`.
+pub async fn open_loop(
     pool: Pool,
     pid: Option<u32>,
     rate_per_sec: f64,
@@ -325,7 +320,7 @@ mod tests {
             duration: Duration::from_secs(1),
         };
         let pool = Pool { addr, max_conns };
-        let out = open_loop_on(pool, None, 500.0, load, vec![Req::get("/")], 200).await;
+        let out = open_loop(pool, None, 500.0, load, vec![Req::get("/")], 200).await;
         let what = out.summary();
         assert_eq!((out.ok, out.unexpected, out.errors), (500, 0, 0), "{what}");
         assert!(out.lat.pct_ms(99.0) >= 100.0, "{what}");

@@ -12,7 +12,7 @@ use super::{say, Ctx};
 use crate::api::{self, SaleSpec};
 use crate::baseline::{alternate, cpu_us, BareRoute, Pairs, Side};
 use crate::client::{Conn, Req};
-use crate::load::{open_loop, saturate_on, Load, Outcome};
+use crate::load::{open_loop, saturate_on, Load, Outcome, Pool};
 use crate::report::Report;
 use crate::server::Instance;
 
@@ -103,7 +103,15 @@ pub async fn measure_open(
         "{prefix}: {rate:.0}/s for {:?} (+{:?} warm-up)",
         load.duration, load.warmup
     ));
-    let out = open_loop(inst.addr, Some(inst.pid()), rate, load, reqs, 201).await;
+    let out = open_loop(
+        Pool::new(inst.addr),
+        Some(inst.pid()),
+        rate,
+        load,
+        reqs,
+        201,
+    )
+    .await;
     say(format!(
         "{prefix}: {}, {} connections",
         out.summary(),
