@@ -83,10 +83,15 @@ async fn the_dashboard_signs_in_watches_a_sale_and_changes_its_rate() {
     // 2. The sale's numbers, live: eight in line; opening lets them in at 2/s.
     let line = number("#numbers [data-k=queue_len]");
     until(&b, "eight in line", &line, |v| as_int(v) == Some(8)).await;
-    let picked = b
-        .text(&format!("[data-sale='{sale}'] .sale-pick-name"))
-        .await;
-    assert_eq!(picked, "Spring drop");
+    // The list is updated in place, so the handle taken now still reads after the samples
+    // that follow: a list rebuilt every second would swallow a tap landing mid-rebuild.
+    let pick = b.find(&format!(".sale-pick[data-sale='{sale}']")).await;
+    let pick_text = || async { b.get(&format!("/element/{pick}/text")).await };
+    let picked = pick_text().await;
+    assert!(
+        picked.as_str().unwrap().starts_with("Spring drop"),
+        "{picked}"
+    );
     app.admin(&sale, "open").await;
     let admitted = number("#numbers [data-k=admitted_total]");
     until(&b, "admissions counted", &admitted, |v| {
@@ -100,6 +105,15 @@ async fn the_dashboard_signs_in_watches_a_sale_and_changes_its_rate() {
     until(&b, "all eight let in", &admitted, |v| as_int(v) == Some(8)).await;
     let badge = b.text("#sale-badge").await;
     assert_eq!(badge, "Open");
+    let deadline = Instant::now() + super::WAIT;
+    while !pick_text().await.as_str().unwrap().contains("0 in line") {
+        assert!(
+            Instant::now() < deadline,
+            "the list still shows {}",
+            pick_text().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // 3. The charts are uPlot's, drawn on canvases of real size.
     let canvases = "return [...document.querySelectorAll('#charts .uplot canvas')]\

@@ -16,21 +16,34 @@ function badge(s) {
   return s.open ? ['Open', 'open'] : ['Closed', 'closed'];
 }
 
+// Updates the list in place, one button per sale kept across samples: rebuilding it every
+// second would swallow a tap that lands while it is replaced (and a test's element handle).
 export function renderList(sales, selected, onSelect) {
   const list = $('#sales');
   $('#no-sales').hidden = sales.length > 0;
+  const kept = new Map($$('.sale-pick', list).map((b) => [b.dataset.sale, b.parentElement]));
   const items = sales.map((s) => {
+    const li = kept.get(s.id) ?? pickItem(s.id, onSelect);
     const [label, kind] = badge(s);
-    const b = el('button', { type: 'button', class: 'sale-pick', 'data-sale': s.id, 'aria-pressed': String(s.id === selected) });
-    b.append(el('span', { class: 'sale-pick-name' }, s.name),
-      el('span', { class: `badge ${kind}` }, label),
-      el('span', { class: 'muted' }, `${num(s.queue_len)} in line · ${num(s.remaining)} left`));
-    b.addEventListener('click', () => onSelect(s.id));
-    const li = el('li');
-    li.append(b);
+    const [name, tag, line] = li.firstChild.children;
+    li.firstChild.setAttribute('aria-pressed', String(s.id === selected));
+    name.textContent = s.name;
+    tag.textContent = label;
+    tag.className = `badge ${kind}`;
+    line.textContent = `${num(s.queue_len)} in line · ${num(s.remaining)} left`;
     return li;
   });
-  list.replaceChildren(...items);
+  const same = items.length === list.children.length && items.every((li, i) => list.children[i] === li);
+  if (!same) list.replaceChildren(...items);
+}
+
+function pickItem(id, onSelect) {
+  const b = el('button', { type: 'button', class: 'sale-pick', 'data-sale': id });
+  b.append(el('span', { class: 'sale-pick-name' }), el('span'), el('span', { class: 'muted' }));
+  b.addEventListener('click', () => onSelect(id));
+  const li = el('li');
+  li.append(b);
+  return li;
 }
 
 export function renderSale(s) {
