@@ -54,14 +54,15 @@ local function join(qid, token_score, mode, tag, bits)
   -- One place per browser: the queue id derives from the browser's session (`door::session`), so a
   -- second join from it finds the live place (waiting or admitted) the first one made, whatever
   -- the door would say now. A finished place (bought, expired) lets it join again at the back
-  -- under the next id of its sequence: id_g = sha1(id_0 .. ':' .. g), nothing stored per shopper.
+  -- under the next id of its sequence: id_g = sha1(id_0 .. ':' .. g) cut to the 28 hex characters of
+  -- id_0 (door::session's QUEUE_ID_CHARS), nothing stored per shopper.
   local base = qid
   qid = base .. suffix
   local g = 0
   while redis.call('HEXISTS', K.used, qid) == 1 or redis.call('SISMEMBER', K.expired, qid) == 1 do
     g = g + 1
     if g > 32 then return {'too_many_places', '0', 0, g, open} end
-    qid = redis.sha1hex(base .. ':' .. g):sub(1, 32) .. suffix
+    qid = redis.sha1hex(base .. ':' .. g):sub(1, 28) .. suffix
   end
   local waiting = redis.call('ZSCORE', K.queue, qid)
   if waiting then

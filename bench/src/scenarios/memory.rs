@@ -1,7 +1,7 @@
 //! Redis bytes per queued shopper at 1,000,000 queued (DESIGN.md: ≤ 120 B; quick mode: 100,000).
 //!
 //! A sample of real joins through the API first: their queue entries show the format
-//! lua/enqueue.lua writes (a 32-hex-character queue id scored by Redis TIME in µs, strictly
+//! lua/enqueue.lua writes (a 28-hex-character queue id scored by Redis TIME in µs, strictly
 //! increasing; with no cap on places per client nothing else per shopper). The rest is loaded
 //! with pipelined `ZADD` batches of that exact format straight to Redis, not by running the
 //! script a million times: the encoding depends only on the members, scores and their count,
@@ -46,11 +46,18 @@ pub async fn run(ctx: &Ctx, r: &mut Report, quick: bool) -> Result<()> {
     let joined = api::join_many(&[inst.addr], &sale, SAMPLE_JOINS, 16).await?;
     let queue = format!("wr:{{{sale}}}:queue");
     let sample: Vec<(String, String)> = redis.zrange_withscores(&queue, 0, -1).await?;
-    check_format(&sample, joined.len())?;
+    let id_len = check_format(&sample, joined.len())?;
     let last_us: i64 = sample.last().context("empty queue")?.1.parse()?;
 
     let t = Instant::now();
-    fill(&mut redis, &queue, total - sample.len(), last_us + 1).await?;
+    fill(
+        &mut redis,
+        &queue,
+        total - sample.len(),
+        id_len,
+        last_us + 1,
+    )
+    .await?;
     // The side keys as the script leaves them after `total` joins (one hash per sale).
     let seq = format!("wr:{{{sale}}}:seq");
     let last = last_us + (total - sample.len()) as i64;
@@ -109,22 +116,23 @@ pub async fn run(ctx: &Ctx, r: &mut Report, quick: bool) -> Result<()> {
         "redis_used_memory_per_queued",
         after.saturating_sub(before) as f64 / total as f64,
     );
-    let member_len = sample[0].0.len();
     if per > 120.0 {
-        r.note(explain(per, total, member_len, &encoding));
+        r.note(explain(per, total, id_len, &encoding));
     }
     Ok(())
 }
 
-/// Every entry a real join made: a 32-character lowercase hex id (no client tag: the bench's
+/// Every entry a real join made: a lowercase hex id of one length (no client tag: the bench's
 /// sale has no cap on places), an integer score in µs, strictly increasing in join order.
-fn check_format(sample: &[(String, String)], joined: usize) -> Result<()> {
+/// Returns the id length, which the bulk load copies.
+fn check_format(sample: &[(String, String)], joined: usize) -> Result<usize> {
     if sample.len() != joined {
         bail!("{joined} joins but {} queue entries", sample.len());
     }
+    let len = sample.first().context("empty queue")?.0.len();
     let mut prev = 0i64;
     for (member, score) in sample {
-        let hex = member.len() == 32
+        let hex = member.len() == len
             && member
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
@@ -134,14 +142,16 @@ fn check_format(sample: &[(String, String)], joined: usize) -> Result<()> {
         }
         prev = us;
     }
-    Ok(())
+    Ok(len)
 }
 
-/// `n` more entries of the same shape: random 32-hex ids, scores `first_us`, `first_us + 1`, ...
+/// `n` more entries of the same shape: random hex ids of `id_len` characters, scores
+/// `first_us`, `first_us + 1`, ...
 async fn fill(
     redis: &mut MultiplexedConnection,
     queue: &str,
     n: usize,
+    id_len: usize,
     first_us: i64,
 ) -> Result<()> {
     let mut done = 0usize;
@@ -154,7 +164,8 @@ async fn fill(
             }
             let items: Vec<(i64, String)> = (0..m)
                 .map(|i| {
-                    let id = uuid::Uuid::new_v4().simple().to_string();
+                    let mut id = uuid::Uuid::new_v4().simple().to_string();
+                    id.truncate(id_len);
                     (first_us + (done + i) as i64, id)
                 })
                 .collect();
@@ -183,17 +194,17 @@ async fn used_memory(redis: &mut MultiplexedConnection) -> Result<u64> {
 fn explain(per: f64, total: usize, member_len: usize, encoding: &str) -> String {
     let (sds, node, buckets) = (sds_alloc(member_len), node_alloc(), bucket_bytes(total));
     let estimate = sds as f64 + node + 24.0 + buckets;
-    let shorter = estimate - (sds - sds_alloc(22)) as f64;
+    let shorter = estimate - (sds - sds_alloc(12)) as f64;
     format!(
         "redis_bytes_per_queued {per:.1} B at {total} queued misses 120 B. Past 128 entries the \
          queue is a {encoding} (skiplist + dict) and each shopper costs: its {member_len}-char \
          member as an sds string, {} B with header and NUL, allocated in the {sds} B class; a \
          skiplist node, {node:.1} B on average; a dict entry, 24 B; {buckets:.1} B of dict \
          buckets: {estimate:.1} B estimated (MEMORY USAGE counts a dict entry as 24 B; jemalloc \
-         gives it 32, which used_memory shows). The member is the lever: the same 128 bits \
-         as 22 base64url characters would sit in the {} B class, {shorter:.1} B per shopper",
+         gives it 32, which used_memory shows). The member is the lever: 72 bits as 12 \
+         base64url characters would sit in the {} B class, {shorter:.1} B per shopper",
         member_len + 4,
-        sds_alloc(22)
+        sds_alloc(12)
     )
 }
 
@@ -231,5 +242,8 @@ mod tests {
         // Measured on Redis 7.0.15: 133,732,112 B for the queue of 1,000,000 32-char members.
         let e = sds_alloc(32) as f64 + node_alloc() + 24.0 + bucket_bytes(1_000_000);
         assert!((e - 133.7).abs() < 0.5, "{e}");
+        // 28 characters and the NUL and header fill the 32-byte class exactly; 29 spill.
+        assert_eq!(sds_alloc(28), 32);
+        assert_eq!(sds_alloc(29), 48);
     }
 }
