@@ -2,9 +2,9 @@
 -- (`paid` remembers it), so a redelivered webhook changes nothing. When the last hold of a
 -- sale with no stock settles, nothing can come back: the waitlist hears `sold_out`.
 -- ARGV: 1 queue id, 2 quantity
--- Returns the units still held.
+-- Returns {units still held, 1 if this payment sold the sale out for good else 0}.
 if redis.call('SADD', K.paid, ARGV[1]) == 0 then
-  return tonumber(redis.call('GET', K.held) or '0')
+  return {tonumber(redis.call('GET', K.held) or '0'), 0}
 end
 local held = math.max(tonumber(redis.call('GET', K.held) or '0') - tonumber(ARGV[2]), 0)
 redis.call('SET', K.held, held)
@@ -13,5 +13,6 @@ if held == 0 and redis.call('EXISTS', K.cfg) == 1
   local t = redis.call('TIME')
   redis.call('SPUBLISH', K.events, cjson.encode({type = 'sold_out', held = 0,
     at = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))}))
+  return {0, 1}
 end
-return held
+return {held, 0}

@@ -18,6 +18,9 @@ pub enum Kind {
     Changed,
     Opened,
     Closed,
+    /// The last unit went, held for payment: joins are waitlisted until the holds settle.
+    AllHeld,
+    /// Nothing left or held: the last hold was paid.
     SoldOut,
     Restocked,
     Rebuilt,
@@ -33,6 +36,7 @@ impl Kind {
             Kind::Changed => "changed",
             Kind::Opened => "opened",
             Kind::Closed => "closed",
+            Kind::AllHeld => "all_held",
             Kind::SoldOut => "sold_out",
             Kind::Restocked => "restocked",
             Kind::Rebuilt => "rebuilt",

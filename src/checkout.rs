@@ -105,7 +105,7 @@ async fn buy(
             audit::record_later(
                 s,
                 sale.as_str(),
-                audit::Kind::SoldOut,
+                audit::Kind::AllHeld,
                 audit::Source::System,
                 detail,
             );

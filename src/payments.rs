@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use uuid::Uuid;
 
+use crate::audit::{self, Kind, Source};
 use crate::domain::{EventId, InvalidInput};
 use crate::fault::Fault;
 use crate::ledger::{Payment, Release};
@@ -108,7 +109,10 @@ pub async fn webhook(
     // brings it. Until then the waitlist waits on a hold that is settled.
     if outcome.order.status == "paid" {
         let o = &outcome.order;
-        s.store.paid(&o.sale_id, &o.ticket_id, o.quantity).await?;
+        if s.store.paid(&o.sale_id, &o.ticket_id, o.quantity).await? {
+            let detail = serde_json::json!({"order_id": o.id, "last_hold_paid": true});
+            audit::record(s, &o.sale_id, Kind::SoldOut, Source::System, detail).await;
+        }
     }
     Ok(Applied {
         order_id: outcome.order.id,

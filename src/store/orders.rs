@@ -109,9 +109,11 @@ impl Store {
     }
 
     /// A hold was paid: its units are no longer held (lua/paid.lua, idempotent per ticket).
-    /// The last hold of a sale with no stock settling sends the waitlist `sold_out`.
-    pub async fn paid(&self, sale: &str, qid: &str, quantity: i32) -> Result<i64, Fault> {
-        PAID.on(sale).arg(qid).arg(quantity).run(self).await
+    /// The last hold of a sale with no stock settling sends the waitlist `sold_out`; true
+    /// for that payment only.
+    pub async fn paid(&self, sale: &str, qid: &str, quantity: i32) -> Result<bool, Fault> {
+        let (_held, sold_out): (i64, bool) = PAID.on(sale).arg(qid).arg(quantity).run(self).await?;
+        Ok(sold_out)
     }
 
     /// Gives back the units of orders the ledger released and marks their tickets spent.

@@ -2,7 +2,7 @@
 //! sweeper go through, and still answers every read.
 
 use redis::AsyncCommands;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::checkout::admitted_tickets;
 use crate::common::*;
@@ -36,14 +36,6 @@ async fn sell_the_unit(app: &TestApp, sale: &str, behind: usize) -> (String, Str
     (buyer.token, order, waiting)
 }
 
-async fn pay(app: &TestApp, order: &str, outcome: &str) {
-    let event = json!({"order_id": order, "event_id": unique("ev"), "outcome": outcome});
-    assert_eq!(
-        app.payment_event(&event, PAYMENT_SECRET).await.status(),
-        200
-    );
-}
-
 #[tokio::test]
 async fn a_sale_sold_out_and_paid_leaves_the_working_set_and_still_answers() {
     let app = spawn_app().await;
@@ -52,7 +44,7 @@ async fn a_sale_sold_out_and_paid_leaves_the_working_set_and_still_answers() {
     let (_, held_order, next) = sell_the_unit(&app, &held, 1).await;
     let done = app.create_sale(1, 1000).await;
     let (buyer, order, _) = sell_the_unit(&app, &done, 0).await;
-    pay(&app, &order, "succeeded").await;
+    app.pay(&order, "succeeded").await;
 
     let left = eventually(WAIT, || async { (!listed(&done).await).then_some(()) }).await;
     assert!(left.is_some(), "a finished sale leaves wr:sales");
@@ -76,7 +68,7 @@ async fn a_sale_sold_out_and_paid_leaves_the_working_set_and_still_answers() {
     assert_eq!(public.status(), 200);
 
     // The held unit comes back when its payment fails: the next in line gets it.
-    pay(&app, &held_order, "failed").await;
+    app.pay(&held_order, "failed").await;
     app.ticket(&held, &next[0]).await;
 
     // Sales made after still admit.

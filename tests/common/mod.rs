@@ -350,6 +350,13 @@ pub async fn pg() -> sqlx::PgPool {
 }
 
 impl TestApp {
+    /// The payment provider reports `outcome` ("succeeded", "failed") for `order`; must apply.
+    pub async fn pay(&self, order: &str, outcome: &str) {
+        let event = json!({"order_id": order, "event_id": unique("ev"), "outcome": outcome});
+        let res = self.payment_event(&event, PAYMENT_SECRET).await;
+        assert_eq!(res.status(), 200, "{outcome} for {order}");
+    }
+
     /// Posts a payment provider event signed with `secret`.
     pub async fn payment_event(&self, body: &Value, secret: &str) -> reqwest::Response {
         let raw = serde_json::to_vec(body).unwrap();
