@@ -113,23 +113,29 @@ impl Store {
                 true => Ok(r),
                 false => Err(unexpected("enqueue.lua")),
             });
-        match replies {
-            Ok(replies) => {
-                for (e, reply) in batch.into_iter().zip(replies) {
-                    let _ = e.reply.send(joined(reply, &e.qid));
-                }
-            }
-            Err(fault) => {
-                for e in batch {
-                    let _ = e.reply.send(Err(shared(&fault)));
-                }
-            }
-        }
+        answer(batch, replies, |e, reply| {
+            let _ = e.reply.send(reply.and_then(|r| joined(r, &e.qid)));
+        });
+    }
+}
+
+/// Gives each entry of a batch its own reply, or every entry the batch's fault.
+pub(super) fn answer<E, T>(
+    batch: Vec<E>,
+    replies: Result<Vec<T>, Fault>,
+    send: impl Fn(E, Result<T, Fault>),
+) {
+    match replies {
+        Ok(replies) => batch
+            .into_iter()
+            .zip(replies)
+            .for_each(|(e, r)| send(e, Ok(r))),
+        Err(fault) => batch.into_iter().for_each(|e| send(e, Err(shared(&fault)))),
     }
 }
 
 /// The same fault again, for another member of a failed batch (counted once, where it arose).
-pub(super) fn shared(fault: &Fault) -> Fault {
+fn shared(fault: &Fault) -> Fault {
     match fault {
         Fault::Redis(e) => Fault::Redis(e.clone()),
         Fault::Busy(why) => Fault::Busy(why),

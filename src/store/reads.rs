@@ -9,7 +9,7 @@
 use futures_util::future::join_all;
 use tokio::sync::oneshot;
 
-use super::batch::shared;
+use super::batch::answer;
 use super::queue::{place_commands, place_of, PlaceReply, Snapshot, PLACE_FIELDS};
 use super::{live_commands, time_ms, unexpected, Live, LiveReply, Store, LIVE_REPLIES};
 use crate::fault::Fault;
@@ -44,18 +44,10 @@ impl Store {
     }
 
     async fn read_batch(&self, sale: &str, batch: Vec<Read>) {
-        match self.snapshots(sale, &batch).await {
-            Ok(snaps) => {
-                for (r, snap) in batch.into_iter().zip(snaps) {
-                    let _ = r.reply.send(Ok(snap));
-                }
-            }
-            Err(fault) => {
-                for r in batch {
-                    let _ = r.reply.send(Err(shared(&fault)));
-                }
-            }
-        }
+        let snaps = self.snapshots(sale, &batch).await;
+        answer(batch, snaps, |r, snap| {
+            let _ = r.reply.send(snap);
+        });
     }
 
     async fn snapshots(&self, sale: &str, batch: &[Read]) -> Result<Vec<Snapshot>, Fault> {

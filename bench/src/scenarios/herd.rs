@@ -128,7 +128,7 @@ async fn admit_by_hand(ctx: &Ctx, sale: &str, tokens: &[String]) -> Result<()> {
         .map(|t| waitroom::tokens::unverified_subject(t).context("a token without a queue id"))
         .collect::<Result<_>>()?;
     let mut redis = ctx.stores.redis_conn().await?;
-    let expires_ms = chrono_ms() + 3_600_000;
+    let expires_ms = super::now_ms() + 3_600_000;
     for chunk in qids.chunks(1_000) {
         let mut p = redis::pipe();
         p.cmd("ZADD").arg(format!("wr:{{{sale}}}:admitted"));
@@ -143,12 +143,6 @@ async fn admit_by_hand(ctx: &Ctx, sale: &str, tokens: &[String]) -> Result<()> {
         let _: () = p.query_async(&mut redis).await?;
     }
     Ok(())
-}
-
-fn chrono_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 async fn read_tickets(

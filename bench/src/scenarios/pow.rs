@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 use waitroom::door::pow::{self, PowKey, Proof};
 use waitroom::door::ClientKey;
 
-use super::say;
+use super::{now_ms, say};
 use crate::report::Report;
 
 /// Sales default to 0 bits (off); 16 bits is a fraction of a second in a browser. The
@@ -67,10 +67,4 @@ pub fn run(r: &mut Report) -> Result<()> {
     r.set("pow_verify_us", verify);
     r.set("baseline_sha256_us", sha);
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
