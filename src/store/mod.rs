@@ -166,23 +166,22 @@ impl Store {
                 ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
             conns.push(Conn::Single(manager));
         }
-        Ok(Self {
-            conns: conns.into(),
-            next: Arc::new(AtomicUsize::new(0)),
-            batches: Default::default(),
-            reads: Default::default(),
-        })
+        Ok(Self::over(conns.into()))
     }
 
     /// One cluster connection: it keeps a multiplexed connection per node and follows the
     /// cluster's topology (MOVED, a restarted node) by itself.
     pub async fn connect_cluster(nodes: &[String]) -> Result<Self, redis::RedisError> {
-        Ok(Self {
-            conns: vec![Conn::cluster(nodes).await?].into(),
+        Ok(Self::over(vec![Conn::cluster(nodes).await?].into()))
+    }
+
+    fn over(conns: Arc<[Conn]>) -> Self {
+        Self {
+            conns,
             next: Arc::new(AtomicUsize::new(0)),
             batches: Default::default(),
             reads: Default::default(),
-        })
+        }
     }
 
     /// `connect` or `connect_cluster`, whichever `target` names.

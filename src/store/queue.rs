@@ -3,10 +3,10 @@
 use super::batch::Entry;
 use super::scripts::ADMIT;
 use super::{key, time_ms, unexpected, Live, Store};
+use crate::fault::Fault;
 
 /// How many replies `place_commands` adds.
 pub(super) const PLACE_FIELDS: usize = 6;
-use crate::fault::Fault;
 
 /// Where one shopper stands in Redis's view.
 #[derive(Debug, Clone, PartialEq)]
