@@ -1,33 +1,20 @@
 //! waitroom: a virtual waiting room and admission controller for flash sales.
 //!
-//! Flows, one module each: `queue` (joining), `admission` (the ticker and sweeper),
-//! `checkout`, `payments`, `events` + `sse` (live push), `sales` (admin), `recovery` (a sale
-//! Redis lost: detect, rebuild, settle). `store` owns every Redis key and script, `ledger`
-//! every SQL statement, `tokens` the JWTs; `fault` is their error, `error` the HTTP one.
+//! Layers, bottom up; a module names only its own layer and those below it (`scripts/layers`
+//! checks this in `./scripts/test`):
+//! - `core`: domain types parsed once at the edge, the `Fault` of the stores, configuration.
+//! - `infra`: Redis (`store`, owning every key and script), Postgres (`ledger`, every SQL
+//!   statement), the JWTs (`tokens`), this instance's live hub (`events`), metrics, logging.
+//! - `flows`: what the product does — join, admit, buy, pay, run a sale, recover a sale Redis
+//!   lost, the audit trail, the report, the door's policy. Each takes `flows::Deps` or less.
+//! - `http`: routes, the one error mapping, SSE, the dashboard's session, the door's
+//!   extractors and middleware.
+//! - `tasks`: the background loops, spawned together by `tasks::spawn_all`.
+//! - `startup`: builds an instance from a `Config`; `main.rs` and the tests start it.
 
-pub mod admission;
-pub mod audit;
-pub mod checkout;
-pub mod config;
-pub mod console;
-pub mod domain;
-pub mod door;
-pub mod error;
-pub mod events;
-pub mod fault;
-pub mod health;
-pub mod ledger;
-pub mod metrics;
-pub mod payments;
-pub mod queue;
-pub mod recovery;
-pub mod report;
-pub mod routes;
-pub mod sales;
-pub mod schedule;
-pub mod sse;
+pub mod core;
+pub mod flows;
+pub mod http;
+pub mod infra;
 pub mod startup;
-pub mod state;
-pub mod store;
-pub mod telemetry;
-pub mod tokens;
+pub mod tasks;

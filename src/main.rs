@@ -1,6 +1,6 @@
 use clap::{Parser, Subcommand};
 
-use waitroom::config::Config;
+use waitroom::core::config::Config;
 use waitroom::startup::Application;
 
 /// jemalloc, not glibc's malloc: a request allocates and frees many small objects across the
@@ -41,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn keygen(out: Option<std::path::PathBuf>) -> anyhow::Result<()> {
-    let pem = waitroom::tokens::generate_pem();
+    let pem = waitroom::infra::tokens::generate_pem();
     match out {
         Some(path) => {
             use std::io::Write;
@@ -60,7 +60,7 @@ fn keygen(out: Option<std::path::PathBuf>) -> anyhow::Result<()> {
 }
 
 async fn serve() -> anyhow::Result<()> {
-    waitroom::telemetry::init();
+    waitroom::infra::telemetry::init();
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {

@@ -11,15 +11,16 @@ use secrecy::ExposeSecret;
 use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
-use crate::config::Config;
-use crate::door::limits::{self, Limiters};
-use crate::door::pow::PowKey;
-use crate::events::{self, Hub};
-use crate::ledger::Ledger;
-use crate::state::AppState;
-use crate::store::Store;
-use crate::tokens::{self, Keys};
-use crate::{admission, console, error, health, recovery, routes, telemetry};
+use crate::core::config::Config;
+use crate::flows::door::limits::Limiters;
+use crate::flows::{recovery, Deps};
+use crate::http::state::AppState;
+use crate::http::{error, routes};
+use crate::infra::ledger::Ledger;
+use crate::infra::store::{Store, Target};
+use crate::infra::tokens::{self, Keys};
+use crate::infra::{metrics, telemetry};
+use crate::tasks;
 
 pub struct Application {
     port: u16,
@@ -78,9 +79,9 @@ where
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        crate::metrics::install();
+        metrics::install();
         let keys = signing_keys(&config)?;
-        let target = config.redis_target();
+        let target = Target::of(&config);
         let store = wait_for("redis", || Store::open(&target, config.redis_connections)).await?;
         let ledger = Ledger::connect_lazy(config.database_url.expose_secret(), config.pg_pool_size)
             .context("WAITROOM_DATABASE_URL")?;
@@ -88,26 +89,24 @@ impl Application {
         wait_for("redis scripts", || store.ready()).await?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let state = Arc::new(AppState {
-            store,
-            ledger,
-            keys,
-            pow: PowKey::from_config(&config),
-            hub: Arc::new(Hub::default()),
-            console: Default::default(),
+        let deps = Arc::new(Deps::new(config, store, ledger, keys));
+        let shared = tasks::Shared {
+            limits: Arc::new(Limiters::new(&deps.config.limits)),
             health: Default::default(),
-            limits: Limiters::new(&config.limits),
-            rebuilding: Default::default(),
-            redis_seen: Default::default(),
-            schedules: Default::default(),
-            shutdown: shutdown_rx,
-            config,
-        });
+            console: Default::default(),
+        };
         // Ready from the first request on if the stores are; the checker keeps it current.
-        state.health.check(&state).await;
-        if let Err(e) = recovery::detect_lost_sales(&state).await {
+        shared.health.check(&deps.store, &deps.ledger).await;
+        if let Err(e) = recovery::detect_lost_sales(&deps).await {
             tracing::warn!(error = %e, "could not check sales against redis at start");
         }
+        let state = Arc::new(AppState {
+            flows: deps.clone(),
+            limits: shared.limits.clone(),
+            health: shared.health.clone(),
+            console: shared.console.clone(),
+            shutdown: shutdown_rx.clone(),
+        });
 
         let listener = TcpListener::bind(state.config.bind).context("WAITROOM_BIND")?;
         let port = listener.local_addr()?.port();
@@ -133,20 +132,7 @@ impl Application {
         .listen(listener)?
         .run();
 
-        tokio::spawn(events::run_subscriber(
-            state.hub.clone(),
-            target,
-            state.store.clone(),
-            state.shutdown.clone(),
-        ));
-        tokio::spawn(admission::run_ticker(state.clone()));
-        tokio::spawn(health::run_checker(state.clone()));
-        tokio::spawn(admission::run_sweeper(state.clone()));
-        tokio::spawn(admission::run_rebuilder(state.clone()));
-        tokio::spawn(limits::run_sweeper(state.clone()));
-        if let Some(every) = state.config.console_sample {
-            tokio::spawn(console::run_sampler(state.clone(), every));
-        }
+        tasks::spawn_all(&deps, &shared, &shutdown_rx);
         Ok(Self {
             port,
             server,

@@ -169,7 +169,7 @@ async fn buy(app: &TestApp, sale: &str, ticket: &str, heard: &Mutex<Heard>, boug
 
 /// The queue id a ticket is for: the ledger's `ticket_id`.
 fn qid(ticket: &str) -> String {
-    waitroom::tokens::unverified_subject(ticket).expect("a ticket names its queue id")
+    waitroom::infra::tokens::unverified_subject(ticket).expect("a ticket names its queue id")
 }
 
 async fn ledger_orders(sale: &str) -> Vec<(String, String)> {
@@ -184,7 +184,7 @@ async fn storm_through(loss: Loss) {
     capture_logs();
     let mut server = RedisServer::start().await;
     let url = server.url();
-    let tweak = |c: &mut waitroom::config::Config| {
+    let tweak = |c: &mut waitroom::core::config::Config| {
         c.redis_url = url.clone();
         c.settle_after = Duration::from_secs(2);
     };

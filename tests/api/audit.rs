@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::checkout::admitted_tickets;
 use crate::common::*;
-use waitroom::audit::{self, Kind, Source};
+use waitroom::flows::audit::{self, Kind, Source};
 
 async fn get(app: &TestApp, path: &str) -> (u16, Value) {
     let res = app
@@ -207,7 +207,7 @@ async fn the_trail_pages_with_after_and_limit() {
     let sale = app.create_sale(5, 10).await;
     for n in 0..5 {
         audit::record(
-            &app.state,
+            &app.state.ledger,
             &sale,
             Kind::Changed,
             Source::Api,
@@ -368,7 +368,14 @@ async fn a_rebuild_and_its_settle_are_on_the_trail() {
 async fn the_trail_and_admissions_refuse_update_and_delete() {
     let app = spawn_app().await;
     let sale = app.create_sale(5, 10).await;
-    audit::record(&app.state, &sale, Kind::Changed, Source::Api, json!({})).await;
+    audit::record(
+        &app.state.ledger,
+        &sale,
+        Kind::Changed,
+        Source::Api,
+        json!({}),
+    )
+    .await;
     sqlx::query("INSERT INTO admissions VALUES ($1, 'q', 1, 2)")
         .bind(&sale)
         .execute(&pg().await)

@@ -230,7 +230,7 @@ async fn after_sold_out_the_herd_is_refused_but_a_buyer_retrying_gets_the_order(
     let order: Value = first.json().await.unwrap();
     let loser = crate::common::eventually(WAIT, || async {
         let mut r = crate::common::redis().await;
-        let qid = waitroom::tokens::unverified_subject(&tokens[1]).unwrap();
+        let qid = waitroom::infra::tokens::unverified_subject(&tokens[1]).unwrap();
         // Admit the second shopper by hand: units bound admission, so the ticker will not.
         let exp = chrono::Utc::now().timestamp_millis() + 60_000;
         let _: () =
@@ -277,7 +277,8 @@ async fn the_same_order_twice_at_the_ledger_is_one_order() {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_millis() as i64;
-        let rec = waitroom::domain::OrderRecord::at_ms(uuid::Uuid::now_v7(), 1, now_ms).unwrap();
+        let rec =
+            waitroom::core::domain::OrderRecord::at_ms(uuid::Uuid::now_v7(), 1, now_ms).unwrap();
         // The first copy goes to one writer; the next ones arrive while it commits.
         let (ledger, sale2, ticket2, rec2) = (
             app.state.ledger.clone(),
@@ -292,7 +293,7 @@ async fn the_same_order_twice_at_the_ledger_is_one_order() {
         all.push(first.await.unwrap());
         for recorded in all {
             match recorded {
-                Ok(waitroom::ledger::Recorded::Order(o)) => assert_eq!(o.id, rec.order_id),
+                Ok(waitroom::infra::ledger::Recorded::Order(o)) => assert_eq!(o.id, rec.order_id),
                 other => panic!("copy of an order not recorded: {other:?}"),
             }
         }

@@ -172,7 +172,7 @@ async fn a_restarted_master_reloads_the_scripts_and_the_sale_goes_on() {
     let held = app.checkout(&sale, &ticket, 1).await;
     assert_eq!(held.status(), 503, "held until reconciled with the ledger");
     let settled = eventually(WAIT, || async {
-        waitroom::recovery::settle_stock(&app.state, &sale)
+        waitroom::flows::recovery::settle_stock(&app.state, &sale)
             .await
             .unwrap();
         (app.checkout(&sale, &ticket, 1).await.status() == 201).then_some(())

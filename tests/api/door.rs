@@ -3,7 +3,7 @@
 
 use reqwest::{RequestBuilder, Response};
 use serde_json::Value;
-use waitroom::config::RateLimits;
+use waitroom::core::config::RateLimits;
 
 use crate::common::*;
 

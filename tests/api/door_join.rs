@@ -2,8 +2,8 @@
 
 use redis::AsyncCommands;
 use serde_json::{json, Value};
-use waitroom::door::pow::{self, Challenge};
-use waitroom::door::{places, ClientKey};
+use waitroom::flows::door::pow::{self, Challenge};
+use waitroom::flows::door::{places, ClientKey};
 
 use crate::common::*;
 

@@ -200,8 +200,8 @@ async fn send(app: &TestApp, r: &Req) -> Result<reqwest::Response, reqwest::Erro
         }
     }
     if r.signed {
-        let sig = waitroom::payments::sign(PAYMENT_SECRET, &r.body);
-        req = req.header(waitroom::payments::SIGNATURE_HEADER, sig);
+        let sig = waitroom::flows::payments::sign(PAYMENT_SECRET, &r.body);
+        req = req.header(waitroom::flows::payments::SIGNATURE_HEADER, sig);
     }
     req.body(r.body.clone()).send().await
 }

@@ -19,7 +19,7 @@ async fn two_apps(
     tick: Duration,
     url: &str,
 ) -> (TestApp, TestApp, redis::aio::MultiplexedConnection) {
-    let config = |c: &mut waitroom::config::Config| {
+    let config = |c: &mut waitroom::core::config::Config| {
         c.redis_url = url.to_string();
         c.tick = tick;
     };

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use prometheus_parse::{Scrape, Value as Prom};
 use serde_json::{json, Value};
-use waitroom::config::RateLimits;
+use waitroom::core::config::RateLimits;
 
 use crate::common::*;
 
@@ -86,7 +86,7 @@ async fn a_sale_shows_in_the_scrape_with_its_gauges_latencies_and_limits() {
     let paid =
         json!({"order_id": order["order_id"], "event_id": unique("ev"), "outcome": "succeeded"});
     assert_eq!(app.payment_event(&paid, PAYMENT_SECRET).await.status(), 200);
-    let p99 = waitroom::metrics::checkout_p99_ms().expect("a checkout in the last minute");
+    let p99 = waitroom::infra::metrics::checkout_p99_ms().expect("a checkout in the last minute");
     assert!(p99 > 0.0, "{p99}");
 
     // A second instance, whose read budget is one request: its /metrics is the same recorder.

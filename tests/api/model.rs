@@ -251,7 +251,7 @@ fn two_instances_match_a_model_of_the_sale() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let world = rt.block_on(async {
         let url = redis_url_db(DB);
-        let config = |c: &mut waitroom::config::Config| {
+        let config = |c: &mut waitroom::core::config::Config| {
             c.redis_url = url.clone();
             c.tick = NEVER;
             c.sweep = NEVER;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use eventsource_stream::{Event, Eventsource};
 use futures_util::{Stream, StreamExt};
 use serde_json::{json, Value};
-use waitroom::door::{places, ClientKey};
+use waitroom::flows::door::{places, ClientKey};
 
 use crate::common::*;
 use crate::nginx_proc::Nginx;
@@ -107,7 +107,7 @@ async fn join_upstreams(nginx: &Nginx, sale: &str, n: usize) -> HashSet<String> 
 
 #[tokio::test]
 async fn a_sale_runs_through_nginx_in_front_of_two_instances() {
-    let behind_nginx = |c: &mut waitroom::config::Config| {
+    let behind_nginx = |c: &mut waitroom::core::config::Config| {
         c.clients.trusted = vec!["127.0.0.1/32".parse().unwrap()];
     };
     let (a, b) = (

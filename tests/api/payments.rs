@@ -189,7 +189,7 @@ async fn a_release_redis_missed_is_given_back_exactly_once() {
         .store
         .release(
             &sale,
-            &[waitroom::domain::ReleasedOrder {
+            &[waitroom::core::domain::ReleasedOrder {
                 ticket: shopper.queue_id.clone(),
                 order_id: order.parse().unwrap(),
                 quantity: 1,

@@ -1,7 +1,7 @@
 use futures_util::future::join_all;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
-use waitroom::store::{NewPlace, Place};
+use waitroom::infra::store::{NewPlace, Place};
 
 use crate::common::*;
 

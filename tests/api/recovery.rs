@@ -10,12 +10,12 @@ use crate::common::*;
 
 /// The payment of this checkout's order fails, as recorded in the ledger alone (Redis is not
 /// told: the caller decides when).
-async fn fail_in_ledger(app: &TestApp, order: &Value) -> waitroom::ledger::PaymentOutcome {
+async fn fail_in_ledger(app: &TestApp, order: &Value) -> waitroom::infra::ledger::PaymentOutcome {
     let id = order["order_id"].as_str().unwrap().parse().unwrap();
-    let event = waitroom::domain::EventId::parse(unique("ev")).unwrap();
+    let event = waitroom::core::domain::EventId::parse(unique("ev")).unwrap();
     let outcome = app.state.ledger.apply_payment(id, &event, false).await;
     match outcome.unwrap() {
-        waitroom::ledger::Payment::Applied(outcome) => outcome,
+        waitroom::infra::ledger::Payment::Applied(outcome) => outcome,
         _ => panic!("the order is in the ledger"),
     }
 }
@@ -67,6 +67,8 @@ async fn redis_behind_the_ledger_holds_the_sale_until_it_is_settled() {
     let tickets = admitted_tickets(&app, &sale, 3).await;
     assert_eq!(app.checkout(&sale, &tickets[0], 1).await.status(), 201);
     let ids = [sale.clone()];
+    // The run_id the sweeper would remember between sweeps (its own loop is off here).
+    let mut seen = None;
     let mut r = redis().await;
     let key = |name: &str| format!("wr:{{{sale}}}:{name}");
     let ledger_open = || async { s.ledger.sale(&sale).await.unwrap().unwrap().open };
@@ -74,7 +76,9 @@ async fn redis_behind_the_ledger_holds_the_sale_until_it_is_settled() {
     let _: () = redis::AsyncCommands::del(&mut r, key("open"))
         .await
         .unwrap();
-    waitroom::recovery::watch(s, &ids).await.unwrap();
+    waitroom::flows::recovery::watch(s, &mut seen, &ids)
+        .await
+        .unwrap();
     assert!(
         !ledger_open().await,
         "closed with redis-cli: closed in the ledger"
@@ -82,7 +86,9 @@ async fn redis_behind_the_ledger_holds_the_sale_until_it_is_settled() {
     let _: () = redis::AsyncCommands::set(&mut r, key("open"), "1")
         .await
         .unwrap();
-    waitroom::recovery::watch(s, &ids).await.unwrap();
+    waitroom::flows::recovery::watch(s, &mut seen, &ids)
+        .await
+        .unwrap();
     assert!(
         ledger_open().await,
         "opened with redis-cli: open in the ledger"
@@ -98,7 +104,9 @@ async fn redis_behind_the_ledger_holds_the_sale_until_it_is_settled() {
     };
     let settle = || async {
         let settled = eventually(WAIT, || async {
-            waitroom::recovery::settle_stock(s, &sale).await.unwrap();
+            waitroom::flows::recovery::settle_stock(s, &sale)
+                .await
+                .unwrap();
             let marked: bool = redis::AsyncCommands::exists(&mut redis().await, key("unsettled"))
                 .await
                 .unwrap();
@@ -111,14 +119,18 @@ async fn redis_behind_the_ledger_holds_the_sale_until_it_is_settled() {
     let _: () = redis::AsyncCommands::incr(&mut r, key("stock"), 1)
         .await
         .unwrap();
-    waitroom::recovery::watch(s, &ids).await.unwrap();
+    waitroom::flows::recovery::watch(s, &mut seen, &ids)
+        .await
+        .unwrap();
     held(&tickets[1]).await;
     settle().await;
     assert_eq!(app.stats(&sale).await["remaining"], 9, "the ledger's stock");
     assert_eq!(app.checkout(&sale, &tickets[1], 1).await.status(), 201);
 
-    *s.redis_seen.lock().unwrap() = Some("another redis".into());
-    waitroom::recovery::watch(s, &ids).await.unwrap();
+    seen = Some("another redis".into());
+    waitroom::flows::recovery::watch(s, &mut seen, &ids)
+        .await
+        .unwrap();
     held(&tickets[2]).await;
     settle().await;
     assert_eq!(app.checkout(&sale, &tickets[2], 1).await.status(), 201);
@@ -296,7 +308,7 @@ async fn reconcile_counts_an_order_committed_but_still_pending_once() {
         redis::AsyncCommands::sadd(&mut r, format!("wr:{{{sale}}}:pending"), &buyer.queue_id)
             .await
             .unwrap();
-    let stock = waitroom::recovery::settle_stock(&app.state, &sale).await;
+    let stock = waitroom::flows::recovery::settle_stock(&app.state, &sale).await;
     assert_eq!(
         stock.unwrap(),
         Some(2),

@@ -42,7 +42,7 @@ pub fn capture_logs() {
         .with_ansi(false)
         .with_writer(LOGS.clone())
         .finish()
-        .with(waitroom::telemetry::ClientFaultsAtDebug)
+        .with(waitroom::infra::telemetry::ClientFaultsAtDebug)
         .try_init();
 }
 

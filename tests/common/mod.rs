@@ -28,15 +28,15 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 use serde_json::{json, Value};
-use waitroom::config::{Config, RateLimits};
+use waitroom::core::config::{Config, RateLimits};
+use waitroom::http::state::AppState;
 use waitroom::startup::{AppHandle, Application};
-use waitroom::state::AppState;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-123";
 pub const PAYMENT_SECRET: &str = "test-payment-secret";
 
 /// One signing key for the whole test binary, so instances verify each other's tokens.
-static KEY_PEM: LazyLock<String> = LazyLock::new(waitroom::tokens::generate_pem);
+static KEY_PEM: LazyLock<String> = LazyLock::new(waitroom::infra::tokens::generate_pem);
 
 /// The defaults are what `scripts/test` exports: the suite's own Redis DB and database, so the
 /// dev data of `scripts/run` (DB 0, database `waitroom`) is never touched.
@@ -365,7 +365,7 @@ impl TestApp {
             .header("content-type", "application/json")
             .header(
                 "x-waitroom-signature",
-                waitroom::payments::sign(secret, &raw),
+                waitroom::flows::payments::sign(secret, &raw),
             )
             .body(raw)
             .send()

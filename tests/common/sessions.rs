@@ -23,13 +23,13 @@ pub fn remember_session(res: &reqwest::Response) {
 
 /// Remembers a session id seen elsewhere (a real browser's cookie jar).
 pub fn remember_sid(sid: &str) {
-    let hash = waitroom::door::session::hash(sid);
+    let hash = waitroom::http::door::session::hash(sid);
     SESSIONS.lock().unwrap().insert(hash, sid.to_string());
 }
 
 /// The `Cookie` header of the browser a token (queue token or ticket) was issued to.
 pub fn session_cookie(token: &str) -> Option<String> {
-    let hash = waitroom::tokens::unverified_sid(token)??;
+    let hash = waitroom::infra::tokens::unverified_sid(token)??;
     let sid = SESSIONS.lock().unwrap().get(&hash)?.clone();
     Some(format!("wr_sid={sid}"))
 }

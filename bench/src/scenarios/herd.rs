@@ -125,7 +125,9 @@ pub async fn run(ctx: &Ctx, r: &mut Report) -> Result<()> {
 async fn admit_by_hand(ctx: &Ctx, sale: &str, tokens: &[String]) -> Result<()> {
     let qids: Vec<String> = tokens
         .iter()
-        .map(|t| waitroom::tokens::unverified_subject(t).context("a token without a queue id"))
+        .map(|t| {
+            waitroom::infra::tokens::unverified_subject(t).context("a token without a queue id")
+        })
         .collect::<Result<_>>()?;
     let mut redis = ctx.stores.redis_conn().await?;
     let expires_ms = super::now_ms() + 3_600_000;

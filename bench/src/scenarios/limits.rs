@@ -7,9 +7,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use waitroom::config::RateLimits;
-use waitroom::door::limits::{Class, Limiters};
-use waitroom::door::ClientKey;
+use waitroom::core::config::RateLimits;
+use waitroom::flows::door::limits::{Class, Limiters};
+use waitroom::flows::door::ClientKey;
 
 use super::say;
 use crate::report::Report;

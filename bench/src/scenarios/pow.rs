@@ -7,8 +7,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use waitroom::door::pow::{self, PowKey, Proof};
-use waitroom::door::ClientKey;
+use waitroom::flows::door::pow::{self, PowKey, Proof};
+use waitroom::flows::door::ClientKey;
 
 use super::{now_ms, say};
 use crate::report::Report;

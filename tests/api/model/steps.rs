@@ -235,14 +235,14 @@ pub async fn wipe(
         was_open,
         "the open switch comes back from the ledger"
     );
-    let synced = waitroom::checkout::sync_pending(&app.state, &m.sale, 0).await;
+    let synced = waitroom::flows::checkout::sync_pending(&app.state, &m.sale, 0).await;
     prop_assert_eq!(synced.unwrap(), 0, "orders Postgres had missed");
     // As if the settle delay had passed since the rebuild.
     let since = st.now_ms - app.state.config.settle_after.as_millis() as i64 - 1;
     let _: () = redis::AsyncCommands::set(r, key(&m.sale, "unsettled"), since)
         .await
         .unwrap();
-    let settled = waitroom::recovery::settle_stock(&app.state, &m.sale).await;
+    let settled = waitroom::flows::recovery::settle_stock(&app.state, &m.sale).await;
     prop_assert_eq!(settled.unwrap(), Some(m.stock()), "stock after the settle");
     Ok(())
 }

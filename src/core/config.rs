@@ -1,0 +1,407 @@
+//! Configuration from `WAITROOM_*` environment variables, validated once at start so a bad
+//! value stops the process with a message naming the variable, never later at request time.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// How long after a rebuild a sale is settled by default: by then every order Redis accepted
+/// before it lost the sale has committed or given up (`infra::ledger` checks at compile time
+/// that its latest commit comes sooner).
+pub const SETTLE_AFTER: Duration = Duration::from_secs(15);
+
+/// Secrets are `SecretString`s: `Debug` prints them redacted, so a logged `Config` shows none.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub redis_url: String,
+    /// Redis Cluster nodes (`WAITROOM_REDIS_CLUSTER_NODES`); when set, `redis_url` is unused.
+    pub redis_cluster_nodes: Vec<String>,
+    pub database_url: SecretString,
+    /// Bearer token for `/api/admin`; empty disables the admin API.
+    pub admin_token: SecretString,
+    /// Ed25519 private keys (PKCS#8 PEM text). The first signs; all verify, so a key can be
+    /// rotated in without logging anyone out. Empty: a development key is generated.
+    pub signing_keys_pem: Vec<SecretString>,
+    /// HMAC-SHA256 secret for the payment webhook; empty disables the webhook.
+    pub payment_secret: SecretString,
+    /// Trusted proxies and the header they name the client in (`door::client`).
+    pub clients: crate::core::client::ClientIdentity,
+    /// Per-client request rates at the door (`door::limits`).
+    pub limits: RateLimits,
+    pub issuer: String,
+    pub tick: Duration,
+    /// How often the dashboard's sampler reads every sale (None: not at all, for test
+    /// instances that have no dashboard watching).
+    pub console_sample: Option<Duration>,
+    /// How often holds are expired and Redis-accepted orders are synced to Postgres.
+    pub sweep: Duration,
+    /// How long a sale marked `unsettled` waits before a settle reconciles it: by then every
+    /// order in flight at the loss has committed or given up (`SETTLE_AFTER`; a
+    /// shorter wait is for tests, and risks the ledger refusing an order Redis accepted).
+    pub settle_after: Duration,
+    pub queue_token_ttl: Duration,
+    pub workers: usize,
+    pub max_connections_per_worker: usize,
+    /// Multiplexed Redis connections shared by all requests.
+    pub redis_connections: usize,
+    pub pg_pool_size: u32,
+    /// Tokens are refused without the browser's session cookie (`door::session`).
+    pub bind_tokens: bool,
+    /// Open event streams per queue id on one instance; one more closes the oldest.
+    pub streams_per_token: usize,
+}
+
+impl Config {
+    /// Defaults for everything but the two store URLs.
+    pub fn new(redis_url: impl Into<String>, database_url: impl Into<String>) -> Self {
+        let database_url: String = database_url.into();
+        Self {
+            bind: "127.0.0.1:8080".parse().expect("valid default address"),
+            redis_url: redis_url.into(),
+            redis_cluster_nodes: Vec::new(),
+            database_url: database_url.into(),
+            admin_token: SecretString::default(),
+            signing_keys_pem: Vec::new(),
+            payment_secret: SecretString::default(),
+            clients: Default::default(),
+            limits: RateLimits::default(),
+            issuer: "waitroom".into(),
+            tick: Duration::from_millis(200),
+            console_sample: Some(Duration::from_secs(1)),
+            sweep: Duration::from_millis(1000),
+            settle_after: SETTLE_AFTER,
+            queue_token_ttl: Duration::from_secs(24 * 3600),
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_connections_per_worker: 100_000,
+            redis_connections: 4,
+            pg_pool_size: 16,
+            bind_tokens: true,
+            streams_per_token: 3,
+        }
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through `get`, so tests can feed a map instead of the process env.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let mut c = Self::new(
+            var("WAITROOM_REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379/".into()),
+            var("WAITROOM_DATABASE_URL")
+                .unwrap_or_else(|| "postgres://waitroom@127.0.0.1:5432/waitroom".into()),
+        );
+        if !c.redis_url.starts_with("redis://") && !c.redis_url.starts_with("rediss://") {
+            return Err(ConfigError::new(
+                "WAITROOM_REDIS_URL",
+                "must start with redis://",
+            ));
+        }
+        if let Some(v) = var("WAITROOM_REDIS_CLUSTER_NODES") {
+            c.redis_cluster_nodes = v
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect();
+            let url = |n: &String| n.starts_with("redis://") || n.starts_with("rediss://");
+            if !c.redis_cluster_nodes.iter().all(url) {
+                return Err(ConfigError::new(
+                    "WAITROOM_REDIS_CLUSTER_NODES",
+                    "comma-separated redis:// URLs",
+                ));
+            }
+        }
+        if !c.database_url.expose_secret().starts_with("postgres") {
+            return Err(ConfigError::new(
+                "WAITROOM_DATABASE_URL",
+                "must start with postgres://",
+            ));
+        }
+        if let Some(v) = var("WAITROOM_BIND") {
+            c.bind = parse("WAITROOM_BIND", &v)?;
+        }
+        c.admin_token = var("WAITROOM_ADMIN_TOKEN").unwrap_or_default().into();
+        let admin_token_len = c.admin_token.expose_secret().len();
+        if admin_token_len > 0 && admin_token_len < 12 {
+            return Err(ConfigError::new(
+                "WAITROOM_ADMIN_TOKEN",
+                "must be at least 12 characters",
+            ));
+        }
+        c.payment_secret = var("WAITROOM_PAYMENT_SECRET").unwrap_or_default().into();
+        if let Some(v) = var("WAITROOM_SIGNING_KEYS") {
+            for path in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let pem = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::new("WAITROOM_SIGNING_KEYS", format!("cannot read {path}: {e}"))
+                })?;
+                c.signing_keys_pem.push(pem.into());
+            }
+        }
+        if let Some(v) = var("WAITROOM_TRUSTED_PROXIES") {
+            // CIDRs; a bare address is a /32 (or /128).
+            c.clients.trusted = v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| match p.parse::<IpAddr>() {
+                    Ok(ip) => Ok(ip.into()),
+                    Err(_) => parse("WAITROOM_TRUSTED_PROXIES", p),
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = var("WAITROOM_CLIENT_IP_HEADER").filter(|v| !v.trim().is_empty()) {
+            let name = v.trim().to_ascii_lowercase();
+            actix_web::http::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                ConfigError::new("WAITROOM_CLIENT_IP_HEADER", "not a valid header name")
+            })?;
+            c.clients.header = Some(name);
+        }
+        if let Some(v) = var("WAITROOM_IP_RATE_PER_SEC") {
+            c.limits.write_per_sec = rate("WAITROOM_IP_RATE_PER_SEC", &v)?;
+        }
+        if let Some(v) = var("WAITROOM_IP_BURST") {
+            c.limits.write_burst = bounded("WAITROOM_IP_BURST", &v, 1, 1_000_000)? as u32;
+        }
+        if let Some(v) = var("WAITROOM_IP_READ_RATE_PER_SEC") {
+            c.limits.read_per_sec = rate("WAITROOM_IP_READ_RATE_PER_SEC", &v)?;
+            c.limits.read_burst = RateLimits::read_burst_for(c.limits.read_per_sec);
+        }
+        if let Some(v) = var("WAITROOM_ISSUER") {
+            c.issuer = v;
+        }
+        if let Some(v) = var("WAITROOM_TICK_MS") {
+            c.tick = Duration::from_millis(bounded("WAITROOM_TICK_MS", &v, 10, 5_000)?);
+        }
+        if let Some(v) = var("WAITROOM_SWEEP_MS") {
+            c.sweep = Duration::from_millis(bounded("WAITROOM_SWEEP_MS", &v, 50, 60_000)?);
+        }
+        if let Some(v) = var("WAITROOM_SETTLE_AFTER_MS") {
+            c.settle_after =
+                Duration::from_millis(bounded("WAITROOM_SETTLE_AFTER_MS", &v, 100, 600_000)?);
+        }
+        if let Some(v) = var("WAITROOM_QUEUE_TOKEN_TTL_SECS") {
+            c.queue_token_ttl = Duration::from_secs(bounded(
+                "WAITROOM_QUEUE_TOKEN_TTL_SECS",
+                &v,
+                60,
+                30 * 86_400,
+            )?);
+        }
+        if let Some(v) = var("WAITROOM_WORKERS") {
+            c.workers = bounded("WAITROOM_WORKERS", &v, 1, 256)? as usize;
+        }
+        if let Some(v) = var("WAITROOM_MAX_CONNECTIONS") {
+            c.max_connections_per_worker =
+                bounded("WAITROOM_MAX_CONNECTIONS", &v, 16, 1_000_000)? as usize;
+        }
+        if let Some(v) = var("WAITROOM_REDIS_CONNECTIONS") {
+            c.redis_connections = bounded("WAITROOM_REDIS_CONNECTIONS", &v, 1, 64)? as usize;
+        }
+        if let Some(v) = var("WAITROOM_PG_POOL") {
+            c.pg_pool_size = bounded("WAITROOM_PG_POOL", &v, 1, 1000)? as u32;
+        }
+        if let Some(v) = var("WAITROOM_BIND_TOKENS") {
+            c.bind_tokens = match v.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => true,
+                "false" | "0" | "no" | "off" => false,
+                _ => return Err(ConfigError::new("WAITROOM_BIND_TOKENS", "true or false")),
+            };
+        }
+        if let Some(v) = var("WAITROOM_STREAMS_PER_TOKEN") {
+            c.streams_per_token = bounded("WAITROOM_STREAMS_PER_TOKEN", &v, 1, 100)? as usize;
+        }
+        Ok(c)
+    }
+}
+
+/// Which budget a route spends: writes create state (a place, an order, a challenge), reads
+/// only look at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Write,
+    Read,
+}
+
+/// Requests per second and burst per client, in two classes: writes (join, checkout,
+/// challenge) and reads (status, events, sale info). A rate of 0 turns its class off.
+///
+/// The defaults are sized for one household behind one address: ten devices joining at the
+/// opening and retrying once fit in the write burst; thirty tabs polling every 3 s when SSE
+/// fails make half the read rate. A script gets a place every half second per instance;
+/// the places cap and proof-of-work are what make that expensive.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimits {
+    pub write_per_sec: f64,
+    pub write_burst: u32,
+    pub read_per_sec: f64,
+    pub read_burst: u32,
+}
+
+impl RateLimits {
+    /// Reads come in bunches (a page load, a reconnect after a network change): five seconds'
+    /// worth may arrive at once.
+    pub fn read_burst_for(per_sec: f64) -> u32 {
+        (per_sec * 5.0).ceil().clamp(1.0, 5_000_000.0) as u32
+    }
+
+    /// No limits at all (tests that send many requests from one address).
+    pub fn off() -> Self {
+        Self {
+            write_per_sec: 0.0,
+            read_per_sec: 0.0,
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            write_per_sec: 2.0,
+            write_burst: 40,
+            read_per_sec: 20.0,
+            read_burst: Self::read_burst_for(20.0),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            var,
+            reason: reason.into(),
+        }
+    }
+}
+
+fn parse<T: std::str::FromStr>(var: &'static str, v: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    v.parse()
+        .map_err(|e: T::Err| ConfigError::new(var, format!("{v:?}: {e}")))
+}
+
+fn bounded(var: &'static str, v: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
+    let n: u64 = parse(var, v)?;
+    if !(min..=max).contains(&n) {
+        return Err(ConfigError::new(
+            var,
+            format!("{n} is outside {min}..={max}"),
+        ));
+    }
+    Ok(n)
+}
+
+/// Requests per second: fractions allowed (0.5 is one every two seconds), 0 means off.
+fn rate(var: &'static str, v: &str) -> Result<f64, ConfigError> {
+    let r: f64 = parse(var, v)?;
+    if !(0.0..=1_000_000.0).contains(&r) {
+        return Err(ConfigError::new(var, format!("{r} is outside 0..=1000000")));
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = from(&[]).unwrap();
+        assert_eq!(c.tick, Duration::from_millis(200));
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        assert_eq!(
+            from(&[("WAITROOM_TICK_MS", "abc")]).unwrap_err().var,
+            "WAITROOM_TICK_MS"
+        );
+        assert_eq!(
+            from(&[("WAITROOM_TICK_MS", "0")]).unwrap_err().var,
+            "WAITROOM_TICK_MS"
+        );
+        assert_eq!(
+            from(&[("WAITROOM_BIND", "nope")]).unwrap_err().var,
+            "WAITROOM_BIND"
+        );
+        assert_eq!(
+            from(&[("WAITROOM_REDIS_URL", "http://x")]).unwrap_err().var,
+            "WAITROOM_REDIS_URL"
+        );
+        assert_eq!(
+            from(&[("WAITROOM_REDIS_CLUSTER_NODES", "127.0.0.1:7000")])
+                .unwrap_err()
+                .var,
+            "WAITROOM_REDIS_CLUSTER_NODES"
+        );
+        assert_eq!(
+            from(&[("WAITROOM_SIGNING_KEYS", "/no/such.pem")])
+                .unwrap_err()
+                .var,
+            "WAITROOM_SIGNING_KEYS"
+        );
+        assert_eq!(
+            from(&[("WAITROOM_ADMIN_TOKEN", "short")]).unwrap_err().var,
+            "WAITROOM_ADMIN_TOKEN"
+        );
+        for (var, bad) in [
+            ("WAITROOM_IP_RATE_PER_SEC", "-1"),
+            ("WAITROOM_IP_RATE_PER_SEC", "NaN"),
+            ("WAITROOM_IP_BURST", "0"),
+            ("WAITROOM_IP_READ_RATE_PER_SEC", "fast"),
+        ] {
+            assert_eq!(from(&[(var, bad)]).unwrap_err().var, var);
+        }
+    }
+
+    #[test]
+    fn rate_limits_parse_with_a_derived_read_burst() {
+        let c = from(&[
+            ("WAITROOM_IP_RATE_PER_SEC", "0.5"),
+            ("WAITROOM_IP_BURST", "7"),
+            ("WAITROOM_IP_READ_RATE_PER_SEC", "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.limits.write_per_sec, 0.5);
+        assert_eq!(c.limits.write_burst, 7);
+        assert_eq!(c.limits.read_per_sec, 0.0);
+        assert_eq!(from(&[]).unwrap().limits, RateLimits::default());
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let c = from(&[
+            ("WAITROOM_ADMIN_TOKEN", "admin-token-sekrit"),
+            ("WAITROOM_PAYMENT_SECRET", "payment-sekrit"),
+            ("WAITROOM_DATABASE_URL", "postgres://u:pw-sekrit@h/db"),
+        ])
+        .unwrap();
+        assert_eq!(c.admin_token.expose_secret(), "admin-token-sekrit");
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("sekrit"), "{debug}");
+        assert!(debug.contains("REDACTED"), "{debug}");
+    }
+}

@@ -1,0 +1,47 @@
+//! `Deps`: what the flows share.
+
+use std::sync::Arc;
+
+use crate::core::config::Config;
+use crate::flows::door::pow::PowKey;
+use crate::flows::schedule::Schedules;
+use crate::infra::events::Hub;
+use crate::infra::ledger::Ledger;
+use crate::infra::store::Store;
+use crate::infra::tokens::Keys;
+
+/// What the flows share: the two stores, the signing keys, this instance's live hub, the
+/// settings, and the two pieces of state more than one flow touches (a sale's rebuild lock,
+/// the schedules this instance expects). Built once in `startup`.
+pub struct Deps {
+    pub config: Config,
+    pub store: Store,
+    pub ledger: Ledger,
+    pub keys: Keys,
+    pub hub: Arc<Hub>,
+    /// Signs and checks proof-of-work challenges (`door::pow`).
+    pub pow: PowKey,
+    /// Per sale, held while rebuilding it after Redis lost it (`recovery::rebuild`).
+    pub rebuilding: RebuildLocks,
+    /// Sales with an opening or closing pending, and when (`schedule`).
+    pub schedules: Schedules,
+}
+
+impl Deps {
+    pub fn new(config: Config, store: Store, ledger: Ledger, keys: Keys) -> Self {
+        Self {
+            pow: PowKey::from_config(&config),
+            config,
+            store,
+            ledger,
+            keys,
+            hub: Arc::new(Hub::default()),
+            rebuilding: Default::default(),
+            schedules: Default::default(),
+        }
+    }
+}
+
+/// Per sale, held while rebuilding it after Redis lost it (see `recovery::rebuild`).
+pub type RebuildLocks =
+    std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>;

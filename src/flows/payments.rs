@@ -1,0 +1,169 @@
+//! Payments: the provider's signed webhook, and the return of units from failed payments and
+//! lapsed holds so the next shopper in line can buy them.
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use uuid::Uuid;
+
+use crate::core::domain::{EventId, InvalidInput};
+use crate::core::fault::Fault;
+use crate::flows::audit::{self, Kind, Source};
+use crate::flows::Deps;
+use crate::infra::ledger::{Payment, Release};
+use crate::infra::metrics::METRICS;
+
+/// Header carrying `sha256=<hex HMAC-SHA256 of the raw body>`.
+pub const SIGNATURE_HEADER: &str = "x-waitroom-signature";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Event {
+    order_id: Uuid,
+    event_id: String,
+    outcome: Outcome,
+}
+
+#[derive(Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum Outcome {
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("the signature does not match")]
+    BadSignature,
+    #[error("invalid body: {0}")]
+    InvalidBody(String),
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    #[error("unknown order")]
+    UnknownOrder,
+    #[error("event_id already used for another order")]
+    EventReused,
+    #[error(transparent)]
+    Fault(#[from] Fault),
+}
+
+#[derive(Serialize)]
+pub struct Applied {
+    pub order_id: Uuid,
+    pub status: String,
+    pub duplicate: bool,
+}
+
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    let bytes = mac.finalize().into_bytes();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+fn verify(secret: &str, body: &[u8], header: Option<&str>) -> bool {
+    let Some(hex) = header.and_then(|h| h.strip_prefix("sha256=")) else {
+        return false;
+    };
+    let Some(sig) = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+    else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    mac.verify_slice(&sig).is_ok() // constant time
+}
+
+pub async fn webhook(
+    s: &Deps,
+    body: &[u8],
+    signature: Option<&str>,
+) -> Result<Applied, WebhookError> {
+    let secret = secrecy::ExposeSecret::expose_secret(&s.config.payment_secret);
+    if secret.is_empty() || !verify(secret, body, signature) {
+        return Err(WebhookError::BadSignature);
+    }
+    let e: Event =
+        serde_json::from_slice(body).map_err(|err| WebhookError::InvalidBody(err.to_string()))?;
+    let event_id = EventId::parse(e.event_id)?;
+    let outcome = match s
+        .ledger
+        .apply_payment(e.order_id, &event_id, e.outcome == Outcome::Succeeded)
+        .await?
+    {
+        Payment::Applied(outcome) => outcome,
+        Payment::UnknownOrder => return Err(WebhookError::UnknownOrder),
+        Payment::EventReused => return Err(WebhookError::EventReused),
+    };
+    if let Some(r) = &outcome.released {
+        release(s, r).await;
+    }
+    // Run on a redelivery too: if Redis missed it, the provider's retry (we answer 503)
+    // brings it. Until then the waitlist waits on a hold that is settled.
+    if outcome.order.status == "paid" {
+        let o = &outcome.order;
+        if s.store.paid(&o.sale_id, &o.ticket_id, o.quantity).await? {
+            let detail = serde_json::json!({"order_id": o.id, "last_hold_paid": true});
+            audit::record(&s.ledger, &o.sale_id, Kind::SoldOut, Source::System, detail).await;
+        }
+    }
+    Ok(Applied {
+        order_id: outcome.order.id,
+        status: outcome.order.status,
+        duplicate: outcome.duplicate,
+    })
+}
+
+/// Gives units back to Redis after Postgres committed their release, then clears the
+/// ledger's `restock_due` mark. If Redis is down the mark stays and the sweeper retries
+/// (release.lua is idempotent): the units are undersold for a while, never lost or oversold.
+async fn release(s: &Deps, r: &Release) {
+    let result = match s.store.release(&r.sale, &r.orders).await {
+        Ok(_) => s.ledger.restocked(r).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => METRICS.units_released.add(r.units as u64),
+        Err(e) => tracing::warn!(
+            sale = r.sale, units = r.units, error = %e,
+            "units released in postgres, not yet in redis; the sweeper retries"
+        ),
+    }
+}
+
+/// Expires lapsed holds and returns their units (the waitlist effect: admission resumes),
+/// and retries any release Redis did not confirm.
+pub async fn expire_holds(s: &Deps) -> Result<(), Fault> {
+    for r in s.ledger.expire_holds().await? {
+        tracing::info!(
+            sale = r.sale,
+            units = r.units,
+            "holds expired; units back in stock"
+        );
+        release(s, &r).await;
+    }
+    for r in s.ledger.restocks_due(5.0).await? {
+        release(s, &r).await;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn signatures() {
+        let sig = super::sign("k", b"body");
+        assert!(super::verify("k", b"body", Some(&sig)));
+        assert!(!super::verify("k", b"body2", Some(&sig)));
+        assert!(!super::verify("other", b"body", Some(&sig)));
+        assert!(!super::verify("k", b"body", Some("sha256=zz")));
+        assert!(!super::verify("k", b"body", None));
+    }
+}

@@ -1,0 +1,270 @@
+//! Recovering a sale Redis lost: detect, rebuild, settle.
+//!
+//! Redis holds a sale's live state (the line, admissions, stock, who bought); Postgres holds
+//! the ledger (the sale and every order) and is the authority. Redis can lose some or all of
+//! a sale: a FLUSH, a restart without its AOF, a failover to a replica that was behind.
+//! **Detect**: a script answers that the sale is unknown, a shopper holding a valid token is
+//! in none of the sale's sets, or the sweeper finds a sale the ledger has and Redis does not.
+//! **Rebuild**: the sale comes back from the ledger in one atomic script (settings, stock =
+//! units − sold, every buyer's order, every ticket whose order lapsed) and is marked
+//! `unsettled`; a waiting shopper's place comes back at the join time in their token, once the
+//! ledger says they did not buy. **Settle**: make Redis's stock agree with the ledger, under
+//! the sale's row lock. A checkout Redis accepted just before the loss may commit after the
+//! rebuild read the ledger, so any instance's sweeper settles a rebuilt sale once
+//! `SETTLE_AFTER` has passed (no order commits later than that); until then releases add no
+//! units. Meanwhile stock can be high by the units of orders in flight at the loss: the
+//! Postgres CHECK (`sold <= units`) then refuses the extra order, so nothing is oversold, but
+//! that shopper hears 409 after Redis said yes. An order whose ledger verdict differs from
+//! Redis's is settled on its own: the ticket bought before (keep the ledger's order, give back
+//! what Redis took again) or the ledger refused it (void the ticket, settle the stock).
+//!
+//! Layering: this module uses `store` and `ledger` only; the flows call it.
+
+use crate::core::domain::{OrderRecord, SaleId};
+use crate::core::fault::Fault;
+use crate::flows::audit::{self, Kind, Source};
+use crate::flows::Deps;
+use crate::infra::ledger::{Order, Recorded};
+use crate::infra::store::{Settlement, Verdict};
+
+/// By then every order Redis accepted before it lost a sale has committed or given up, and a
+/// settle ends the rebuilt sale's `unsettled` state.
+pub use crate::core::config::SETTLE_AFTER;
+
+// ---- detect ----
+
+/// Redis answered that it does not know this sale. If the caller proved the sale existed
+/// (a token signed for it) or this instance has seen it, Redis lost it: rebuild it and
+/// answer whether it is back. Unproven ids never reach Postgres, so made-up sale ids cost
+/// one Redis round trip only.
+pub async fn detect(s: &Deps, id: &SaleId, proven: bool) -> Result<bool, Fault> {
+    if !proven && s.hub.progress(id.as_str()).is_none() {
+        return Ok(false);
+    }
+    rebuild(s, id).await
+}
+
+/// The sweep: rebuilds every live sale the ledger has and Redis lost, even one nobody looks
+/// at. Finished sales are left out (O(live sales)); one comes back when someone reads it.
+pub async fn detect_lost_sales(s: &Deps) -> Result<usize, Fault> {
+    let ids = s.ledger.live_sale_ids().await?;
+    let missing = s.store.missing(&ids).await?;
+    for sale in &missing {
+        let id = SaleId::parse(sale).map_err(|e| Fault::bug(e.to_string()))?;
+        rebuild(s, &id).await?;
+    }
+    Ok(missing.len())
+}
+
+// ---- rebuild ----
+
+/// Makes sure Redis has the sale, rebuilding it from the ledger if Redis lost it. False if
+/// Postgres does not know the sale either. The waiting line itself comes back as shoppers
+/// re-present their queue tokens (`rebuild_shopper`).
+pub async fn rebuild(s: &Deps, id: &SaleId) -> Result<bool, Fault> {
+    // One rebuild of a sale at a time per instance: a herd of requests finding it gone waits
+    // for the one rebuilding it, then looks once, instead of each reading the ledger.
+    let lock = s
+        .rebuilding
+        .lock()
+        .expect("rebuilding lock")
+        .entry(id.to_string())
+        .or_default()
+        .clone();
+    let Ok(_one) = lock.try_lock() else {
+        drop(lock.lock().await);
+        return match s.store.has_sale(id.as_str()).await? {
+            true => Ok(true),
+            false => Err(Fault::Busy("the sale is being rebuilt")),
+        };
+    };
+    let rebuilt = rebuild_sale(s, id).await;
+    s.rebuilding
+        .lock()
+        .expect("rebuilding lock")
+        .remove(id.as_str());
+    rebuilt
+}
+
+async fn rebuild_sale(s: &Deps, id: &SaleId) -> Result<bool, Fault> {
+    if s.store.has_sale(id.as_str()).await? {
+        return Ok(true);
+    }
+    let Some(state) = s.ledger.sale_state(id.as_str()).await? else {
+        return Ok(false);
+    };
+    let stock = (state.sale.units - state.sale.sold) as i64;
+    let spec = state.sale.spec().map_err(|e| Fault::bug(e.to_string()))?;
+    if s.store
+        .rebuild_sale(&spec, stock, &state.orders, state.sale.open)
+        .await?
+    {
+        tracing::warn!(
+            sale = %id, stock, buyers = state.orders.bought.len(),
+            "sale was missing from redis; rebuilt from postgres"
+        );
+        let detail = serde_json::json!({"stock": stock, "buyers": state.orders.bought.len(),
+            "lapsed": state.orders.lapsed.len(), "open": state.sale.open});
+        audit::record(
+            &s.ledger,
+            id.as_str(),
+            Kind::Rebuilt,
+            Source::System,
+            detail,
+        )
+        .await;
+    }
+    Ok(true)
+}
+
+/// Redis has no trace of this shopper: it lost the sale, and the rebuild came before anything
+/// this shopper did since. The ledger says whether they bought (Redis is told, and they stay
+/// out of the line); otherwise their place comes back at `score`, the join time in their token.
+pub async fn rebuild_shopper(s: &Deps, sale: &str, qid: &str, score: i64) -> Result<(), Fault> {
+    match s.ledger.order_by_ticket(sale, qid).await? {
+        Some(order) if order.is_live() => s
+            .store
+            .settle_order(sale, qid, Verdict::Kept(&order.record()))
+            .await
+            .map(drop),
+        Some(order) => s.store.release(sale, &[order.released()]).await.map(drop),
+        None => s.store.rebuild_place(sale, qid, score).await,
+    }
+}
+
+// ---- settle ----
+
+/// Settles a sale rebuilt at least `SETTLE_AFTER` ago (the sweeper finds them with
+/// `Store::needing_sweep`). The mark is in Redis, so whichever instance's sweeper comes first
+/// does it, even if the instance that rebuilt the sale is gone.
+pub async fn settle_rebuilt(s: &Deps, sale: &str) -> Result<(), Fault> {
+    let stock = settle_stock(s, sale).await?;
+    tracing::info!(sale, ?stock, "rebuilt sale settled");
+    let detail = serde_json::json!({"stock": stock, "after": "rebuild"});
+    audit::record(&s.ledger, sale, Kind::Reconciled, Source::System, detail).await;
+    Ok(())
+}
+
+/// Sets Redis's stock from the ledger (lua/settle.lua) while holding the sale's row, so no
+/// order commits between reading `sold` and setting stock. None if the ledger has no such
+/// sale.
+pub async fn settle_stock(s: &Deps, sale: &str) -> Result<Option<i64>, Fault> {
+    s.ledger
+        .with_sale_locked(sale, async |locked| {
+            // No order of this sale commits while the row is held, so what the ledger says
+            // holds until the script has run.
+            let orders = locked.orders().await?;
+            let ledger = Settlement {
+                units: locked.row.units as i64,
+                sold: locked.row.sold as i64,
+                open: locked.row.open,
+                released: &locked.released,
+                orders: &orders,
+            };
+            s.store
+                .settle_sale(sale, ledger, s.config.settle_after)
+                .await
+        })
+        .await
+}
+
+/// Brings Redis in line with what the ledger made of an order Redis accepted. Returns the
+/// ledger's order, or None if the ledger refused it.
+pub async fn settle_order(
+    s: &Deps,
+    sale: &str,
+    qid: &str,
+    rec: &OrderRecord,
+    recorded: Recorded,
+) -> Result<Option<Order>, Fault> {
+    let recorded = match recorded {
+        // Another copy of this order (the ledger sync racing its own checkout) may have been
+        // recorded meanwhile: then it stands, and voiding the ticket would lose it.
+        Recorded::WouldOversell => match s.ledger.order_by_ticket(sale, qid).await? {
+            Some(order) => Recorded::Order(order),
+            None => Recorded::WouldOversell,
+        },
+        recorded => recorded,
+    };
+    match recorded {
+        Recorded::Order(order) if order.id == rec.order_id => Ok(Some(order)),
+        Recorded::Order(order) => {
+            tracing::warn!(
+                sale,
+                qid,
+                "ticket bought twice in redis; the second is undone"
+            );
+            s.store
+                .settle_order(sale, qid, Verdict::Kept(&order.record()))
+                .await?;
+            Ok(Some(order))
+        }
+        Recorded::WouldOversell => {
+            tracing::error!(
+                sale,
+                qid,
+                "ledger refused an order redis accepted: redis stock was ahead; settling"
+            );
+            s.store.settle_order(sale, qid, Verdict::Refused).await?;
+            settle_stock(s, sale).await?;
+            Ok(None)
+        }
+    }
+}
+
+// ---- watch ----
+
+/// Every sweep, over the sales Redis lists: marks them `unsettled` (no checkout until a settle
+/// reconciles them with the ledger) if Redis restarted (its `run_id` changed: an AOF may miss
+/// its last second) or if a sale's stock is ahead of the ledger (stock went back in time), and
+/// copies open switches flipped in Redis (redis-cli's too) to the ledger, so a sale Redis
+/// loses comes back as it was. `seen` is the `run_id` of the Redis the caller last saw.
+pub async fn watch(s: &Deps, seen: &mut Option<String>, sales: &[String]) -> Result<(), Fault> {
+    let run_id = s.store.run_id().await?;
+    if seen.as_ref().is_some_and(|seen| *seen != run_id) {
+        tracing::warn!(
+            sales = sales.len(),
+            "redis restarted: sales held until reconciled"
+        );
+        s.store.mark_unsettled(sales).await?;
+    }
+    *seen = Some(run_id);
+    // The ledger first: an order commits after Redis took its units, so a stock read after
+    // `sold` has every unit `sold` counts taken out already.
+    let ledger = s.ledger.standing(sales).await?;
+    let ids: Vec<String> = ledger.iter().map(|l| l.id.clone()).collect();
+    let held = s.store.standing(&ids).await?;
+    let mut flips = Vec::new();
+    for (l, h) in ledger.iter().zip(held) {
+        if !h.present || h.unsettled {
+            continue;
+        }
+        if h.open != l.open {
+            flips.push((l.id.clone(), h.open));
+        }
+        if i64::from(l.sold) + h.stock > i64::from(l.units) && stock_ahead(s, &l.id).await? {
+            tracing::warn!(
+                sale = l.id,
+                "redis stock ahead of the ledger: held until reconciled"
+            );
+            s.store.mark_unsettled(std::slice::from_ref(&l.id)).await?;
+        }
+    }
+    if !flips.is_empty() {
+        s.ledger.copy_open_flips(&flips).await?;
+    }
+    Ok(())
+}
+
+/// Confirms, under the sale's row lock (no order commits and no release lands meanwhile),
+/// that Redis's stock is ahead of the ledger: a release between the unlocked reads looks so.
+async fn stock_ahead(s: &Deps, sale: &str) -> Result<bool, Fault> {
+    let ahead = s
+        .ledger
+        .with_sale_locked(sale, async |locked| {
+            let stock = s.store.stock(sale).await?.unwrap_or(0);
+            Ok(i64::from(locked.row.sold) + stock > i64::from(locked.row.units))
+        })
+        .await?;
+    Ok(ahead.unwrap_or(false))
+}

@@ -1,0 +1,278 @@
+//! Sales: creating them, opening and closing them, what they look like live, and the
+//! admin's reconcile.
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::core::domain::{InvalidInput, Patch, SaleId, SaleSpec, Settings};
+use crate::core::fault::Fault;
+use crate::flows::audit::{self, Kind, Source};
+use crate::flows::Deps;
+use crate::flows::{checkout, recovery};
+use crate::infra::ledger::{LockedSale, SaleRow};
+use crate::infra::store::Live;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SaleError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidInput),
+    #[error("a sale with this id already exists")]
+    Exists,
+    #[error("unknown sale")]
+    UnknownSale,
+    /// `units` below what is sold or held for payment (with orders Redis took that the
+    /// ledger has not recorded yet).
+    #[error("{0} units are sold or held")]
+    UnitsBelowSold(i64),
+    /// `units` may only grow: shrinking would take back what shoppers were told is left.
+    #[error("the sale has {0} units; units may only grow")]
+    UnitsShrink(i32),
+    #[error(transparent)]
+    Fault(#[from] Fault),
+}
+
+/// A sale as shoppers see it.
+#[derive(Debug, Serialize)]
+pub struct PublicSale {
+    pub id: String,
+    #[serde(flatten)]
+    pub settings: Settings,
+    pub remaining: i64,
+    pub open: bool,
+    pub sold_out: bool,
+    pub queue_len: i64,
+}
+
+/// A sale as its admin watches it.
+#[derive(Debug, Serialize)]
+pub struct AdminStats {
+    #[serde(flatten)]
+    pub sale: SaleRow,
+    pub remaining: i64,
+    pub queue_len: i64,
+    pub admitted_active: i64,
+    pub admitted_total: i64,
+    pub open: bool,
+    pub sold_out: bool,
+    /// Orders Redis accepted that Postgres has not recorded yet (non-zero only briefly, or
+    /// while Postgres is down).
+    pub pending_sync: usize,
+}
+
+pub async fn create(s: &Deps, body: Map<String, Value>) -> Result<SaleRow, SaleError> {
+    let spec = SaleSpec::parse(body)?;
+    if !s.ledger.insert_sale(&spec).await? {
+        return Err(SaleError::Exists);
+    }
+    s.store.put_sale(&spec, spec.settings.units as i64).await?;
+    let sale = spec.id.as_str();
+    s.schedules.expect(sale, spec.settings.next_schedule_ms());
+    let detail = Value::Object(spec.settings.fields());
+    audit::record(&s.ledger, sale, Kind::Created, Source::Api, detail).await;
+    row(s, &spec.id).await
+}
+
+async fn row(s: &Deps, id: &SaleId) -> Result<SaleRow, SaleError> {
+    s.ledger
+        .sale(id.as_str())
+        .await?
+        .ok_or(SaleError::UnknownSale)
+}
+
+pub async fn stats(s: &Deps, id: &SaleId) -> Result<AdminStats, SaleError> {
+    let sale = row(s, id).await?;
+    // The admin sees the sale as it is, not zeros, right after Redis lost it.
+    recovery::rebuild(s, id).await?;
+    let live = s.store.live(id.as_str()).await?;
+    let pending_sync = s.store.pending(id.as_str()).await?.len();
+    Ok(AdminStats {
+        sale,
+        remaining: live.remaining,
+        queue_len: live.queue_len,
+        admitted_active: live.admitted_active,
+        admitted_total: live.admitted_total,
+        open: live.open,
+        sold_out: live.remaining <= 0,
+        pending_sync,
+    })
+}
+
+fn public(sale: SaleRow, live: Live) -> PublicSale {
+    PublicSale {
+        id: sale.id,
+        settings: sale.settings,
+        remaining: live.remaining,
+        open: live.open,
+        sold_out: live.remaining <= 0,
+        queue_len: live.queue_len,
+    }
+}
+
+pub async fn public_one(s: &Deps, id: &SaleId) -> Result<PublicSale, SaleError> {
+    let sale = row(s, id).await?;
+    let live = s.store.live(&sale.id).await?;
+    Ok(public(sale, live))
+}
+
+/// Every sale with its live numbers: one Postgres query and one Redis round trip.
+pub async fn public_list(s: &Deps) -> Result<Vec<PublicSale>, SaleError> {
+    let sales = s.ledger.sales().await?;
+    let ids: Vec<&str> = sales.iter().map(|r| r.id.as_str()).collect();
+    let (_, live) = s.store.live_many(&ids).await?;
+    Ok(sales
+        .into_iter()
+        .zip(live)
+        .map(|(r, l)| public(r, l))
+        .collect())
+}
+
+/// Sets or clears `wr:{id}:open`: what `SET wr:{id}:open 1` in redis-cli does, kept in the
+/// ledger first so a sale Redis loses comes back as the admin left it. Opening also makes a
+/// finished sale live again.
+pub async fn set_open(s: &Deps, id: &SaleId, open: bool) -> Result<AdminStats, SaleError> {
+    row(s, id).await?;
+    let was_open = s.store.live(id.as_str()).await?.open;
+    s.ledger.set_open(&[(id.to_string(), open)]).await?;
+    if open {
+        s.ledger.unfinish(id.as_str()).await?;
+    }
+    s.store.set_open(id.as_str(), open).await?;
+    if was_open != open {
+        let kind = if open { Kind::Opened } else { Kind::Closed };
+        audit::record(&s.ledger, id.as_str(), kind, Source::Api, json!({})).await;
+    }
+    stats(s, id).await
+}
+
+/// What a PATCH changed, once the ledger and Redis have it.
+struct Changed {
+    changes: Map<String, Value>,
+    added: i64,
+    stock: i64,
+}
+
+/// An admin's live change (`PATCH /api/admin/sales/{id}`): checked as create checks, written
+/// to the ledger under the sale's row lock, then to Redis while the row is still held (so no
+/// order or release lands between reading `sold` and growing the stock). Every instance
+/// follows from its next tick: the scripts read `cfg` on every call. Changing nothing writes
+/// nothing.
+pub async fn change(
+    s: &Deps,
+    id: &SaleId,
+    body: Map<String, Value>,
+) -> Result<AdminStats, SaleError> {
+    let patch = Patch::parse(body)?;
+    // A sale Redis lost comes back first: the change then reaches Redis, not a rebuild that
+    // may have read the ledger before it.
+    if !recovery::rebuild(s, id).await? {
+        return Err(SaleError::UnknownSale);
+    }
+    let sale = id.as_str();
+    let done = s
+        .ledger
+        .with_sale_locked(sale, async |locked| apply(s, locked, &patch).await)
+        .await?
+        .ok_or(SaleError::UnknownSale)??;
+    if let Some(c) = done {
+        let (units, added, stock) = (&c.changes.get("units").cloned(), c.added, c.stock);
+        audit::record(
+            &s.ledger,
+            sale,
+            Kind::Changed,
+            Source::Api,
+            Value::Object(c.changes),
+        )
+        .await;
+        if added > 0 {
+            // A finished sale left the working set: it is live again.
+            s.store.list_sale(sale).await?;
+            let detail = json!({"added": added, "units": units, "remaining": stock});
+            audit::record(&s.ledger, sale, Kind::Restocked, Source::Api, detail).await;
+        }
+    }
+    let stats = stats(s, id).await?;
+    s.schedules.expect(sale, stats.sale.next_schedule_ms());
+    Ok(stats)
+}
+
+/// The PATCH under the row lock. Refusals are the inner error: nothing was written.
+async fn apply(
+    s: &Deps,
+    locked: &mut LockedSale,
+    patch: &Patch,
+) -> Result<Result<Option<Changed>, SaleError>, Fault> {
+    let old = locked.row.settings.clone();
+    let new = match old.patched(patch) {
+        Ok(new) => new,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    let changes = new.changes_from(&old);
+    if changes.is_empty() {
+        return Ok(Ok(None));
+    }
+    let added = i64::from(new.units) - i64::from(old.units);
+    if added < 0 {
+        let held = sold_or_held(s, locked).await?;
+        return Ok(Err(if i64::from(new.units) < held {
+            SaleError::UnitsBelowSold(held)
+        } else {
+            SaleError::UnitsShrink(old.units)
+        }));
+    }
+    locked.set_settings(&new).await?;
+    let stock = s
+        .store
+        .change_sale(&locked.row.id, &new.cfg(), added)
+        .await?
+        .ok_or(Fault::Busy("the sale is being rebuilt"))?;
+    Ok(Ok(Some(Changed {
+        changes,
+        added,
+        stock,
+    })))
+}
+
+/// Units sold or held for payment in the ledger, plus those of orders Redis accepted that
+/// the ledger has not recorded yet. Read under the row lock: no order commits meanwhile.
+async fn sold_or_held(s: &Deps, locked: &mut LockedSale) -> Result<i64, Fault> {
+    let recorded = locked.orders().await?.bought;
+    let unsynced: i64 = s
+        .store
+        .pending(&locked.row.id)
+        .await?
+        .into_iter()
+        .filter(|(qid, rec)| recorded.get(qid).is_none_or(|r| r.order_id != rec.order_id))
+        .map(|(_, rec)| i64::from(rec.quantity))
+        .sum();
+    Ok(i64::from(locked.row.sold) + unsynced)
+}
+
+/// A sale Redis sees sold out with nothing pending: if the ledger agrees no unit can come
+/// back, the ticker and sweeper stop looking at it (per-tick cost is O(live sales)).
+pub async fn retire_if_finished(s: &Deps, sale: &str) -> Result<bool, Fault> {
+    if !s.ledger.finish(sale).await? {
+        return Ok(false);
+    }
+    s.store.unlist_sale(sale).await?;
+    tracing::info!(sale, "sale finished; the background loops leave it");
+    Ok(true)
+}
+
+/// The admin's reconcile: rebuilds the sale if Redis lost it, writes the orders Postgres
+/// missed, then sets Redis's stock from the ledger. Returns the stock now in Redis.
+pub async fn reconcile(s: &Deps, id: &SaleId) -> Result<i64, SaleError> {
+    if !recovery::rebuild(s, id).await? {
+        return Err(SaleError::UnknownSale);
+    }
+    let synced = checkout::sync_pending(s, id.as_str(), 0).await?;
+    let stock = recovery::settle_stock(s, id.as_str())
+        .await?
+        .ok_or(SaleError::UnknownSale)?;
+    let detail = serde_json::json!({"stock": stock, "orders_synced": synced});
+    let (kind, source) = (
+        crate::flows::audit::Kind::Reconciled,
+        crate::flows::audit::Source::Api,
+    );
+    crate::flows::audit::record(&s.ledger, id.as_str(), kind, source, detail).await;
+    Ok(stock)
+}

@@ -1,0 +1,4 @@
+//! The dashboard's HTTP side: the admin session cookie and the admin event stream.
+
+pub mod session;
+pub mod stream;

@@ -1,0 +1,332 @@
+//! Errors at the HTTP boundary.
+//!
+//! The rule: every handler returns `Result<_, AppError>`. Domain modules know nothing of HTTP:
+//! each flow returns its own enum (`QueueError`, `CheckoutError`, `SaleError`,
+//! `WebhookError`), the stores return `Fault`, input parsing returns `InvalidInput`, and the
+//! `From` impls at the end of this file are the one place they become a status and a stable
+//! `code`. A store that is down or slow is 503 with `Retry-After` (nothing was lost; retry); a
+//! `Fault::Bug` is a logged 500. Clients branch on `code`, never on `message`.
+
+use actix_web::dev::ServiceResponse;
+use actix_web::http::{header, StatusCode};
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::core::domain::InvalidInput;
+use crate::core::fault::Fault;
+use crate::flows::checkout::CheckoutError;
+use crate::flows::door::pow::PowError;
+use crate::flows::payments::WebhookError;
+use crate::flows::queue::QueueError;
+use crate::flows::sales::SaleError;
+use crate::infra::metrics::METRICS;
+use crate::infra::tokens::TokenError;
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct AppError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub retry_after: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl AppError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    pub fn unknown_sale() -> Self {
+        Self::not_found("unknown_sale", "no sale with that id")
+    }
+
+    pub fn sold_out() -> Self {
+        Self::conflict("sold_out", "every unit of this sale has been sold")
+    }
+
+    pub fn ticket_expired() -> Self {
+        Self::new(
+            StatusCode::GONE,
+            "ticket_expired",
+            "the admission ticket has expired; join the line again",
+        )
+    }
+
+    /// A dependency is down or slow: the client should retry, nothing was lost.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(2),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        }
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status);
+        res.insert_header((header::CACHE_CONTROL, "no-store"));
+        if let Some(secs) = self.retry_after {
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        res.json(Body {
+            code: self.code,
+            message: &self.message,
+        })
+    }
+}
+
+/// actix answers a known path with the wrong method by an empty 405: give it our JSON shape,
+/// keeping its `Allow` header.
+pub fn json_method_errors<B: 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().handler(StatusCode::METHOD_NOT_ALLOWED, |res: ServiceResponse<B>| {
+        let (req, res) = res.into_parts();
+        let mut json = AppError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this path does not take that method",
+        )
+        .error_response();
+        if let Some(allow) = res.headers().get(header::ALLOW) {
+            json.headers_mut().insert(header::ALLOW, allow.clone());
+        }
+        let res = ServiceResponse::new(req, json).map_into_right_body();
+        Ok(ErrorHandlerResponse::Response(res))
+    })
+}
+
+/// JSON and path extractor failures answer in our error shape instead of actix's plain text.
+pub fn json_config() -> actix_web::web::JsonConfig {
+    actix_web::web::JsonConfig::default()
+        .limit(16 * 1024)
+        .error_handler(|err, _req| {
+            use actix_web::error::JsonPayloadError as E;
+            let e = match &err {
+                E::OverflowKnownLength { .. } | E::Overflow { .. } => AppError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is too large",
+                ),
+                E::ContentType => AppError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "send the body as application/json",
+                ),
+                other => AppError::bad_request("invalid_json", other.to_string()),
+            };
+            e.into()
+        })
+}
+
+pub fn path_config() -> actix_web::web::PathConfig {
+    actix_web::web::PathConfig::default()
+        .error_handler(|err, _req| AppError::bad_request("invalid_path", err.to_string()).into())
+}
+
+pub fn query_config() -> actix_web::web::QueryConfig {
+    actix_web::web::QueryConfig::default()
+        .error_handler(|err, _req| AppError::bad_request("invalid_query", err.to_string()).into())
+}
+
+// ---- domain → HTTP ----
+
+impl From<Fault> for AppError {
+    fn from(e: Fault) -> Self {
+        match e {
+            Fault::Redis(e) => {
+                tracing::warn!(error = %e, "redis unavailable");
+                METRICS.dependency_errors.inc();
+                Self::unavailable("the queue store is unavailable, retry shortly")
+            }
+            Fault::Postgres(e) => {
+                tracing::warn!(error = %e, "postgres unavailable");
+                METRICS.dependency_errors.inc();
+                Self::unavailable("the order ledger is unavailable, retry shortly")
+            }
+            Fault::Busy(why) => Self::unavailable(why),
+            Fault::Bug(what) => {
+                tracing::error!(bug = %what, "internal error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "something went wrong on our side",
+                )
+            }
+        }
+    }
+}
+
+impl From<InvalidInput> for AppError {
+    fn from(e: InvalidInput) -> Self {
+        Self::bad_request(e.code, e.message)
+    }
+}
+
+impl From<QueueError> for AppError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::Token(t) => t.into_app_error(false),
+            QueueError::UnknownSale => Self::unknown_sale(),
+            QueueError::SoldOut => Self::sold_out(),
+            QueueError::Pow(p) => p.into(),
+            // No Retry-After: a place frees only when one of the client's places is admitted,
+            // which its own streams show; a fixed hint would only invite retries.
+            QueueError::TooManyPlaces(held) => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_places",
+                format!("this client already holds {held} places in this line; one frees when it is admitted"),
+            ),
+            QueueError::Fault(f) => f.into(),
+        }
+    }
+}
+
+impl From<PowError> for AppError {
+    fn from(e: PowError) -> Self {
+        match e {
+            PowError::Required => Self::bad_request(
+                "pow_required",
+                "solve GET /api/sales/{id}/challenge and send its challenge and nonce",
+            ),
+            PowError::Invalid => Self::forbidden(
+                "pow_invalid",
+                "the proof-of-work is wrong or for another sale or client; fetch a new challenge",
+            ),
+            PowError::Expired => Self::new(
+                StatusCode::GONE,
+                "pow_expired",
+                "the challenge has expired; fetch a new one",
+            ),
+            PowError::Reused => Self::conflict(
+                "pow_reused",
+                "this challenge was used before; fetch a new one",
+            ),
+        }
+    }
+}
+
+impl From<CheckoutError> for AppError {
+    fn from(e: CheckoutError) -> Self {
+        use CheckoutError as E;
+        match e {
+            E::MissingTicket => Self::unauthorized(
+                "missing_token",
+                "an admission ticket is required as a bearer token",
+            ),
+            E::Ticket(t) => t.into_app_error(true),
+            E::InvalidQuantity => {
+                Self::bad_request("invalid_quantity", "quantity must be at least 1")
+            }
+            E::TooMany(max) => {
+                Self::bad_request("invalid_quantity", format!("at most {max} per order"))
+            }
+            E::Expired => Self::ticket_expired(),
+            E::SoldOut => Self::sold_out(),
+            E::Insufficient(left) => Self::conflict(
+                "insufficient_stock",
+                format!("only {left} left; ask for fewer"),
+            ),
+            E::UnknownSale => Self::unknown_sale(),
+            E::Fault(f) => f.into(),
+        }
+    }
+}
+
+impl From<SaleError> for AppError {
+    fn from(e: SaleError) -> Self {
+        match e {
+            SaleError::Invalid(i) => i.into(),
+            SaleError::Exists => {
+                Self::conflict("sale_exists", "a sale with this id already exists")
+            }
+            SaleError::UnknownSale => Self::unknown_sale(),
+            SaleError::UnitsBelowSold(held) => Self::conflict(
+                "units_below_sold",
+                format!("{held} units are sold or held for payment; units cannot go below that"),
+            ),
+            SaleError::UnitsShrink(units) => Self::conflict(
+                "units_cannot_shrink",
+                format!("the sale has {units} units; units may only grow"),
+            ),
+            SaleError::Fault(f) => f.into(),
+        }
+    }
+}
+
+impl From<WebhookError> for AppError {
+    fn from(e: WebhookError) -> Self {
+        use WebhookError as E;
+        match e {
+            E::BadSignature => {
+                Self::unauthorized("invalid_signature", "the webhook signature does not match")
+            }
+            E::InvalidBody(why) => Self::bad_request("invalid_json", why),
+            E::Invalid(i) => i.into(),
+            E::UnknownOrder => Self::not_found("unknown_order", "no order with that id"),
+            E::EventReused => Self::conflict(
+                "event_id_reused",
+                "this event_id was already used for another order; nothing was recorded",
+            ),
+            E::Fault(f) => f.into(),
+        }
+    }
+}
+
+/// Which token was wrong changes the answer: an expired ticket is 410, an expired queue token
+/// 401.
+impl TokenError {
+    pub fn into_app_error(self, ticket: bool) -> AppError {
+        match self {
+            Self::Missing => AppError::unauthorized("missing_token", "a token is required"),
+            Self::Malformed | Self::BadSignature => {
+                AppError::unauthorized("invalid_token", "the token is not valid")
+            }
+            Self::Expired if ticket => AppError::ticket_expired(),
+            Self::Expired => AppError::unauthorized("token_expired", "the token has expired"),
+            Self::WrongType => AppError::forbidden(
+                "wrong_token_type",
+                if ticket {
+                    "an admission ticket is required, not a queue token"
+                } else {
+                    "a queue token is required, not an admission ticket"
+                },
+            ),
+            Self::WrongSale => AppError::forbidden("wrong_sale", "the token is for another sale"),
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Payments in the ledger: a provider's verdict applied once per event, holds that lapse, and
+//! the units both give back (`restock_due` until Redis confirms it took them).
+
+use uuid::Uuid;
+
+use super::orders::Order;
+use super::Ledger;
+use crate::core::domain::{EventId, ReleasedOrder};
+use crate::core::fault::Fault;
+
+/// Units lapsed or failed orders of one sale give back, and their sum.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Release {
+    pub sale: String,
+    pub orders: Vec<ReleasedOrder>,
+    pub units: i64,
+}
+
+/// What became of a provider's event.
+pub enum Payment {
+    Applied(PaymentOutcome),
+    UnknownOrder,
+    /// The event id was first used for another order: nothing is recorded, since one of the
+    /// two is the provider's mistake and quietly answering "duplicate" would drop a payment.
+    EventReused,
+}
+
+pub struct PaymentOutcome {
+    pub order: Order,
+    pub duplicate: bool,
+    /// Units to give back to Redis stock after the commit.
+    pub released: Option<Release>,
+}
+
+impl Ledger {
+    /// Released orders whose units Redis has not confirmed taking back, untouched for
+    /// `min_age_secs` (younger ones are still being released by their own request).
+    pub async fn restocks_due(&self, min_age_secs: f64) -> Result<Vec<Release>, Fault> {
+        let rows: Vec<ReleaseRow> = sqlx::query_as(
+            "SELECT sale_id, ticket_id, id, quantity, status = 'failed' FROM orders
+             WHERE restock_due AND updated_at < now() - make_interval(secs => $1)
+             ORDER BY sale_id LIMIT 1000",
+        )
+        .bind(min_age_secs)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(group_releases(rows))
+    }
+
+    /// Redis took these units back.
+    pub async fn restocked(&self, r: &Release) -> Result<(), Fault> {
+        let tickets: Vec<&str> = r.orders.iter().map(|o| o.ticket.as_str()).collect();
+        sqlx::query(
+            "UPDATE orders SET restock_due = false
+             WHERE sale_id = $1 AND ticket_id = ANY($2) AND restock_due",
+        )
+        .bind(&r.sale)
+        .bind(&tickets)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Expires lapsed holds everywhere, returning per sale what to give back to Redis. Safe
+    /// on many instances at once: a hold changes status exactly once under its row lock.
+    /// One statement per sale, so each locks one `sales` row and can never wait in a cycle
+    /// with an order batch or another instance's sweeper.
+    pub async fn expire_holds(&self) -> Result<Vec<Release>, Fault> {
+        let sales: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT sale_id FROM orders
+             WHERE status = 'pending_payment' AND hold_expires_at < now()",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for sale in sales {
+            let rows: Vec<ReleaseRow> = sqlx::query_as(
+                "WITH e AS (
+                    UPDATE orders SET status = 'expired', restock_due = true, updated_at = now()
+                    WHERE id IN (SELECT id FROM orders
+                                 WHERE sale_id = $1 AND status = 'pending_payment'
+                                   AND hold_expires_at < now()
+                                 ORDER BY hold_expires_at LIMIT 1000
+                                 FOR UPDATE SKIP LOCKED)
+                    RETURNING sale_id, ticket_id, id, quantity
+                 ), u AS (
+                    UPDATE sales SET sold = sold - (SELECT sum(quantity) FROM e)
+                    WHERE id = $1 AND EXISTS (SELECT 1 FROM e)
+                 )
+                 SELECT sale_id, ticket_id, id, quantity, false FROM e",
+            )
+            .bind(&sale)
+            .fetch_all(&self.pool)
+            .await?;
+            out.extend(group_releases(rows));
+        }
+        Ok(out)
+    }
+
+    /// Applies a payment provider's verdict once per `event_id`: a redelivery for the same
+    /// order is a duplicate, the same id for another order is refused.
+    pub async fn apply_payment(
+        &self,
+        order_id: Uuid,
+        event_id: &EventId,
+        succeeded: bool,
+    ) -> Result<Payment, Fault> {
+        let outcome = if succeeded { "succeeded" } else { "failed" };
+        let mut tx = self.pool.begin().await?;
+        let fresh = sqlx::query(
+            "INSERT INTO payment_events (event_id, order_id, outcome) VALUES ($1, $2, $3)
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(event_id.as_str())
+        .bind(order_id)
+        .bind(outcome)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !fresh {
+            let first: Option<Uuid> =
+                sqlx::query_scalar("SELECT order_id FROM payment_events WHERE event_id = $1")
+                    .bind(event_id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if first != Some(order_id) {
+                return Ok(Payment::EventReused);
+            }
+        }
+        let Some(mut order) = sqlx::query_as::<_, Order>(
+            "SELECT id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at,
+                    created_at
+             FROM orders WHERE id = $1 FOR UPDATE",
+        )
+        .bind(order_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(Payment::UnknownOrder);
+        };
+        // Postgres's clock, the one the hold sweeper goes by.
+        let lapsed: bool = sqlx::query_scalar("SELECT $1 < now()")
+            .bind(order.hold_expires_at)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !fresh {
+            return Ok(Payment::Applied(PaymentOutcome {
+                order,
+                duplicate: true,
+                released: None,
+            }));
+        }
+        let live = order.status == "pending_payment";
+        // A success after the hold lapsed is money for units we may have resold: refund it.
+        let (status, release) = match (succeeded, order.status.as_str(), lapsed) {
+            (true, "pending_payment", false) => ("paid", false),
+            (true, "pending_payment", true) => ("refund_due", true),
+            (true, "expired" | "failed", _) => ("refund_due", false),
+            (false, "pending_payment", _) => ("failed", true),
+            (_, current, _) => (current, false),
+        };
+        debug_assert!(!release || live);
+        if status != order.status {
+            sqlx::query(
+                "UPDATE orders SET status = $2, restock_due = restock_due OR $3,
+                                   updated_at = now()
+                 WHERE id = $1",
+            )
+            .bind(order_id)
+            .bind(status)
+            .bind(release)
+            .execute(&mut *tx)
+            .await?;
+            // In the same transaction: a redelivered event changes nothing and writes no row.
+            let detail =
+                serde_json::json!({"order_id": order_id, "outcome": outcome, "status": status});
+            super::audit::insert_event(&mut *tx, &order.sale_id, "payment", "system", &detail)
+                .await?;
+        }
+        if release {
+            sqlx::query("UPDATE sales SET sold = sold - $2 WHERE id = $1")
+                .bind(&order.sale_id)
+                .bind(order.quantity)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        order.status = status.to_string();
+        let released = release.then(|| Release {
+            sale: order.sale_id.clone(),
+            orders: vec![order.released()],
+            units: order.quantity as i64,
+        });
+        Ok(Payment::Applied(PaymentOutcome {
+            order,
+            duplicate: false,
+            released,
+        }))
+    }
+}
+
+/// (sale, ticket, order id, quantity, payment failed) of an order whose units go back.
+type ReleaseRow = (String, String, Uuid, i32, bool);
+
+/// Rows sorted by sale, grouped into one release per sale.
+fn group_releases(rows: Vec<ReleaseRow>) -> Vec<Release> {
+    let mut out: Vec<Release> = Vec::new();
+    for (sale, ticket, order_id, quantity, failed) in rows {
+        let order = ReleasedOrder {
+            ticket,
+            order_id,
+            quantity,
+            failed,
+        };
+        match out.last_mut() {
+            Some(r) if r.sale == sale => {
+                r.units += quantity as i64;
+                r.orders.push(order);
+            }
+            _ => out.push(Release {
+                sale,
+                units: quantity as i64,
+                orders: vec![order],
+            }),
+        }
+    }
+    out
+}

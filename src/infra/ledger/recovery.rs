@@ -1,0 +1,160 @@
+//! What recovering a sale Redis lost needs from the ledger (the story is in
+//! `crate::flows::recovery`): a consistent snapshot to rebuild from, and the sale's row held while
+//! Redis's stock is set from it.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use uuid::Uuid;
+
+use super::{Ledger, SaleRow};
+use crate::core::domain::{OrderRecord, ReleasedOrder};
+use crate::core::fault::Fault;
+
+/// A sale whose row this transaction holds (see `Ledger::with_sale_locked`). Reads go through
+/// the same connection: the lock holder never waits for the pool that the writers queued on
+/// its row are holding.
+pub struct LockedSale {
+    pub(super) tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    pub row: SaleRow,
+    /// Orders released in the ledger that Redis has not confirmed taking back.
+    pub released: Vec<ReleasedOrder>,
+}
+
+impl LockedSale {
+    /// Every order of the sale by ticket, as no order can change while the row is held.
+    pub async fn orders(&mut self) -> Result<Orders, Fault> {
+        Orders::read(&mut self.tx, &self.row.id).await
+    }
+}
+
+/// A sale's orders by ticket, as Redis keeps them.
+#[derive(Default)]
+pub struct Orders {
+    /// Queue id → order record (as checkout.lua writes it) of every live order.
+    pub bought: HashMap<String, OrderRecord>,
+    /// Queue ids whose orders failed, expired or are due a refund.
+    pub lapsed: Vec<String>,
+    /// Queue ids whose orders are paid (no longer held).
+    pub paid: Vec<String>,
+    /// Queue ids whose payment failed (their shoppers read `failed`).
+    pub failed: Vec<String>,
+}
+
+impl Orders {
+    async fn read(conn: &mut sqlx::PgConnection, sale: &str) -> Result<Self, Fault> {
+        let rows: Vec<(String, Uuid, i32, DateTime<Utc>, String)> = sqlx::query_as(
+            "SELECT ticket_id, id, quantity, created_at, status FROM orders WHERE sale_id = $1",
+        )
+        .bind(sale)
+        .fetch_all(conn)
+        .await?;
+        let mut orders = Self::default();
+        for (ticket, order_id, quantity, at, status) in rows {
+            match status.as_str() {
+                "paid" => orders.paid.push(ticket.clone()),
+                "failed" => orders.failed.push(ticket.clone()),
+                _ => {}
+            }
+            if status == "pending_payment" || status == "paid" {
+                let rec = OrderRecord {
+                    order_id,
+                    quantity,
+                    at,
+                };
+                orders.bought.insert(ticket, rec);
+            } else {
+                orders.lapsed.push(ticket);
+            }
+        }
+        Ok(orders)
+    }
+}
+
+/// A sale as the ledger knows it, for rebuilding Redis.
+pub struct SaleState {
+    pub sale: SaleRow,
+    pub orders: Orders,
+}
+
+/// What the ledger says of a sale's stock and switch, for comparing Redis with it.
+#[derive(sqlx::FromRow)]
+pub struct Standing {
+    pub id: String,
+    pub units: i32,
+    pub sold: i32,
+    pub open: bool,
+}
+
+impl Ledger {
+    /// What Redis needs to rebuild a sale it lost, read from one snapshot: the sale, the
+    /// record of every live order by ticket, and the tickets whose orders lapsed.
+    pub async fn sale_state(&self, id: &str) -> Result<Option<SaleState>, Fault> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let Some(sale) = sqlx::query_as::<_, SaleRow>("SELECT * FROM sales WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let orders = Orders::read(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(Some(SaleState { sale, orders }))
+    }
+
+    /// `units`, `sold` and `open` of these sales, in one statement.
+    pub async fn standing(&self, ids: &[String]) -> Result<Vec<Standing>, Fault> {
+        Ok(
+            sqlx::query_as("SELECT id, units, sold, open FROM sales WHERE id = ANY($1)")
+                .bind(ids)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Keeps whether these sales are open (sale id, open), in one statement.
+    pub async fn set_open(&self, flips: &[(String, bool)]) -> Result<(), Fault> {
+        let (ids, open): (Vec<&str>, Vec<bool>) =
+            flips.iter().map(|(id, o)| (id.as_str(), *o)).unzip();
+        sqlx::query(
+            "UPDATE sales SET open = f.open FROM UNNEST($1::text[], $2::bool[]) AS f(id, open)
+             WHERE sales.id = f.id AND sales.open <> f.open",
+        )
+        .bind(ids)
+        .bind(open)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Runs `f` while holding the sale's row lock: no order commits and no hold expires for
+    /// this sale meanwhile, so what `f` reads of the ledger stays true until it is done.
+    /// None if the ledger has no such sale.
+    pub async fn with_sale_locked<T, F>(&self, id: &str, f: F) -> Result<Option<T>, Fault>
+    where
+        F: AsyncFnOnce(&mut LockedSale) -> Result<T, Fault>,
+    {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<SaleRow> = sqlx::query_as("SELECT * FROM sales WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        // Releases commit under this row lock too, so this list and `sold` agree.
+        let released: Vec<ReleasedOrder> = sqlx::query_as(
+            "SELECT ticket_id, id, quantity FROM orders WHERE sale_id = $1 AND restock_due",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut locked = LockedSale { tx, row, released };
+        let out = f(&mut locked).await?;
+        locked.tx.commit().await?;
+        Ok(Some(out))
+    }
+}

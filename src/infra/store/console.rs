@@ -1,0 +1,72 @@
+//! What the operator's dashboard samples every second (`console::sampler`): one pipelined
+//! read for every sale it looks at, whatever the number of dashboards open.
+
+use std::collections::HashSet;
+
+use super::{key, live_commands, time_ms, unexpected, Live, LiveReply, Store, SALES_KEY};
+use crate::core::fault::Fault;
+
+/// One sale's numbers at one read.
+#[derive(Debug, Clone, Default)]
+pub struct Reading {
+    pub live: Live,
+    /// Orders Redis accepted that the ledger has not confirmed (the `pending` set).
+    pub pending: i64,
+    /// Orders Redis holds for the sale (the `used` hash): its growth is the order rate.
+    pub orders: i64,
+}
+
+/// A read: Redis's time (ms), the sales the background loops look at (`wr:sales`), and the
+/// readings of the sales asked for, in order.
+pub struct ConsoleRead {
+    pub at_ms: i64,
+    pub listed: HashSet<String>,
+    pub readings: Vec<Reading>,
+}
+
+/// Replies per sale this module adds after `live_commands`: SCARD pending and HLEN used.
+const OWN: usize = 2;
+
+impl Store {
+    pub async fn console_read(&self, sales: &[&str]) -> Result<ConsoleRead, Fault> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("TIME").smembers(SALES_KEY);
+        for sale in sales {
+            live_commands(&mut pipe, sale)
+                .scard(key(sale, "pending"))
+                .hlen(key(sale, "used"));
+        }
+        let mut flat: Vec<redis::Value> = pipe.query_async(&mut self.conn()).await?;
+        let rest = flat.split_off(2.min(flat.len()));
+        // However many replies `live_commands` gives, each sale's chunk ends with ours.
+        let per_sale = rest.len().checked_div(sales.len()).unwrap_or(OWN + 1);
+        if flat.len() != 2 || per_sale <= OWN || rest.len() != per_sale * sales.len() {
+            return Err(unexpected("console_read"));
+        }
+        let listed: HashSet<String> = redis::from_redis_value(flat.pop().expect("two replies"))
+            .map_err(|_| unexpected("SMEMBERS"))?;
+        let (secs, micros): (i64, i64) = redis::from_redis_value(flat.pop().expect("two replies"))
+            .map_err(|_| unexpected("TIME"))?;
+        let readings = rest
+            .chunks(per_sale)
+            .map(|c| {
+                let (live, own) = c.split_at(per_sale - OWN);
+                let live: LiveReply = redis::from_redis_value(redis::Value::Array(live.to_vec()))
+                    .map_err(|_| unexpected("console_read"))?;
+                let (pending, orders): (i64, i64) =
+                    redis::from_redis_value(redis::Value::Array(own.to_vec()))
+                        .map_err(|_| unexpected("console_read"))?;
+                Ok(Reading {
+                    live: live.into(),
+                    pending,
+                    orders,
+                })
+            })
+            .collect::<Result<_, Fault>>()?;
+        Ok(ConsoleRead {
+            at_ms: time_ms(secs, micros),
+            listed,
+            readings,
+        })
+    }
+}

@@ -1,0 +1,330 @@
+//! Redis: the only module that knows key names and scripts (declared in `scripts`).
+//!
+//! Every key of a sale carries the hash tag `{<sale>}`, so each script touches one Redis
+//! Cluster slot. Scripts are sent by SHA (`EVALSHA`); the redis crate reloads one on
+//! `NOSCRIPT`, which is what a failover or `SCRIPT FLUSH` leaves behind.
+//!
+//! Commands go over a few multiplexed connections that reconnect by themselves, shared by all
+//! requests (each request's commands are pipelined with everyone else's). Not a checkout
+//! pool: deadpool-redis pings a connection on every checkout, which halved join throughput.
+//! On Redis Cluster one cluster connection (`conn::Conn`) does the same for every node; the
+//! global `wr:sales` set is never written in the same transaction as a sale's keys.
+//!
+//! By flow: `queue` (join, admit, where one stands), `orders` (checkout, the ledger sync,
+//! releases), `recovery` (rebuilding and settling a sale Redis lost).
+
+mod batch;
+mod conn;
+mod console;
+mod door;
+mod orders;
+mod queue;
+mod reads;
+mod recovery;
+mod report;
+mod sales;
+mod scripts;
+
+pub use conn::{Subscriber, Target};
+pub use console::{ConsoleRead, Reading};
+pub use orders::Take;
+pub use queue::{Joined, NewPlace, Place, Snapshot, Tick};
+pub use recovery::{Held, Settlement, SweepWork, Verdict};
+pub use sales::Fired;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncCommands;
+
+use conn::Conn;
+
+use crate::core::domain::SaleSpec;
+use crate::core::fault::Fault;
+
+/// The set of sales the ticker looks at.
+pub const SALES_KEY: &str = "wr:sales";
+/// A sale's sharded pub/sub channel (`SPUBLISH` by the scripts and `set_open`).
+pub fn events_channel(sale: &str) -> String {
+    key(sale, "events")
+}
+
+/// Redis `TIME` (seconds, microseconds) in milliseconds, the unit every stored time uses.
+fn time_ms(secs: i64, micros: i64) -> i64 {
+    secs * 1000 + micros / 1000
+}
+
+/// Key of one sale: `wr:{<sale>}:<name>`.
+fn key(sale: &str, name: &str) -> String {
+    format!("wr:{{{sale}}}:{name}")
+}
+
+/// The sale a channel such as `wr:{demo}:events` belongs to.
+pub fn sale_of_channel(channel: &str) -> Option<&str> {
+    channel.strip_prefix("wr:{")?.strip_suffix("}:events")
+}
+
+/// A reply our own scripts never give.
+fn unexpected(what: &str) -> Fault {
+    Fault::bug(format!("unexpected reply from {what}"))
+}
+
+#[derive(Clone)]
+pub struct Store {
+    conns: Arc<[Conn]>,
+    next: Arc<AtomicUsize>,
+    batches: Arc<batch::Batches<batch::Entry>>,
+    reads: Arc<batch::Batches<reads::Read>>,
+}
+
+/// A sale's numbers as every page and admin sees them.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Live {
+    pub open: bool,
+    pub remaining: i64,
+    pub queue_len: i64,
+    pub admitted_active: i64,
+    pub admitted_total: i64,
+    /// Units held for payment: with no stock left, the line is a waitlist while any are.
+    pub held: i64,
+    /// As the scripts read it now (0 if Redis does not know the sale).
+    pub rate_per_sec: i64,
+    /// Pending schedule times, unix ms (the ticker runs lua/schedule.lua near them).
+    pub opens_at_ms: Option<i64>,
+    pub closes_at_ms: Option<i64>,
+}
+
+impl Live {
+    /// Nothing left and nothing that could come back.
+    pub fn sold_out(&self) -> bool {
+        self.remaining <= 0 && self.held <= 0
+    }
+}
+
+/// open, stock, queue length, admitted now, admitted ever, held, cfg (rate, opens at, closes at).
+type LiveReply = (
+    Option<String>,
+    Option<i64>,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    (Option<i64>, Option<i64>, Option<i64>),
+);
+/// Replies per sale in `live_commands`.
+const LIVE_REPLIES: usize = 7;
+
+fn live_commands<'a>(pipe: &'a mut redis::Pipeline, sale: &str) -> &'a mut redis::Pipeline {
+    pipe.get(key(sale, "open"))
+        .get(key(sale, "stock"))
+        .zcard(key(sale, "queue"))
+        .zcard(key(sale, "admitted"))
+        .get(key(sale, "admits"))
+        .get(key(sale, "held"))
+        .cmd("HMGET")
+        .arg(key(sale, "cfg"))
+        .arg(&["rate_per_sec", "opens_at", "closes_at"])
+}
+
+impl From<LiveReply> for Live {
+    fn from((open, stock, queue_len, active, total, held, cfg): LiveReply) -> Self {
+        Self {
+            open: open.as_deref() == Some("1"),
+            remaining: stock.unwrap_or(0),
+            queue_len,
+            admitted_active: active,
+            admitted_total: total.unwrap_or(0),
+            held: held.unwrap_or(0),
+            rate_per_sec: cfg.0.unwrap_or(0),
+            opens_at_ms: cfg.1,
+            closes_at_ms: cfg.2,
+        }
+    }
+}
+
+/// The fields of a sale's `cfg` hash, which the scripts read (`Settings::cfg`).
+fn cfg_fields(spec: &SaleSpec) -> Vec<(String, i64)> {
+    let fields = spec.settings.cfg().into_iter();
+    fields.filter_map(|(k, v)| Some((k, v?))).collect()
+}
+
+impl Store {
+    /// Opens `n` connections; fails if Redis cannot be reached now (later outages are
+    /// survived: each connection reconnects on its own and commands fail fast meanwhile).
+    pub async fn connect(url: &str, n: usize) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let mut conns = Vec::with_capacity(n.max(1));
+        for _ in 0..n.max(1) {
+            let manager =
+                ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+            conns.push(Conn::Single(manager));
+        }
+        Ok(Self::over(conns.into()))
+    }
+
+    /// One cluster connection: it keeps a multiplexed connection per node and follows the
+    /// cluster's topology (MOVED, a restarted node) by itself.
+    pub async fn connect_cluster(nodes: &[String]) -> Result<Self, redis::RedisError> {
+        Ok(Self::over(vec![Conn::cluster(nodes).await?].into()))
+    }
+
+    fn over(conns: Arc<[Conn]>) -> Self {
+        Self {
+            conns,
+            next: Arc::new(AtomicUsize::new(0)),
+            batches: Default::default(),
+            reads: Default::default(),
+        }
+    }
+
+    /// `connect` or `connect_cluster`, whichever `target` names.
+    pub async fn open(target: &Target, n: usize) -> Result<Self, redis::RedisError> {
+        match target {
+            Target::Single(url) => Self::connect(url, n).await,
+            Target::Cluster(nodes) => Self::connect_cluster(nodes).await,
+        }
+    }
+
+    fn conn(&self) -> Conn {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        self.conns[i].clone()
+    }
+
+    /// Ready when Redis answers and holds every script: one `SCRIPT EXISTS` round trip per
+    /// probe. Scripts missing mean a restart or failover (see `scripts_lost`). On a cluster the
+    /// client sends `SCRIPT EXISTS` to every primary (true only if all have it) and
+    /// `SCRIPT LOAD` to every node.
+    pub async fn ready(&self) -> Result<(), Fault> {
+        let mut exists = redis::cmd("SCRIPT");
+        exists.arg("EXISTS");
+        for lua in scripts::ALL {
+            exists.arg(lua.hash());
+        }
+        let loaded: Vec<bool> = exists.query_async(&mut self.conn()).await?;
+        if loaded.iter().all(|&l| l) {
+            return Ok(());
+        }
+        self.scripts_lost().await
+    }
+
+    /// Loads every script into Redis's cache.
+    async fn load_scripts(&self) -> Result<(), Fault> {
+        let mut c = self.conn();
+        for lua in scripts::ALL {
+            let _: String = lua.source().load_async(&mut c).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn sale_ids(&self) -> Result<Vec<String>, Fault> {
+        Ok(self.conn().smembers(SALES_KEY).await?)
+    }
+
+    pub async fn has_sale(&self, sale: &str) -> Result<bool, Fault> {
+        Ok(self.conn().exists(key(sale, "cfg")).await?)
+    }
+
+    /// Of these sales, the ones Redis does not have (one round trip; none for no sales, as
+    /// Redis refuses an empty pipeline).
+    pub async fn missing(&self, sales: &[String]) -> Result<Vec<String>, Fault> {
+        if sales.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for sale in sales {
+            pipe.exists(key(sale, "cfg"));
+        }
+        let there: Vec<bool> = pipe.query_async(&mut self.conn()).await?;
+        Ok(sales
+            .iter()
+            .zip(there)
+            .filter(|(_, there)| !there)
+            .map(|(sale, _)| sale.clone())
+            .collect())
+    }
+
+    /// Writes a new sale's settings and stock and registers it with the ticker. It starts
+    /// closed: the admin (or `SET wr:{id}:open 1`) opens it. `wr:sales` lives in another
+    /// slot than the sale's keys, so it is its own write, made first as in `rebuild_sale`: a
+    /// listed sale whose keys never came is one the rebuilder restores from the ledger.
+    pub async fn put_sale(&self, spec: &SaleSpec, stock: i64) -> Result<(), Fault> {
+        let sale = spec.id.as_str();
+        let mut c = self.conn();
+        redis::pipe()
+            .atomic()
+            .hset_multiple(key(sale, "cfg"), &cfg_fields(spec))
+            .ignore()
+            .set(key(sale, "stock"), stock)
+            .ignore()
+            .query_async::<()>(&mut c)
+            .await?;
+        // Listed only once it exists: a ticker that met it listed but empty would take it
+        // for sold out.
+        let _: () = c.sadd(SALES_KEY, sale).await?;
+        Ok(())
+    }
+
+    /// Takes a finished sale out of the set the ticker and sweeper go through; its keys stay,
+    /// so every read of it still answers. `set_open` (or `put_sale`) lists it again.
+    pub async fn unlist_sale(&self, sale: &str) -> Result<(), Fault> {
+        let _: () = self.conn().srem(SALES_KEY, sale).await?;
+        Ok(())
+    }
+
+    pub async fn set_open(&self, sale: &str, open: bool) -> Result<(), Fault> {
+        let mut c = self.conn();
+        if open {
+            // Listed again: a finished sale reopened is looked at until it finishes again.
+            let _: () = c.sadd(SALES_KEY, sale).await?;
+            let _: () = c.set(key(sale, "open"), "1").await?;
+        } else {
+            let _: () = c.del(key(sale, "open")).await?;
+        }
+        let kind = if open { "opened" } else { "closed" };
+        let _: () = redis::cmd("SPUBLISH")
+            .arg(events_channel(sale))
+            .arg(format!(r#"{{"type":"{kind}"}}"#))
+            .query_async(&mut c)
+            .await?;
+        Ok(())
+    }
+
+    /// The live numbers of many sales in one round trip, and Redis's time (µs) of the read.
+    pub async fn live_many(&self, sales: &[&str]) -> Result<(i64, Vec<Live>), Fault> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("TIME");
+        for sale in sales {
+            live_commands(&mut pipe, sale);
+        }
+        let mut flat: Vec<redis::Value> = pipe.query_async(&mut self.conn()).await?;
+        let rest = flat.split_off(1);
+        let (secs, micros): (i64, i64) =
+            redis::from_redis_value(flat.pop().ok_or_else(|| unexpected("TIME"))?)
+                .map_err(|_| unexpected("TIME"))?;
+        let live = rest
+            .chunks(LIVE_REPLIES)
+            .map(|c| {
+                redis::from_redis_value::<LiveReply>(redis::Value::Array(c.to_vec()))
+                    .map(Live::from)
+                    .map_err(|_| unexpected("live_many"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok((secs * 1_000_000 + micros, live))
+    }
+
+    pub async fn live(&self, sale: &str) -> Result<Live, Fault> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let reply: LiveReply = live_commands(&mut pipe, sale)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(Live::from(reply))
+    }
+}

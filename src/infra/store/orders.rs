@@ -1,0 +1,135 @@
+//! Orders in Redis: taking units at checkout, the orders Postgres has yet to confirm, and
+//! giving units back when the ledger releases them.
+
+use std::collections::HashSet;
+
+use redis::AsyncCommands;
+use uuid::Uuid;
+
+use super::scripts::{CHECKOUT, PAID, RELEASE};
+use super::{key, unexpected, Store};
+use crate::core::domain::{OrderRecord, ReleasedOrder};
+use crate::core::fault::Fault;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Take {
+    /// Units taken now.
+    Taken(OrderRecord),
+    /// Units taken now, and they were the last: this checkout sold the sale out.
+    Last(OrderRecord),
+    /// The ticket bought before: the same order again.
+    Again(OrderRecord),
+    Expired,
+    /// No units left; `held` of them are held for payment.
+    SoldOut {
+        held: i64,
+    },
+    Insufficient(i64),
+    TooMany(i64),
+    /// Redis does not have the sale.
+    Unknown,
+    /// Redis may be behind the ledger until the sale is reconciled.
+    Unsettled,
+}
+
+fn record(raw: &str) -> Result<OrderRecord, Fault> {
+    OrderRecord::decode(raw).ok_or_else(|| Fault::bug(format!("unreadable order record {raw}")))
+}
+
+impl Store {
+    /// Runs checkout.lua: the single place stock goes down.
+    /// `ticket_exp_ms`: the ticket's expiry, its signed proof of admission.
+    pub async fn take(
+        &self,
+        sale: &str,
+        qid: &str,
+        qty: i32,
+        order_id: Uuid,
+        ticket_exp_ms: i64,
+    ) -> Result<Take, Fault> {
+        let (outcome, detail): (String, String) = CHECKOUT
+            .on(sale)
+            .arg(qid)
+            .arg(qty)
+            .arg(order_id.to_string())
+            .arg(ticket_exp_ms)
+            .run(self)
+            .await?;
+        let number = || detail.parse().map_err(|_| unexpected("checkout.lua"));
+        Ok(match outcome.as_str() {
+            "ok" => Take::Taken(record(&detail)?),
+            "last" => Take::Last(record(&detail)?),
+            "dup" => Take::Again(record(&detail)?),
+            "expired" => Take::Expired,
+            "sold_out" => Take::SoldOut { held: number()? },
+            "insufficient" => Take::Insufficient(number()?),
+            "too_many" => Take::TooMany(number()?),
+            "unknown" => Take::Unknown,
+            "unsettled" => Take::Unsettled,
+            _ => return Err(unexpected("checkout.lua")),
+        })
+    }
+
+    /// Queue ids whose tickets bought (the `used` hash's keys).
+    pub async fn buyers(&self, sale: &str) -> Result<HashSet<String>, Fault> {
+        Ok(self.conn().hkeys(key(sale, "used")).await?)
+    }
+
+    /// Orders Redis accepted that Postgres has not confirmed: (queue id, record).
+    pub async fn pending(&self, sale: &str) -> Result<Vec<(String, OrderRecord)>, Fault> {
+        let mut c = self.conn();
+        let qids: Vec<String> = c.smembers(key(sale, "pending")).await?;
+        if qids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let records: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(key(sale, "used"))
+            .arg(&qids)
+            .query_async(&mut c)
+            .await?;
+        qids.into_iter()
+            .zip(records)
+            .filter_map(|(q, r)| match record(&r?) {
+                Ok(rec) => Some(Ok((q, rec))),
+                // One bad record must not stop the sale's other orders from syncing.
+                Err(e) => {
+                    tracing::error!(sale, qid = q, error = %e, "pending order skipped");
+                    None
+                }
+            })
+            .collect()
+    }
+
+    pub async fn clear_pending(&self, sale: &str, qids: &[&str]) -> Result<(), Fault> {
+        if qids.is_empty() {
+            return Ok(());
+        }
+        let _: () = self.conn().srem(key(sale, "pending"), qids).await?;
+        Ok(())
+    }
+
+    /// A hold was paid: its units are no longer held (lua/paid.lua, idempotent per ticket).
+    /// The last hold of a sale with no stock settling sends the waitlist `sold_out`; true
+    /// for that payment only.
+    pub async fn paid(&self, sale: &str, qid: &str, quantity: i32) -> Result<bool, Fault> {
+        let (_held, sold_out): (i64, bool) = PAID.on(sale).arg(qid).arg(quantity).run(self).await?;
+        Ok(sold_out)
+    }
+
+    /// Gives back the units of orders the ledger released and marks their tickets spent.
+    /// Idempotent per ticket (see lua/release.lua). Returns the stock now, or `Busy` while
+    /// Redis has lost the sale (the release is retried once it is rebuilt).
+    pub async fn release(&self, sale: &str, orders: &[ReleasedOrder]) -> Result<i64, Fault> {
+        let mut call = RELEASE.on(sale);
+        for o in orders {
+            call.arg(&o.ticket)
+                .arg(o.quantity)
+                .arg(o.order_id.to_string())
+                .arg(u8::from(o.failed));
+        }
+        match call.run(self).await? {
+            -1 => Err(Fault::Busy("the sale is missing from redis")),
+            left => Ok(left),
+        }
+    }
+}

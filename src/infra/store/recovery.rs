@@ -1,0 +1,270 @@
+//! Redis's side of recovering a sale it lost (the story is in `crate::flows::recovery`): rebuild it
+//! from the ledger's facts, settle its stock, and settle one order the ledger judged.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::scripts::{REBUILD, SETTLE, SETTLE_ORDER};
+use super::{cfg_fields, key, time_ms, Store, SALES_KEY};
+use crate::core::domain::{OrderRecord, ReleasedOrder, SaleSpec};
+use crate::core::fault::Fault;
+use crate::infra::ledger::Orders;
+use redis::AsyncCommands;
+
+/// What the ledger made of an order Redis accepted, when it was not simply that order.
+pub enum Verdict<'a> {
+    /// The ledger holds another order for this ticket (Redis had forgotten it): keep it.
+    Kept(&'a OrderRecord),
+    /// The ledger refused the order: it would have oversold.
+    Refused,
+}
+
+/// The ledger's side of a settle, read under the sale's row lock.
+pub struct Settlement<'a> {
+    pub units: i64,
+    pub sold: i64,
+    pub open: bool,
+    pub released: &'a [ReleasedOrder],
+    pub orders: &'a Orders,
+}
+
+/// Queue id → order record as checkout.lua writes it.
+fn encoded(bought: &HashMap<String, OrderRecord>) -> HashMap<&str, String> {
+    bought
+        .iter()
+        .map(|(q, r)| (q.as_str(), r.encode()))
+        .collect()
+}
+
+/// What Redis holds of a sale, for comparing it with the ledger (`Store::standing`).
+#[derive(Debug, Clone, Copy)]
+pub struct Held {
+    pub present: bool,
+    pub unsettled: bool,
+    pub open: bool,
+    pub stock: i64,
+}
+
+/// What the sweeper has to do for one sale.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepWork {
+    pub pending: bool,
+    pub unsettled_due: bool,
+    /// Sold out with nothing pending or unsettled here: the ledger says if it is finished.
+    pub maybe_finished: bool,
+}
+
+impl Store {
+    /// Rebuilds a lost sale (lua/rebuild.lua) from the ledger's orders and open switch. False
+    /// if it was there already.
+    pub async fn rebuild_sale(
+        &self,
+        spec: &SaleSpec,
+        stock: i64,
+        orders: &Orders,
+        open: bool,
+    ) -> Result<bool, Fault> {
+        let sale = spec.id.as_str();
+        let state = serde_json::json!({
+            "cfg": cfg_fields(spec).into_iter().collect::<HashMap<_, _>>(),
+            "stock": stock,
+            "used": encoded(&orders.bought),
+            "lapsed": orders.lapsed,
+            "paid": orders.paid,
+            "failed": orders.failed,
+            "open": open,
+        });
+        let mut c = self.conn();
+        // Listed first: were this to fail after the rebuild, no later call would list it
+        // (they all find the sale present), and the ticker and ledger sync would skip it.
+        let _: () = c.sadd(SALES_KEY, sale).await?;
+        REBUILD.on(sale).arg(state.to_string()).run(self).await
+    }
+
+    /// Makes Redis agree with the ledger, read under the sale's row lock: its orders, the
+    /// orders it released that Redis has not confirmed, its stock and, for a sale marked
+    /// `unsettled`, its open switch (see lua/settle.lua).
+    pub async fn settle_sale(
+        &self,
+        sale: &str,
+        ledger: Settlement<'_>,
+        settle_after: Duration,
+    ) -> Result<i64, Fault> {
+        let released: Vec<[String; 2]> = ledger
+            .released
+            .iter()
+            .map(|o| [o.ticket.clone(), o.order_id.to_string()])
+            .collect();
+        let args = serde_json::json!({
+            "units": ledger.units, "sold": ledger.sold, "open": ledger.open,
+            "released": released,
+            "bought": encoded(&ledger.orders.bought), "lapsed": ledger.orders.lapsed,
+            "paid": ledger.orders.paid,
+            "failed": ledger.orders.failed,
+            "settle_after_ms": settle_after.as_millis() as u64,
+        });
+        SETTLE.on(sale).arg(args.to_string()).run(self).await
+    }
+
+    /// Makes Redis agree with the ledger's verdict on one ticket (lua/settle_order.lua).
+    pub async fn settle_order(
+        &self,
+        sale: &str,
+        qid: &str,
+        verdict: Verdict<'_>,
+    ) -> Result<i64, Fault> {
+        let mut call = SETTLE_ORDER.on(sale);
+        call.arg(qid);
+        match verdict {
+            Verdict::Kept(record) => call.arg("kept").arg(record.encode()),
+            Verdict::Refused => call.arg("refused"),
+        };
+        call.run(self).await
+    }
+
+    /// Of these sales, those the sweeper has work for: orders Redis accepted that Postgres has
+    /// not confirmed, a rebuild at least `settle_after` old, by Redis's clock, or a sale that
+    /// may have finished. One round trip.
+    pub async fn needing_sweep(
+        &self,
+        sales: &[String],
+        settle_after: Duration,
+    ) -> Result<Vec<(String, SweepWork)>, Fault> {
+        if sales.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        pipe.cmd("TIME");
+        for sale in sales {
+            pipe.scard(key(sale, "pending"))
+                .get(key(sale, "unsettled"))
+                .get(key(sale, "stock"));
+        }
+        let mut reply: Vec<redis::Value> = pipe.query_async(&mut self.conn()).await?;
+        let rest = reply.split_off(1);
+        let bad = |_| super::unexpected("needing_sweep");
+        let (secs, micros): (i64, i64) =
+            redis::from_redis_value(reply.pop().ok_or_else(|| super::unexpected("TIME"))?)
+                .map_err(bad)?;
+        let now_ms = time_ms(secs, micros);
+        let triples: Vec<(i64, Option<i64>, Option<i64>)> =
+            redis::from_redis_value(redis::Value::Array(rest)).map_err(bad)?;
+        Ok(sales
+            .iter()
+            .zip(triples)
+            .map(|(sale, (pending, since, stock))| {
+                let work = SweepWork {
+                    pending: pending > 0,
+                    unsettled_due: since
+                        .is_some_and(|t| now_ms - t >= settle_after.as_millis() as i64),
+                    maybe_finished: pending == 0
+                        && since.is_none()
+                        && stock.is_some_and(|s| s <= 0),
+                };
+                (sale.clone(), work)
+            })
+            .filter(|(_, w)| w.pending || w.unsettled_due || w.maybe_finished)
+            .collect())
+    }
+
+    /// Redis's identity: `run_id` changes with every restart, so an instance that sees it
+    /// change knows Redis may have come back from an AOF missing its last second. On a cluster,
+    /// every node's (the client asks them all), so a failover changes it too.
+    pub async fn run_id(&self) -> Result<String, Fault> {
+        let reply: redis::Value = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut self.conn())
+            .await?;
+        let replies = match reply {
+            redis::Value::Map(nodes) => nodes.into_iter().map(|(_, info)| info).collect(),
+            info => vec![info],
+        };
+        let mut ids = Vec::with_capacity(replies.len());
+        for info in replies {
+            let info: String =
+                redis::from_redis_value(info).map_err(|_| super::unexpected("INFO server"))?;
+            let id = info.lines().find_map(|l| l.strip_prefix("run_id:"));
+            ids.push(
+                id.ok_or_else(|| super::unexpected("INFO server"))?
+                    .trim()
+                    .to_string(),
+            );
+        }
+        ids.sort_unstable();
+        Ok(ids.join(","))
+    }
+
+    /// Scripts gone: Redis restarted, failed over or was flushed, and may have lost its last
+    /// writes. Every sale it has is marked `unsettled` (checkouts answer 503 until a settle
+    /// has reconciled it with the ledger) before the scripts come back, so no script runs
+    /// against a stock that went back in time unmarked.
+    pub async fn scripts_lost(&self) -> Result<(), Fault> {
+        let sales = self.sale_ids().await?;
+        self.mark_unsettled(&sales).await?;
+        // A Redis with no sales (a fresh one, at every first start) has nothing to hold.
+        if sales.is_empty() {
+            tracing::info!("redis has no scripts and no sales; loading the scripts");
+        } else {
+            tracing::warn!(
+                sales = sales.len(),
+                "redis lost its scripts (restart or failover): sales held until reconciled"
+            );
+        }
+        self.load_scripts().await
+    }
+
+    /// Marks these sales `unsettled` from now (by Redis's clock) unless they are already, and
+    /// tells the hubs to drop their buyer lists.
+    pub async fn mark_unsettled(&self, sales: &[String]) -> Result<(), Fault> {
+        if sales.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.conn();
+        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut c).await?;
+        let now = time_ms(secs, micros);
+        let mut pipe = redis::pipe();
+        for sale in sales {
+            pipe.set_options(
+                key(sale, "unsettled"),
+                now,
+                redis::SetOptions::default().conditional_set(redis::ExistenceCheck::NX),
+            )
+            .ignore()
+            .cmd("SPUBLISH")
+            .arg(key(sale, "events"))
+            .arg(r#"{"type":"unsettled"}"#)
+            .ignore();
+        }
+        let _: () = pipe.query_async(&mut c).await?;
+        Ok(())
+    }
+
+    /// What Redis holds of these sales, in one round trip.
+    pub async fn standing(&self, sales: &[String]) -> Result<Vec<Held>, Fault> {
+        if sales.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for sale in sales {
+            pipe.exists(key(sale, "cfg"))
+                .exists(key(sale, "unsettled"))
+                .get(key(sale, "open"))
+                .get(key(sale, "stock"));
+        }
+        let rows: Vec<(bool, bool, Option<String>, Option<i64>)> =
+            pipe.query_async(&mut self.conn()).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(present, unsettled, open, stock)| Held {
+                present,
+                unsettled,
+                open: open.as_deref() == Some("1"),
+                stock: stock.unwrap_or(0),
+            })
+            .collect())
+    }
+
+    pub async fn stock(&self, sale: &str) -> Result<Option<i64>, Fault> {
+        Ok(self.conn().get(key(sale, "stock")).await?)
+    }
+}

@@ -1,0 +1,53 @@
+//! The sweeper: holds, releases, the ledger sync, settling rebuilt sales, finishing sales.
+//! Its writes are idempotent, so every instance runs it.
+
+use std::sync::Arc;
+
+use crate::flows::Deps;
+use crate::tasks::every::Every;
+
+/// Every `sweep`: expires lapsed holds, writes Redis-accepted orders that missed Postgres,
+/// settles sales rebuilt a while ago, and retires finished sales from the working set.
+pub async fn run(s: Arc<Deps>, mut every: Every) {
+    // The `run_id` of the Redis this instance last saw (`recovery::watch`).
+    let mut redis_seen = None;
+    while every.tick().await {
+        if let Err(e) = crate::flows::payments::expire_holds(&s).await {
+            tracing::debug!(error = %e, "hold sweep failed");
+        }
+        // One round trip finds the few sales with work; idle sales cost nothing more.
+        let due = match s.store.sale_ids().await {
+            Ok(ids) => {
+                if let Err(e) = crate::flows::recovery::watch(&s, &mut redis_seen, &ids).await {
+                    tracing::debug!(error = %e, "watching redis against the ledger failed");
+                }
+                s.store.needing_sweep(&ids, s.config.settle_after).await
+            }
+            Err(e) => Err(e),
+        };
+        match due {
+            Ok(due) => {
+                for (sale, work) in due {
+                    // Orders younger than this are still inside their own checkout request.
+                    if work.pending {
+                        if let Err(e) = crate::flows::checkout::sync_pending(&s, &sale, 3_000).await
+                        {
+                            tracing::debug!(sale, error = %e, "ledger sync failed");
+                        }
+                    }
+                    if work.unsettled_due {
+                        if let Err(e) = crate::flows::recovery::settle_rebuilt(&s, &sale).await {
+                            tracing::warn!(sale, error = %e, "settling a rebuilt sale failed");
+                        }
+                    }
+                    if work.maybe_finished {
+                        if let Err(e) = crate::flows::sales::retire_if_finished(&s, &sale).await {
+                            tracing::debug!(sale, error = %e, "finishing a sale failed");
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "sweep cannot list sales"),
+        }
+    }
+}
