@@ -6,8 +6,7 @@
 -- the fairness report measures waits and FIFO order by.
 -- A sale Redis does not have (being created, or lost): nothing to say about it.
 if redis.call('EXISTS', K.cfg) == 0 then return {} end
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_ms, now_us = redis_now()
 
 -- Expired tickets leave the admitted set (their capacity returns) and are remembered so an
 -- expired shopper cannot re-present a queue token to jump back to the front.
@@ -74,7 +73,7 @@ end
 local result = {open and 1 or 0, stock, active, redis.call('ZCARD', K.queue),
   tonumber(redis.call('GET', K.admits) or '0'), #gone, rate,
   tonumber(redis.call('GET', K.held) or '0'),
-  string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))}
+  int_text(now_us)}
 for i = 1, #ids do
   result[#result + 1] = ids[i]
   result[#result + 1] = scores[i]

@@ -13,7 +13,7 @@ if c.added <= 0 or redis.call('EXISTS', K.unsettled) == 1 then
   return tonumber(redis.call('GET', K.stock) or '0')
 end
 local left = redis.call('INCRBY', K.stock, c.added)
-local t = redis.call('TIME')
+local _, now_us = redis_now()
 redis.call('SPUBLISH', K.events, cjson.encode({type = 'restocked', remaining = left,
-  at = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))}))
+  at = int_text(now_us)}))
 return left

@@ -17,8 +17,7 @@ if prev then return {'dup', prev} end
 if redis.call('EXISTS', K.unsettled) == 1 then return {'unsettled', ''} end
 if qty > tonumber(max) then return {'too_many', max} end
 
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_ms, now_us = redis_now()
 local expires = redis.call('ZSCORE', K.admitted, qid)
 if not expires then
   if redis.call('SISMEMBER', K.expired, qid) == 1 then return {'expired', ''} end
@@ -52,6 +51,6 @@ local held = redis.call('INCRBY', K.held, qty)
 if left == 0 then
   -- The last unit: who waits is now on the waitlist until the last hold settles.
   redis.call('SPUBLISH', K.events, cjson.encode({type = 'all_held', held = held,
-    at = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))}))
+    at = int_text(now_us)}))
 end
 return {left == 0 and 'last' or 'ok', record}

@@ -26,8 +26,7 @@ local waiting_as = stock <= 0 and 'waitlisted' or 'waiting'
 local door = redis.call('HMGET', K.cfg, 'pow_difficulty', 'max_places_per_client')
 local cap = tonumber(door[2]) or 0
 -- Redis TIME once: each new place still gets a strictly larger score than the last one.
-local t = redis.call('TIME')
-local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local _, now_us = redis_now()
 local last_us = tonumber(redis.call('HGET', K.seq, 'last_us') or '0')
 
 local function join(qid, token_score, mode, tag, bits)

@@ -10,9 +10,9 @@ local held = math.max(tonumber(redis.call('GET', K.held) or '0') - tonumber(ARGV
 redis.call('SET', K.held, held)
 if held == 0 and redis.call('EXISTS', K.cfg) == 1
     and tonumber(redis.call('GET', K.stock) or '0') <= 0 then
-  local t = redis.call('TIME')
+  local _, now_us = redis_now()
   redis.call('SPUBLISH', K.events, cjson.encode({type = 'sold_out', held = 0,
-    at = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))}))
+    at = int_text(now_us)}))
   return {0, 1}
 end
 return {held, 0}

@@ -18,19 +18,11 @@ for _, qid in ipairs(s.lapsed) do
 end
 for _, qid in ipairs(s.paid) do redis.call('SADD', K.paid, qid) end
 for _, qid in ipairs(s.failed) do redis.call('SADD', K.failed, qid) end
--- Units held for payment: every order Redis knows that is not paid.
-local held = 0
-local used = redis.call('HGETALL', K.used)
-for i = 1, #used, 2 do
-  if redis.call('SISMEMBER', K.paid, used[i]) == 0 then
-    held = held + cjson.decode(used[i + 1]).qty
-  end
-end
-redis.call('SET', K.held, held)
+recount_held()
 for field, value in pairs(s.cfg) do redis.call('HSET', K.cfg, field, value) end
 redis.call('SET', K.stock, s.stock)
 if s.open then redis.call('SET', K.open, '1') end
-local t = redis.call('TIME')
-redis.call('SET', K.unsettled, string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)))
+local now_ms = redis_now()
+redis.call('SET', K.unsettled, int_text(now_ms))
 redis.call('SPUBLISH', K.events, cjson.encode({type = 'unsettled'}))
 return 1

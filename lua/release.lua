@@ -31,7 +31,7 @@ end
 if redis.call('EXISTS', K.unsettled) == 1 then back = 0 end
 if back == 0 then return tonumber(redis.call('GET', K.stock) or '0') end
 local left = redis.call('INCRBY', K.stock, back)
-local t = redis.call('TIME')
+local _, now_us = redis_now()
 redis.call('SPUBLISH', K.events, cjson.encode({type = 'restocked', remaining = left,
-  held = held, at = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))}))
+  held = held, at = int_text(now_us)}))
 return left

@@ -4,8 +4,7 @@
 -- it fire and writes it down (the ledger, the audit trail). A switch already as the schedule
 -- wants it stays so; the time is cleared all the same. Times due together apply in order.
 -- Returns {now_ms, next pending time in ms or -1, {{field, due_ms, flipped 0|1}, ...}}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = redis_now()
 local at = redis.call('HMGET', K.cfg, 'opens_at', 'closes_at')
 local times = {}
 if at[1] then times[#times + 1] = {'opens_at', tonumber(at[1]), true} end

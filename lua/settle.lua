@@ -39,28 +39,19 @@ for _, qid in ipairs(a.lapsed) do
 end
 for _, qid in ipairs(a.paid) do redis.call('SADD', K.paid, qid) end
 for _, qid in ipairs(a.failed) do redis.call('SADD', K.failed, qid) end
--- Units held for payment: every order Redis knows that is not paid.
-local held = 0
-local used = redis.call('HGETALL', K.used)
-for i = 1, #used, 2 do
-  if redis.call('SISMEMBER', K.paid, used[i]) == 0 then
-    held = held + cjson.decode(used[i + 1]).qty
-  end
-end
-redis.call('SET', K.held, held)
+local held = recount_held()
 local unsynced = 0
 for _, qid in ipairs(redis.call('SMEMBERS', K.pending)) do
   local record = redis.call('HGET', K.used, qid)
   if record and not a.bought[qid] then unsynced = unsynced + cjson.decode(record).qty end
 end
 local stock = math.max(a.units - a.sold - unsynced, 0)
-local t = redis.call('TIME')
-local at = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))
+local now_ms, now_us = redis_now()
+local at = int_text(now_us)
 local since = redis.call('GET', K.unsettled)
 local settled = false
 if since then
   if a.open then redis.call('SET', K.open, '1') else redis.call('DEL', K.open) end
-  local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   if now_ms - tonumber(since) >= a.settle_after_ms then
     redis.call('DEL', K.unsettled)
     settled = true

@@ -21,7 +21,7 @@ local had = cjson.decode(record)
 if had.id == cjson.decode(ARGV[3]).id then return stock end
 local back = had.qty
 local left = redis.call('INCRBY', K.stock, back)
-local t = redis.call('TIME')
+local _, now_us = redis_now()
 redis.call('SPUBLISH', K.events, cjson.encode({type = 'restocked', remaining = left,
-  at = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))}))
+  at = int_text(now_us)}))
 return left
