@@ -60,7 +60,6 @@ fn keygen(out: Option<std::path::PathBuf>) -> anyhow::Result<()> {
 }
 
 async fn serve() -> anyhow::Result<()> {
-    waitroom::infra::telemetry::init();
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -68,7 +67,8 @@ async fn serve() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    let bind = config.bind;
+    waitroom::infra::telemetry::init(&config.log);
+    let bind = config.http.bind;
     let app = Application::build(config).await?;
     let handle = app.handle();
     tracing::info!(%bind, port = app.port(), "waitroom listening");

@@ -44,17 +44,18 @@ impl AppHandle {
 }
 
 fn signing_keys(config: &Config) -> anyhow::Result<Keys> {
-    if config.signing_keys_pem.is_empty() {
+    if config.tokens.signing_keys_pem.is_empty() {
         tracing::warn!(
             "WAITROOM_SIGNING_KEYS is not set: using a throwaway development key. Tokens will not \
              survive a restart and other instances cannot verify them. Run `waitroom keygen`."
         );
         return Ok(Keys::from_pems(
             &[tokens::generate_pem().into()],
-            &config.issuer,
+            &config.tokens.issuer,
         )?);
     }
-    Keys::from_pems(&config.signing_keys_pem, &config.issuer).context("WAITROOM_SIGNING_KEYS")
+    Keys::from_pems(&config.tokens.signing_keys_pem, &config.tokens.issuer)
+        .context("WAITROOM_SIGNING_KEYS")
 }
 
 /// Retries a start-up step while a dependency comes up (compose starts everything at once).
@@ -82,16 +83,19 @@ impl Application {
         metrics::install();
         let keys = signing_keys(&config)?;
         let target = Target::of(&config);
-        let store = wait_for("redis", || Store::open(&target, config.redis_connections)).await?;
-        let ledger = Ledger::connect_lazy(config.database_url.expose_secret(), config.pg_pool_size)
-            .context("WAITROOM_DATABASE_URL")?;
+        let store = wait_for("redis", || Store::open(&target, config.redis.connections)).await?;
+        let ledger = Ledger::connect_lazy(
+            config.postgres.url.expose_secret(),
+            config.postgres.pool_size,
+        )
+        .context("WAITROOM_DATABASE_URL")?;
         wait_for("postgres migrations", || ledger.migrate()).await?;
         wait_for("redis scripts", || store.ready()).await?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let deps = Arc::new(Deps::new(config, store, ledger, keys));
         let shared = tasks::Shared {
-            limits: Arc::new(Limiters::new(&deps.config.limits)),
+            limits: Arc::new(Limiters::new(&deps.config.door.limits)),
             health: Default::default(),
             console: Default::default(),
         };
@@ -108,7 +112,7 @@ impl Application {
             shutdown: shutdown_rx.clone(),
         });
 
-        let listener = TcpListener::bind(state.config.bind).context("WAITROOM_BIND")?;
+        let listener = TcpListener::bind(state.config.http.bind).context("WAITROOM_BIND")?;
         let port = listener.local_addr()?.port();
         let data = web::Data::from(state.clone());
         let server = HttpServer::new(move || {
@@ -122,10 +126,10 @@ impl Application {
                 .wrap(TracingLogger::<telemetry::RequestSpan>::new())
                 .configure(routes::configure)
         })
-        .workers(state.config.workers)
+        .workers(state.config.http.workers)
         // Each SSE stream holds a connection: the default 25k per worker is raised on
         // purpose (also raise `ulimit -n`; see the README).
-        .max_connections(state.config.max_connections_per_worker)
+        .max_connections(state.config.http.max_connections_per_worker)
         .backlog(8192)
         .disable_signals()
         .shutdown_timeout(5)

@@ -66,10 +66,10 @@ impl World {
         let db_url = format!("{}/{database}", &base[..base.rfind('/').unwrap()]);
         let url = redis_url.clone();
         let app = spawn_app_with(move |c| {
-            c.redis_url = url;
-            c.database_url = db_url.into();
-            c.tick = tick;
-            c.sweep = sweep;
+            c.redis.url = url;
+            c.postgres.url = db_url.into();
+            c.loops.tick = tick;
+            c.loops.sweep = sweep;
         })
         .await;
         World {

@@ -185,8 +185,8 @@ async fn storm_through(loss: Loss) {
     let mut server = RedisServer::start().await;
     let url = server.url();
     let tweak = |c: &mut waitroom::core::config::Config| {
-        c.redis_url = url.clone();
-        c.settle_after = Duration::from_secs(2);
+        c.redis.url = url.clone();
+        c.loops.settle_after = Duration::from_secs(2);
     };
     let apps = [spawn_app_with(tweak).await, spawn_app_with(tweak).await];
     let extra = json!({ "ticket_ttl_secs": 600 });

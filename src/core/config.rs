@@ -1,10 +1,17 @@
 //! Configuration from `WAITROOM_*` environment variables, validated once at start so a bad
 //! value stops the process with a message naming the variable, never later at request time.
+//!
+//! In sections, one per part of the instance that reads them (`http`, `redis`, `postgres`,
+//! `tokens`, `door`, `loops`, `streams`, `log`); each section parses its own variables from
+//! one lookup (`from_lookup`: the process env, or a map in tests). This file is the only place
+//! a `WAITROOM_*` variable is read; README's "Configuration" table lists every one.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::core::client::ClientIdentity;
 
 /// How long after a rebuild a sale is settled by default: by then every order Redis accepted
 /// before it lost the sale has committed or given up (`infra::ledger` checks at compile time
@@ -14,71 +21,149 @@ pub const SETTLE_AFTER: Duration = Duration::from_secs(15);
 /// Secrets are `SecretString`s: `Debug` prints them redacted, so a logged `Config` shows none.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub bind: SocketAddr,
-    pub redis_url: String,
-    /// Redis Cluster nodes (`WAITROOM_REDIS_CLUSTER_NODES`); when set, `redis_url` is unused.
-    pub redis_cluster_nodes: Vec<String>,
-    pub database_url: SecretString,
-    /// Bearer token for `/api/admin`; empty disables the admin API.
-    pub admin_token: SecretString,
-    /// Ed25519 private keys (PKCS#8 PEM text). The first signs; all verify, so a key can be
-    /// rotated in without logging anyone out. Empty: a development key is generated.
-    pub signing_keys_pem: Vec<SecretString>,
-    /// HMAC-SHA256 secret for the payment webhook; empty disables the webhook.
-    pub payment_secret: SecretString,
-    /// Trusted proxies and the header they name the client in (`door::client`).
-    pub clients: crate::core::client::ClientIdentity,
-    /// Per-client request rates at the door (`door::limits`).
-    pub limits: RateLimits,
-    pub issuer: String,
-    pub tick: Duration,
-    /// How often the dashboard's sampler reads every sale (None: not at all, for test
-    /// instances that have no dashboard watching).
-    pub console_sample: Option<Duration>,
-    /// How often holds are expired and Redis-accepted orders are synced to Postgres.
-    pub sweep: Duration,
-    /// How long a sale marked `unsettled` waits before a settle reconciles it: by then every
-    /// order in flight at the loss has committed or given up (`SETTLE_AFTER`; a
-    /// shorter wait is for tests, and risks the ledger refusing an order Redis accepted).
-    pub settle_after: Duration,
-    pub queue_token_ttl: Duration,
-    pub workers: usize,
-    pub max_connections_per_worker: usize,
-    /// Multiplexed Redis connections shared by all requests.
-    pub redis_connections: usize,
-    pub pg_pool_size: u32,
-    /// Tokens are refused without the browser's session cookie (`door::session`).
-    pub bind_tokens: bool,
-    /// Open event streams per queue id on one instance; one more closes the oldest.
-    pub streams_per_token: usize,
+    pub http: Http,
+    pub redis: Redis,
+    pub postgres: Postgres,
+    pub tokens: Tokens,
+    pub door: Door,
+    pub loops: Loops,
+    pub streams: Streams,
+    pub log: Log,
 }
+
+/// The HTTP server.
+#[derive(Debug, Clone)]
+pub struct Http {
+    /// `WAITROOM_BIND`.
+    pub bind: SocketAddr,
+    /// `WAITROOM_WORKERS`: actix workers (threads).
+    pub workers: usize,
+    /// `WAITROOM_MAX_CONNECTIONS`: per worker; each SSE stream holds one.
+    pub max_connections_per_worker: usize,
+}
+
+/// Where Redis is and how many connections to share.
+#[derive(Debug, Clone)]
+pub struct Redis {
+    /// `WAITROOM_REDIS_URL`.
+    pub url: String,
+    /// `WAITROOM_REDIS_CLUSTER_NODES`; when set, `url` is unused.
+    pub cluster_nodes: Vec<String>,
+    /// `WAITROOM_REDIS_CONNECTIONS`: multiplexed connections shared by all requests.
+    pub connections: usize,
+}
+
+/// The ledger.
+#[derive(Debug, Clone)]
+pub struct Postgres {
+    /// `WAITROOM_DATABASE_URL`.
+    pub url: SecretString,
+    /// `WAITROOM_PG_POOL`.
+    pub pool_size: u32,
+}
+
+/// Every key and secret waitroom signs or checks with.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    /// `WAITROOM_SIGNING_KEYS`: Ed25519 private keys (PKCS#8 PEM text). The first signs; all
+    /// verify, so a key can be rotated in without logging anyone out. Empty: a development key
+    /// is generated.
+    pub signing_keys_pem: Vec<SecretString>,
+    /// `WAITROOM_ISSUER`: the tokens' `iss`.
+    pub issuer: String,
+    /// `WAITROOM_QUEUE_TOKEN_TTL_SECS`: a queue token's life, and its cookies'.
+    pub queue_token_ttl: Duration,
+    /// `WAITROOM_ADMIN_TOKEN`: bearer token for `/api/admin`; empty disables the admin API.
+    pub admin: SecretString,
+    /// `WAITROOM_PAYMENT_SECRET`: HMAC-SHA256 secret of the payment webhook; empty refuses it.
+    pub payment_secret: SecretString,
+}
+
+/// Who is asking and how often they may (`flows::door`).
+#[derive(Debug, Clone)]
+pub struct Door {
+    /// `WAITROOM_TRUSTED_PROXIES`, `WAITROOM_CLIENT_IP_HEADER` (`core::client`).
+    pub clients: ClientIdentity,
+    /// `WAITROOM_IP_RATE_PER_SEC`, `WAITROOM_IP_BURST`, `WAITROOM_IP_READ_RATE_PER_SEC`.
+    pub limits: RateLimits,
+    /// `WAITROOM_BIND_TOKENS`: tokens are refused without the browser's session cookie.
+    pub bind_tokens: bool,
+}
+
+/// The background loops' periods (`tasks`).
+#[derive(Debug, Clone)]
+pub struct Loops {
+    /// `WAITROOM_TICK_MS`: the admission tick.
+    pub tick: Duration,
+    /// `WAITROOM_SWEEP_MS`: holds expire, Redis-accepted orders reach Postgres, readiness is
+    /// checked; lost sales are looked for every ten sweeps.
+    pub sweep: Duration,
+    /// `WAITROOM_SETTLE_AFTER_MS`, for tests only: how long a sale marked `unsettled` waits
+    /// before a settle reconciles it (`SETTLE_AFTER`; shorter risks the ledger refusing an
+    /// order Redis accepted).
+    pub settle_after: Duration,
+    /// How often the dashboard's sampler reads every sale. Not a variable: None only in test
+    /// instances that no dashboard watches.
+    pub console_sample: Option<Duration>,
+}
+
+/// The event streams.
+#[derive(Debug, Clone)]
+pub struct Streams {
+    /// `WAITROOM_STREAMS_PER_TOKEN`: open streams per queue id on one instance; one more
+    /// closes the oldest.
+    pub per_token: usize,
+}
+
+/// Logging (`infra::telemetry`); `RUST_LOG` filters, read by tracing itself.
+#[derive(Debug, Clone, Default)]
+pub struct Log {
+    /// `WAITROOM_LOG_FORMAT=json`: one JSON object a line.
+    pub json: bool,
+}
+
+/// One variable's value, blank counted as unset.
+type Var<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 impl Config {
     /// Defaults for everything but the two store URLs.
     pub fn new(redis_url: impl Into<String>, database_url: impl Into<String>) -> Self {
         let database_url: String = database_url.into();
         Self {
-            bind: "127.0.0.1:8080".parse().expect("valid default address"),
-            redis_url: redis_url.into(),
-            redis_cluster_nodes: Vec::new(),
-            database_url: database_url.into(),
-            admin_token: SecretString::default(),
-            signing_keys_pem: Vec::new(),
-            payment_secret: SecretString::default(),
-            clients: Default::default(),
-            limits: RateLimits::default(),
-            issuer: "waitroom".into(),
-            tick: Duration::from_millis(200),
-            console_sample: Some(Duration::from_secs(1)),
-            sweep: Duration::from_millis(1000),
-            settle_after: SETTLE_AFTER,
-            queue_token_ttl: Duration::from_secs(24 * 3600),
-            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            max_connections_per_worker: 100_000,
-            redis_connections: 4,
-            pg_pool_size: 16,
-            bind_tokens: true,
-            streams_per_token: 3,
+            http: Http {
+                bind: "127.0.0.1:8080".parse().expect("valid default address"),
+                workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+                max_connections_per_worker: 100_000,
+            },
+            redis: Redis {
+                url: redis_url.into(),
+                cluster_nodes: Vec::new(),
+                connections: 4,
+            },
+            postgres: Postgres {
+                url: database_url.into(),
+                pool_size: 16,
+            },
+            tokens: Tokens {
+                signing_keys_pem: Vec::new(),
+                issuer: "waitroom".into(),
+                queue_token_ttl: Duration::from_secs(24 * 3600),
+                admin: SecretString::default(),
+                payment_secret: SecretString::default(),
+            },
+            door: Door {
+                clients: ClientIdentity::default(),
+                limits: RateLimits::default(),
+                bind_tokens: true,
+            },
+            loops: Loops {
+                tick: Duration::from_millis(200),
+                sweep: Duration::from_millis(1000),
+                settle_after: SETTLE_AFTER,
+                console_sample: Some(Duration::from_secs(1)),
+            },
+            streams: Streams { per_token: 3 },
+            log: Log::default(),
         }
     }
 
@@ -94,56 +179,114 @@ impl Config {
             var("WAITROOM_DATABASE_URL")
                 .unwrap_or_else(|| "postgres://waitroom@127.0.0.1:5432/waitroom".into()),
         );
-        if !c.redis_url.starts_with("redis://") && !c.redis_url.starts_with("rediss://") {
+        c.http.read(&var)?;
+        c.redis.read(&var)?;
+        c.postgres.read(&var)?;
+        c.tokens.read(&var)?;
+        c.door.read(&var)?;
+        c.loops.read(&var)?;
+        c.streams.read(&var)?;
+        c.log.json = var("WAITROOM_LOG_FORMAT").as_deref() == Some("json");
+        Ok(c)
+    }
+}
+
+impl Http {
+    fn read(&mut self, var: Var) -> Result<(), ConfigError> {
+        if let Some(v) = var("WAITROOM_BIND") {
+            self.bind = parse("WAITROOM_BIND", &v)?;
+        }
+        if let Some(v) = var("WAITROOM_WORKERS") {
+            self.workers = bounded("WAITROOM_WORKERS", &v, 1, 256)? as usize;
+        }
+        if let Some(v) = var("WAITROOM_MAX_CONNECTIONS") {
+            self.max_connections_per_worker =
+                bounded("WAITROOM_MAX_CONNECTIONS", &v, 16, 1_000_000)? as usize;
+        }
+        Ok(())
+    }
+}
+
+impl Redis {
+    fn read(&mut self, var: Var) -> Result<(), ConfigError> {
+        let url = |n: &str| n.starts_with("redis://") || n.starts_with("rediss://");
+        if !url(&self.url) {
             return Err(ConfigError::new(
                 "WAITROOM_REDIS_URL",
                 "must start with redis://",
             ));
         }
         if let Some(v) = var("WAITROOM_REDIS_CLUSTER_NODES") {
-            c.redis_cluster_nodes = v
+            self.cluster_nodes = v
                 .split(',')
                 .map(str::trim)
                 .filter(|n| !n.is_empty())
                 .map(str::to_string)
                 .collect();
-            let url = |n: &String| n.starts_with("redis://") || n.starts_with("rediss://");
-            if !c.redis_cluster_nodes.iter().all(url) {
+            if !self.cluster_nodes.iter().all(|n| url(n)) {
                 return Err(ConfigError::new(
                     "WAITROOM_REDIS_CLUSTER_NODES",
                     "comma-separated redis:// URLs",
                 ));
             }
         }
-        if !c.database_url.expose_secret().starts_with("postgres") {
+        if let Some(v) = var("WAITROOM_REDIS_CONNECTIONS") {
+            self.connections = bounded("WAITROOM_REDIS_CONNECTIONS", &v, 1, 64)? as usize;
+        }
+        Ok(())
+    }
+}
+
+impl Postgres {
+    fn read(&mut self, var: Var) -> Result<(), ConfigError> {
+        if !self.url.expose_secret().starts_with("postgres") {
             return Err(ConfigError::new(
                 "WAITROOM_DATABASE_URL",
                 "must start with postgres://",
             ));
         }
-        if let Some(v) = var("WAITROOM_BIND") {
-            c.bind = parse("WAITROOM_BIND", &v)?;
+        if let Some(v) = var("WAITROOM_PG_POOL") {
+            self.pool_size = bounded("WAITROOM_PG_POOL", &v, 1, 1000)? as u32;
         }
-        c.admin_token = var("WAITROOM_ADMIN_TOKEN").unwrap_or_default().into();
-        let admin_token_len = c.admin_token.expose_secret().len();
-        if admin_token_len > 0 && admin_token_len < 12 {
+        Ok(())
+    }
+}
+
+impl Tokens {
+    fn read(&mut self, var: Var) -> Result<(), ConfigError> {
+        self.admin = var("WAITROOM_ADMIN_TOKEN").unwrap_or_default().into();
+        let admin_len = self.admin.expose_secret().len();
+        if admin_len > 0 && admin_len < 12 {
             return Err(ConfigError::new(
                 "WAITROOM_ADMIN_TOKEN",
                 "must be at least 12 characters",
             ));
         }
-        c.payment_secret = var("WAITROOM_PAYMENT_SECRET").unwrap_or_default().into();
+        self.payment_secret = var("WAITROOM_PAYMENT_SECRET").unwrap_or_default().into();
         if let Some(v) = var("WAITROOM_SIGNING_KEYS") {
             for path in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                 let pem = std::fs::read_to_string(path).map_err(|e| {
                     ConfigError::new("WAITROOM_SIGNING_KEYS", format!("cannot read {path}: {e}"))
                 })?;
-                c.signing_keys_pem.push(pem.into());
+                self.signing_keys_pem.push(pem.into());
             }
         }
+        if let Some(v) = var("WAITROOM_ISSUER") {
+            self.issuer = v;
+        }
+        if let Some(v) = var("WAITROOM_QUEUE_TOKEN_TTL_SECS") {
+            let (var, day) = ("WAITROOM_QUEUE_TOKEN_TTL_SECS", 86_400);
+            self.queue_token_ttl = Duration::from_secs(bounded(var, &v, 60, 30 * day)?);
+        }
+        Ok(())
+    }
+}
+
+impl Door {
+    fn read(&mut self, var: Var) -> Result<(), ConfigError> {
         if let Some(v) = var("WAITROOM_TRUSTED_PROXIES") {
             // CIDRs; a bare address is a /32 (or /128).
-            c.clients.trusted = v
+            self.clients.trusted = v
                 .split(',')
                 .map(str::trim)
                 .filter(|p| !p.is_empty())
@@ -153,68 +296,59 @@ impl Config {
                 })
                 .collect::<Result<_, _>>()?;
         }
-        if let Some(v) = var("WAITROOM_CLIENT_IP_HEADER").filter(|v| !v.trim().is_empty()) {
+        if let Some(v) = var("WAITROOM_CLIENT_IP_HEADER") {
             let name = v.trim().to_ascii_lowercase();
             actix_web::http::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
                 ConfigError::new("WAITROOM_CLIENT_IP_HEADER", "not a valid header name")
             })?;
-            c.clients.header = Some(name);
+            self.clients.header = Some(name);
         }
+        let limits = &mut self.limits;
         if let Some(v) = var("WAITROOM_IP_RATE_PER_SEC") {
-            c.limits.write_per_sec = rate("WAITROOM_IP_RATE_PER_SEC", &v)?;
+            limits.write_per_sec = rate("WAITROOM_IP_RATE_PER_SEC", &v)?;
         }
         if let Some(v) = var("WAITROOM_IP_BURST") {
-            c.limits.write_burst = bounded("WAITROOM_IP_BURST", &v, 1, 1_000_000)? as u32;
+            limits.write_burst = bounded("WAITROOM_IP_BURST", &v, 1, 1_000_000)? as u32;
         }
         if let Some(v) = var("WAITROOM_IP_READ_RATE_PER_SEC") {
-            c.limits.read_per_sec = rate("WAITROOM_IP_READ_RATE_PER_SEC", &v)?;
-            c.limits.read_burst = RateLimits::read_burst_for(c.limits.read_per_sec);
-        }
-        if let Some(v) = var("WAITROOM_ISSUER") {
-            c.issuer = v;
-        }
-        if let Some(v) = var("WAITROOM_TICK_MS") {
-            c.tick = Duration::from_millis(bounded("WAITROOM_TICK_MS", &v, 10, 5_000)?);
-        }
-        if let Some(v) = var("WAITROOM_SWEEP_MS") {
-            c.sweep = Duration::from_millis(bounded("WAITROOM_SWEEP_MS", &v, 50, 60_000)?);
-        }
-        if let Some(v) = var("WAITROOM_SETTLE_AFTER_MS") {
-            c.settle_after =
-                Duration::from_millis(bounded("WAITROOM_SETTLE_AFTER_MS", &v, 100, 600_000)?);
-        }
-        if let Some(v) = var("WAITROOM_QUEUE_TOKEN_TTL_SECS") {
-            c.queue_token_ttl = Duration::from_secs(bounded(
-                "WAITROOM_QUEUE_TOKEN_TTL_SECS",
-                &v,
-                60,
-                30 * 86_400,
-            )?);
-        }
-        if let Some(v) = var("WAITROOM_WORKERS") {
-            c.workers = bounded("WAITROOM_WORKERS", &v, 1, 256)? as usize;
-        }
-        if let Some(v) = var("WAITROOM_MAX_CONNECTIONS") {
-            c.max_connections_per_worker =
-                bounded("WAITROOM_MAX_CONNECTIONS", &v, 16, 1_000_000)? as usize;
-        }
-        if let Some(v) = var("WAITROOM_REDIS_CONNECTIONS") {
-            c.redis_connections = bounded("WAITROOM_REDIS_CONNECTIONS", &v, 1, 64)? as usize;
-        }
-        if let Some(v) = var("WAITROOM_PG_POOL") {
-            c.pg_pool_size = bounded("WAITROOM_PG_POOL", &v, 1, 1000)? as u32;
+            limits.read_per_sec = rate("WAITROOM_IP_READ_RATE_PER_SEC", &v)?;
+            limits.read_burst = RateLimits::read_burst_for(limits.read_per_sec);
         }
         if let Some(v) = var("WAITROOM_BIND_TOKENS") {
-            c.bind_tokens = match v.trim().to_ascii_lowercase().as_str() {
+            self.bind_tokens = match v.trim().to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" | "on" => true,
                 "false" | "0" | "no" | "off" => false,
                 _ => return Err(ConfigError::new("WAITROOM_BIND_TOKENS", "true or false")),
             };
         }
-        if let Some(v) = var("WAITROOM_STREAMS_PER_TOKEN") {
-            c.streams_per_token = bounded("WAITROOM_STREAMS_PER_TOKEN", &v, 1, 100)? as usize;
+        Ok(())
+    }
+}
+
+impl Loops {
+    fn read(&mut self, var: Var) -> Result<(), ConfigError> {
+        let ms = |name: &'static str, v: &str, min, max| {
+            bounded(name, v, min, max).map(Duration::from_millis)
+        };
+        if let Some(v) = var("WAITROOM_TICK_MS") {
+            self.tick = ms("WAITROOM_TICK_MS", &v, 10, 5_000)?;
         }
-        Ok(c)
+        if let Some(v) = var("WAITROOM_SWEEP_MS") {
+            self.sweep = ms("WAITROOM_SWEEP_MS", &v, 50, 60_000)?;
+        }
+        if let Some(v) = var("WAITROOM_SETTLE_AFTER_MS") {
+            self.settle_after = ms("WAITROOM_SETTLE_AFTER_MS", &v, 100, 600_000)?;
+        }
+        Ok(())
+    }
+}
+
+impl Streams {
+    fn read(&mut self, var: Var) -> Result<(), ConfigError> {
+        if let Some(v) = var("WAITROOM_STREAMS_PER_TOKEN") {
+            self.per_token = bounded("WAITROOM_STREAMS_PER_TOKEN", &v, 1, 100)? as usize;
+        }
+        Ok(())
     }
 }
 
@@ -329,8 +463,8 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         let c = from(&[]).unwrap();
-        assert_eq!(c.tick, Duration::from_millis(200));
-        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.loops.tick, Duration::from_millis(200));
+        assert_eq!(c.http.bind.to_string(), "127.0.0.1:8080");
     }
 
     #[test]
@@ -385,10 +519,10 @@ mod tests {
             ("WAITROOM_IP_READ_RATE_PER_SEC", "0"),
         ])
         .unwrap();
-        assert_eq!(c.limits.write_per_sec, 0.5);
-        assert_eq!(c.limits.write_burst, 7);
-        assert_eq!(c.limits.read_per_sec, 0.0);
-        assert_eq!(from(&[]).unwrap().limits, RateLimits::default());
+        assert_eq!(c.door.limits.write_per_sec, 0.5);
+        assert_eq!(c.door.limits.write_burst, 7);
+        assert_eq!(c.door.limits.read_per_sec, 0.0);
+        assert_eq!(from(&[]).unwrap().door.limits, RateLimits::default());
     }
 
     #[test]
@@ -399,7 +533,7 @@ mod tests {
             ("WAITROOM_DATABASE_URL", "postgres://u:pw-sekrit@h/db"),
         ])
         .unwrap();
-        assert_eq!(c.admin_token.expose_secret(), "admin-token-sekrit");
+        assert_eq!(c.tokens.admin.expose_secret(), "admin-token-sekrit");
         let debug = format!("{c:?}");
         assert!(!debug.contains("sekrit"), "{debug}");
         assert!(debug.contains("REDACTED"), "{debug}");

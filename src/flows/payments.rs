@@ -86,7 +86,7 @@ pub async fn webhook(
     body: &[u8],
     signature: Option<&str>,
 ) -> Result<Applied, WebhookError> {
-    let secret = secrecy::ExposeSecret::expose_secret(&s.config.payment_secret);
+    let secret = secrecy::ExposeSecret::expose_secret(&s.config.tokens.payment_secret);
     if secret.is_empty() || !verify(secret, body, signature) {
         return Err(WebhookError::BadSignature);
     }

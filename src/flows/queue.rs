@@ -166,7 +166,7 @@ pub async fn join(
             if joined.seq > 0 {
                 METRICS.joins.inc();
             }
-            let ttl = s.config.queue_token_ttl.as_secs() as i64;
+            let ttl = s.config.tokens.queue_token_ttl.as_secs() as i64;
             s.keys.queue_token(
                 sale.as_str(),
                 &view.queue_id,

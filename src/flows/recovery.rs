@@ -162,7 +162,7 @@ pub async fn settle_stock(s: &Deps, sale: &str) -> Result<Option<i64>, Fault> {
                 orders: &orders,
             };
             s.store
-                .settle_sale(sale, ledger, s.config.settle_after)
+                .settle_sale(sale, ledger, s.config.loops.settle_after)
                 .await
         })
         .await

@@ -173,7 +173,7 @@ async fn start(
         .verify_queue(token, sale.as_str())
         .map_err(|e| e.into_app_error(false))?;
     // Register before reading the state, so an admission between the two is not missed.
-    let max = state.config.streams_per_token;
+    let max = state.config.streams.per_token;
     let registration = state.hub.register(sale.as_str(), &claims.sub, max);
     let (mut progress, events) = state.hub.subscribe(sale.as_str());
     let view = queue::status(&state, &sale, &claims).await?;

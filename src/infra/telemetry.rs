@@ -11,13 +11,13 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
-pub fn init() {
+pub fn init(log: &crate::core::config::Log) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);
-    let _ = if std::env::var("WAITROOM_LOG_FORMAT").as_deref() == Ok("json") {
+    let _ = if log.json {
         builder.json().finish().with(ClientFaultsAtDebug).try_init()
     } else {
         builder

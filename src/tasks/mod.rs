@@ -43,16 +43,16 @@ pub fn spawn_all(deps: &Arc<Deps>, shared: &Shared, shutdown: &watch::Receiver<b
         deps.store.clone(),
         shutdown.clone(),
     ));
-    tokio::spawn(ticker::run(deps.clone(), every(c.tick)));
+    tokio::spawn(ticker::run(deps.clone(), every(c.loops.tick)));
     tokio::spawn(health::run(
         deps.clone(),
         shared.health.clone(),
-        every(c.sweep),
+        every(c.loops.sweep),
     ));
-    tokio::spawn(sweeper::run(deps.clone(), every(c.sweep)));
-    tokio::spawn(rebuilder::run(deps.clone(), every(c.sweep * 10)));
+    tokio::spawn(sweeper::run(deps.clone(), every(c.loops.sweep)));
+    tokio::spawn(rebuilder::run(deps.clone(), every(c.loops.sweep * 10)));
     tokio::spawn(limits::run(shared.limits.clone(), every(SWEEP_EVERY)));
-    if let Some(period) = c.console_sample {
+    if let Some(period) = c.loops.console_sample {
         tokio::spawn(sampler::run(
             deps.clone(),
             shared.console.clone(),

@@ -21,7 +21,9 @@ pub async fn run(s: Arc<Deps>, mut every: Every) {
                 if let Err(e) = crate::flows::recovery::watch(&s, &mut redis_seen, &ids).await {
                     tracing::debug!(error = %e, "watching redis against the ledger failed");
                 }
-                s.store.needing_sweep(&ids, s.config.settle_after).await
+                s.store
+                    .needing_sweep(&ids, s.config.loops.settle_after)
+                    .await
             }
             Err(e) => Err(e),
         };

@@ -17,7 +17,8 @@ pub async fn run(s: Arc<Deps>, mut every: Every) {
     let mut n: u64 = 0;
     while every.tick().await {
         crate::infra::metrics::on_tick(every.lag());
-        crate::flows::schedule::run_due(&s.store, &s.ledger, &s.schedules, s.config.tick).await;
+        crate::flows::schedule::run_due(&s.store, &s.ledger, &s.schedules, s.config.loops.tick)
+            .await;
         let look_at_all = n.is_multiple_of(5);
         n += 1;
         let due: Vec<&String> = if look_at_all {

@@ -67,7 +67,7 @@ fn assert_prefix_of_join_order(admitted: &[String], ids: &[String]) {
 /// on a busy machine is bench/'s business; here it only has to finish.
 #[tokio::test]
 async fn two_instances_together_admit_the_configured_rate() {
-    let tick = |c: &mut waitroom::core::config::Config| c.tick = Duration::from_millis(200);
+    let tick = |c: &mut waitroom::core::config::Config| c.loops.tick = Duration::from_millis(200);
     let a = spawn_app_with(tick).await;
     let b = spawn_app_with(tick).await;
     let sale = a.create_sale(100, 20).await;

@@ -12,8 +12,8 @@ use crate::events::{connect, data, next_named};
 async fn spawn_cluster_app(nodes: Vec<String>, db_suffix: &str) -> TestApp {
     let db = own_database(db_suffix).await;
     spawn_app_with(move |c| {
-        c.redis_cluster_nodes = nodes;
-        c.database_url = db.into();
+        c.redis.cluster_nodes = nodes;
+        c.postgres.url = db.into();
     })
     .await
 }
@@ -139,10 +139,10 @@ async fn a_restarted_master_reloads_the_scripts_and_the_sale_goes_on() {
     let nodes = cluster.urls();
     let db = own_database("_cluster_restart").await;
     let app = spawn_app_with(move |c| {
-        c.redis_cluster_nodes = nodes;
-        c.database_url = db.into();
-        c.sweep = Duration::from_secs(3600);
-        c.settle_after = Duration::from_millis(300);
+        c.redis.cluster_nodes = nodes;
+        c.postgres.url = db.into();
+        c.loops.sweep = Duration::from_secs(3600);
+        c.loops.settle_after = Duration::from_millis(300);
     })
     .await;
     let sale = app.create_sale(3, 100).await;

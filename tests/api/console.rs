@@ -56,8 +56,8 @@ async fn code(res: reqwest::Response) -> (u16, String) {
 #[tokio::test]
 async fn sign_in_sets_a_strict_http_only_cookie_that_is_not_the_token() {
     let app = spawn_app_with(|c| {
-        c.clients.trusted = vec!["127.0.0.1/32".parse().unwrap()];
-        c.console_sample = Some(Duration::from_secs(1));
+        c.door.clients.trusted = vec!["127.0.0.1/32".parse().unwrap()];
+        c.loops.console_sample = Some(Duration::from_secs(1));
     })
     .await;
     let res = sign_in_raw(&app, ADMIN_TOKEN, false).await;

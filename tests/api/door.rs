@@ -13,13 +13,13 @@ const BURST: u32 = 3;
 async fn limited_app(trusted: &[&str]) -> TestApp {
     let trusted: Vec<_> = trusted.iter().map(|c| c.parse().unwrap()).collect();
     spawn_app_with(|c| {
-        c.limits = RateLimits {
+        c.door.limits = RateLimits {
             write_per_sec: 1.0 / 3600.0,
             write_burst: BURST,
             read_per_sec: 1.0 / 3600.0,
             read_burst: BURST,
         };
-        c.clients.trusted = trusted;
+        c.door.clients.trusted = trusted;
     })
     .await
 }

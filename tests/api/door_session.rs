@@ -92,7 +92,7 @@ async fn one_place_per_browser_and_no_token_works_without_its_cookie() {
 
 #[tokio::test]
 async fn with_binding_off_a_token_works_alone() {
-    let app = spawn_app_with(|c| c.bind_tokens = false).await;
+    let app = spawn_app_with(|c| c.door.bind_tokens = false).await;
     let sale = app.create_sale(5, 1000).await;
     let me = app.join(&sale).await;
     let status = format!("/api/sales/{sale}/status");
@@ -101,7 +101,7 @@ async fn with_binding_off_a_token_works_alone() {
 
 #[tokio::test]
 async fn a_fourth_stream_of_one_token_replaces_the_oldest() {
-    let app = spawn_app_with(|c| c.streams_per_token = 3).await;
+    let app = spawn_app_with(|c| c.streams.per_token = 3).await;
     let sale = app.create_sale(5, 1000).await;
     let me = app.join(&sale).await;
     let cookie = format!(

@@ -131,7 +131,7 @@ async fn client_mistakes_get_clear_json_errors() {
 async fn redis_outage_answers_503_with_retry_after_and_recovers_by_itself() {
     let proxy = ChaosProxy::start(redis_addr()).await;
     let url = redis_url_via(proxy.port);
-    let app = spawn_app_with(|c| c.redis_url = url).await;
+    let app = spawn_app_with(|c| c.redis.url = url).await;
     let sale = app.create_sale(10, 10).await;
     app.join(&sale).await;
 

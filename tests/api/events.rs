@@ -127,7 +127,7 @@ async fn a_stream_on_instance_b_hears_an_admission_made_by_instance_a() {
     let a = spawn_app().await;
     // B's ticker runs once at start and then not again within the test: the admission below
     // is A's.
-    let b = spawn_app_with(|c| c.tick = Duration::from_secs(3600)).await;
+    let b = spawn_app_with(|c| c.loops.tick = Duration::from_secs(3600)).await;
     let sale = a.create_sale(5, 100).await;
     let me = a.join(&sale).await;
     let mut s = connect(&b, &sale, &me.token, None).await;
@@ -164,7 +164,7 @@ async fn reconnect_with_last_event_id_gets_a_fresh_state_and_redis_cli_flips_are
 async fn an_admission_missed_while_redis_was_unreachable_is_delivered_after_reconnect() {
     let proxy = ChaosProxy::start(redis_addr()).await;
     let url = redis_url_via(proxy.port);
-    let a = spawn_app_with(|c| c.redis_url = url).await;
+    let a = spawn_app_with(|c| c.redis.url = url).await;
     let b = spawn_app().await;
     // Streams of two sales, so the resync's one read covers several shoppers.
     let mut streams = Vec::new();

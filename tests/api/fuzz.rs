@@ -253,7 +253,8 @@ fn parts(token: &str) -> (Value, Value) {
 /// all), three open sales (one asking proof-of-work), a queue token and a ticket in one, a
 /// queue token in another, and an order bought with the ticket.
 async fn fixture() -> (TestApp, Known) {
-    let app = spawn_app_with(|c| c.clients.trusted = vec!["127.0.0.0/8".parse().unwrap()]).await;
+    let app =
+        spawn_app_with(|c| c.door.clients.trusted = vec!["127.0.0.0/8".parse().unwrap()]).await;
     let sale = app
         .create_sale_with(1000, 1000, json!({"max_per_order": 5, "hold_secs": 3600}))
         .await;

@@ -20,8 +20,8 @@ async fn two_apps(
     url: &str,
 ) -> (TestApp, TestApp, redis::aio::MultiplexedConnection) {
     let config = |c: &mut waitroom::core::config::Config| {
-        c.redis_url = url.to_string();
-        c.tick = tick;
+        c.redis.url = url.to_string();
+        c.loops.tick = tick;
     };
     let a = spawn_app_with(config).await;
     let b = spawn_app_with(config).await;

@@ -91,7 +91,7 @@ async fn a_sale_shows_in_the_scrape_with_its_gauges_latencies_and_limits() {
 
     // A second instance, whose read budget is one request: its /metrics is the same recorder.
     let limited = spawn_app_with(|c| {
-        c.limits = RateLimits {
+        c.door.limits = RateLimits {
             read_per_sec: 1.0 / 3600.0,
             read_burst: 1,
             ..RateLimits::off()

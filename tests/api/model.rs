@@ -252,9 +252,9 @@ fn two_instances_match_a_model_of_the_sale() {
     let world = rt.block_on(async {
         let url = redis_url_db(DB);
         let config = |c: &mut waitroom::core::config::Config| {
-            c.redis_url = url.clone();
-            c.tick = NEVER;
-            c.sweep = NEVER;
+            c.redis.url = url.clone();
+            c.loops.tick = NEVER;
+            c.loops.sweep = NEVER;
         };
         World {
             apps: [spawn_app_with(config).await, spawn_app_with(config).await],

@@ -108,7 +108,7 @@ async fn join_upstreams(nginx: &Nginx, sale: &str, n: usize) -> HashSet<String> 
 #[tokio::test]
 async fn a_sale_runs_through_nginx_in_front_of_two_instances() {
     let behind_nginx = |c: &mut waitroom::core::config::Config| {
-        c.clients.trusted = vec!["127.0.0.1/32".parse().unwrap()];
+        c.door.clients.trusted = vec!["127.0.0.1/32".parse().unwrap()];
     };
     let (a, b) = (
         spawn_app_with(behind_nginx).await,

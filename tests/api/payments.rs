@@ -134,7 +134,7 @@ async fn an_expired_hold_returns_its_unit_and_a_late_payment_is_refund_due() {
 async fn a_release_redis_missed_is_given_back_exactly_once() {
     let proxy = ChaosProxy::start(redis_addr()).await;
     let url = redis_url_via(proxy.port);
-    let app = spawn_app_with(|c| c.redis_url = url).await;
+    let app = spawn_app_with(|c| c.redis.url = url).await;
     let sale = app.create_sale(1, 1000).await;
     let shopper = app.join(&sale).await;
     app.admin(&sale, "open").await;

@@ -58,8 +58,8 @@ async fn sales_come_back_from_postgres_after_their_redis_keys_are_lost() {
 #[tokio::test]
 async fn redis_behind_the_ledger_holds_the_sale_until_it_is_settled() {
     let app = spawn_app_with(|c| {
-        c.sweep = Duration::from_secs(3600);
-        c.settle_after = Duration::from_millis(300);
+        c.loops.sweep = Duration::from_secs(3600);
+        c.loops.settle_after = Duration::from_millis(300);
     })
     .await;
     let s = &app.state;
@@ -234,7 +234,7 @@ async fn a_rebuilt_sale_leaves_releases_to_the_reconcile_that_settles_it() {
         marked,
         "a reconcile right after the rebuild does not settle it"
     );
-    let settled = eventually(app.state.config.settle_after + WAIT, || async {
+    let settled = eventually(app.state.config.loops.settle_after + WAIT, || async {
         let marked: bool = redis::AsyncCommands::exists(&mut redis().await, &unsettled)
             .await
             .ok()?;

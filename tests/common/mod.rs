@@ -58,28 +58,28 @@ pub fn unique(prefix: &str) -> String {
 
 pub fn test_config() -> Config {
     let mut c = Config::new(redis_url(), database_url());
-    c.bind = "127.0.0.1:0".parse().unwrap();
-    c.admin_token = ADMIN_TOKEN.into();
-    c.payment_secret = PAYMENT_SECRET.into();
-    c.signing_keys_pem = vec![KEY_PEM.as_str().into()];
-    c.tick = Duration::from_millis(50);
-    c.sweep = Duration::from_millis(200);
+    c.http.bind = "127.0.0.1:0".parse().unwrap();
+    c.tokens.admin = ADMIN_TOKEN.into();
+    c.tokens.payment_secret = PAYMENT_SECRET.into();
+    c.tokens.signing_keys_pem = vec![KEY_PEM.as_str().into()];
+    c.loops.tick = Duration::from_millis(50);
+    c.loops.sweep = Duration::from_millis(200);
     // Orders here commit in milliseconds: a rebuilt sale needs no 15 s wait to settle. Long
     // enough still that a test sees the sale unsettled on a loaded machine.
-    c.settle_after = Duration::from_secs(5);
-    c.workers = 1;
-    c.redis_connections = 2;
-    c.pg_pool_size = 4;
+    c.loops.settle_after = Duration::from_secs(5);
+    c.http.workers = 1;
+    c.redis.connections = 2;
+    c.postgres.pool_size = 4;
     // Every test client is 127.0.0.1: the door's own tests turn the limits back on.
-    c.limits = RateLimits::off();
+    c.door.limits = RateLimits::off();
     // Dozens of instances run at once here: only the dashboard's tests sample (`spawn_console_app`).
-    c.console_sample = None;
+    c.loops.console_sample = None;
     c
 }
 
 /// An instance whose dashboard sampler runs, as in production.
 pub async fn spawn_console_app() -> TestApp {
-    spawn_app_with(|c| c.console_sample = Some(Duration::from_secs(1))).await
+    spawn_app_with(|c| c.loops.console_sample = Some(Duration::from_secs(1))).await
 }
 
 pub struct TestApp {

@@ -80,7 +80,7 @@ impl PowKey {
     /// it voids challenges in flight: they live two minutes). Without one, a throwaway key
     /// like the throwaway signing key: only this instance verifies its challenges.
     pub fn from_config(c: &Config) -> Self {
-        match c.signing_keys_pem.first() {
+        match c.tokens.signing_keys_pem.first() {
             Some(pem) => Self::new(secrecy::ExposeSecret::expose_secret(pem).as_bytes()),
             None => {
                 let mut secret = [0u8; 32];

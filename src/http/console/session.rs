@@ -36,7 +36,7 @@ pub enum Admin {
 
 /// The admin token as given in the configuration; empty means admin routes are off.
 fn admin_token(s: &AppState) -> &[u8] {
-    s.config.admin_token.expose_secret().as_bytes()
+    s.config.tokens.admin.expose_secret().as_bytes()
 }
 
 /// The given token is the admin token (compared in constant time).

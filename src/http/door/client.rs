@@ -24,7 +24,7 @@ pub fn client_of(req: &HttpRequest) -> ClientKey {
         .peer_addr()
         .map_or(IpAddr::from([127, 0, 0, 1]), |a| a.ip());
     match req.app_data::<web::Data<AppState>>() {
-        Some(s) => s.config.clients.identify(peer, req.headers()),
+        Some(s) => s.config.door.clients.identify(peer, req.headers()),
         None => ClientKey::of(peer),
     }
 }

@@ -146,7 +146,7 @@ pub(crate) fn is_https(s: &AppState, req: &HttpRequest) -> bool {
     }
     let trusted = req
         .peer_addr()
-        .is_some_and(|a| s.config.clients.is_trusted(a.ip()));
+        .is_some_and(|a| s.config.door.clients.is_trusted(a.ip()));
     trusted
         && req
             .headers()
@@ -162,7 +162,7 @@ pub(crate) fn is_https(s: &AppState, req: &HttpRequest) -> bool {
 /// verifies the token as before. A token that does not decode is left to that verification,
 /// so garbage is still answered 401, not 403.
 pub fn check_bound(s: &AppState, req: &HttpRequest, token: &str) -> Result<(), AppError> {
-    if !s.config.bind_tokens {
+    if !s.config.door.bind_tokens {
         return Ok(());
     }
     let Some(claim) = tokens::unverified_sid(token) else {

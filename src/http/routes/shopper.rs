@@ -64,7 +64,7 @@ pub async fn join(
     let browser = Session::of(&s, &req);
     let seat = browser.seat(id.as_str());
     let view = queue::join(&s, &id, token, &client, &proof, &seat).await?;
-    let ttl = s.config.queue_token_ttl.as_secs() as i64;
+    let ttl = s.config.tokens.queue_token_ttl.as_secs() as i64;
     let mut res = HttpResponse::Created();
     for c in browser.cookies(id.as_str(), &view.token, ttl) {
         res.cookie(c);

@@ -34,9 +34,9 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 impl Target {
     /// The Redis a configuration names: its cluster nodes if any, else its one server.
     pub fn of(config: &crate::core::config::Config) -> Self {
-        match config.redis_cluster_nodes.is_empty() {
-            true => Self::Single(config.redis_url.clone()),
-            false => Self::Cluster(config.redis_cluster_nodes.clone()),
+        match config.redis.cluster_nodes.is_empty() {
+            true => Self::Single(config.redis.url.clone()),
+            false => Self::Cluster(config.redis.cluster_nodes.clone()),
         }
     }
 

@@ -238,7 +238,7 @@ pub async fn wipe(
     let synced = waitroom::flows::checkout::sync_pending(&app.state, &m.sale, 0).await;
     prop_assert_eq!(synced.unwrap(), 0, "orders Postgres had missed");
     // As if the settle delay had passed since the rebuild.
-    let since = st.now_ms - app.state.config.settle_after.as_millis() as i64 - 1;
+    let since = st.now_ms - app.state.config.loops.settle_after.as_millis() as i64 - 1;
     let _: () = redis::AsyncCommands::set(r, key(&m.sale, "unsettled"), since)
         .await
         .unwrap();
