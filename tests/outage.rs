@@ -71,7 +71,7 @@ async fn postgres_down_mid_sale_loses_nothing_and_sells_nothing_twice() {
     );
     // Shoppers who gave up still have their orders: the sweeper writes them.
     let synced = eventually(Duration::from_secs(15), || async {
-        let (orders, units) = app.state.ledger.orders_count(&sale).await.ok()?;
+        let (orders, units) = app.state.ledger.orders_count(&sale_id(&sale)).await.ok()?;
         (orders == 7).then_some(units)
     })
     .await;

@@ -7,6 +7,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::core::domain::SaleId;
 use crate::core::fault::Fault;
 use crate::infra::ledger::{AuditRow, Ledger};
 
@@ -71,23 +72,23 @@ impl Source {
 }
 
 /// Appends one row to the sale's trail.
-pub async fn record(ledger: &Ledger, sale: &str, kind: Kind, source: Source, detail: Value) {
+pub async fn record(ledger: &Ledger, sale: &SaleId, kind: Kind, source: Source, detail: Value) {
     append(ledger, sale, kind, source, detail).await
 }
 
 /// `record` from a task of its own, for hot paths (checkout) that must not wait on Postgres.
-pub fn record_later(ledger: &Ledger, sale: &str, kind: Kind, source: Source, detail: Value) {
-    let (ledger, sale) = (ledger.clone(), sale.to_string());
+pub fn record_later(ledger: &Ledger, sale: &SaleId, kind: Kind, source: Source, detail: Value) {
+    let (ledger, sale) = (ledger.clone(), sale.clone());
     tokio::spawn(async move { append(&ledger, &sale, kind, source, detail).await });
 }
 
-async fn append(ledger: &Ledger, sale: &str, kind: Kind, source: Source, detail: Value) {
+async fn append(ledger: &Ledger, sale: &SaleId, kind: Kind, source: Source, detail: Value) {
     let kind = kind.as_str();
     if let Err(e) = ledger
         .append_event(sale, kind, source.as_str(), &detail)
         .await
     {
-        tracing::warn!(sale, kind, error = %e, "an audit row was not written");
+        tracing::warn!(%sale, kind, error = %e, "an audit row was not written");
     }
 }
 
@@ -101,7 +102,7 @@ pub struct Page {
 /// The rows after id `after` (at most `limit`); None if the ledger has no such sale.
 pub async fn page(
     ledger: &Ledger,
-    sale: &str,
+    sale: &SaleId,
     after: i64,
     limit: i64,
 ) -> Result<Option<Page>, Fault> {

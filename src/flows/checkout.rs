@@ -68,16 +68,15 @@ async fn buy(
 ) -> Result<Bought, CheckoutError> {
     // The herd after the last unit: answered from memory, before any signature or Redis work.
     // Buyers retrying still get their order (the slow path below).
-    if s.hub.refuses_as_sold_out(
-        sale.as_str(),
-        ticket.and_then(tokens::unverified_subject).as_deref(),
-    ) {
+    if s.hub
+        .refuses_as_sold_out(sale, ticket.and_then(tokens::unverified_subject).as_deref())
+    {
         return Err(CheckoutError::SoldOut);
     }
     let token = ticket.ok_or(CheckoutError::MissingTicket)?;
     let claims = s
         .keys
-        .verify_ticket(token, sale.as_str())
+        .verify_ticket(token, sale)
         .map_err(CheckoutError::Ticket)?;
     // The upper bound (the sale's max_per_order) is checked inside checkout.lua.
     if quantity < 1 {
@@ -86,15 +85,9 @@ async fn buy(
     let qid = claims.jti.as_str();
     let order_id = Uuid::now_v7();
     let exp_ms = claims.exp * 1000;
-    let mut taken = s
-        .store
-        .take(sale.as_str(), qid, quantity, order_id, exp_ms)
-        .await?;
+    let mut taken = s.store.take(sale, qid, quantity, order_id, exp_ms).await?;
     if taken == Take::Unknown && recovery::detect(s, sale, true).await? {
-        taken = s
-            .store
-            .take(sale.as_str(), qid, quantity, order_id, exp_ms)
-            .await?;
+        taken = s.store.take(sale, qid, quantity, order_id, exp_ms).await?;
     }
     let (rec, fresh) = match taken {
         Take::Taken(r) => (r, true),
@@ -104,7 +97,7 @@ async fn buy(
                 serde_json::json!({"order_id": r.order_id, "at_ms": r.at.timestamp_millis()});
             audit::record_later(
                 &s.ledger,
-                sale.as_str(),
+                sale,
                 audit::Kind::AllHeld,
                 audit::Source::System,
                 detail,
@@ -114,8 +107,8 @@ async fn buy(
         Take::Again(r) => (r, false),
         Take::Expired => return Err(CheckoutError::Expired),
         Take::SoldOut { held } => {
-            s.hub.heard_sold_out(sale.as_str(), None, Some(held));
-            learn_buyers(s, sale.as_str());
+            s.hub.heard_sold_out(sale, None, Some(held));
+            learn_buyers(s, sale);
             return Err(CheckoutError::SoldOut);
         }
         Take::Insufficient(left) => return Err(CheckoutError::Insufficient(left)),
@@ -123,11 +116,11 @@ async fn buy(
         Take::Unknown => return Err(CheckoutError::UnknownSale),
         Take::Unsettled => return Err(Fault::Busy("the sale is being reconciled").into()),
     };
-    let Some(order) = record(s, sale.as_str(), qid, &rec).await? else {
+    let Some(order) = record(s, sale, qid, &rec).await? else {
         return Err(CheckoutError::SoldOut);
     };
     // The order is safe in Postgres; if this fails the sync clears it later.
-    let _ = s.store.clear_pending(sale.as_str(), &[qid]).await;
+    let _ = s.store.clear_pending(sale, &[qid]).await;
     let fresh = fresh && order.id == rec.order_id;
     if fresh {
         METRICS.orders.inc();
@@ -137,11 +130,11 @@ async fn buy(
 
 /// Reads who bought, once per instance and off the request's path, so the rest of the herd
 /// is answered from memory; no refusal waits on (or repeats) a read that grows with the buyers.
-fn learn_buyers(s: &Deps, sale: &str) {
+fn learn_buyers(s: &Deps, sale: &SaleId) {
     let Some(gen) = s.hub.buyers_wanted(sale) else {
         return;
     };
-    let (store, hub, sale) = (s.store.clone(), s.hub.clone(), sale.to_string());
+    let (store, hub, sale) = (s.store.clone(), s.hub.clone(), sale.clone());
     tokio::spawn(async move {
         let buyers = store.buyers(&sale).await.ok();
         hub.set_buyers(&sale, gen, buyers);
@@ -152,7 +145,7 @@ fn learn_buyers(s: &Deps, sale: &str) {
 /// ledger refused it (it would have oversold).
 async fn record(
     s: &Deps,
-    sale: &str,
+    sale: &SaleId,
     qid: &str,
     rec: &OrderRecord,
 ) -> Result<Option<Order>, Fault> {
@@ -163,7 +156,7 @@ async fn record(
 /// Writes to Postgres every order Redis accepted but Postgres has not recorded, older than
 /// `min_age_ms` (younger ones are still in flight in their own request). All at once, so
 /// the ledger's group writer batches them after an outage.
-pub async fn sync_pending(s: &Deps, sale: &str, min_age_ms: i64) -> Result<usize, Fault> {
+pub async fn sync_pending(s: &Deps, sale: &SaleId, min_age_ms: i64) -> Result<usize, Fault> {
     let now = chrono::Utc::now().timestamp_millis();
     let due: Vec<(String, OrderRecord)> = s
         .store

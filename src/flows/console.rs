@@ -13,6 +13,7 @@ use bytestring::ByteString;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::core::domain::SaleId;
 use crate::core::fault::Fault;
 use crate::infra::ledger::{Ledger, SaleRow};
 use crate::infra::store::{Reading, Store};
@@ -24,7 +25,7 @@ const WINDOW_MS: i64 = WINDOW as i64 * 1000;
 /// One sale at one second, as the dashboard shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct SaleSample {
-    pub id: String,
+    pub id: SaleId,
     pub name: String,
     pub open: bool,
     pub units: i64,
@@ -106,7 +107,7 @@ impl Series {
 
 #[derive(Default)]
 struct Rings {
-    by_sale: HashMap<String, VecDeque<Point>>,
+    by_sale: HashMap<SaleId, VecDeque<Point>>,
     latest: Option<ByteString>,
 }
 
@@ -135,7 +136,7 @@ impl Console {
     pub fn history(&self) -> ByteString {
         #[derive(Serialize)]
         struct History<'a> {
-            series: HashMap<&'a str, Series>,
+            series: HashMap<&'a SaleId, Series>,
             latest: Option<serde_json::Value>,
         }
         let rings = self.rings.lock().expect("console lock");
@@ -143,7 +144,7 @@ impl Console {
         for (sale, ring) in &rings.by_sale {
             let mut s = Series::default();
             ring.iter().for_each(|p| s.push(p));
-            series.insert(sale.as_str(), s);
+            series.insert(sale, s);
         }
         let latest = rings
             .latest
@@ -159,8 +160,8 @@ impl Console {
             .expect("a sample serializes")
             .into();
         let mut rings = self.rings.lock().expect("console lock");
-        let live: HashSet<&str> = sample.sales.iter().map(|s| s.id.as_str()).collect();
-        rings.by_sale.retain(|sale, _| live.contains(sale.as_str()));
+        let live: HashSet<&SaleId> = sample.sales.iter().map(|s| &s.id).collect();
+        rings.by_sale.retain(|sale, _| live.contains(sale));
         for s in &sample.sales {
             let ring = rings.by_sale.entry(s.id.clone()).or_default();
             ring.push_back(Point::from((sample.t, s)));
@@ -179,9 +180,9 @@ impl Console {
 pub struct Sampler {
     rows: Vec<SaleRow>,
     /// The last reading of each sale and its time: rates are differences of readings.
-    last: HashMap<String, (i64, Reading)>,
+    last: HashMap<SaleId, (i64, Reading)>,
     /// `wr:sales` as last read; None before the first read (then every sale is read).
-    listed: Option<HashSet<String>>,
+    listed: Option<HashSet<SaleId>>,
 }
 
 /// Per second over the interval between two readings; counters that fell (a release, a
@@ -201,13 +202,13 @@ impl Sampler {
             Ok(rows) => self.rows = rows,
             Err(e) => tracing::debug!(error = %e, "console cannot list sales"),
         }
-        let due: Vec<&str> = self
+        let due: Vec<SaleId> = self
             .rows
             .iter()
-            .map(|r| r.id.as_str())
+            .map(|r| r.id.clone())
             .filter(|id| {
-                let listed = self.listed.as_ref().is_none_or(|l| l.contains(*id));
-                listed || !self.last.contains_key(*id)
+                let listed = self.listed.as_ref().is_none_or(|l| l.contains(id));
+                listed || !self.last.contains_key(id)
             })
             .collect();
         let read = store.console_read(&due).await?;
@@ -215,7 +216,7 @@ impl Sampler {
         let mut sales = Vec::with_capacity(self.rows.len());
         let mut fresh = HashMap::with_capacity(due.len());
         for (id, reading) in due.iter().zip(read.readings) {
-            fresh.insert(id.to_string(), reading);
+            fresh.insert(id.clone(), reading);
         }
         let mut last = HashMap::with_capacity(self.rows.len());
         for row in &self.rows {

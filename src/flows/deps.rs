@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::core::config::Config;
+use crate::core::domain::SaleId;
 use crate::flows::door::pow::PowKey;
 use crate::flows::schedule::Schedules;
 use crate::infra::events::Hub;
@@ -44,4 +45,4 @@ impl Deps {
 
 /// Per sale, held while rebuilding it after Redis lost it (see `recovery::rebuild`).
 pub type RebuildLocks =
-    std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
+    std::sync::Mutex<std::collections::HashMap<SaleId, Arc<tokio::sync::Mutex<()>>>>;

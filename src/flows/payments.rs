@@ -132,7 +132,7 @@ async fn release(s: &Deps, r: &Release) {
     match result {
         Ok(()) => METRICS.units_released.add(r.units as u64),
         Err(e) => tracing::warn!(
-            sale = r.sale, units = r.units, error = %e,
+            sale = %r.sale, units = r.units, error = %e,
             "units released in postgres, not yet in redis; the sweeper retries"
         ),
     }
@@ -143,7 +143,7 @@ async fn release(s: &Deps, r: &Release) {
 pub async fn expire_holds(s: &Deps) -> Result<(), Fault> {
     for r in s.ledger.expire_holds().await? {
         tracing::info!(
-            sale = r.sale,
+            sale = %r.sale,
             units = r.units,
             "holds expired; units back in stock"
         );

@@ -102,13 +102,9 @@ pub async fn join(
     seat: &Seat,
 ) -> Result<JoinView, QueueError> {
     let claims = match token {
-        Some(t) => Some(
-            s.keys
-                .verify_queue(t, sale.as_str())
-                .map_err(QueueError::Token)?,
-        ),
+        Some(t) => Some(s.keys.verify_queue(t, sale).map_err(QueueError::Token)?),
         // A sold-out sale turns newcomers away from memory, without touching Redis.
-        None if s.hub.is_sold_out(sale.as_str()) => return Err(QueueError::SoldOut),
+        None if s.hub.is_sold_out(sale) => return Err(QueueError::SoldOut),
         None => None,
     };
     let qid = claims
@@ -125,9 +121,9 @@ pub async fn join(
         client_tag: &tag,
         pow_bits,
     };
-    let mut joined = s.store.enqueue(sale.as_str(), &qid, score, door).await?;
+    let mut joined = s.store.enqueue(sale, &qid, score, door).await?;
     if joined.place == Place::Unknown && recovery::detect(s, sale, claims.is_some()).await? {
-        joined = s.store.enqueue(sale.as_str(), &qid, score, door).await?;
+        joined = s.store.enqueue(sale, &qid, score, door).await?;
     }
     let mut view = JoinView {
         token: String::new(),
@@ -168,7 +164,7 @@ pub async fn join(
             }
             let ttl = s.config.tokens.queue_token_ttl.as_secs() as i64;
             s.keys.queue_token(
-                sale.as_str(),
+                sale,
                 &view.queue_id,
                 joined.score,
                 joined.seq,
@@ -190,14 +186,10 @@ async fn prove(
     let now_ms = chrono::Utc::now().timestamp_millis();
     let v = s
         .pow
-        .verify(sale.as_str(), client, proof, now_ms)
+        .verify(sale, client, proof, now_ms)
         .map_err(QueueError::Pow)?;
     let ttl_ms = v.expires_at_ms - now_ms;
-    if !s
-        .store
-        .claim_challenge(sale.as_str(), &v.id, ttl_ms)
-        .await?
-    {
+    if !s.store.claim_challenge(sale, &v.id, ttl_ms).await? {
         return Err(QueueError::Pow(PowError::Reused));
     }
     Ok(v.difficulty)
@@ -220,13 +212,13 @@ async fn status_of(
     t: i64,
     sid: Option<&str>,
 ) -> Result<StatusView, QueueError> {
-    let mut snap = s.store.snapshot(sale.as_str(), qid).await?;
+    let mut snap = s.store.snapshot(sale, qid).await?;
     if snap.place == Place::Unknown && recovery::detect(s, sale, true).await? {
-        snap = s.store.snapshot(sale.as_str(), qid).await?;
+        snap = s.store.snapshot(sale, qid).await?;
     }
     if snap.place == Place::Lost {
-        recovery::rebuild_shopper(s, sale.as_str(), qid, t).await?;
-        snap = s.store.snapshot(sale.as_str(), qid).await?;
+        recovery::rebuild_shopper(s, sale, qid, t).await?;
+        snap = s.store.snapshot(sale, qid).await?;
     }
     view(s, sale, qid, sid, snap)
 }
@@ -272,7 +264,7 @@ fn view(
         },
         Place::Admitted { expires_at_ms } => Standing {
             status: "admitted",
-            ticket: Some(s.keys.ticket(sale.as_str(), qid, sid, expires_at_ms)),
+            ticket: Some(s.keys.ticket(sale, qid, sid, expires_at_ms)),
             ticket_expires_at: Some(expires_at_ms),
             ..Standing::default()
         },
@@ -306,11 +298,11 @@ pub async fn challenge(
     sale: &SaleId,
     client: &ClientKey,
 ) -> Result<Challenge, QueueError> {
-    let mut bits = s.store.pow_difficulty(sale.as_str()).await?;
+    let mut bits = s.store.pow_difficulty(sale).await?;
     if bits.is_none() && recovery::detect(s, sale, false).await? {
-        bits = s.store.pow_difficulty(sale.as_str()).await?;
+        bits = s.store.pow_difficulty(sale).await?;
     }
     let bits = bits.ok_or(QueueError::UnknownSale)?;
     let expires_at = chrono::Utc::now().timestamp_millis() + pow::CHALLENGE_TTL.as_millis() as i64;
-    Ok(s.pow.issue(sale.as_str(), client, bits, expires_at))
+    Ok(s.pow.issue(sale, client, bits, expires_at))
 }

@@ -38,7 +38,7 @@ pub use crate::core::config::SETTLE_AFTER;
 /// answer whether it is back. Unproven ids never reach Postgres, so made-up sale ids cost
 /// one Redis round trip only.
 pub async fn detect(s: &Deps, id: &SaleId, proven: bool) -> Result<bool, Fault> {
-    if !proven && s.hub.progress(id.as_str()).is_none() {
+    if !proven && s.hub.progress(id).is_none() {
         return Ok(false);
     }
     rebuild(s, id).await
@@ -50,8 +50,7 @@ pub async fn detect_lost_sales(s: &Deps) -> Result<usize, Fault> {
     let ids = s.ledger.live_sale_ids().await?;
     let missing = s.store.missing(&ids).await?;
     for sale in &missing {
-        let id = SaleId::parse(sale).map_err(|e| Fault::bug(e.to_string()))?;
-        rebuild(s, &id).await?;
+        rebuild(s, sale).await?;
     }
     Ok(missing.len())
 }
@@ -68,29 +67,26 @@ pub async fn rebuild(s: &Deps, id: &SaleId) -> Result<bool, Fault> {
         .rebuilding
         .lock()
         .expect("rebuilding lock")
-        .entry(id.to_string())
+        .entry(id.clone())
         .or_default()
         .clone();
     let Ok(_one) = lock.try_lock() else {
         drop(lock.lock().await);
-        return match s.store.has_sale(id.as_str()).await? {
+        return match s.store.has_sale(id).await? {
             true => Ok(true),
             false => Err(Fault::Busy("the sale is being rebuilt")),
         };
     };
     let rebuilt = rebuild_sale(s, id).await;
-    s.rebuilding
-        .lock()
-        .expect("rebuilding lock")
-        .remove(id.as_str());
+    s.rebuilding.lock().expect("rebuilding lock").remove(id);
     rebuilt
 }
 
 async fn rebuild_sale(s: &Deps, id: &SaleId) -> Result<bool, Fault> {
-    if s.store.has_sale(id.as_str()).await? {
+    if s.store.has_sale(id).await? {
         return Ok(true);
     }
-    let Some(state) = s.ledger.sale_state(id.as_str()).await? else {
+    let Some(state) = s.ledger.sale_state(id).await? else {
         return Ok(false);
     };
     let stock = (state.sale.units - state.sale.sold) as i64;
@@ -105,14 +101,7 @@ async fn rebuild_sale(s: &Deps, id: &SaleId) -> Result<bool, Fault> {
         );
         let detail = serde_json::json!({"stock": stock, "buyers": state.orders.bought.len(),
             "lapsed": state.orders.lapsed.len(), "open": state.sale.open});
-        audit::record(
-            &s.ledger,
-            id.as_str(),
-            Kind::Rebuilt,
-            Source::System,
-            detail,
-        )
-        .await;
+        audit::record(&s.ledger, id, Kind::Rebuilt, Source::System, detail).await;
     }
     Ok(true)
 }
@@ -120,7 +109,7 @@ async fn rebuild_sale(s: &Deps, id: &SaleId) -> Result<bool, Fault> {
 /// Redis has no trace of this shopper: it lost the sale, and the rebuild came before anything
 /// this shopper did since. The ledger says whether they bought (Redis is told, and they stay
 /// out of the line); otherwise their place comes back at `score`, the join time in their token.
-pub async fn rebuild_shopper(s: &Deps, sale: &str, qid: &str, score: i64) -> Result<(), Fault> {
+pub async fn rebuild_shopper(s: &Deps, sale: &SaleId, qid: &str, score: i64) -> Result<(), Fault> {
     match s.ledger.order_by_ticket(sale, qid).await? {
         Some(order) if order.is_live() => s
             .store
@@ -137,9 +126,9 @@ pub async fn rebuild_shopper(s: &Deps, sale: &str, qid: &str, score: i64) -> Res
 /// Settles a sale rebuilt at least `SETTLE_AFTER` ago (the sweeper finds them with
 /// `Store::needing_sweep`). The mark is in Redis, so whichever instance's sweeper comes first
 /// does it, even if the instance that rebuilt the sale is gone.
-pub async fn settle_rebuilt(s: &Deps, sale: &str) -> Result<(), Fault> {
+pub async fn settle_rebuilt(s: &Deps, sale: &SaleId) -> Result<(), Fault> {
     let stock = settle_stock(s, sale).await?;
-    tracing::info!(sale, ?stock, "rebuilt sale settled");
+    tracing::info!(%sale, ?stock, "rebuilt sale settled");
     let detail = serde_json::json!({"stock": stock, "after": "rebuild"});
     audit::record(&s.ledger, sale, Kind::Reconciled, Source::System, detail).await;
     Ok(())
@@ -148,7 +137,7 @@ pub async fn settle_rebuilt(s: &Deps, sale: &str) -> Result<(), Fault> {
 /// Sets Redis's stock from the ledger (lua/settle.lua) while holding the sale's row, so no
 /// order commits between reading `sold` and setting stock. None if the ledger has no such
 /// sale.
-pub async fn settle_stock(s: &Deps, sale: &str) -> Result<Option<i64>, Fault> {
+pub async fn settle_stock(s: &Deps, sale: &SaleId) -> Result<Option<i64>, Fault> {
     s.ledger
         .with_sale_locked(sale, async |locked| {
             // No order of this sale commits while the row is held, so what the ledger says
@@ -172,7 +161,7 @@ pub async fn settle_stock(s: &Deps, sale: &str) -> Result<Option<i64>, Fault> {
 /// ledger's order, or None if the ledger refused it.
 pub async fn settle_order(
     s: &Deps,
-    sale: &str,
+    sale: &SaleId,
     qid: &str,
     rec: &OrderRecord,
     recorded: Recorded,
@@ -190,7 +179,7 @@ pub async fn settle_order(
         Recorded::Order(order) if order.id == rec.order_id => Ok(Some(order)),
         Recorded::Order(order) => {
             tracing::warn!(
-                sale,
+                %sale,
                 qid,
                 "ticket bought twice in redis; the second is undone"
             );
@@ -201,7 +190,7 @@ pub async fn settle_order(
         }
         Recorded::WouldOversell => {
             tracing::error!(
-                sale,
+                %sale,
                 qid,
                 "ledger refused an order redis accepted: redis stock was ahead; settling"
             );
@@ -219,7 +208,7 @@ pub async fn settle_order(
 /// its last second) or if a sale's stock is ahead of the ledger (stock went back in time), and
 /// copies open switches flipped in Redis (redis-cli's too) to the ledger, so a sale Redis
 /// loses comes back as it was. `seen` is the `run_id` of the Redis the caller last saw.
-pub async fn watch(s: &Deps, seen: &mut Option<String>, sales: &[String]) -> Result<(), Fault> {
+pub async fn watch(s: &Deps, seen: &mut Option<String>, sales: &[SaleId]) -> Result<(), Fault> {
     let run_id = s.store.run_id().await?;
     if seen.as_ref().is_some_and(|seen| *seen != run_id) {
         tracing::warn!(
@@ -232,7 +221,7 @@ pub async fn watch(s: &Deps, seen: &mut Option<String>, sales: &[String]) -> Res
     // The ledger first: an order commits after Redis took its units, so a stock read after
     // `sold` has every unit `sold` counts taken out already.
     let ledger = s.ledger.standing(sales).await?;
-    let ids: Vec<String> = ledger.iter().map(|l| l.id.clone()).collect();
+    let ids: Vec<SaleId> = ledger.iter().map(|l| l.id.clone()).collect();
     let held = s.store.standing(&ids).await?;
     let mut flips = Vec::new();
     for (l, h) in ledger.iter().zip(held) {
@@ -244,7 +233,7 @@ pub async fn watch(s: &Deps, seen: &mut Option<String>, sales: &[String]) -> Res
         }
         if i64::from(l.sold) + h.stock > i64::from(l.units) && stock_ahead(s, &l.id).await? {
             tracing::warn!(
-                sale = l.id,
+                sale = %l.id,
                 "redis stock ahead of the ledger: held until reconciled"
             );
             s.store.mark_unsettled(std::slice::from_ref(&l.id)).await?;
@@ -258,7 +247,7 @@ pub async fn watch(s: &Deps, seen: &mut Option<String>, sales: &[String]) -> Res
 
 /// Confirms, under the sale's row lock (no order commits and no release lands meanwhile),
 /// that Redis's stock is ahead of the ledger: a release between the unlocked reads looks so.
-async fn stock_ahead(s: &Deps, sale: &str) -> Result<bool, Fault> {
+async fn stock_ahead(s: &Deps, sale: &SaleId) -> Result<bool, Fault> {
     let ahead = s
         .ledger
         .with_sale_locked(sale, async |locked| {

@@ -42,14 +42,11 @@ pub struct Report {
 
 /// The sale's report; None if the ledger has no such sale.
 pub async fn report(s: &Deps, sale: &SaleId) -> Result<Option<Report>, Fault> {
-    let Some(row) = s.ledger.sale(sale.as_str()).await? else {
+    let Some(row) = s.ledger.sale(sale).await? else {
         return Ok(None);
     };
-    let (joined, now_ms) = s.store.joined(sale.as_str()).await?;
-    let f = s
-        .ledger
-        .fairness(sale.as_str(), now_ms, row.ticket_ttl_secs)
-        .await?;
+    let (joined, now_ms) = s.store.joined(sale).await?;
+    let f = s.ledger.fairness(sale, now_ms, row.ticket_ttl_secs).await?;
     let admission_rate = f
         .span_us
         .filter(|&span| span > 0)
@@ -72,15 +69,15 @@ pub async fn report(s: &Deps, sale: &SaleId) -> Result<Option<Report>, Fault> {
 /// written once. If Postgres is down at that moment the tick's rows are lost (logged): the
 /// report then undercounts `admitted`, `lapsed` and the waits, and cannot see inversions
 /// involving those shoppers; the trail misses that tick's count.
-pub fn record_tick(s: &Arc<Deps>, sale: &str, t: &Tick) {
+pub fn record_tick(s: &Arc<Deps>, sale: &SaleId, t: &Tick) {
     if t.admitted.is_empty() {
         return;
     }
-    let (s, sale, admitted, at_us) = (s.clone(), sale.to_string(), t.admitted.clone(), t.at_us);
+    let (s, sale, admitted, at_us) = (s.clone(), sale.clone(), t.admitted.clone(), t.at_us);
     tokio::spawn(async move {
         if let Err(e) = s.ledger.record_admissions(&sale, &admitted, at_us).await {
             let count = admitted.len();
-            tracing::warn!(sale, count, error = %e, "admissions not kept for the report");
+            tracing::warn!(%sale, count, error = %e, "admissions not kept for the report");
         }
     });
 }

@@ -34,7 +34,7 @@ pub enum SaleError {
 /// A sale as shoppers see it.
 #[derive(Debug, Serialize)]
 pub struct PublicSale {
-    pub id: String,
+    pub id: SaleId,
     #[serde(flatten)]
     pub settings: Settings,
     pub remaining: i64,
@@ -65,7 +65,7 @@ pub async fn create(s: &Deps, body: Map<String, Value>) -> Result<SaleRow, SaleE
         return Err(SaleError::Exists);
     }
     s.store.put_sale(&spec, spec.settings.units as i64).await?;
-    let sale = spec.id.as_str();
+    let sale = &spec.id;
     s.schedules.expect(sale, spec.settings.next_schedule_ms());
     let detail = Value::Object(spec.settings.fields());
     audit::record(&s.ledger, sale, Kind::Created, Source::Api, detail).await;
@@ -73,18 +73,15 @@ pub async fn create(s: &Deps, body: Map<String, Value>) -> Result<SaleRow, SaleE
 }
 
 async fn row(s: &Deps, id: &SaleId) -> Result<SaleRow, SaleError> {
-    s.ledger
-        .sale(id.as_str())
-        .await?
-        .ok_or(SaleError::UnknownSale)
+    s.ledger.sale(id).await?.ok_or(SaleError::UnknownSale)
 }
 
 pub async fn stats(s: &Deps, id: &SaleId) -> Result<AdminStats, SaleError> {
     let sale = row(s, id).await?;
     // The admin sees the sale as it is, not zeros, right after Redis lost it.
     recovery::rebuild(s, id).await?;
-    let live = s.store.live(id.as_str()).await?;
-    let pending_sync = s.store.pending(id.as_str()).await?.len();
+    let live = s.store.live(id).await?;
+    let pending_sync = s.store.pending(id).await?.len();
     Ok(AdminStats {
         sale,
         remaining: live.remaining,
@@ -117,7 +114,7 @@ pub async fn public_one(s: &Deps, id: &SaleId) -> Result<PublicSale, SaleError> 
 /// Every sale with its live numbers: one Postgres query and one Redis round trip.
 pub async fn public_list(s: &Deps) -> Result<Vec<PublicSale>, SaleError> {
     let sales = s.ledger.sales().await?;
-    let ids: Vec<&str> = sales.iter().map(|r| r.id.as_str()).collect();
+    let ids: Vec<SaleId> = sales.iter().map(|r| r.id.clone()).collect();
     let (_, live) = s.store.live_many(&ids).await?;
     Ok(sales
         .into_iter()
@@ -131,15 +128,15 @@ pub async fn public_list(s: &Deps) -> Result<Vec<PublicSale>, SaleError> {
 /// finished sale live again.
 pub async fn set_open(s: &Deps, id: &SaleId, open: bool) -> Result<AdminStats, SaleError> {
     row(s, id).await?;
-    let was_open = s.store.live(id.as_str()).await?.open;
-    s.ledger.set_open(&[(id.to_string(), open)]).await?;
+    let was_open = s.store.live(id).await?.open;
+    s.ledger.set_open(&[(id.clone(), open)]).await?;
     if open {
-        s.ledger.unfinish(id.as_str()).await?;
+        s.ledger.unfinish(id).await?;
     }
-    s.store.set_open(id.as_str(), open).await?;
+    s.store.set_open(id, open).await?;
     if was_open != open {
         let kind = if open { Kind::Opened } else { Kind::Closed };
-        audit::record(&s.ledger, id.as_str(), kind, Source::Api, json!({})).await;
+        audit::record(&s.ledger, id, kind, Source::Api, json!({})).await;
     }
     stats(s, id).await
 }
@@ -167,7 +164,7 @@ pub async fn change(
     if !recovery::rebuild(s, id).await? {
         return Err(SaleError::UnknownSale);
     }
-    let sale = id.as_str();
+    let sale = id;
     let done = s
         .ledger
         .with_sale_locked(sale, async |locked| apply(s, locked, &patch).await)
@@ -249,12 +246,12 @@ async fn sold_or_held(s: &Deps, locked: &mut LockedSale) -> Result<i64, Fault> {
 
 /// A sale Redis sees sold out with nothing pending: if the ledger agrees no unit can come
 /// back, the ticker and sweeper stop looking at it (per-tick cost is O(live sales)).
-pub async fn retire_if_finished(s: &Deps, sale: &str) -> Result<bool, Fault> {
+pub async fn retire_if_finished(s: &Deps, sale: &SaleId) -> Result<bool, Fault> {
     if !s.ledger.finish(sale).await? {
         return Ok(false);
     }
     s.store.unlist_sale(sale).await?;
-    tracing::info!(sale, "sale finished; the background loops leave it");
+    tracing::info!(%sale, "sale finished; the background loops leave it");
     Ok(true)
 }
 
@@ -264,8 +261,8 @@ pub async fn reconcile(s: &Deps, id: &SaleId) -> Result<i64, SaleError> {
     if !recovery::rebuild(s, id).await? {
         return Err(SaleError::UnknownSale);
     }
-    let synced = checkout::sync_pending(s, id.as_str(), 0).await?;
-    let stock = recovery::settle_stock(s, id.as_str())
+    let synced = checkout::sync_pending(s, id, 0).await?;
+    let stock = recovery::settle_stock(s, id)
         .await?
         .ok_or(SaleError::UnknownSale)?;
     let detail = serde_json::json!({"stock": stock, "orders_synced": synced});
@@ -273,6 +270,6 @@ pub async fn reconcile(s: &Deps, id: &SaleId) -> Result<i64, SaleError> {
         crate::flows::audit::Kind::Reconciled,
         crate::flows::audit::Source::Api,
     );
-    crate::flows::audit::record(&s.ledger, id.as_str(), kind, source, detail).await;
+    crate::flows::audit::record(&s.ledger, id, kind, source, detail).await;
     Ok(stock)
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::core::domain::SaleId;
 use crate::flows::audit::{self, Kind, Source};
 use crate::infra::ledger::Ledger;
 use crate::infra::store::{Fired, Live, Store};
@@ -25,7 +26,7 @@ pub struct Schedules(Mutex<Known>);
 #[derive(Default)]
 struct Known {
     /// Sale → its earliest pending time, unix ms.
-    due: HashMap<String, i64>,
+    due: HashMap<SaleId, i64>,
     /// Redis's time (ms) at the last read of every sale, and when that was here: Redis's
     /// clock now, near enough to choose which sales to ask (the script decides).
     clock: Option<(i64, Instant)>,
@@ -38,7 +39,7 @@ impl Schedules {
 
     /// The ticker read every listed sale (`live`, in the order of `sales`) at Redis time
     /// `at_us`: what is pending now.
-    pub fn observe(&self, at_us: i64, sales: &[String], live: &[Live]) {
+    pub fn observe(&self, at_us: i64, sales: &[SaleId], live: &[Live]) {
         let mut k = self.known();
         k.clock = Some((at_us / 1000, Instant::now()));
         k.due = sales
@@ -52,17 +53,17 @@ impl Schedules {
     }
 
     /// The sale's next pending time changed here (a create, a PATCH, a schedule fired).
-    pub fn expect(&self, sale: &str, due_ms: Option<i64>) {
+    pub fn expect(&self, sale: &SaleId, due_ms: Option<i64>) {
         let mut k = self.known();
         match due_ms {
-            Some(ms) => k.due.insert(sale.to_string(), ms),
+            Some(ms) => k.due.insert(sale.clone(), ms),
             None => k.due.remove(sale),
         };
     }
 
     /// Sales whose time comes before Redis's clock plus `ahead` (all of them before the first
     /// read of Redis's clock).
-    fn due_within(&self, ahead: Duration) -> HashSet<String> {
+    fn due_within(&self, ahead: Duration) -> HashSet<SaleId> {
         let k = self.known();
         let horizon = k.clock.map_or(i64::MAX, |(ms, read)| {
             ms + (read.elapsed() + ahead).as_millis() as i64
@@ -80,7 +81,7 @@ pub async fn run_due(store: &Store, ledger: &Ledger, schedules: &Schedules, tick
     futures_util::future::join_all(due.into_iter().map(fire)).await;
 }
 
-async fn fire(store: &Store, ledger: &Ledger, schedules: &Schedules, sale: String) {
+async fn fire(store: &Store, ledger: &Ledger, schedules: &Schedules, sale: SaleId) {
     match store.run_schedule(&sale).await {
         Ok((fired, next)) => {
             schedules.expect(&sale, next);
@@ -89,24 +90,24 @@ async fn fire(store: &Store, ledger: &Ledger, schedules: &Schedules, sale: Strin
                 tokio::spawn(write_down(ledger.clone(), sale, fired));
             }
         }
-        Err(e) => tracing::debug!(sale, error = %e, "schedule check failed"),
+        Err(e) => tracing::debug!(%sale, error = %e, "schedule check failed"),
     }
 }
 
 /// This instance's call fired these: the ledger and the audit trail hear them from here only.
-async fn write_down(ledger: Ledger, sale: String, fired: Vec<Fired>) {
+async fn write_down(ledger: Ledger, sale: SaleId, fired: Vec<Fired>) {
     for f in &fired {
         write_one(&ledger, &sale, f).await;
     }
 }
 
-async fn write_one(ledger: &Ledger, sale: &str, f: &Fired) {
+async fn write_one(ledger: &Ledger, sale: &SaleId, f: &Fired) {
     let open = f.flipped.then_some(f.opens);
     if let Err(e) = ledger.schedule_fired(sale, f.opens, f.due_ms, open).await {
         // The sweeper copies Redis's switch to the ledger anyway (`recovery::watch`).
-        tracing::warn!(sale, error = %e, "a fired schedule was not written to the ledger");
+        tracing::warn!(%sale, error = %e, "a fired schedule was not written to the ledger");
     }
-    tracing::info!(sale, opens = f.opens, flipped = f.flipped, "schedule fired");
+    tracing::info!(%sale, opens = f.opens, flipped = f.flipped, "schedule fired");
     if f.flipped {
         let kind = if f.opens { Kind::Opened } else { Kind::Closed };
         let detail = json!({"at_ms": f.at_ms, "due_ms": f.due_ms});

@@ -36,7 +36,7 @@ const REPLACED_RETRY: &[u8] = b"retry: 30000\n\n";
 
 struct Live {
     state: Arc<AppState>,
-    sale: String,
+    sale: SaleId,
     qid: String,
     /// The session the token is bound to: tickets sent on this stream carry it too.
     sid: Option<String>,
@@ -170,15 +170,15 @@ async fn start(
     })?;
     let claims = state
         .keys
-        .verify_queue(token, sale.as_str())
+        .verify_queue(token, &sale)
         .map_err(|e| e.into_app_error(false))?;
     // Register before reading the state, so an admission between the two is not missed.
     let max = state.config.streams.per_token;
-    let registration = state.hub.register(sale.as_str(), &claims.sub, max);
-    let (mut progress, events) = state.hub.subscribe(sale.as_str());
+    let registration = state.hub.register(&sale, &claims.sub, max);
+    let (mut progress, events) = state.hub.subscribe(&sale);
     let view = queue::status(&state, &sale, &claims).await?;
     state.hub.seed(
-        sale.as_str(),
+        &sale,
         Progress {
             admitted_total: view.admitted_total,
             queue_len: view.queue_len,
@@ -194,7 +194,7 @@ async fn start(
     let mut live = Live {
         shutdown: state.shutdown.clone(),
         state,
-        sale: sale.to_string(),
+        sale: sale.clone(),
         qid: claims.sub,
         sid: claims.sid,
         progress,

@@ -17,6 +17,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
 
 use crate::core::config::Class;
+use crate::core::domain::SaleId;
 use crate::core::fault::Fault;
 use crate::infra::store::{Live, Tick};
 
@@ -219,12 +220,12 @@ pub fn on_tick(lag: Duration) {
 }
 
 /// A sale's numbers from an admission tick.
-pub fn sale_tick(sale: &str, t: &Tick) {
+pub fn sale_tick(sale: &SaleId, t: &Tick) {
     sale_sample(sale, t.queue_len, t.stock, t.active, t.admitted_total);
 }
 
 /// A sale's numbers from the ticker's read of sales with nothing to admit.
-pub fn sale_live(sale: &str, l: &Live) {
+pub fn sale_live(sale: &SaleId, l: &Live) {
     sale_sample(
         sale,
         l.queue_len,
@@ -234,7 +235,7 @@ pub fn sale_live(sale: &str, l: &Live) {
     );
 }
 
-fn sale_sample(sale: &str, queue_len: i64, units_left: i64, active: i64, admitted: i64) {
+fn sale_sample(sale: &SaleId, queue_len: i64, units_left: i64, active: i64, admitted: i64) {
     let set = |name: &'static str, v: i64| {
         metrics::gauge!(name, "sale" => sale.to_string()).set(v as f64);
     };

@@ -34,17 +34,17 @@ pub async fn run(s: Arc<Deps>, mut every: Every) {
                     if work.pending {
                         if let Err(e) = crate::flows::checkout::sync_pending(&s, &sale, 3_000).await
                         {
-                            tracing::debug!(sale, error = %e, "ledger sync failed");
+                            tracing::debug!(%sale, error = %e, "ledger sync failed");
                         }
                     }
                     if work.unsettled_due {
                         if let Err(e) = crate::flows::recovery::settle_rebuilt(&s, &sale).await {
-                            tracing::warn!(sale, error = %e, "settling a rebuilt sale failed");
+                            tracing::warn!(%sale, error = %e, "settling a rebuilt sale failed");
                         }
                     }
                     if work.maybe_finished {
                         if let Err(e) = crate::flows::sales::retire_if_finished(&s, &sale).await {
-                            tracing::debug!(sale, error = %e, "finishing a sale failed");
+                            tracing::debug!(%sale, error = %e, "finishing a sale failed");
                         }
                     }
                 }

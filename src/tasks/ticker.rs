@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::core::domain::SaleId;
 use crate::flows::Deps;
 use crate::infra::metrics::METRICS;
 use crate::tasks::every::Every;
@@ -13,7 +14,7 @@ use crate::tasks::every::Every;
 /// five ticks; an API open at once, through the hub), and runs admit.lua only for sales with
 /// something to do: sold-out sales and closed ones nobody waits in cost no script at all.
 pub async fn run(s: Arc<Deps>, mut every: Every) {
-    let mut sales: Vec<String> = Vec::new();
+    let mut sales: Vec<SaleId> = Vec::new();
     let mut n: u64 = 0;
     while every.tick().await {
         crate::infra::metrics::on_tick(every.lag());
@@ -21,7 +22,7 @@ pub async fn run(s: Arc<Deps>, mut every: Every) {
             .await;
         let look_at_all = n.is_multiple_of(5);
         n += 1;
-        let due: Vec<&String> = if look_at_all {
+        let due: Vec<&SaleId> = if look_at_all {
             // The sale list changes rarely: refresh it about once a second.
             match s.store.sale_ids().await {
                 Ok(ids) => sales = ids,
@@ -30,7 +31,7 @@ pub async fn run(s: Arc<Deps>, mut every: Every) {
             busy_sales(&s, &sales).await
         } else {
             let admitting =
-                |sale: &&String| s.hub.progress(sale).is_none_or(|p| p.open && !p.sold_out);
+                |sale: &&SaleId| s.hub.progress(sale).is_none_or(|p| p.open && !p.sold_out);
             sales.iter().filter(admitting).collect()
         };
         let ticks = due.into_iter().map(|sale| {
@@ -45,7 +46,7 @@ pub async fn run(s: Arc<Deps>, mut every: Every) {
                     s.hub.on_tick(sale, &t);
                     crate::infra::metrics::sale_tick(sale, &t);
                 }
-                Err(e) => tracing::debug!(sale, error = %e, "admission tick failed"),
+                Err(e) => tracing::debug!(%sale, error = %e, "admission tick failed"),
             }
         }
     }
@@ -53,9 +54,8 @@ pub async fn run(s: Arc<Deps>, mut every: Every) {
 
 /// Of these sales, the ones admit.lua has work for: units left and someone waiting, admitted
 /// or free to be let in. The others' numbers go to their streams straight from the read.
-async fn busy_sales<'a>(s: &Deps, sales: &'a [String]) -> Vec<&'a String> {
-    let ids: Vec<&str> = sales.iter().map(String::as_str).collect();
-    let (at_us, live) = match s.store.live_many(&ids).await {
+async fn busy_sales<'a>(s: &Deps, sales: &'a [SaleId]) -> Vec<&'a SaleId> {
+    let (at_us, live) = match s.store.live_many(sales).await {
         Ok(read) => read,
         Err(e) => {
             tracing::debug!(error = %e, "ticker cannot read sales");

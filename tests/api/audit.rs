@@ -208,7 +208,7 @@ async fn the_trail_pages_with_after_and_limit() {
     for n in 0..5 {
         audit::record(
             &app.state.ledger,
-            &sale,
+            &sale_id(&sale),
             Kind::Changed,
             Source::Api,
             json!({"n": n}),
@@ -370,7 +370,7 @@ async fn the_trail_and_admissions_refuse_update_and_delete() {
     let sale = app.create_sale(5, 10).await;
     audit::record(
         &app.state.ledger,
-        &sale,
+        &sale_id(&sale),
         Kind::Changed,
         Source::Api,
         json!({}),

@@ -14,7 +14,7 @@ pub async fn admitted_tickets(app: &TestApp, sale: &str, n: usize) -> Vec<String
 }
 
 pub async fn orders_in_postgres(app: &TestApp, sale: &str) -> (i64, i64) {
-    app.state.ledger.orders_count(sale).await.unwrap()
+    app.state.ledger.orders_count(&sale_id(sale)).await.unwrap()
 }
 
 /// Admission counts units: 20 units at up to 3 per order let 7 shoppers in. Each sends two
@@ -286,9 +286,11 @@ async fn the_same_order_twice_at_the_ledger_is_one_order() {
             ticket.clone(),
             rec.clone(),
         );
-        let first = tokio::spawn(async move { ledger.record(&sale2, &ticket2, &rec2).await });
+        let first =
+            tokio::spawn(async move { ledger.record(&sale_id(&sale2), &ticket2, &rec2).await });
         tokio::task::yield_now().await;
-        let copies = (0..3).map(|_| app.state.ledger.record(&sale, &ticket, &rec));
+        let id = sale_id(&sale);
+        let copies = (0..3).map(|_| app.state.ledger.record(&id, &ticket, &rec));
         let mut all = join_all(copies).await;
         all.push(first.await.unwrap());
         for recorded in all {

@@ -27,7 +27,7 @@ async fn buy(app: &TestApp, sale: &str, ticket: &str) -> String {
 
 async fn live_orders(app: &TestApp, sale: &str, want: (i64, i64)) {
     let got = eventually(WAIT, || async {
-        let n = app.state.ledger.orders_count(sale).await.unwrap();
+        let n = app.state.ledger.orders_count(&sale_id(sale)).await.unwrap();
         (n == want).then_some(n)
     })
     .await;
@@ -172,7 +172,7 @@ async fn a_restarted_master_reloads_the_scripts_and_the_sale_goes_on() {
     let held = app.checkout(&sale, &ticket, 1).await;
     assert_eq!(held.status(), 503, "held until reconciled with the ledger");
     let settled = eventually(WAIT, || async {
-        waitroom::flows::recovery::settle_stock(&app.state, &sale)
+        waitroom::flows::recovery::settle_stock(&app.state, &sale_id(&sale))
             .await
             .unwrap();
         (app.checkout(&sale, &ticket, 1).await.status() == 201).then_some(())

@@ -116,7 +116,7 @@ async fn a_wrong_token_or_a_foreign_cookie_is_401_json() {
     let ticket = app
         .state
         .keys
-        .ticket(&sale, &joined.queue_id, None, 9_999_999_999_999);
+        .ticket(&sale_id(&sale), &joined.queue_id, None, 9_999_999_999_999);
     let stats = format!("/api/admin/sales/{sale}");
     for forged in ["garbage", joined.token.as_str(), ticket.as_str()] {
         let req = with_cookie(

@@ -92,8 +92,11 @@ async fn a_solved_challenge_joins_once_and_every_bad_proof_has_its_code() {
         .await;
     let theirs = challenge(&app, &other).await;
     let elsewhere = ClientKey::of([198, 51, 100, 7].into());
-    let far = app.state.pow.issue(&sale, &elsewhere, 8, c.expires_at);
-    let easy = app.state.pow.issue(&sale, &me(), 2, c.expires_at);
+    let far = app
+        .state
+        .pow
+        .issue(&sale_id(&sale), &elsewhere, 8, c.expires_at);
+    let easy = app.state.pow.issue(&sale_id(&sale), &me(), 2, c.expires_at);
     for foreign in [theirs, far, easy] {
         let (code, err) = join_body(&app, &sale, solved(&foreign)).await;
         assert_eq!((code, err["code"].as_str()), (403, Some("pow_invalid")));
@@ -103,7 +106,7 @@ async fn a_solved_challenge_joins_once_and_every_bad_proof_has_its_code() {
     let stale = app
         .state
         .pow
-        .issue(&sale, &me(), 8, c.expires_at - 3_600_000);
+        .issue(&sale_id(&sale), &me(), 8, c.expires_at - 3_600_000);
     let (code, err) = join_body(&app, &sale, solved(&stale)).await;
     assert_eq!((code, err["code"].as_str()), (410, Some("pow_expired")));
 

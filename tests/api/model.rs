@@ -210,7 +210,7 @@ async fn after(w: &World, m: &Model) -> TestResult {
     let sold_out = m.sold_out_for_good();
     for app in &w.apps {
         let known = eventually(Duration::from_secs(5), || async {
-            (app.state.hub.is_sold_out(&m.sale) == sold_out).then_some(())
+            (app.state.hub.is_sold_out(&sale_id(&m.sale)) == sold_out).then_some(())
         })
         .await;
         prop_assert!(

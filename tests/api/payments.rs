@@ -153,7 +153,7 @@ async fn a_release_redis_missed_is_given_back_exactly_once() {
         let ledger = &app.state.ledger;
         async move {
             let due = ledger.restocks_due(0.0).await.unwrap();
-            due.into_iter().filter(|r| r.sale == sale).count()
+            due.into_iter().filter(|r| r.sale.as_str() == sale).count()
         }
     };
     assert_eq!(
@@ -188,7 +188,7 @@ async fn a_release_redis_missed_is_given_back_exactly_once() {
         .state
         .store
         .release(
-            &sale,
+            &sale_id(&sale),
             &[waitroom::core::domain::ReleasedOrder {
                 ticket: shopper.queue_id.clone(),
                 order_id: order.parse().unwrap(),

@@ -106,12 +106,13 @@ async fn joins_batched_into_one_script_call_are_weighed_one_by_one_in_order() {
     let tags = ["clientAA", "clientBB"];
     // Started in one poll, so they wait in one batch (store::batch) and go in one EVALSHA.
     let ids: Vec<String> = (0..12).map(|i| format!("{i:032x}")).collect();
+    let id_of_sale = sale_id(&sale);
     let joins = ids.iter().enumerate().map(|(i, id)| {
         let door = NewPlace {
             client_tag: tags[i % 2],
             pow_bits: 0,
         };
-        app.state.store.enqueue(&sale, id, None, door)
+        app.state.store.enqueue(&id_of_sale, id, None, door)
     });
     let joined: Vec<_> = join_all(joins)
         .await
@@ -140,7 +141,7 @@ async fn joins_batched_into_one_script_call_are_weighed_one_by_one_in_order() {
     }
     // The same browser again in a later batch finds its place; a token keeps it.
     let again = app.state.store.enqueue(
-        &sale,
+        &id_of_sale,
         &ids[2],
         None,
         NewPlace {
@@ -149,7 +150,7 @@ async fn joins_batched_into_one_script_call_are_weighed_one_by_one_in_order() {
         },
     );
     let kept = app.state.store.enqueue(
-        &sale,
+        &id_of_sale,
         &joined[4].queue_id,
         Some(joined[4].score),
         NewPlace::default(),

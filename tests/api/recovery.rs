@@ -66,12 +66,12 @@ async fn redis_behind_the_ledger_holds_the_sale_until_it_is_settled() {
     let sale = app.create_sale(10, 1000).await;
     let tickets = admitted_tickets(&app, &sale, 3).await;
     assert_eq!(app.checkout(&sale, &tickets[0], 1).await.status(), 201);
-    let ids = [sale.clone()];
+    let ids = [sale_id(&sale)];
     // The run_id the sweeper would remember between sweeps (its own loop is off here).
     let mut seen = None;
     let mut r = redis().await;
     let key = |name: &str| format!("wr:{{{sale}}}:{name}");
-    let ledger_open = || async { s.ledger.sale(&sale).await.unwrap().unwrap().open };
+    let ledger_open = || async { s.ledger.sale(&sale_id(&sale)).await.unwrap().unwrap().open };
 
     let _: () = redis::AsyncCommands::del(&mut r, key("open"))
         .await
@@ -104,7 +104,7 @@ async fn redis_behind_the_ledger_holds_the_sale_until_it_is_settled() {
     };
     let settle = || async {
         let settled = eventually(WAIT, || async {
-            waitroom::flows::recovery::settle_stock(s, &sale)
+            waitroom::flows::recovery::settle_stock(s, &sale_id(&sale))
                 .await
                 .unwrap();
             let marked: bool = redis::AsyncCommands::exists(&mut redis().await, key("unsettled"))
@@ -223,7 +223,11 @@ async fn a_rebuilt_sale_leaves_releases_to_the_reconcile_that_settles_it() {
         .unwrap();
 
     let released = fail_in_ledger(&app, &order).await.released.unwrap();
-    let left = app.state.store.release(&sale, &released.orders).await;
+    let left = app
+        .state
+        .store
+        .release(&sale_id(&sale), &released.orders)
+        .await;
     assert_eq!(left.unwrap(), 3, "never more than the units there are");
     app.admin(&sale, "reconcile").await;
     let unsettled = format!("wr:{{{sale}}}:unsettled");
@@ -291,7 +295,11 @@ async fn a_buyer_redis_forgot_is_found_in_the_ledger_not_put_back_in_line() {
     let outcome = fail_in_ledger(&app, &order).await;
     let released = outcome.released.expect("a failed order releases its unit");
     for _ in 0..2 {
-        let left = app.state.store.release(&sale, &released.orders).await;
+        let left = app
+            .state
+            .store
+            .release(&sale_id(&sale), &released.orders)
+            .await;
         assert_eq!(left.unwrap(), 3, "the unit comes back once");
     }
     assert_eq!(app.status(&sale, &buyer.token).await["status"], "failed");
@@ -308,7 +316,7 @@ async fn reconcile_counts_an_order_committed_but_still_pending_once() {
         redis::AsyncCommands::sadd(&mut r, format!("wr:{{{sale}}}:pending"), &buyer.queue_id)
             .await
             .unwrap();
-    let stock = waitroom::flows::recovery::settle_stock(&app.state, &sale).await;
+    let stock = waitroom::flows::recovery::settle_stock(&app.state, &sale_id(&sale)).await;
     assert_eq!(
         stock.unwrap(),
         Some(2),

@@ -373,3 +373,8 @@ impl TestApp {
             .unwrap()
     }
 }
+
+/// A sale id as the app's own functions take it (tests name sales with `unique`).
+pub fn sale_id(s: &str) -> waitroom::core::domain::SaleId {
+    waitroom::core::domain::SaleId::parse(s).expect("a valid sale id")
+}

@@ -42,7 +42,7 @@ fn us_per_call(mut f: impl FnMut() -> bool) -> Result<f64> {
 pub fn run(r: &mut Report) -> Result<()> {
     let key = PowKey::new(b"bench pow key");
     let client = ClientKey::of([203, 0, 113, 7].into());
-    let sale = "bench-pow";
+    let sale = &waitroom::core::domain::SaleId::parse("bench-pow")?;
     let now = now_ms();
     let c = key.issue(sale, &client, BITS, now + 3_600_000);
     let nonce = pow::solve(&c.challenge, BITS);

@@ -27,7 +27,7 @@ impl InvalidInput {
 }
 
 /// `[a-z0-9-]{1,64}`: safe inside a Redis hash tag, a URL path and a log line.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct SaleId(String);
 

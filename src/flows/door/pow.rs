@@ -19,6 +19,7 @@ use subtle::ConstantTimeEq;
 
 use super::ClientKey;
 use crate::core::config::Config;
+use crate::core::domain::SaleId;
 
 /// Long enough to solve on a slow phone, short enough that a hoard of solved challenges
 /// goes stale before it can be spent.
@@ -90,7 +91,7 @@ impl PowKey {
         }
     }
 
-    fn mac(&self, sale: &str, client: &ClientKey, body: &str) -> [u8; MAC_BYTES] {
+    fn mac(&self, sale: &SaleId, client: &ClientKey, body: &str) -> [u8; MAC_BYTES] {
         let mut m = self.0.clone();
         m.update(format!("{sale}|{client}|{body}").as_bytes());
         m.finalize().into_bytes()[..MAC_BYTES]
@@ -102,7 +103,7 @@ impl PowKey {
     /// pass a time already past).
     pub fn issue(
         &self,
-        sale: &str,
+        sale: &SaleId,
         client: &ClientKey,
         difficulty: u32,
         expires_at_ms: i64,
@@ -122,7 +123,7 @@ impl PowKey {
     /// is `Invalid`), then expiry, then the work. Single use is the caller's, in Redis.
     pub fn verify(
         &self,
-        sale: &str,
+        sale: &SaleId,
         client: &ClientKey,
         proof: &Proof,
         now_ms: i64,
@@ -196,6 +197,10 @@ pub fn solve(challenge: &str, difficulty: u32) -> String {
 mod tests {
     use super::*;
 
+    fn id(s: &str) -> crate::core::domain::SaleId {
+        crate::core::domain::SaleId::parse(s).unwrap()
+    }
+
     const NOW: i64 = 1_800_000_000_000;
 
     fn client(ip: &str) -> ClientKey {
@@ -221,14 +226,21 @@ mod tests {
     fn a_solution_verifies_once_per_sale_and_client() {
         let key = PowKey::new(b"secret");
         let me = client("198.51.100.1");
-        let c = key.issue("drop", &me, 10, NOW + 60_000);
+        let c = key.issue(&id("drop"), &me, 10, NOW + 60_000);
         let nonce = solve(&c.challenge, 10);
-        let ok = key.verify("drop", &me, &proof(&c, &nonce), NOW).unwrap();
+        let ok = key
+            .verify(&id("drop"), &me, &proof(&c, &nonce), NOW)
+            .unwrap();
         assert_eq!((ok.difficulty, ok.expires_at_ms), (10, NOW + 60_000));
         let foreign = [
-            key.verify("other", &me, &proof(&c, &nonce), NOW),
-            key.verify("drop", &client("198.51.100.2"), &proof(&c, &nonce), NOW),
-            PowKey::new(b"other").verify("drop", &me, &proof(&c, &nonce), NOW),
+            key.verify(&id("other"), &me, &proof(&c, &nonce), NOW),
+            key.verify(
+                &id("drop"),
+                &client("198.51.100.2"),
+                &proof(&c, &nonce),
+                NOW,
+            ),
+            PowKey::new(b"other").verify(&id("drop"), &me, &proof(&c, &nonce), NOW),
         ];
         assert!(foreign.iter().all(|r| *r == Err(PowError::Invalid)));
     }
@@ -237,9 +249,9 @@ mod tests {
     fn each_way_a_proof_fails() {
         let key = PowKey::new(b"secret");
         let me = client("198.51.100.1");
-        let c = key.issue("drop", &me, 16, NOW + 60_000);
+        let c = key.issue(&id("drop"), &me, 16, NOW + 60_000);
         let nonce = solve(&c.challenge, 16);
-        let verify = |p: Proof, now| key.verify("drop", &me, &p, now);
+        let verify = |p: Proof, now| key.verify(&id("drop"), &me, &p, now);
         assert_eq!(verify(Proof::default(), NOW), Err(PowError::Required));
         let no_nonce = Proof {
             nonce: Some(String::new()),

@@ -27,6 +27,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
+use crate::core::domain::SaleId;
 use crate::flows::queue::Seat;
 use crate::http::error::AppError;
 use crate::http::state::AppState;
@@ -63,7 +64,7 @@ impl Session {
         Self { sid, https }
     }
 
-    pub fn seat(&self, sale: &str) -> Seat {
+    pub fn seat(&self, sale: &SaleId) -> Seat {
         Seat {
             queue_id: queue_id(&self.sid, sale),
             sid: hash(&self.sid),
@@ -72,7 +73,7 @@ impl Session {
 
     /// The cookies a join answers with: the session (its expiry renewed) and the queue token
     /// for the page's stream, scoped to this sale's API.
-    pub fn cookies(&self, sale: &str, token: &str, ttl_secs: i64) -> [Cookie<'static>; 2] {
+    pub fn cookies(&self, sale: &SaleId, token: &str, ttl_secs: i64) -> [Cookie<'static>; 2] {
         let name = if self.https {
             SID_COOKIE_HTTPS
         } else {
@@ -109,10 +110,10 @@ pub fn hash(sid: &str) -> String {
 /// characters, not 32: with Redis's 3-byte header and NUL the member fits jemalloc's 32-byte
 /// class instead of the 48-byte one, 16 B less per queued shopper (lua/enqueue.lua's later ids
 /// have the same length).
-fn queue_id(sid: &str, sale: &str) -> String {
+fn queue_id(sid: &str, sale: &SaleId) -> String {
     let digest = Sha256::new()
         .chain_update(b"waitroom place v1|")
-        .chain_update(sale.as_bytes())
+        .chain_update(sale.as_str().as_bytes())
         .chain_update(b"|")
         .chain_update(sid.as_bytes())
         .finalize();
@@ -182,6 +183,10 @@ pub fn check_bound(s: &AppState, req: &HttpRequest, token: &str) -> Result<(), A
 mod tests {
     use super::*;
 
+    fn id(s: &str) -> crate::core::domain::SaleId {
+        crate::core::domain::SaleId::parse(s).unwrap()
+    }
+
     #[test]
     fn hashes_and_ids_are_short_distinct_and_stable() {
         let sid = B64.encode([7u8; SID_BYTES]);
@@ -189,13 +194,13 @@ mod tests {
         assert_eq!(hash(&sid), hash(&sid));
         assert_eq!(hash(&sid).len(), 16);
         assert_ne!(hash(&sid), hash(&B64.encode([8u8; SID_BYTES])));
-        let id = queue_id(&sid, "drop");
-        assert_eq!(id.len(), QUEUE_ID_CHARS);
+        let qid = queue_id(&sid, &id("drop"));
+        assert_eq!(qid.len(), QUEUE_ID_CHARS);
         assert!(
-            !id.contains('.'),
+            !qid.contains('.'),
             "admit.lua splits the queue id at the dot"
         );
-        assert_ne!(id, queue_id(&sid, "other"));
-        assert!(!id.contains(&hash(&sid)));
+        assert_ne!(qid, queue_id(&sid, &id("other")));
+        assert!(!qid.contains(&hash(&sid)));
     }
 }

@@ -107,7 +107,7 @@ pub async fn sale_events(
         let why = format!("limit must be between 1 and {MAX_TRAIL_PAGE}");
         return Err(AppError::bad_request("invalid_limit", why));
     }
-    let page = audit::page(&s.ledger, id.as_str(), after, limit).await?;
+    let page = audit::page(&s.ledger, &id, after, limit).await?;
     Ok(HttpResponse::Ok().json(page.ok_or_else(AppError::unknown_sale)?))
 }
 

@@ -3,6 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
+use crate::core::domain::SaleId;
 use crate::flows::payments;
 use crate::http::credentials;
 use crate::http::error::AppError;
@@ -77,7 +78,12 @@ pub async fn gate(
             )
         })?;
     let token = credentials::token_from(&req, TICKET_COOKIE);
-    let verified = token.as_deref().map(|t| s.keys.verify_ticket(t, sale));
+    // A name that is no sale id names no sale a ticket could be for: 401 like a wrong ticket.
+    let id = SaleId::parse(sale).ok();
+    let verified = token
+        .as_deref()
+        .zip(id.as_ref())
+        .map(|(t, id)| s.keys.verify_ticket(t, id));
     Ok(match verified {
         Some(Ok(_)) => HttpResponse::NoContent()
             .insert_header((GATE_SALE_HEADER, sale))

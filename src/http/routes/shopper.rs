@@ -62,11 +62,11 @@ pub async fn join(
         nonce: body.nonce,
     };
     let browser = Session::of(&s, &req);
-    let seat = browser.seat(id.as_str());
+    let seat = browser.seat(&id);
     let view = queue::join(&s, &id, token, &client, &proof, &seat).await?;
     let ttl = s.config.tokens.queue_token_ttl.as_secs() as i64;
     let mut res = HttpResponse::Created();
-    for c in browser.cookies(id.as_str(), &view.token, ttl) {
+    for c in browser.cookies(&id, &view.token, ttl) {
         res.cookie(c);
     }
     Ok(res.json(view))
@@ -98,7 +98,7 @@ pub async fn status(
     session::check_bound(&s, &req, &token)?;
     let claims = s
         .keys
-        .verify_queue(&token, id.as_str())
+        .verify_queue(&token, &id)
         .map_err(|e| e.into_app_error(false))?;
     Ok(HttpResponse::Ok().json(queue::status(&s, &id, &claims).await?))
 }

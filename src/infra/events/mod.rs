@@ -18,6 +18,7 @@ mod subscriber;
 
 pub use subscriber::run_subscriber;
 
+use crate::core::domain::SaleId;
 use crate::infra::store::{Live, Tick};
 
 /// What every waiting shopper of a sale sees each tick. The page derives its own place from
@@ -114,13 +115,13 @@ struct SaleChannels {
 /// How far behind the newest stock reading a stale one can be: a reply in flight.
 const STALE_WINDOW_US: i64 = 5_000_000;
 
-pub(super) type ShopperKey = (String, String);
+pub(super) type ShopperKey = (SaleId, String);
 /// Every stream a shopper has open here (several tabs), by registration id.
 type ShopperStreams = Vec<(u64, mpsc::Sender<Admission>)>;
 
 #[derive(Default)]
 pub struct Hub {
-    sales: RwLock<HashMap<String, Arc<SaleChannels>>>,
+    sales: RwLock<HashMap<SaleId, Arc<SaleChannels>>>,
     shoppers: Mutex<HashMap<ShopperKey, ShopperStreams>>,
     next_id: AtomicU64,
     /// Woken when the hub meets a sale for the first time, so the subscriber subscribes to
@@ -149,12 +150,12 @@ impl Drop for Registration {
 }
 
 impl Hub {
-    fn channels(&self, sale: &str) -> Arc<SaleChannels> {
+    fn channels(&self, sale: &SaleId) -> Arc<SaleChannels> {
         if let Some(c) = self.sales.read().expect("hub lock").get(sale) {
             return c.clone();
         }
         let mut map = self.sales.write().expect("hub lock");
-        map.entry(sale.to_string())
+        map.entry(sale.clone())
             .or_insert_with(|| {
                 self.new_sale.notify_one();
                 Arc::new(SaleChannels {
@@ -172,20 +173,20 @@ impl Hub {
 
     pub fn subscribe(
         &self,
-        sale: &str,
+        sale: &SaleId,
     ) -> (watch::Receiver<Frame>, broadcast::Receiver<SaleEvent>) {
         let c = self.channels(sale);
         (c.progress.subscribe(), c.events.subscribe())
     }
 
-    pub fn progress(&self, sale: &str) -> Option<Progress> {
+    pub fn progress(&self, sale: &SaleId) -> Option<Progress> {
         let map = self.sales.read().expect("hub lock");
         map.get(sale).map(|c| c.progress.borrow().progress.clone())
     }
 
     /// Known sold out for good on this instance (set by the broadcast or the last tick):
     /// joining is refused from here without touching Redis. A waitlist still takes joins.
-    pub fn is_sold_out(&self, sale: &str) -> bool {
+    pub fn is_sold_out(&self, sale: &SaleId) -> bool {
         let map = self.sales.read().expect("hub lock");
         map.get(sale)
             .is_some_and(|c| c.progress.borrow().sold_out_for_good())
@@ -194,7 +195,7 @@ impl Hub {
     /// The checkout herd after the last unit: true when this ticket's queue id (read from the
     /// token unverified) is not among the buyers, so it cannot have an order to return.
     /// Answered from memory, before any signature check or Redis call.
-    pub fn refuses_as_sold_out(&self, sale: &str, qid: Option<&str>) -> bool {
+    pub fn refuses_as_sold_out(&self, sale: &SaleId, qid: Option<&str>) -> bool {
         let map = self.sales.read().expect("hub lock");
         let Some(c) = map.get(sale) else { return false };
         if !c.progress.borrow().sold_out {
@@ -209,7 +210,7 @@ impl Hub {
     /// The sold-out generation to read a buyer list for, if this instance has none and is
     /// not reading one: the caller reads it and hands it to `set_buyers`. Until then, the
     /// herd takes the (constant-time) path through checkout.lua.
-    pub fn buyers_wanted(&self, sale: &str) -> Option<u64> {
+    pub fn buyers_wanted(&self, sale: &SaleId) -> Option<u64> {
         let c = self.channels(sale);
         if !c.progress.borrow().sold_out || c.buyers.read().expect("hub lock").is_some() {
             return None;
@@ -224,7 +225,7 @@ impl Hub {
     /// The sale has no units left: by its message (`at`, Redis time of the last unit), or a
     /// checkout Redis just refused (the hub then need not wait for the message). `held`:
     /// the units held for payment, when the news says.
-    pub fn heard_sold_out(&self, sale: &str, at: Option<i64>, held: Option<i64>) {
+    pub fn heard_sold_out(&self, sale: &SaleId, at: Option<i64>, held: Option<i64>) {
         self.update(
             sale,
             |p| {
@@ -239,7 +240,7 @@ impl Hub {
 
     /// Drops the buyer list (and any being read): until one is read again, every checkout of
     /// the sold-out sale asks Redis.
-    pub fn forget_buyers(&self, sale: &str) {
+    pub fn forget_buyers(&self, sale: &SaleId) {
         let c = self.channels(sale);
         c.sold_out_gen.fetch_add(1, Ordering::SeqCst);
         *c.buyers.write().expect("hub lock") = None;
@@ -248,7 +249,7 @@ impl Hub {
     /// Keeps the buyer list read from Redis if the sale is still in the sold-out state it was
     /// read for (`gen` taken before the read).
     /// None: the read failed; the next refusal asks again.
-    pub fn set_buyers(&self, sale: &str, gen: u64, buyers: Option<HashSet<String>>) {
+    pub fn set_buyers(&self, sale: &SaleId, gen: u64, buyers: Option<HashSet<String>>) {
         let c = self.channels(sale);
         let mut slot = c.buyers.write().expect("hub lock");
         if let Some(b) = buyers {
@@ -262,10 +263,10 @@ impl Hub {
     /// Registers one more stream of a shopper, keeping at most `max` (`WAITROOM_STREAMS_PER_TOKEN`):
     /// the oldest lose their sender, which ends them (see `sse`), so a script re-opening
     /// streams with one token holds no more connections than a shopper with a few tabs.
-    pub fn register(self: &Arc<Self>, sale: &str, qid: &str, max: usize) -> Registration {
+    pub fn register(self: &Arc<Self>, sale: &SaleId, qid: &str, max: usize) -> Registration {
         let (tx, rx) = mpsc::channel(4);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let key = (sale.to_string(), qid.to_string());
+        let key = (sale.clone(), qid.to_string());
         let mut map = self.shoppers.lock().expect("hub lock");
         let list = map.entry(key.clone()).or_default();
         // Ids grow, so the list is oldest first.
@@ -281,9 +282,9 @@ impl Hub {
         }
     }
 
-    pub(super) fn deliver(&self, sale: &str, qid: &str, a: Admission) {
+    pub(super) fn deliver(&self, sale: &SaleId, qid: &str, a: Admission) {
         let map = self.shoppers.lock().expect("hub lock");
-        if let Some(list) = map.get(&(sale.to_string(), qid.to_string())) {
+        if let Some(list) = map.get(&(sale.clone(), qid.to_string())) {
             for (_, tx) in list {
                 let _ = tx.try_send(a);
             }
@@ -296,7 +297,7 @@ impl Hub {
     /// than the newest applied leaves `remaining` and `sold_out` as they are.
     fn update(
         &self,
-        sale: &str,
+        sale: &SaleId,
         change: impl FnOnce(&mut Progress),
         from_tick: bool,
         stock_at_us: Option<i64>,
@@ -357,7 +358,7 @@ impl Hub {
 
     /// Seeds a sale's progress from a fresh Redis read if no tick has yet, so the first tick
     /// announces flips against real values instead of swallowing them as its baseline.
-    pub fn seed(&self, sale: &str, p: Progress) {
+    pub fn seed(&self, sale: &SaleId, p: Progress) {
         let c = self.channels(sale);
         if !c.primed.swap(true, Ordering::Relaxed) {
             c.progress.send_replace(Frame::new(p));
@@ -368,7 +369,7 @@ impl Hub {
     /// `SET wr:{S}:open 1`) are noticed here, at the next tick that looks at the sale.
     /// Numbers read without an admission tick (an idle sale); the rate is cfg's, so a live
     /// change shows here too.
-    pub fn on_live(&self, sale: &str, l: &Live, at_us: i64) {
+    pub fn on_live(&self, sale: &SaleId, l: &Live, at_us: i64) {
         // A sale Redis does not have (being created, or lost) reads as all zeros, its rate
         // included: that says nothing, least of all "sold out".
         if l.rate_per_sec <= 0 {
@@ -391,7 +392,7 @@ impl Hub {
         );
     }
 
-    pub fn on_tick(&self, sale: &str, t: &Tick) {
+    pub fn on_tick(&self, sale: &SaleId, t: &Tick) {
         self.update(
             sale,
             |p| {

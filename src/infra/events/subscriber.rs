@@ -14,6 +14,7 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 
 use super::{Admission, Hub, ShopperKey};
+use crate::core::domain::SaleId;
 use crate::infra::store::{self, Place, Store, Subscriber, Target};
 
 /// A message on `wr:{sale}:events`, published by the Lua scripts and the admin API.
@@ -34,9 +35,9 @@ struct Message {
 
 impl Hub {
     /// Applies one sale event: admissions to their shoppers' streams, the rest to progress.
-    pub fn on_message(&self, sale: &str, payload: &str) {
+    pub fn on_message(&self, sale: &SaleId, payload: &str) {
         let Ok(m) = serde_json::from_str::<Message>(payload) else {
-            tracing::warn!(sale, payload, "unreadable event message");
+            tracing::warn!(%sale, payload, "unreadable event message");
             return;
         };
         let at = m.at.as_deref().and_then(|a| a.parse().ok());
@@ -79,7 +80,7 @@ impl Hub {
             "unsettled" => self.forget_buyers(sale),
             "opened" => self.update(sale, |p| p.open = true, false, None),
             "closed" => self.update(sale, |p| p.open = false, false, None),
-            other => tracing::debug!(sale, kind = other, "ignored event"),
+            other => tracing::debug!(%sale, kind = other, "ignored event"),
         }
     }
 
@@ -145,7 +146,7 @@ async fn follow(
     pushes: &mut mpsc::UnboundedReceiver<PushInfo>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> bool {
-    let mut subscribed: HashSet<String> = HashSet::new();
+    let mut subscribed: HashSet<SaleId> = HashSet::new();
     let mut refresh = tokio::time::interval(REFRESH);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut resync, mut reconnecting) = (true, false);
@@ -188,9 +189,9 @@ async fn subscribe_new(
     hub: &Hub,
     store: &Store,
     sub: &mut Subscriber,
-    subscribed: &mut HashSet<String>,
+    subscribed: &mut HashSet<SaleId>,
 ) -> Result<usize, crate::core::fault::Fault> {
-    let new: Vec<String> = store
+    let new: Vec<SaleId> = store
         .sale_ids()
         .await?
         .into_iter()
@@ -199,14 +200,13 @@ async fn subscribe_new(
     if new.is_empty() {
         return Ok(0);
     }
-    let channels: Vec<String> = new.iter().map(|s| store::events_channel(s)).collect();
+    let channels: Vec<String> = new.iter().map(store::events_channel).collect();
     sub.ssubscribe(&channels).await?;
     // Messages sent before the subscription were missed: read the state they changed, now
     // that later ones will arrive (a message used to be what first told the hub of a sale;
     // `wr:sales` lists live sales only, so this stays small).
-    let sales: Vec<&str> = new.iter().map(String::as_str).collect();
-    let (at_us, live) = store.live_many(&sales).await?;
-    for (sale, l) in sales.iter().zip(live) {
+    let (at_us, live) = store.live_many(&new).await?;
+    for (sale, l) in new.iter().zip(live) {
         hub.on_live(sale, &l, at_us);
     }
     subscribed.extend(new);
@@ -225,6 +225,6 @@ fn on_push(hub: &Hub, push: PushInfo) {
         return;
     };
     if let Some(sale) = store::sale_of_channel(&channel) {
-        hub.on_message(sale, &payload);
+        hub.on_message(&sale, &payload);
     }
 }

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::Ledger;
+use crate::core::domain::SaleId;
 use crate::core::fault::Fault;
 
 /// One row of a sale's audit trail.
@@ -18,7 +19,7 @@ pub struct AuditRow {
 impl Ledger {
     pub async fn append_event(
         &self,
-        sale: &str,
+        sale: &SaleId,
         kind: &str,
         source: &str,
         detail: &serde_json::Value,
@@ -29,7 +30,7 @@ impl Ledger {
     /// Copies open switches flipped in Redis (sale id, open) to `sales.open`, with an
     /// `opened`/`closed` row by source `redis` for each sale this statement changed: under
     /// the row lock, so when every instance's sweeper sees the same flip one row is written.
-    pub async fn copy_open_flips(&self, flips: &[(String, bool)]) -> Result<(), Fault> {
+    pub async fn copy_open_flips(&self, flips: &[(SaleId, bool)]) -> Result<(), Fault> {
         let (ids, open): (Vec<&str>, Vec<bool>) =
             flips.iter().map(|(id, o)| (id.as_str(), *o)).unzip();
         sqlx::query(
@@ -49,7 +50,12 @@ impl Ledger {
     }
 
     /// The sale's rows after id `after`, oldest first.
-    pub async fn events(&self, sale: &str, after: i64, limit: i64) -> Result<Vec<AuditRow>, Fault> {
+    pub async fn events(
+        &self,
+        sale: &SaleId,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>, Fault> {
         Ok(sqlx::query_as(
             "SELECT id, at, kind, source, detail FROM sale_events
              WHERE sale_id = $1 AND id > $2 ORDER BY id LIMIT $3",
@@ -66,7 +72,7 @@ impl Ledger {
 /// the row commits exactly when the change does).
 pub(super) async fn insert_event<'e>(
     e: impl sqlx::PgExecutor<'e>,
-    sale: &str,
+    sale: &SaleId,
     kind: &str,
     source: &str,
     detail: &serde_json::Value,

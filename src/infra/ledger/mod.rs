@@ -9,6 +9,7 @@
 //! rebuilding and settling a sale Redis lost needs from here).
 
 mod audit;
+mod ids;
 mod orders;
 mod payments;
 mod recovery;
@@ -34,7 +35,7 @@ use crate::core::fault::Fault;
 /// A sale as the ledger keeps it: its settings and what it has sold.
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 pub struct SaleRow {
-    pub id: String,
+    pub id: SaleId,
     #[sqlx(flatten)]
     #[serde(flatten)]
     pub settings: Settings,
@@ -54,7 +55,7 @@ impl std::ops::Deref for SaleRow {
 impl SaleRow {
     pub fn spec(&self) -> Result<SaleSpec, InvalidInput> {
         Ok(SaleSpec {
-            id: SaleId::parse(&self.id)?,
+            id: self.id.clone(),
             settings: self.settings.clone(),
         })
     }
@@ -112,7 +113,7 @@ impl Ledger {
         Ok(())
     }
 
-    pub async fn sale(&self, id: &str) -> Result<Option<SaleRow>, Fault> {
+    pub async fn sale(&self, id: &SaleId) -> Result<Option<SaleRow>, Fault> {
         Ok(sqlx::query_as("SELECT * FROM sales WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -131,7 +132,7 @@ impl Ledger {
     /// Redis lost comes back when someone reads it). A sale created in the last few seconds
     /// is left out: its creator writes it to Redis right after the ledger, and a rebuild in
     /// between would mark it `unsettled` (checkouts 503 until a settle) for nothing.
-    pub async fn live_sale_ids(&self) -> Result<Vec<String>, Fault> {
+    pub async fn live_sale_ids(&self) -> Result<Vec<SaleId>, Fault> {
         Ok(sqlx::query_scalar(
             "SELECT id FROM sales
              WHERE finished_at IS NULL AND created_at < now() - interval '5 seconds'",
@@ -142,7 +143,7 @@ impl Ledger {
 
     /// Marks the sale finished if every unit is sold and no order of it is held or owes a
     /// release: then no unit can come back. True if it is finished (now or before).
-    pub async fn finish(&self, sale: &str) -> Result<bool, Fault> {
+    pub async fn finish(&self, sale: &SaleId) -> Result<bool, Fault> {
         Ok(sqlx::query_scalar(
             "WITH f AS (
                 UPDATE sales SET finished_at = now()
@@ -160,7 +161,7 @@ impl Ledger {
     }
 
     /// The sale is live again (reopened): the background loops look at it until it finishes.
-    pub async fn unfinish(&self, sale: &str) -> Result<(), Fault> {
+    pub async fn unfinish(&self, sale: &SaleId) -> Result<(), Fault> {
         sqlx::query(
             "UPDATE sales SET finished_at = NULL WHERE id = $1 AND finished_at IS NOT NULL",
         )

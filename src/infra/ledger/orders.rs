@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::Ledger;
-use crate::core::domain::{OrderRecord, ReleasedOrder};
+use crate::core::domain::{OrderRecord, ReleasedOrder, SaleId};
 use crate::core::fault::Fault;
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
@@ -15,7 +15,7 @@ pub struct Order {
     #[serde(rename = "order_id")]
     pub id: Uuid,
     #[serde(skip)]
-    pub sale_id: String,
+    pub sale_id: SaleId,
     /// The admission ticket's jti (= queue id) that bought it.
     #[serde(skip)]
     pub ticket_id: String,
@@ -65,12 +65,16 @@ pub enum Recorded {
 
 impl Ledger {
     /// The order this ticket made, if any.
-    pub async fn order_by_ticket(&self, sale: &str, ticket: &str) -> Result<Option<Order>, Fault> {
+    pub async fn order_by_ticket(
+        &self,
+        sale: &SaleId,
+        ticket: &str,
+    ) -> Result<Option<Order>, Fault> {
         Ok(order_by_ticket(&self.pool, sale, ticket).await?)
     }
 
     /// Live orders of a sale and the units they hold.
-    pub async fn orders_count(&self, sale: &str) -> Result<(i64, i64), Fault> {
+    pub async fn orders_count(&self, sale: &SaleId) -> Result<(i64, i64), Fault> {
         Ok(sqlx::query_as(
             "SELECT count(*), coalesce(sum(quantity), 0)::bigint FROM orders
              WHERE sale_id = $1 AND status IN ('pending_payment', 'paid')",
@@ -83,7 +87,7 @@ impl Ledger {
 
 pub(super) async fn order_by_ticket(
     pool: &PgPool,
-    sale: &str,
+    sale: &SaleId,
     ticket: &str,
 ) -> Result<Option<Order>, sqlx::Error> {
     sqlx::query_as(

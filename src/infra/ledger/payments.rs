@@ -5,13 +5,13 @@ use uuid::Uuid;
 
 use super::orders::Order;
 use super::Ledger;
-use crate::core::domain::{EventId, ReleasedOrder};
+use crate::core::domain::{EventId, ReleasedOrder, SaleId};
 use crate::core::fault::Fault;
 
 /// Units lapsed or failed orders of one sale give back, and their sum.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Release {
-    pub sale: String,
+    pub sale: SaleId,
     pub orders: Vec<ReleasedOrder>,
     pub units: i64,
 }
@@ -201,7 +201,7 @@ impl Ledger {
 }
 
 /// (sale, ticket, order id, quantity, payment failed) of an order whose units go back.
-type ReleaseRow = (String, String, Uuid, i32, bool);
+type ReleaseRow = (SaleId, String, Uuid, i32, bool);
 
 /// Rows sorted by sale, grouped into one release per sale.
 fn group_releases(rows: Vec<ReleaseRow>) -> Vec<Release> {

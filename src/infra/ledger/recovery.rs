@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Ledger, SaleRow};
-use crate::core::domain::{OrderRecord, ReleasedOrder};
+use crate::core::domain::{OrderRecord, ReleasedOrder, SaleId};
 use crate::core::fault::Fault;
 
 /// A sale whose row this transaction holds (see `Ledger::with_sale_locked`). Reads go through
@@ -43,7 +43,7 @@ pub struct Orders {
 }
 
 impl Orders {
-    async fn read(conn: &mut sqlx::PgConnection, sale: &str) -> Result<Self, Fault> {
+    async fn read(conn: &mut sqlx::PgConnection, sale: &SaleId) -> Result<Self, Fault> {
         let rows: Vec<(String, Uuid, i32, DateTime<Utc>, String)> = sqlx::query_as(
             "SELECT ticket_id, id, quantity, created_at, status FROM orders WHERE sale_id = $1",
         )
@@ -81,7 +81,7 @@ pub struct SaleState {
 /// What the ledger says of a sale's stock and switch, for comparing Redis with it.
 #[derive(sqlx::FromRow)]
 pub struct Standing {
-    pub id: String,
+    pub id: SaleId,
     pub units: i32,
     pub sold: i32,
     pub open: bool,
@@ -90,7 +90,7 @@ pub struct Standing {
 impl Ledger {
     /// What Redis needs to rebuild a sale it lost, read from one snapshot: the sale, the
     /// record of every live order by ticket, and the tickets whose orders lapsed.
-    pub async fn sale_state(&self, id: &str) -> Result<Option<SaleState>, Fault> {
+    pub async fn sale_state(&self, id: &SaleId) -> Result<Option<SaleState>, Fault> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .execute(&mut *tx)
@@ -108,7 +108,7 @@ impl Ledger {
     }
 
     /// `units`, `sold` and `open` of these sales, in one statement.
-    pub async fn standing(&self, ids: &[String]) -> Result<Vec<Standing>, Fault> {
+    pub async fn standing(&self, ids: &[SaleId]) -> Result<Vec<Standing>, Fault> {
         Ok(
             sqlx::query_as("SELECT id, units, sold, open FROM sales WHERE id = ANY($1)")
                 .bind(ids)
@@ -118,7 +118,7 @@ impl Ledger {
     }
 
     /// Keeps whether these sales are open (sale id, open), in one statement.
-    pub async fn set_open(&self, flips: &[(String, bool)]) -> Result<(), Fault> {
+    pub async fn set_open(&self, flips: &[(SaleId, bool)]) -> Result<(), Fault> {
         let (ids, open): (Vec<&str>, Vec<bool>) =
             flips.iter().map(|(id, o)| (id.as_str(), *o)).unzip();
         sqlx::query(
@@ -135,7 +135,7 @@ impl Ledger {
     /// Runs `f` while holding the sale's row lock: no order commits and no hold expires for
     /// this sale meanwhile, so what `f` reads of the ledger stays true until it is done.
     /// None if the ledger has no such sale.
-    pub async fn with_sale_locked<T, F>(&self, id: &str, f: F) -> Result<Option<T>, Fault>
+    pub async fn with_sale_locked<T, F>(&self, id: &SaleId, f: F) -> Result<Option<T>, Fault>
     where
         F: AsyncFnOnce(&mut LockedSale) -> Result<T, Fault>,
     {

@@ -1,6 +1,7 @@
 //! The fairness report's statements, and the admissions table they read (migrations/0008).
 
 use super::Ledger;
+use crate::core::domain::SaleId;
 use crate::core::fault::Fault;
 
 /// A sale's admissions and orders as the ledger saw them (see `report::Report`).
@@ -22,7 +23,7 @@ impl Ledger {
     /// one statement: one round trip per tick that let anyone in.
     pub async fn record_admissions(
         &self,
-        sale: &str,
+        sale: &SaleId,
         admitted: &[(String, i64)],
         at_us: i64,
     ) -> Result<(), Fault> {
@@ -54,7 +55,7 @@ impl Ledger {
     /// someone admitted in an earlier tick: the window is every admission strictly before.
     pub async fn fairness(
         &self,
-        sale: &str,
+        sale: &SaleId,
         now_ms: i64,
         ticket_ttl_secs: i32,
     ) -> Result<Fairness, Fault> {

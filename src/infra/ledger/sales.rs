@@ -7,7 +7,7 @@ use chrono::DateTime;
 use sqlx::types::Json;
 
 use super::{Ledger, LockedSale};
-use crate::core::domain::{setting_names, SaleSpec, Settings};
+use crate::core::domain::{setting_names, SaleId, SaleSpec, Settings};
 use crate::core::fault::Fault;
 
 /// The settings' columns, named after the fields: no statement lists a setting by hand.
@@ -64,7 +64,7 @@ impl Ledger {
     /// (`open` None: it was already so). An opening makes a finished sale live again.
     pub async fn schedule_fired(
         &self,
-        sale: &str,
+        sale: &SaleId,
         opens: bool,
         due_ms: i64,
         open: Option<bool>,

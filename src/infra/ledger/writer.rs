@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::orders::{order_by_ticket, Order, Recorded};
 use super::{Ledger, WRITE_DEADLINE};
-use crate::core::domain::OrderRecord;
+use crate::core::domain::{OrderRecord, SaleId};
 use crate::core::fault::Fault;
 
 const STOPPED: Fault = Fault::Busy("the order writer has stopped");
@@ -25,13 +25,13 @@ impl Ledger {
     /// therefore written together, one statement and one commit per batch (group commit).
     pub async fn record(
         &self,
-        sale: &str,
+        sale: &SaleId,
         ticket: &str,
         rec: &OrderRecord,
     ) -> Result<Recorded, Fault> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
-            sale: sale.to_string(),
+            sale: sale.clone(),
             ticket: ticket.to_string(),
             rec: rec.clone(),
             reply,
@@ -46,7 +46,7 @@ impl Ledger {
 
 /// One order waiting for the group writer.
 pub(super) struct Job {
-    sale: String,
+    sale: SaleId,
     ticket: String,
     rec: OrderRecord,
     reply: oneshot::Sender<Result<Recorded, Fault>>,
@@ -140,7 +140,7 @@ fn is_oversell(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23514"))
 }
 
-type MadeOrders = HashMap<(String, String), Order>;
+type MadeOrders = HashMap<(SaleId, String), Order>;
 
 /// Inserts the orders and raises each sale's `sold` by what was inserted, in one statement
 /// (one commit). Orders whose ticket already has one are skipped: they are retries.
@@ -232,7 +232,7 @@ async fn answer(pool: &PgPool, batch: Vec<Job>, mut made: MadeOrders) {
 /// The orders these tickets of one sale made, by (sale, ticket).
 async fn orders_by_tickets(
     pool: &PgPool,
-    sale: &str,
+    sale: &SaleId,
     tickets: &[&str],
 ) -> Result<MadeOrders, sqlx::Error> {
     let rows: Vec<Order> = sqlx::query_as(

@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use super::queue::{joined, Joined};
 use super::scripts::ENQUEUE;
 use super::{unexpected, Store};
+use crate::core::domain::SaleId;
 use crate::core::fault::Fault;
 
 /// Joins per script call: a longer batch would hold Redis (single-threaded) for longer.
@@ -34,7 +35,7 @@ pub(super) struct Entry {
 }
 
 /// The open batch of each sale that has one (joins, or status reads: `reads.rs`).
-pub struct Batches<E>(Mutex<HashMap<String, Vec<E>>>);
+pub struct Batches<E>(Mutex<HashMap<SaleId, Vec<E>>>);
 
 impl<E> Default for Batches<E> {
     fn default() -> Self {
@@ -44,7 +45,7 @@ impl<E> Default for Batches<E> {
 
 impl<E> Batches<E> {
     /// Adds `e` to its sale's batch: true if it opened the batch (the caller spawns its flush).
-    pub(super) fn push(&self, sale: &str, e: E) -> bool {
+    pub(super) fn push(&self, sale: &SaleId, e: E) -> bool {
         let mut open = self.0.lock().expect("batches lock");
         match open.get_mut(sale) {
             Some(batch) => {
@@ -60,7 +61,7 @@ impl<E> Batches<E> {
 
     /// After one turn of the event loop (what the workers parse meanwhile joins the batch),
     /// the sale's batch in arrival order, cut into calls of at most `max`.
-    pub(super) async fn take(&self, sale: &str, max: usize) -> Vec<Vec<E>> {
+    pub(super) async fn take(&self, sale: &SaleId, max: usize) -> Vec<Vec<E>> {
         tokio::task::yield_now().await;
         let mut batch = self
             .0
@@ -81,7 +82,7 @@ impl Store {
     /// Adds a join to its sale's batch and waits for the batch's reply.
     pub(super) async fn join_batch(
         &self,
-        sale: &str,
+        sale: &SaleId,
         entry: impl FnOnce(oneshot::Sender<Result<Joined, Fault>>) -> Entry,
     ) -> Result<Joined, Fault> {
         let (tx, rx) = oneshot::channel();
@@ -92,12 +93,12 @@ impl Store {
             .unwrap_or_else(|_| Err(Fault::bug("an enqueue batch ended without a reply")))
     }
 
-    async fn flush(self, sale: String) {
+    async fn flush(self, sale: SaleId) {
         let chunks = self.batches.take(&sale, MAX_BATCH).await;
         join_all(chunks.into_iter().map(|c| self.run_batch(&sale, c))).await;
     }
 
-    async fn run_batch(&self, sale: &str, batch: Vec<Entry>) {
+    async fn run_batch(&self, sale: &SaleId, batch: Vec<Entry>) {
         let mut call = ENQUEUE.on(sale);
         for e in &batch {
             call.arg(&e.qid)

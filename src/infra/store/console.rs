@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use super::{key, live_commands, time_ms, unexpected, Live, LiveReply, Store, SALES_KEY};
+use crate::core::domain::SaleId;
 use crate::core::fault::Fault;
 
 /// One sale's numbers at one read.
@@ -20,7 +21,7 @@ pub struct Reading {
 /// readings of the sales asked for, in order.
 pub struct ConsoleRead {
     pub at_ms: i64,
-    pub listed: HashSet<String>,
+    pub listed: HashSet<SaleId>,
     pub readings: Vec<Reading>,
 }
 
@@ -28,7 +29,7 @@ pub struct ConsoleRead {
 const OWN: usize = 2;
 
 impl Store {
-    pub async fn console_read(&self, sales: &[&str]) -> Result<ConsoleRead, Fault> {
+    pub async fn console_read(&self, sales: &[SaleId]) -> Result<ConsoleRead, Fault> {
         let mut pipe = redis::pipe();
         pipe.cmd("TIME").smembers(SALES_KEY);
         for sale in sales {
@@ -43,8 +44,9 @@ impl Store {
         if flat.len() != 2 || per_sale <= OWN || rest.len() != per_sale * sales.len() {
             return Err(unexpected("console_read"));
         }
-        let listed: HashSet<String> = redis::from_redis_value(flat.pop().expect("two replies"))
+        let listed: Vec<String> = redis::from_redis_value(flat.pop().expect("two replies"))
             .map_err(|_| unexpected("SMEMBERS"))?;
+        let listed: HashSet<SaleId> = super::sale_ids_of(listed).into_iter().collect();
         let (secs, micros): (i64, i64) = redis::from_redis_value(flat.pop().expect("two replies"))
             .map_err(|_| unexpected("TIME"))?;
         let readings = rest

@@ -4,11 +4,12 @@
 use redis::AsyncCommands;
 
 use super::{key, Store};
+use crate::core::domain::SaleId;
 use crate::core::fault::Fault;
 
 impl Store {
     /// The sale's `pow_difficulty`; None if Redis does not know the sale.
-    pub async fn pow_difficulty(&self, sale: &str) -> Result<Option<u32>, Fault> {
+    pub async fn pow_difficulty(&self, sale: &SaleId) -> Result<Option<u32>, Fault> {
         let (exists, bits): (bool, Option<u32>) = redis::pipe()
             .exists(key(sale, "cfg"))
             .hget(key(sale, "cfg"), "pow_difficulty")
@@ -19,7 +20,12 @@ impl Store {
 
     /// Marks a challenge used; false if it was already. The mark outlives the challenge by
     /// a minute so instances whose clocks disagree a little still refuse a second use.
-    pub async fn claim_challenge(&self, sale: &str, id: &str, ttl_ms: i64) -> Result<bool, Fault> {
+    pub async fn claim_challenge(
+        &self,
+        sale: &SaleId,
+        id: &str,
+        ttl_ms: i64,
+    ) -> Result<bool, Fault> {
         let opts = redis::SetOptions::default()
             .conditional_set(redis::ExistenceCheck::NX)
             .with_expiration(redis::SetExpiry::PX((ttl_ms.max(0) + 60_000) as u64));

@@ -41,13 +41,13 @@ use redis::AsyncCommands;
 
 use conn::Conn;
 
-use crate::core::domain::SaleSpec;
+use crate::core::domain::{SaleId, SaleSpec};
 use crate::core::fault::Fault;
 
 /// The set of sales the ticker looks at.
 pub const SALES_KEY: &str = "wr:sales";
 /// A sale's sharded pub/sub channel (`SPUBLISH` by the scripts and `set_open`).
-pub fn events_channel(sale: &str) -> String {
+pub fn events_channel(sale: &SaleId) -> String {
     key(sale, "events")
 }
 
@@ -57,13 +57,34 @@ fn time_ms(secs: i64, micros: i64) -> i64 {
 }
 
 /// Key of one sale: `wr:{<sale>}:<name>`.
-fn key(sale: &str, name: &str) -> String {
+fn key(sale: &SaleId, name: &str) -> String {
     format!("wr:{{{sale}}}:{name}")
 }
 
 /// The sale a channel such as `wr:{demo}:events` belongs to.
-pub fn sale_of_channel(channel: &str) -> Option<&str> {
-    channel.strip_prefix("wr:{")?.strip_suffix("}:events")
+pub fn sale_of_channel(channel: &str) -> Option<SaleId> {
+    SaleId::parse(channel.strip_prefix("wr:{")?.strip_suffix("}:events")?).ok()
+}
+
+/// A sale id goes to Redis as its text.
+impl redis::ToRedisArgs for SaleId {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        out.write_arg(self.as_str().as_bytes())
+    }
+}
+
+/// Sale ids as Redis lists them (`wr:sales`): one that is not a valid id was not written by
+/// us (a hand-typed `SADD`) and is left out, with a warning, rather than failing every sale.
+fn sale_ids_of(raw: Vec<String>) -> Vec<SaleId> {
+    raw.into_iter()
+        .filter_map(|s| match SaleId::parse(&s) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                tracing::warn!(id = %s.escape_debug(), "not a sale id in {SALES_KEY}; ignored");
+                None
+            }
+        })
+        .collect()
 }
 
 /// A reply our own scripts never give.
@@ -116,7 +137,7 @@ type LiveReply = (
 /// Replies per sale in `live_commands`.
 const LIVE_REPLIES: usize = 7;
 
-fn live_commands<'a>(pipe: &'a mut redis::Pipeline, sale: &str) -> &'a mut redis::Pipeline {
+fn live_commands<'a>(pipe: &'a mut redis::Pipeline, sale: &SaleId) -> &'a mut redis::Pipeline {
     pipe.get(key(sale, "open"))
         .get(key(sale, "stock"))
         .zcard(key(sale, "queue"))
@@ -223,17 +244,17 @@ impl Store {
         Ok(())
     }
 
-    pub async fn sale_ids(&self) -> Result<Vec<String>, Fault> {
-        Ok(self.conn().smembers(SALES_KEY).await?)
+    pub async fn sale_ids(&self) -> Result<Vec<SaleId>, Fault> {
+        Ok(sale_ids_of(self.conn().smembers(SALES_KEY).await?))
     }
 
-    pub async fn has_sale(&self, sale: &str) -> Result<bool, Fault> {
+    pub async fn has_sale(&self, sale: &SaleId) -> Result<bool, Fault> {
         Ok(self.conn().exists(key(sale, "cfg")).await?)
     }
 
     /// Of these sales, the ones Redis does not have (one round trip; none for no sales, as
     /// Redis refuses an empty pipeline).
-    pub async fn missing(&self, sales: &[String]) -> Result<Vec<String>, Fault> {
+    pub async fn missing(&self, sales: &[SaleId]) -> Result<Vec<SaleId>, Fault> {
         if sales.is_empty() {
             return Ok(Vec::new());
         }
@@ -255,7 +276,7 @@ impl Store {
     /// slot than the sale's keys, so it is its own write, made first as in `rebuild_sale`: a
     /// listed sale whose keys never came is one the rebuilder restores from the ledger.
     pub async fn put_sale(&self, spec: &SaleSpec, stock: i64) -> Result<(), Fault> {
-        let sale = spec.id.as_str();
+        let sale = &spec.id;
         let mut c = self.conn();
         redis::pipe()
             .atomic()
@@ -273,12 +294,12 @@ impl Store {
 
     /// Takes a finished sale out of the set the ticker and sweeper go through; its keys stay,
     /// so every read of it still answers. `set_open` (or `put_sale`) lists it again.
-    pub async fn unlist_sale(&self, sale: &str) -> Result<(), Fault> {
+    pub async fn unlist_sale(&self, sale: &SaleId) -> Result<(), Fault> {
         let _: () = self.conn().srem(SALES_KEY, sale).await?;
         Ok(())
     }
 
-    pub async fn set_open(&self, sale: &str, open: bool) -> Result<(), Fault> {
+    pub async fn set_open(&self, sale: &SaleId, open: bool) -> Result<(), Fault> {
         let mut c = self.conn();
         if open {
             // Listed again: a finished sale reopened is looked at until it finishes again.
@@ -297,7 +318,7 @@ impl Store {
     }
 
     /// The live numbers of many sales in one round trip, and Redis's time (µs) of the read.
-    pub async fn live_many(&self, sales: &[&str]) -> Result<(i64, Vec<Live>), Fault> {
+    pub async fn live_many(&self, sales: &[SaleId]) -> Result<(i64, Vec<Live>), Fault> {
         let mut pipe = redis::pipe();
         pipe.cmd("TIME");
         for sale in sales {
@@ -319,7 +340,7 @@ impl Store {
         Ok((secs * 1_000_000 + micros, live))
     }
 
-    pub async fn live(&self, sale: &str) -> Result<Live, Fault> {
+    pub async fn live(&self, sale: &SaleId) -> Result<Live, Fault> {
         let mut pipe = redis::pipe();
         pipe.atomic();
         let reply: LiveReply = live_commands(&mut pipe, sale)

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::scripts::{CHECKOUT, PAID, RELEASE};
 use super::{key, unexpected, Store};
-use crate::core::domain::{OrderRecord, ReleasedOrder};
+use crate::core::domain::{OrderRecord, ReleasedOrder, SaleId};
 use crate::core::fault::Fault;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +41,7 @@ impl Store {
     /// `ticket_exp_ms`: the ticket's expiry, its signed proof of admission.
     pub async fn take(
         &self,
-        sale: &str,
+        sale: &SaleId,
         qid: &str,
         qty: i32,
         order_id: Uuid,
@@ -71,12 +71,12 @@ impl Store {
     }
 
     /// Queue ids whose tickets bought (the `used` hash's keys).
-    pub async fn buyers(&self, sale: &str) -> Result<HashSet<String>, Fault> {
+    pub async fn buyers(&self, sale: &SaleId) -> Result<HashSet<String>, Fault> {
         Ok(self.conn().hkeys(key(sale, "used")).await?)
     }
 
     /// Orders Redis accepted that Postgres has not confirmed: (queue id, record).
-    pub async fn pending(&self, sale: &str) -> Result<Vec<(String, OrderRecord)>, Fault> {
+    pub async fn pending(&self, sale: &SaleId) -> Result<Vec<(String, OrderRecord)>, Fault> {
         let mut c = self.conn();
         let qids: Vec<String> = c.smembers(key(sale, "pending")).await?;
         if qids.is_empty() {
@@ -93,14 +93,14 @@ impl Store {
                 Ok(rec) => Some(Ok((q, rec))),
                 // One bad record must not stop the sale's other orders from syncing.
                 Err(e) => {
-                    tracing::error!(sale, qid = q, error = %e, "pending order skipped");
+                    tracing::error!(%sale, qid = q, error = %e, "pending order skipped");
                     None
                 }
             })
             .collect()
     }
 
-    pub async fn clear_pending(&self, sale: &str, qids: &[&str]) -> Result<(), Fault> {
+    pub async fn clear_pending(&self, sale: &SaleId, qids: &[&str]) -> Result<(), Fault> {
         if qids.is_empty() {
             return Ok(());
         }
@@ -111,7 +111,7 @@ impl Store {
     /// A hold was paid: its units are no longer held (lua/paid.lua, idempotent per ticket).
     /// The last hold of a sale with no stock settling sends the waitlist `sold_out`; true
     /// for that payment only.
-    pub async fn paid(&self, sale: &str, qid: &str, quantity: i32) -> Result<bool, Fault> {
+    pub async fn paid(&self, sale: &SaleId, qid: &str, quantity: i32) -> Result<bool, Fault> {
         let (_held, sold_out): (i64, bool) = PAID.on(sale).arg(qid).arg(quantity).run(self).await?;
         Ok(sold_out)
     }
@@ -119,7 +119,7 @@ impl Store {
     /// Gives back the units of orders the ledger released and marks their tickets spent.
     /// Idempotent per ticket (see lua/release.lua). Returns the stock now, or `Busy` while
     /// Redis has lost the sale (the release is retried once it is rebuilt).
-    pub async fn release(&self, sale: &str, orders: &[ReleasedOrder]) -> Result<i64, Fault> {
+    pub async fn release(&self, sale: &SaleId, orders: &[ReleasedOrder]) -> Result<i64, Fault> {
         let mut call = RELEASE.on(sale);
         for o in orders {
             call.arg(&o.ticket)

@@ -3,6 +3,7 @@
 use super::batch::Entry;
 use super::scripts::ADMIT;
 use super::{key, time_ms, unexpected, Live, Store};
+use crate::core::domain::SaleId;
 use crate::core::fault::Fault;
 
 /// How many replies `place_commands` adds.
@@ -90,7 +91,7 @@ impl Store {
     /// Redis no longer has it (see `rebuild_place`). `door` only matters to a new place.
     pub async fn enqueue(
         &self,
-        sale: &str,
+        sale: &SaleId,
         qid: &str,
         score: Option<i64>,
         door: NewPlace<'_>,
@@ -99,7 +100,7 @@ impl Store {
     }
 
     /// Puts a lost place back in line at the score its token records.
-    pub async fn rebuild_place(&self, sale: &str, qid: &str, score: i64) -> Result<(), Fault> {
+    pub async fn rebuild_place(&self, sale: &SaleId, qid: &str, score: i64) -> Result<(), Fault> {
         self.run_enqueue(sale, qid, Some(score), "restore", NewPlace::default())
             .await
             .map(drop)
@@ -107,7 +108,7 @@ impl Store {
 
     async fn run_enqueue(
         &self,
-        sale: &str,
+        sale: &SaleId,
         qid: &str,
         score: Option<i64>,
         mode: &'static str,
@@ -124,7 +125,7 @@ impl Store {
         .await
     }
 
-    pub async fn admit(&self, sale: &str) -> Result<Tick, Fault> {
+    pub async fn admit(&self, sale: &SaleId) -> Result<Tick, Fault> {
         let mut v: Vec<redis::Value> = ADMIT.on(sale).run(self).await?;
         if v.is_empty() {
             return Err(Fault::Busy("the sale is not in redis"));
@@ -166,7 +167,7 @@ impl Store {
     /// Where each of many shoppers stands, in one pipelined round trip (what a resync after
     /// a pub/sub reconnect needs). Not atomic per shopper, unlike `snapshot`: a place may be
     /// a moment stale, which the shopper's next event or status read corrects.
-    pub async fn places(&self, shoppers: &[(String, String)]) -> Result<Vec<Place>, Fault> {
+    pub async fn places(&self, shoppers: &[(SaleId, String)]) -> Result<Vec<Place>, Fault> {
         if shoppers.is_empty() {
             return Ok(Vec::new());
         }
@@ -208,7 +209,7 @@ pub(super) type PlaceReply = (bool, Option<i64>, Option<f64>, Option<String>, bo
 
 pub(super) fn place_commands<'a>(
     pipe: &'a mut redis::Pipeline,
-    sale: &str,
+    sale: &SaleId,
     qid: &str,
 ) -> &'a mut redis::Pipeline {
     pipe.exists(key(sale, "cfg"))

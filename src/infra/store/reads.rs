@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use super::batch::answer;
 use super::queue::{place_commands, place_of, PlaceReply, Snapshot, PLACE_FIELDS};
 use super::{live_commands, time_ms, unexpected, Live, LiveReply, Store, LIVE_REPLIES};
+use crate::core::domain::SaleId;
 use crate::core::fault::Fault;
 
 /// Places per round trip: a longer MULTI would hold Redis (single-threaded) for longer.
@@ -25,7 +26,7 @@ pub(super) struct Read {
 
 impl Store {
     /// Where one shopper stands: their place and the sale's numbers, read atomically.
-    pub async fn snapshot(&self, sale: &str, qid: &str) -> Result<Snapshot, Fault> {
+    pub async fn snapshot(&self, sale: &SaleId, qid: &str) -> Result<Snapshot, Fault> {
         let (reply, rx) = oneshot::channel();
         let read = Read {
             qid: qid.to_owned(),
@@ -38,19 +39,19 @@ impl Store {
             .unwrap_or_else(|_| Err(Fault::bug("a status batch ended without a reply")))
     }
 
-    async fn flush_reads(self, sale: String) {
+    async fn flush_reads(self, sale: SaleId) {
         let chunks = self.reads.take(&sale, MAX_READS).await;
         join_all(chunks.into_iter().map(|c| self.read_batch(&sale, c))).await;
     }
 
-    async fn read_batch(&self, sale: &str, batch: Vec<Read>) {
+    async fn read_batch(&self, sale: &SaleId, batch: Vec<Read>) {
         let snaps = self.snapshots(sale, &batch).await;
         answer(batch, snaps, |r, snap| {
             let _ = r.reply.send(snap);
         });
     }
 
-    async fn snapshots(&self, sale: &str, batch: &[Read]) -> Result<Vec<Snapshot>, Fault> {
+    async fn snapshots(&self, sale: &SaleId, batch: &[Read]) -> Result<Vec<Snapshot>, Fault> {
         let mut pipe = redis::pipe();
         pipe.atomic().cmd("TIME");
         live_commands(&mut pipe, sale);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::scripts::{REBUILD, SETTLE, SETTLE_ORDER};
 use super::{cfg_fields, key, time_ms, Store, SALES_KEY};
-use crate::core::domain::{OrderRecord, ReleasedOrder, SaleSpec};
+use crate::core::domain::{OrderRecord, ReleasedOrder, SaleId, SaleSpec};
 use crate::core::fault::Fault;
 use crate::infra::ledger::Orders;
 use redis::AsyncCommands;
@@ -64,7 +64,7 @@ impl Store {
         orders: &Orders,
         open: bool,
     ) -> Result<bool, Fault> {
-        let sale = spec.id.as_str();
+        let sale = &spec.id;
         let state = serde_json::json!({
             "cfg": cfg_fields(spec).into_iter().collect::<HashMap<_, _>>(),
             "stock": stock,
@@ -86,7 +86,7 @@ impl Store {
     /// `unsettled`, its open switch (see lua/settle.lua).
     pub async fn settle_sale(
         &self,
-        sale: &str,
+        sale: &SaleId,
         ledger: Settlement<'_>,
         settle_after: Duration,
     ) -> Result<i64, Fault> {
@@ -109,7 +109,7 @@ impl Store {
     /// Makes Redis agree with the ledger's verdict on one ticket (lua/settle_order.lua).
     pub async fn settle_order(
         &self,
-        sale: &str,
+        sale: &SaleId,
         qid: &str,
         verdict: Verdict<'_>,
     ) -> Result<i64, Fault> {
@@ -127,9 +127,9 @@ impl Store {
     /// may have finished. One round trip.
     pub async fn needing_sweep(
         &self,
-        sales: &[String],
+        sales: &[SaleId],
         settle_after: Duration,
-    ) -> Result<Vec<(String, SweepWork)>, Fault> {
+    ) -> Result<Vec<(SaleId, SweepWork)>, Fault> {
         if sales.is_empty() {
             return Ok(Vec::new());
         }
@@ -215,7 +215,7 @@ impl Store {
 
     /// Marks these sales `unsettled` from now (by Redis's clock) unless they are already, and
     /// tells the hubs to drop their buyer lists.
-    pub async fn mark_unsettled(&self, sales: &[String]) -> Result<(), Fault> {
+    pub async fn mark_unsettled(&self, sales: &[SaleId]) -> Result<(), Fault> {
         if sales.is_empty() {
             return Ok(());
         }
@@ -240,7 +240,7 @@ impl Store {
     }
 
     /// What Redis holds of these sales, in one round trip.
-    pub async fn standing(&self, sales: &[String]) -> Result<Vec<Held>, Fault> {
+    pub async fn standing(&self, sales: &[SaleId]) -> Result<Vec<Held>, Fault> {
         if sales.is_empty() {
             return Ok(Vec::new());
         }
@@ -264,7 +264,7 @@ impl Store {
             .collect())
     }
 
-    pub async fn stock(&self, sale: &str) -> Result<Option<i64>, Fault> {
+    pub async fn stock(&self, sale: &SaleId) -> Result<Option<i64>, Fault> {
         Ok(self.conn().get(key(sale, "stock")).await?)
     }
 }

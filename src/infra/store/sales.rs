@@ -5,6 +5,7 @@ use redis::AsyncCommands;
 
 use super::scripts::{CHANGE, SCHEDULE};
 use super::{Store, SALES_KEY};
+use crate::core::domain::SaleId;
 use crate::core::fault::Fault;
 
 /// A schedule time this call found due and cleared (no other call sees it).
@@ -25,7 +26,7 @@ impl Store {
     /// stock. Returns the stock now; None if Redis has lost the sale.
     pub async fn change_sale(
         &self,
-        sale: &str,
+        sale: &SaleId,
         cfg: &[(String, Option<i64>)],
         added: i64,
     ) -> Result<Option<i64>, Fault> {
@@ -45,14 +46,14 @@ impl Store {
     }
 
     /// Lists the sale for the ticker and sweeper again (a restocked finished sale).
-    pub async fn list_sale(&self, sale: &str) -> Result<(), Fault> {
+    pub async fn list_sale(&self, sale: &SaleId) -> Result<(), Fault> {
         let _: () = self.conn().sadd(SALES_KEY, sale).await?;
         Ok(())
     }
 
     /// Opens or closes the sale if a schedule time has come (lua/schedule.lua). Returns what
     /// this call fired and the next pending time (unix ms), if any.
-    pub async fn run_schedule(&self, sale: &str) -> Result<(Vec<Fired>, Option<i64>), Fault> {
+    pub async fn run_schedule(&self, sale: &SaleId) -> Result<(Vec<Fired>, Option<i64>), Fault> {
         let (at_ms, next, fired): (i64, i64, Vec<(String, i64, i64)>) =
             SCHEDULE.on(sale).run(self).await?;
         let fired = fired

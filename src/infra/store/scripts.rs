@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 use redis::{Cmd, FromRedisValue, Script, ToRedisArgs};
 
 use super::{key, Store};
+use crate::core::domain::SaleId;
 use crate::core::fault::Fault;
 
 /// What several scripts share (Redis TIME in ms and µs, the held recount), after `K`.
@@ -52,7 +53,7 @@ impl Lua {
     }
 
     /// A call of this script on one sale, its keys already in place: add the ARGV.
-    pub fn on(&'static self, sale: &str) -> Call {
+    pub fn on(&'static self, sale: &SaleId) -> Call {
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(self.hash()).arg(self.keys.len());
         for k in self.keys {

@@ -25,6 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use claims::{Common, Kind};
 
+use crate::core::domain::SaleId;
+
 pub use admin::{AdminClaims, ADMIN_AUD, ADMIN_TYP};
 pub use claims::{Claims, QueueClaims, TicketClaims, QUEUE_TYP, TICKET_TYP};
 pub use keys::{generate_pem, KeyError, Keys};
@@ -94,7 +96,7 @@ impl Keys {
 
     pub fn queue_token(
         &self,
-        sale: &str,
+        sale: &SaleId,
         queue_id: &str,
         t_us: i64,
         seq: i64,
@@ -121,7 +123,7 @@ impl Keys {
     /// `expires_at_ms` is the admission's expiry from Redis; the JWT `exp` rounds it up.
     pub fn ticket(
         &self,
-        sale: &str,
+        sale: &SaleId,
         queue_id: &str,
         sid: Option<&str>,
         expires_at_ms: i64,
@@ -141,17 +143,17 @@ impl Keys {
         )
     }
 
-    pub fn verify_queue(&self, token: &str, sale: &str) -> Result<QueueClaims, TokenError> {
+    pub fn verify_queue(&self, token: &str, sale: &SaleId) -> Result<QueueClaims, TokenError> {
         self.verify(token, sale, QUEUE_TYP)
     }
 
-    pub fn verify_ticket(&self, token: &str, sale: &str) -> Result<TicketClaims, TokenError> {
+    pub fn verify_ticket(&self, token: &str, sale: &SaleId) -> Result<TicketClaims, TokenError> {
         self.verify(token, sale, TICKET_TYP)
     }
 
-    fn verify<C: Claims>(&self, token: &str, sale: &str, typ: &str) -> Result<C, TokenError> {
+    fn verify<C: Claims>(&self, token: &str, sale: &SaleId, typ: &str) -> Result<C, TokenError> {
         let (claims, aud) = self.verify_any_sale::<C>(token, typ)?;
-        if aud == sale {
+        if aud == sale.as_str() {
             Ok(claims)
         } else {
             Err(TokenError::WrongSale)

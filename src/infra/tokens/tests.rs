@@ -7,6 +7,10 @@ use secrecy::SecretString;
 
 use super::*;
 
+fn id(s: &str) -> SaleId {
+    SaleId::parse(s).unwrap()
+}
+
 fn keys_from(pems: &[&str]) -> Keys {
     let pems: Vec<SecretString> = pems.iter().map(|p| SecretString::from(*p)).collect();
     Keys::from_pems(&pems, "waitroom").unwrap()
@@ -19,16 +23,22 @@ fn keys() -> Keys {
 #[test]
 fn round_trip_and_kinds_are_not_interchangeable() {
     let k = keys();
-    let q = k.queue_token("s1", "qid", 42, 1, 60, None);
-    assert_eq!(k.verify_queue(&q, "s1").unwrap().t, 42);
+    let q = k.queue_token(&id("s1"), "qid", 42, 1, 60, None);
+    assert_eq!(k.verify_queue(&q, &id("s1")).unwrap().t, 42);
     assert_eq!(
-        k.verify_ticket(&q, "s1").unwrap_err(),
+        k.verify_ticket(&q, &id("s1")).unwrap_err(),
         TokenError::WrongType
     );
-    assert_eq!(k.verify_queue(&q, "s2").unwrap_err(), TokenError::WrongSale);
-    let t = k.ticket("s1", "qid", None, (now_secs() + 60) * 1000);
-    assert_eq!(k.verify_ticket(&t, "s1").unwrap().jti, "qid");
-    assert_eq!(k.verify_queue(&t, "s1").unwrap_err(), TokenError::WrongType);
+    assert_eq!(
+        k.verify_queue(&q, &id("s2")).unwrap_err(),
+        TokenError::WrongSale
+    );
+    let t = k.ticket(&id("s1"), "qid", None, (now_secs() + 60) * 1000);
+    assert_eq!(k.verify_ticket(&t, &id("s1")).unwrap().jti, "qid");
+    assert_eq!(
+        k.verify_queue(&t, &id("s1")).unwrap_err(),
+        TokenError::WrongType
+    );
     assert_eq!(unverified_subject(&t).as_deref(), Some("qid"));
     assert_eq!(unverified_subject("garbage"), None);
 }
@@ -36,40 +46,40 @@ fn round_trip_and_kinds_are_not_interchangeable() {
 #[test]
 fn tampering_other_keys_and_expiry_are_refused() {
     let k = keys();
-    let q = k.queue_token("s1", "qid", 42, 1, 60, None);
+    let q = k.queue_token(&id("s1"), "qid", 42, 1, 60, None);
     let other = keys();
     assert_eq!(
-        other.verify_queue(&q, "s1").unwrap_err(),
+        other.verify_queue(&q, &id("s1")).unwrap_err(),
         TokenError::BadSignature
     );
     // Swap the payload for one claiming an earlier place: the signature no longer matches.
-    let forged = k.queue_token("s1", "qid", 1, 1, 60, None);
+    let forged = k.queue_token(&id("s1"), "qid", 1, 1, 60, None);
     let parts: Vec<&str> = q.split('.').collect();
     let fparts: Vec<&str> = forged.split('.').collect();
     let spliced = format!("{}.{}.{}", parts[0], fparts[1], parts[2]);
     assert_eq!(
-        k.verify_queue(&spliced, "s1").unwrap_err(),
+        k.verify_queue(&spliced, &id("s1")).unwrap_err(),
         TokenError::BadSignature
     );
     assert_eq!(
-        k.verify_queue("garbage", "s1").unwrap_err(),
+        k.verify_queue("garbage", &id("s1")).unwrap_err(),
         TokenError::Malformed
     );
     assert_eq!(
-        k.verify_queue("a.b.c", "s1").unwrap_err(),
+        k.verify_queue("a.b.c", &id("s1")).unwrap_err(),
         TokenError::Malformed
     );
-    let expired = k.queue_token("s1", "qid", 42, 1, -60, None);
+    let expired = k.queue_token(&id("s1"), "qid", 42, 1, -60, None);
     assert_eq!(
-        k.verify_queue(&expired, "s1").unwrap_err(),
+        k.verify_queue(&expired, &id("s1")).unwrap_err(),
         TokenError::Expired
     );
     // Within the 2 s leeway (not jsonwebtoken's default 60 s) a token still verifies.
-    let just = k.queue_token("s1", "qid", 42, 1, -1, None);
-    assert!(k.verify_queue(&just, "s1").is_ok());
-    let past_leeway = k.ticket("s1", "qid", None, (now_secs() - 10) * 1000);
+    let just = k.queue_token(&id("s1"), "qid", 42, 1, -1, None);
+    assert!(k.verify_queue(&just, &id("s1")).is_ok());
+    let past_leeway = k.ticket(&id("s1"), "qid", None, (now_secs() - 10) * 1000);
     assert_eq!(
-        k.verify_ticket(&past_leeway, "s1").unwrap_err(),
+        k.verify_ticket(&past_leeway, &id("s1")).unwrap_err(),
         TokenError::Expired
     );
 }
@@ -79,9 +89,9 @@ fn another_issuer_is_refused() {
     let pem = generate_pem();
     let ours = keys_from(&[&pem]);
     let theirs = Keys::from_pems(&[SecretString::from(pem)], "elsewhere").unwrap();
-    let t = theirs.ticket("s1", "qid", None, (now_secs() + 60) * 1000);
+    let t = theirs.ticket(&id("s1"), "qid", None, (now_secs() + 60) * 1000);
     assert_eq!(
-        ours.verify_ticket(&t, "s1").unwrap_err(),
+        ours.verify_ticket(&t, &id("s1")).unwrap_err(),
         TokenError::BadSignature
     );
 }
@@ -89,11 +99,11 @@ fn another_issuer_is_refused() {
 #[test]
 fn alg_none_is_refused() {
     let k = keys();
-    let q = k.queue_token("s1", "qid", 42, 1, 60, None);
+    let q = k.queue_token(&id("s1"), "qid", 42, 1, 60, None);
     let body = q.split('.').nth(1).unwrap();
     let none = format!("{}.{body}.", B64.encode(r#"{"alg":"none"}"#));
     assert_eq!(
-        k.verify_queue(&none, "s1").unwrap_err(),
+        k.verify_queue(&none, &id("s1")).unwrap_err(),
         TokenError::Malformed
     );
 }
@@ -101,24 +111,24 @@ fn alg_none_is_refused() {
 #[test]
 fn each_kind_is_pinned_to_its_algorithm() {
     let k = keys();
-    let q = k.queue_token("s1", "qid", 42, 1, 60, None);
-    let t = k.ticket("s1", "qid", None, (now_secs() + 60) * 1000);
+    let q = k.queue_token(&id("s1"), "qid", 42, 1, 60, None);
+    let t = k.ticket(&id("s1"), "qid", None, (now_secs() + 60) * 1000);
     let alg = |tok: &str| {
         let h = B64.decode(tok.split('.').next().unwrap()).unwrap();
         serde_json::from_slice::<serde_json::Value>(&h).unwrap()["alg"].clone()
     };
     assert_eq!((alg(&q), alg(&t)), ("HS256".into(), "EdDSA".into()));
     // Validly signed, but each kind under the other algorithm: refused.
-    let claims = k.verify_queue(&q, "s1").unwrap();
+    let claims = k.verify_queue(&q, &id("s1")).unwrap();
     let q_as_eddsa = k.sign(Kind::Ticket, &claims);
     assert_eq!(
-        k.verify_queue(&q_as_eddsa, "s1").unwrap_err(),
+        k.verify_queue(&q_as_eddsa, &id("s1")).unwrap_err(),
         TokenError::Malformed
     );
-    let claims = k.verify_ticket(&t, "s1").unwrap();
+    let claims = k.verify_ticket(&t, &id("s1")).unwrap();
     let t_as_hs256 = k.sign(Kind::Queue, &claims);
     assert_eq!(
-        k.verify_ticket(&t_as_hs256, "s1").unwrap_err(),
+        k.verify_ticket(&t_as_hs256, &id("s1")).unwrap_err(),
         TokenError::Malformed
     );
     // A header swapped onto another body breaks the signature.
@@ -126,7 +136,7 @@ fn each_kind_is_pinned_to_its_algorithm() {
     let q_body = q.split('.').nth(1).unwrap();
     let mixed = format!("{}.{q_body}.{}", t_parts[0], t_parts[2]);
     assert_eq!(
-        k.verify_queue(&mixed, "s1").unwrap_err(),
+        k.verify_queue(&mixed, &id("s1")).unwrap_err(),
         TokenError::BadSignature
     );
 }
@@ -137,10 +147,10 @@ fn rotation_verifies_old_and_new() {
     let new = generate_pem();
     let before = keys_from(&[&old]);
     let after = keys_from(&[&new, &old]);
-    let q = before.queue_token("s1", "qid", 42, 1, 60, None);
-    assert!(after.verify_queue(&q, "s1").is_ok());
-    let t = before.ticket("s1", "qid", None, (now_secs() + 60) * 1000);
-    assert!(after.verify_ticket(&t, "s1").is_ok());
+    let q = before.queue_token(&id("s1"), "qid", 42, 1, 60, None);
+    assert!(after.verify_queue(&q, &id("s1")).is_ok());
+    let t = before.ticket(&id("s1"), "qid", None, (now_secs() + 60) * 1000);
+    assert!(after.verify_ticket(&t, &id("s1")).is_ok());
     assert_eq!(after.jwks()["keys"].as_array().unwrap().len(), 2);
 }
 
@@ -174,8 +184,8 @@ fn pkcs8_v1_pems_from_before_still_load() {
               MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n\
               -----END PRIVATE KEY-----\n";
     let k = keys_from(&[v1]);
-    let t = k.ticket("s1", "qid", None, (now_secs() + 60) * 1000);
-    assert!(k.verify_ticket(&t, "s1").is_ok());
+    let t = k.ticket(&id("s1"), "qid", None, (now_secs() + 60) * 1000);
+    assert!(k.verify_ticket(&t, &id("s1")).is_ok());
     assert!(Keys::from_pems(&[SecretString::from("not a key")], "waitroom").is_err());
     assert!(Keys::from_pems(&[], "waitroom").is_err());
 }
@@ -196,10 +206,12 @@ fn admin_sessions_are_their_own_kind_and_bound_to_the_admin_token() {
     );
     assert!(keys().verify_admin_session(&s, b"admin-secret").is_err());
     // A session is neither a ticket nor a queue token, and neither of those is a session.
-    assert!(k.verify_ticket(&s, ADMIN_AUD).is_err());
-    assert!(k.verify_queue(&s, ADMIN_AUD).is_err());
-    let t = k.ticket("s1", "qid", None, (now_secs() + 60) * 1000);
-    let q = k.queue_token("s1", "qid", 42, 1, 60, None);
+    // (Its audience, `ADMIN_AUD`, cannot even be named as a sale: it is no `SaleId`.)
+    assert!(SaleId::parse(ADMIN_AUD).is_err());
+    assert!(k.verify_ticket(&s, &id("s1")).is_err());
+    assert!(k.verify_queue(&s, &id("s1")).is_err());
+    let t = k.ticket(&id("s1"), "qid", None, (now_secs() + 60) * 1000);
+    let q = k.queue_token(&id("s1"), "qid", 42, 1, 60, None);
     for other in [t, q, "garbage".to_string()] {
         assert!(k.verify_admin_session(&other, b"admin-secret").is_err());
     }

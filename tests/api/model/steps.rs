@@ -9,6 +9,7 @@ use super::check::{self, key};
 use super::world::{Expect, Model, State};
 use super::{TestResult, World};
 use crate::common::as_browser;
+use crate::common::sale_id;
 
 /// Sets the bucket's clock back so that `want` whole tokens (at least those left) are due at
 /// the next tick, its fraction pinned at .05 so Redis time passing before that tick cannot
@@ -120,7 +121,7 @@ pub async fn tick(
         Vec::new()
     };
     let (active, line) = (m.active().len(), m.line().len());
-    let t = w.app(b).state.store.admit(&m.sale).await.unwrap();
+    let t = w.app(b).state.store.admit(&sale_id(&m.sale)).await.unwrap();
     let ids: Vec<&str> = expected
         .iter()
         .map(|&i| m.shoppers[i].qid.as_str())
@@ -235,14 +236,14 @@ pub async fn wipe(
         was_open,
         "the open switch comes back from the ledger"
     );
-    let synced = waitroom::flows::checkout::sync_pending(&app.state, &m.sale, 0).await;
+    let synced = waitroom::flows::checkout::sync_pending(&app.state, &sale_id(&m.sale), 0).await;
     prop_assert_eq!(synced.unwrap(), 0, "orders Postgres had missed");
     // As if the settle delay had passed since the rebuild.
     let since = st.now_ms - app.state.config.loops.settle_after.as_millis() as i64 - 1;
     let _: () = redis::AsyncCommands::set(r, key(&m.sale, "unsettled"), since)
         .await
         .unwrap();
-    let settled = waitroom::flows::recovery::settle_stock(&app.state, &m.sale).await;
+    let settled = waitroom::flows::recovery::settle_stock(&app.state, &sale_id(&m.sale)).await;
     prop_assert_eq!(settled.unwrap(), Some(m.stock()), "stock after the settle");
     Ok(())
 }
