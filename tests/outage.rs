@@ -47,6 +47,14 @@ async fn postgres_down_mid_sale_loses_nothing_and_sells_nothing_twice() {
 
     let restart = Restart;
     pgctl("stop");
+    // A load balancer takes the instance out within a second (the pool alone would keep
+    // retrying a connection for 3 s before the probe failed).
+    let out = eventually(Duration::from_millis(1500), || async {
+        let res = app.client.get(app.url("/readyz")).send().await.ok()?;
+        (res.status() == 503).then_some(())
+    })
+    .await;
+    assert!(out.is_some(), "/readyz still 200 with Postgres stopped");
     for t in &tickets[3..7] {
         let res = app.checkout(&sale, t, 1).await;
         assert_eq!(res.status(), 503);

@@ -52,6 +52,10 @@ pub async fn detect_lost_sales(s: &Deps) -> Result<usize, Fault> {
     for sale in &missing {
         rebuild(s, sale).await?;
     }
+    for sale in s.store.unlisted(&ids).await? {
+        tracing::warn!(%sale, "sale in redis but not in wr:sales; listed again");
+        s.store.list_sale(&sale).await?;
+    }
     Ok(missing.len())
 }
 

@@ -62,7 +62,7 @@ pub struct AdminStats {
 pub async fn create(s: &Deps, body: Map<String, Value>) -> Result<SaleRow, SaleError> {
     let spec = SaleSpec::parse(body)?;
     if !s.ledger.insert_sale(&spec).await? {
-        return Err(SaleError::Exists);
+        return create_again(s, &spec).await;
     }
     s.store.put_sale(&spec, spec.settings.units as i64).await?;
     let sale = &spec.id;
@@ -70,6 +70,23 @@ pub async fn create(s: &Deps, body: Map<String, Value>) -> Result<SaleRow, SaleE
     let detail = Value::Object(spec.settings.fields());
     audit::record(&s.ledger, sale, Kind::Created, Source::Api, detail).await;
     row(s, &spec.id).await
+}
+
+/// The same create again, from a client retrying after a lost answer or a 503: when the
+/// ledger holds exactly these settings, whatever Redis missed the first time (its keys, or its
+/// place in `wr:sales`, without which the ticker never looks at it) is made good and the sale
+/// is answered as created. Other settings under the same id are 409.
+async fn create_again(s: &Deps, spec: &SaleSpec) -> Result<SaleRow, SaleError> {
+    let sale = row(s, &spec.id).await?;
+    if sale.settings != spec.settings {
+        return Err(SaleError::Exists);
+    }
+    if s.store.has_sale(&spec.id).await? {
+        s.store.list_sale(&spec.id).await?;
+    } else {
+        recovery::rebuild(s, &spec.id).await?;
+    }
+    Ok(sale)
 }
 
 async fn row(s: &Deps, id: &SaleId) -> Result<SaleRow, SaleError> {

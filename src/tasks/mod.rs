@@ -47,7 +47,7 @@ pub fn spawn_all(deps: &Arc<Deps>, shared: &Shared, shutdown: &watch::Receiver<b
     tokio::spawn(health::run(
         deps.clone(),
         shared.health.clone(),
-        every(c.loops.sweep),
+        every(crate::infra::health::CHECK_EVERY),
     ));
     tokio::spawn(sweeper::run(deps.clone(), every(c.loops.sweep)));
     tokio::spawn(rebuilder::run(deps.clone(), every(c.loops.sweep * 10)));

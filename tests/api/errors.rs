@@ -179,6 +179,30 @@ async fn a_wrong_method_is_a_json_405_that_says_what_is_allowed() {
     }
 }
 
+/// A time the ledger cannot store is the client's mistake, answered 400 at parse, not a 503
+/// from Postgres; nothing is created.
+#[tokio::test]
+async fn a_schedule_out_of_any_calendar_is_refused_and_nothing_is_created() {
+    let app = spawn_app().await;
+    for (field, when) in [
+        ("opens_at", "-5000-01-01T00:00:00Z"),
+        ("closes_at", "+20000-01-01T00:00:00Z"),
+        ("opens_at", "1969-12-31T23:59:59Z"),
+    ] {
+        let id = unique("when");
+        let body = json!({"id": id, "name": "n", "units": 1, "price_cents": 1, field: when});
+        expect(app.create_sale_json(body).await, 400, "invalid_sale").await;
+        let res = app
+            .client
+            .get(app.url(&format!("/api/admin/sales/{id}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        expect(res, 404, "unknown_sale").await;
+    }
+}
+
 #[tokio::test]
 async fn a_sale_name_with_a_nul_is_refused_and_nothing_is_created() {
     let app = spawn_app().await;

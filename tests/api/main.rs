@@ -23,5 +23,6 @@ mod nginx;
 mod nginx_proc;
 mod ops;
 mod payments;
+mod promises;
 mod queue;
 mod recovery;

@@ -39,6 +39,27 @@ async fn the_gate_lets_valid_admission_tickets_through_and_nothing_else() {
     assert_eq!(body["code"], "sale_required");
 }
 
+/// A proxy that forwards the client's query string names the sale in its header too: the
+/// header decides, so a ticket of sale A does not open shop B by adding `?sale=A`.
+#[tokio::test]
+async fn the_gate_believes_the_header_over_the_query() {
+    let app = spawn_app().await;
+    let a = app.create_sale(5, 1000).await;
+    let b = app.create_sale(5, 1000).await;
+    let ticket_a = admitted_tickets(&app, &a, 1).await.remove(0);
+    let gate = |query: &str, header: &str| {
+        app.client
+            .get(app.url(&format!("/api/gate?sale={query}")))
+            .header("x-waitroom-sale", header)
+            .bearer_auth(&ticket_a)
+    };
+    let res = gate(&a, &b).send().await.unwrap();
+    assert_eq!(res.status(), 401, "shop B's gate, sale A in the query");
+    let res = gate(&b, &a).send().await.unwrap();
+    assert_eq!(res.status(), 204, "shop A's gate, whatever the query says");
+    assert_eq!(res.headers()["x-waitroom-sale"], a.as_str());
+}
+
 #[tokio::test]
 async fn health_readiness_metrics_and_cache_headers() {
     let app = spawn_app().await;

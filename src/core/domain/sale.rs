@@ -80,6 +80,11 @@ fn bad_json(e: impl std::fmt::Display) -> InvalidInput {
     InvalidInput::new("invalid_json", e.to_string())
 }
 
+/// The times a schedule may name: what Postgres, Redis (unix ms) and RFC 3339 all hold. A year
+/// like -5000 parses, but the ledger would refuse it (it answered 503 for a client's typo).
+const EARLIEST_TIME_MS: i64 = 0;
+const LATEST_TIME_MS: i64 = 253_402_300_799_999;
+
 /// Redis and the page count in milliseconds: a time is kept at that precision everywhere, so
 /// the ledger and Redis hold the same instant.
 fn to_ms(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -120,6 +125,15 @@ impl Settings {
         in_range("pow_difficulty", self.pow_difficulty, 0, 32)?;
         self.opens_at = self.opens_at.map(to_ms);
         self.closes_at = self.closes_at.map(to_ms);
+        for (field, t) in [("opens_at", self.opens_at), ("closes_at", self.closes_at)] {
+            if t.is_some_and(|t| {
+                !(EARLIEST_TIME_MS..=LATEST_TIME_MS).contains(&t.timestamp_millis())
+            }) {
+                return Err(invalid(format!(
+                    "{field} must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z"
+                )));
+            }
+        }
         if let (Some(opens), Some(closes)) = (self.opens_at, self.closes_at) {
             if closes <= opens {
                 return Err(invalid("closes_at must be after opens_at".into()));

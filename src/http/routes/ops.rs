@@ -52,7 +52,7 @@ pub struct GateQuery {
 }
 
 /// For nginx `auth_request`: 204 for a valid, unexpired admission ticket of the sale named by
-/// `?sale=` or `X-Waitroom-Sale` (which nginx sets), 401 otherwise. Without a sale the gate
+/// `X-Waitroom-Sale` (which nginx sets; it wins when both name one) or `?sale=`, 401 otherwise. Without a sale the gate
 /// cannot say whose ticket it wants: 400, so a misconfigured proxy fails loudly rather than
 /// letting one sale's tickets into another's shop. The binding to a browser (`sid`) is not
 /// checked here: the shop's origin may not see the waitroom's cookie (see `door::session`).
@@ -65,10 +65,10 @@ pub async fn gate(
         .headers()
         .get(GATE_SALE_HEADER)
         .and_then(|v| v.to_str().ok());
-    let sale = q
-        .sale
-        .as_deref()
-        .or(header)
+    // The header first: nginx sets it from its own config, while the query may be the
+    // client's, forwarded; a ticket of sale A must not pass shop B's gate by `?sale=A`.
+    let sale = header
+        .or(q.sale.as_deref())
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| {

@@ -271,6 +271,31 @@ impl Store {
             .collect())
     }
 
+    /// Of these sales, the ones Redis has but does not list in `wr:sales` (a create whose
+    /// `SADD` failed after its keys were written): the ticker and sweeper would never see them.
+    pub async fn unlisted(&self, sales: &[SaleId]) -> Result<Vec<SaleId>, Fault> {
+        if sales.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for sale in sales {
+            pipe.exists(key(sale, "cfg"));
+        }
+        pipe.cmd("SMISMEMBER").arg(SALES_KEY).arg(sales);
+        let mut replies: Vec<redis::Value> = pipe.query_async(&mut self.conn()).await?;
+        let listed: Vec<bool> =
+            redis::from_redis_value(replies.pop().ok_or_else(|| unexpected("SMISMEMBER"))?)
+                .map_err(|_| unexpected("SMISMEMBER"))?;
+        let there: Vec<bool> = redis::from_redis_value(redis::Value::Array(replies))
+            .map_err(|_| unexpected("EXISTS"))?;
+        Ok(sales
+            .iter()
+            .zip(there.into_iter().zip(listed))
+            .filter(|(_, (there, listed))| *there && !listed)
+            .map(|(sale, _)| sale.clone())
+            .collect())
+    }
+
     /// Writes a new sale's settings and stock and registers it with the ticker. It starts
     /// closed: the admin (or `SET wr:{id}:open 1`) opens it. `wr:sales` lives in another
     /// slot than the sale's keys, so it is its own write, made first as in `rebuild_sale`: a
