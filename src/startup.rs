@@ -109,6 +109,7 @@ impl Application {
             limits: shared.limits.clone(),
             health: shared.health.clone(),
             console: shared.console.clone(),
+            client_streams: Default::default(),
             shutdown: shutdown_rx.clone(),
         });
 

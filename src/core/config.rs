@@ -113,6 +113,9 @@ pub struct Streams {
     /// `WAITROOM_STREAMS_PER_TOKEN`: open streams per queue id on one instance; one more
     /// closes the oldest.
     pub per_token: usize,
+    /// `WAITROOM_STREAMS_PER_CLIENT`: open streams per client on one instance, whatever their
+    /// tokens; one more is 429 `too_many_streams` (a household's tabs fit many times over).
+    pub per_client: usize,
 }
 
 /// Logging (`infra::telemetry`); `RUST_LOG` filters, read by tracing itself.
@@ -162,7 +165,10 @@ impl Config {
                 settle_after: SETTLE_AFTER,
                 console_sample: Some(Duration::from_secs(1)),
             },
-            streams: Streams { per_token: 3 },
+            streams: Streams {
+                per_token: 3,
+                per_client: 40,
+            },
             log: Log::default(),
         }
     }
@@ -347,6 +353,9 @@ impl Streams {
     fn read(&mut self, var: Var) -> Result<(), ConfigError> {
         if let Some(v) = var("WAITROOM_STREAMS_PER_TOKEN") {
             self.per_token = bounded("WAITROOM_STREAMS_PER_TOKEN", &v, 1, 100)? as usize;
+        }
+        if let Some(v) = var("WAITROOM_STREAMS_PER_CLIENT") {
+            self.per_client = bounded("WAITROOM_STREAMS_PER_CLIENT", &v, 1, 1_000_000)? as usize;
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ use crate::flows::door::{places, ClientKey};
 use crate::flows::recovery;
 use crate::flows::Deps;
 use crate::infra::metrics::METRICS;
-use crate::infra::store::{NewPlace, Place, Snapshot};
+use crate::infra::store::{Claim, NewPlace, Place, Snapshot};
 use crate::infra::tokens::{QueueClaims, TokenError};
 
 /// What a join needs from the session: the id a new place takes and the hash its tokens carry.
@@ -112,10 +112,11 @@ pub async fn join(
         .map_or_else(|| seat.queue_id.clone(), |c| c.sub.clone());
     let score = claims.as_ref().map(|c| c.t);
     let shown = proof.challenge.is_some() || proof.nonce.is_some();
-    let pow_bits = match claims {
-        None if shown => prove(s, sale, client, proof).await?,
-        _ => 0,
+    let spent = match claims {
+        None if shown => Some(prove(s, sale, client, proof, &qid).await?),
+        _ => None,
     };
+    let pow_bits = spent.as_ref().map_or(0, |p| p.bits);
     let tag = places::tag(client);
     let door = NewPlace {
         client_tag: &tag,
@@ -124,6 +125,10 @@ pub async fn join(
     let mut joined = s.store.enqueue(sale, &qid, score, door).await?;
     if joined.place == Place::Unknown && recovery::detect(s, sale, claims.is_some()).await? {
         joined = s.store.enqueue(sale, &qid, score, door).await?;
+    }
+    // A proof is spent only on a place: refused, it stays the shopper's to use again.
+    if let Some(p) = spent.filter(|p| p.fresh && !joined.place.is_held()) {
+        s.store.unclaim_challenge(sale, &p.id).await?;
     }
     let mut view = JoinView {
         token: String::new(),
@@ -176,23 +181,40 @@ pub async fn join(
     Ok(view)
 }
 
-/// Verifies a proof-of-work and spends it: the bits it proves.
+/// A proof-of-work this join claimed.
+struct Spent {
+    /// The challenge's id (what `claim_challenge` marked).
+    id: String,
+    bits: u32,
+    /// Claimed by this request (not by an earlier try of the same join).
+    fresh: bool,
+}
+
+/// Verifies a proof-of-work and claims it for the place `qid`. The same place may present it
+/// again (its first answer was lost); another place may not (409 `pow_reused`).
 async fn prove(
     s: &Deps,
     sale: &SaleId,
     client: &ClientKey,
     proof: &Proof,
-) -> Result<u32, QueueError> {
+    qid: &str,
+) -> Result<Spent, QueueError> {
     let now_ms = chrono::Utc::now().timestamp_millis();
     let v = s
         .pow
         .verify(sale, client, proof, now_ms)
         .map_err(QueueError::Pow)?;
     let ttl_ms = v.expires_at_ms - now_ms;
-    if !s.store.claim_challenge(sale, &v.id, ttl_ms).await? {
-        return Err(QueueError::Pow(PowError::Reused));
-    }
-    Ok(v.difficulty)
+    let fresh = match s.store.claim_challenge(sale, &v.id, qid, ttl_ms).await? {
+        Claim::New => true,
+        Claim::Again => false,
+        Claim::Taken => return Err(QueueError::Pow(PowError::Reused)),
+    };
+    Ok(Spent {
+        id: v.id,
+        bits: v.difficulty,
+        fresh,
+    })
 }
 
 /// The shopper's standing, rebuilding a place lost with Redis from the token's score.

@@ -5,10 +5,10 @@
 //! ones of the same queue id (`Hub::register`) ends with `replaced` and a long `retry:`, so
 //! the tab it served does not come straight back to push out another.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 use tracing::Instrument;
 
+use crate::core::client::ClientKey;
 use crate::core::domain::SaleId;
 use crate::flows::queue;
 use crate::http::error::AppError;
@@ -49,6 +50,59 @@ struct Live {
     /// Set when a newer stream of this shopper pushed this one out.
     replaced: Arc<AtomicBool>,
     _open: OpenStream,
+    _slot: ClientSlot,
+}
+
+/// Open streams per client on this instance: one address opening thousands of streams with
+/// a thousand tokens (each within its own per-token limit) is refused at `per_client`.
+#[derive(Default)]
+pub struct ClientStreams(Mutex<HashMap<ClientKey, usize>>);
+
+impl ClientStreams {
+    /// A slot for one more stream of `client`, or None at the limit.
+    fn take(self: &Arc<Self>, client: ClientKey, max: usize) -> Option<ClientSlot> {
+        let mut open = self.0.lock().expect("client streams lock");
+        let n = open.entry(client).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            streams: self.clone(),
+            client,
+        })
+    }
+}
+
+/// One open stream of a client; gives its slot back when the stream ends.
+struct ClientSlot {
+    streams: Arc<ClientStreams>,
+    client: ClientKey,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.streams.0.lock().expect("client streams lock");
+        if let Some(n) = open.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// 429 `too_many_streams`: the client's open streams on this instance are at the limit. The
+/// page falls back to polling `/status`, which its read budget pays for.
+fn too_many_streams() -> AppError {
+    AppError {
+        retry_after: Some(30),
+        ..AppError::new(
+            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+            "too_many_streams",
+            "too many open event streams from your network; close some tabs or retry later",
+        )
+    }
 }
 
 /// Counts open streams for /metrics.
@@ -147,11 +201,12 @@ impl Live {
 pub async fn open(
     state: Arc<AppState>,
     sale: SaleId,
+    client: ClientKey,
     token: Option<&str>,
     last_event_id: Option<u64>,
 ) -> Result<HttpResponse, AppError> {
     let span = tracing::info_span!("HTTP request", http.route = EVENTS_ROUTE, sale = %sale);
-    start(state, sale, token, last_event_id)
+    start(state, sale, client, token, last_event_id)
         .instrument(span)
         .await
 }
@@ -159,6 +214,7 @@ pub async fn open(
 async fn start(
     state: Arc<AppState>,
     sale: SaleId,
+    client: ClientKey,
     token: Option<&str>,
     last_event_id: Option<u64>,
 ) -> Result<HttpResponse, AppError> {
@@ -172,6 +228,10 @@ async fn start(
         .keys
         .verify_queue(token, &sale)
         .map_err(|e| e.into_app_error(false))?;
+    let slot = state
+        .client_streams
+        .take(client, state.config.streams.per_client)
+        .ok_or_else(too_many_streams)?;
     // Register before reading the state, so an admission between the two is not missed.
     let max = state.config.streams.per_token;
     let registration = state.hub.register(&sale, &claims.sub, max);
@@ -204,6 +264,7 @@ async fn start(
         queued: VecDeque::new(),
         replaced: replaced.clone(),
         _open: OpenStream::new(),
+        _slot: slot,
     };
     let first = live.event("state", &view);
     live.queued.push_back(first);

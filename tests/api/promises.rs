@@ -45,3 +45,125 @@ async fn a_half_made_sale_is_listed_by_a_retry_and_by_the_rebuilder() {
     app.admin(&id, "open").await;
     app.ticket(&id, &token).await;
 }
+
+async fn solved_challenge(app: &TestApp, sale: &str) -> serde_json::Value {
+    let c: waitroom::flows::door::pow::Challenge = app
+        .client
+        .get(app.url(&format!("/api/sales/{sale}/challenge")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let nonce = waitroom::flows::door::pow::solve(&c.challenge, c.difficulty);
+    json!({ "challenge": c.challenge, "nonce": nonce })
+}
+
+/// Joins with a proof as one browser: `cookie` is its `wr_sid` (None: a new browser).
+async fn join_proved(
+    app: &TestApp,
+    sale: &str,
+    proof: &serde_json::Value,
+    cookie: Option<&str>,
+) -> (u16, serde_json::Value, Option<String>) {
+    let mut req = app
+        .client
+        .post(app.url(&format!("/api/sales/{sale}/queue")))
+        .json(proof);
+    if let Some(c) = cookie {
+        req = req.header("cookie", format!("wr_sid={c}"));
+    }
+    let res = req.send().await.unwrap();
+    remember_session(&res);
+    let sid = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next()?.strip_prefix("wr_sid="))
+        .map(str::to_string)
+        .next();
+    (res.status().as_u16(), res.json().await.unwrap(), sid)
+}
+
+/// A proof-of-work is spent only when it buys a place: the browser that joined with it may
+/// send it again (its 201 was lost) and keeps its place; another browser may not; a join the
+/// places cap refused leaves the proof unspent, to use once the cap allows.
+#[tokio::test]
+async fn a_proof_of_work_is_spent_only_on_a_place() {
+    let app = spawn_app().await;
+    let sale = app
+        .create_sale_with(
+            10,
+            10,
+            json!({"pow_difficulty": 4, "max_places_per_client": 1}),
+        )
+        .await;
+    let proof = solved_challenge(&app, &sale).await;
+    let (code, first, sid) = join_proved(&app, &sale, &proof, None).await;
+    assert_eq!(code, 201, "{first}");
+    let sid = sid.expect("a join sets wr_sid");
+    let (code, again, _) = join_proved(&app, &sale, &proof, Some(&sid)).await;
+    assert_eq!(code, 201, "the same join again: {again}");
+    assert_eq!(again["queue_id"], first["queue_id"], "its own place");
+    let (code, err, _) = join_proved(&app, &sale, &proof, None).await;
+    assert_eq!((code, err["code"].as_str()), (409, Some("pow_reused")));
+
+    let second = solved_challenge(&app, &sale).await;
+    let (code, err, _) = join_proved(&app, &sale, &second, None).await;
+    assert_eq!((code, err["code"].as_str()), (429, Some("too_many_places")));
+    let res = app
+        .client
+        .patch(app.url(&format!("/api/admin/sales/{sale}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"max_places_per_client": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (code, joined, _) = join_proved(&app, &sale, &second, None).await;
+    assert_eq!(
+        code, 201,
+        "the refused join's proof was not spent: {joined}"
+    );
+}
+
+/// One address opening a stream per token, a thousand tokens deep, is capped per client: past
+/// `streams.per_client` it hears 429 `too_many_streams`, while another client still streams.
+#[tokio::test]
+async fn open_streams_are_capped_per_client_not_only_per_token() {
+    let app = spawn_app_with(|c| {
+        c.streams.per_client = 3;
+        c.door.clients.trusted = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let sale = app.create_sale(5, 1000).await;
+    let open = |token: String, from: &'static str| {
+        let cookie = format!("{}; wr_queue={token}", session_cookie(&token).unwrap());
+        app.client
+            .get(app.url(&format!("/api/sales/{sale}/events")))
+            .header("cookie", cookie)
+            .header("x-forwarded-for", from)
+            .timeout(Duration::from_secs(600))
+            .send()
+    };
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let res = open(app.join(&sale).await.token, "203.0.113.1")
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        held.push(res);
+    }
+    let res = open(app.join(&sale).await.token, "203.0.113.1")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().contains_key("retry-after"));
+    let err: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(err["code"], "too_many_streams");
+    let other = open(app.join(&sale).await.token, "198.51.100.2")
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200, "another client is not held back");
+}

@@ -106,6 +106,7 @@ pub async fn status(
 pub async fn events(
     s: web::Data<AppState>,
     id: web::Path<String>,
+    client: ClientKey,
     req: HttpRequest,
 ) -> Result<impl Responder, AppError> {
     let id = SaleId::parse(&id)?;
@@ -119,7 +120,7 @@ pub async fn events(
         .get("Last-Event-ID")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    sse::open(s.into_inner(), id, token.as_deref(), last_id).await
+    sse::open(s.into_inner(), id, client, token.as_deref(), last_id).await
 }
 
 pub async fn checkout(

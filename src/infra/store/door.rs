@@ -18,21 +18,50 @@ impl Store {
         Ok(exists.then_some(bits.unwrap_or(0)))
     }
 
-    /// Marks a challenge used; false if it was already. The mark outlives the challenge by
-    /// a minute so instances whose clocks disagree a little still refuse a second use.
+    /// Marks a challenge used by the place `qid` (`SET NX GET`, one round trip). The mark
+    /// outlives the challenge by a minute so instances whose clocks disagree a little still
+    /// refuse a second use.
     pub async fn claim_challenge(
         &self,
         sale: &SaleId,
         id: &str,
+        qid: &str,
         ttl_ms: i64,
-    ) -> Result<bool, Fault> {
+    ) -> Result<Claim, Fault> {
         let opts = redis::SetOptions::default()
             .conditional_set(redis::ExistenceCheck::NX)
+            .get(true)
             .with_expiration(redis::SetExpiry::PX((ttl_ms.max(0) + 60_000) as u64));
-        let set: Option<String> = self
+        let before: Option<String> = self
             .conn()
-            .set_options(key(sale, &format!("pow:{id}")), 1, opts)
+            .set_options(challenge_key(sale, id), qid, opts)
             .await?;
-        Ok(set.is_some())
+        Ok(match before {
+            None => Claim::New,
+            Some(by) if by == qid => Claim::Again,
+            Some(_) => Claim::Taken,
+        })
     }
+
+    /// Gives back a challenge this request claimed when its join bought no place: the work
+    /// was done, and the shopper may still spend it.
+    pub async fn unclaim_challenge(&self, sale: &SaleId, id: &str) -> Result<(), Fault> {
+        let _: () = self.conn().del(challenge_key(sale, id)).await?;
+        Ok(())
+    }
+}
+
+/// What a claim of a challenge found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Unused until now: this join spends it.
+    New,
+    /// Spent by this same place before (a join retried after its answer was lost).
+    Again,
+    /// Spent by another place.
+    Taken,
+}
+
+fn challenge_key(sale: &SaleId, id: &str) -> String {
+    key(sale, &format!("pow:{id}"))
 }

@@ -27,6 +27,7 @@ mod scripts;
 
 pub use conn::{Subscriber, Target};
 pub use console::{ConsoleRead, Reading};
+pub use door::Claim;
 pub use orders::Take;
 pub use queue::{Joined, NewPlace, Place, Snapshot, Tick};
 pub use recovery::{Held, Settlement, SweepWork, Verdict};

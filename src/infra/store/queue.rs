@@ -39,6 +39,21 @@ pub enum Place {
     },
 }
 
+impl Place {
+    /// Whether a join that answered this holds a place (waiting, or further along): what a
+    /// proof-of-work buys. Refusals and a sale Redis does not know hold none.
+    pub fn is_held(&self) -> bool {
+        !matches!(
+            self,
+            Place::Unknown
+                | Place::Lost
+                | Place::SoldOut
+                | Place::PowRequired
+                | Place::TooManyPlaces { .. }
+        )
+    }
+}
+
 /// What the door learned about a new shopper, for enqueue.lua to weigh.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NewPlace<'a> {
