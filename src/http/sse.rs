@@ -268,6 +268,16 @@ async fn start(
     };
     let first = live.event("state", &view);
     live.queued.push_back(first);
+    // A sale that is over says so again to every stream that opens or reopens later: its
+    // `sold_out` went out once, maybe while this browser was away.
+    let (over, remaining, held) = {
+        let p = live.progress.borrow();
+        (p.sold_out_for_good(), p.remaining, p.held)
+    };
+    if over || (view.remaining <= 0 && view.held <= 0) {
+        let last = live.event("sold_out", &SaleEventData { remaining, held });
+        live.queued.push_back(last);
+    }
     tracing::debug!(qid = %live.qid, "stream opened");
     let stream = futures_util::stream::unfold(live, |mut live| async move {
         live.next().await.map(|e| (e, live))

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
+
 use redis::AsyncCommands;
 use serde_json::json;
 
@@ -166,4 +168,54 @@ async fn open_streams_are_capped_per_client_not_only_per_token() {
         .await
         .unwrap();
     assert_eq!(other.status(), 200, "another client is not held back");
+}
+
+/// A stream on an instance whose pub/sub connection was down when the last unit sold (and
+/// whose ticker does not look at the sale) still hears `sold_out` once it resubscribes; a
+/// stream opened after the end hears it too.
+#[tokio::test]
+async fn no_stream_misses_the_end_of_a_sale() {
+    let proxy = ChaosProxy::start(redis_addr()).await;
+    let url = redis_url_via(proxy.port);
+    let a = spawn_app_with(|c| {
+        c.redis.url = url;
+        c.loops.tick = Duration::from_secs(3600);
+    })
+    .await;
+    let b = spawn_app().await;
+    let sale = b.create_sale(1, 100).await;
+    let buyer = b.join(&sale).await;
+    let watcher = b.join(&sale).await;
+    let mut stream = crate::events::connect(&a, &sale, &watcher.token, None).await;
+    assert_eq!(stream.next().await.unwrap().event, "state");
+
+    // A loses Redis, its pub/sub connection too; meanwhile B sells the last unit and the
+    // payment settles it, publishing `sold_out` to nobody on A.
+    proxy.break_all();
+    proxy.all_closed().await;
+    b.admin(&sale, "open").await;
+    let ticket = b.ticket(&sale, &buyer.token).await;
+    let res = b.checkout(&sale, &ticket, 1).await;
+    assert_eq!(res.status(), 201);
+    let order: serde_json::Value = res.json().await.unwrap();
+    b.pay(order["order_id"].as_str().unwrap(), "succeeded")
+        .await;
+    proxy.restore();
+
+    let over = crate::events::next_named(&mut stream, "sold_out").await;
+    assert!(
+        over.is_some(),
+        "the stream on A heard sold_out after A resubscribed"
+    );
+    let late = b.join_raw(&sale, None).await;
+    assert_eq!(late.status(), 409, "a newcomer hears sold out");
+    // The watcher's browser reconnects (a new tab): the end is said again.
+    let mut again = crate::events::connect(&a, &sale, &watcher.token, Some("7")).await;
+    let first = again.next().await.unwrap();
+    assert_eq!(first.event, "state");
+    let next = again.next().await.unwrap();
+    assert_eq!(
+        next.event, "sold_out",
+        "re-sent to a stream opened after the end"
+    );
 }

@@ -356,6 +356,16 @@ impl Hub {
         }
     }
 
+    /// Every sale this instance has met (a stream, a tick, a message), finished ones included.
+    pub fn known_sales(&self) -> Vec<SaleId> {
+        self.sales
+            .read()
+            .expect("hub lock")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// Seeds a sale's progress from a fresh Redis read if no tick has yet, so the first tick
     /// announces flips against real values instead of swallowing them as its baseline.
     pub fn seed(&self, sale: &SaleId, p: Progress) {

@@ -84,10 +84,26 @@ impl Hub {
         }
     }
 
-    /// After a pub/sub reconnect, admissions may have been missed (pub/sub is at most once):
-    /// ask Redis about every shopper streaming here, in one pipelined read, and deliver what
-    /// they missed.
-    async fn resync(&self, store: &Store) {
+    /// After a pub/sub (re)subscription, messages sent meanwhile were missed (pub/sub is at
+    /// most once): read every sale this instance knows, listed or finished, and apply its
+    /// numbers (a `sold_out` missed is announced from the flip), then ask about every shopper
+    /// streaming here and deliver the admissions they missed. Two pipelined reads. False if
+    /// Redis did not answer: the caller tries again.
+    async fn resync(&self, store: &Store) -> bool {
+        let sales = self.known_sales();
+        if !sales.is_empty() {
+            match store.live_many(&sales).await {
+                Ok((at_us, live)) => {
+                    for (sale, l) in sales.iter().zip(live) {
+                        self.on_live(sale, &l, at_us);
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "resync cannot read sales");
+                    return false;
+                }
+            }
+        }
         let keys: Vec<ShopperKey> = self
             .shoppers
             .lock()
@@ -97,13 +113,17 @@ impl Hub {
             .collect();
         let places = match store.places(&keys).await {
             Ok(places) => places,
-            Err(e) => return tracing::debug!(error = %e, "resync cannot read places"),
+            Err(e) => {
+                tracing::debug!(error = %e, "resync cannot read places");
+                return false;
+            }
         };
         for ((sale, qid), place) in keys.iter().zip(places) {
             if let Place::Admitted { expires_at_ms } = place {
                 self.deliver(sale, qid, Admission { expires_at_ms });
             }
         }
+        true
     }
 }
 
@@ -179,7 +199,8 @@ async fn follow(
             }
         }
         if std::mem::take(&mut resync) {
-            hub.resync(store).await;
+            // Not done: again at the next refresh, until Redis answers.
+            resync = !hub.resync(store).await;
         }
     }
 }
