@@ -10,7 +10,7 @@ use crate::core::domain::{EventId, InvalidInput};
 use crate::core::fault::Fault;
 use crate::flows::audit::{self, Kind, Source};
 use crate::flows::Deps;
-use crate::infra::ledger::{Payment, Release};
+use crate::infra::ledger::{Order, Payment, Release};
 use crate::infra::metrics::METRICS;
 
 /// Header carrying `sha256=<hex HMAC-SHA256 of the raw body>`.
@@ -105,13 +105,15 @@ pub async fn webhook(
     if let Some(r) = &outcome.released {
         release(s, r).await;
     }
-    // Run on a redelivery too: if Redis missed it, the provider's retry (we answer 503)
-    // brings it. Until then the waitlist waits on a hold that is settled.
+    // Run on a redelivery too. If Redis refuses it, the ledger's `paid_due` mark stays and
+    // the sweeper finishes it (`finish_paid`): the payment is recorded, so the provider hears
+    // 200 and need not redeliver.
     if outcome.order.status == "paid" {
-        let o = &outcome.order;
-        if s.store.paid(&o.sale_id, &o.ticket_id, o.quantity).await? {
-            let detail = serde_json::json!({"order_id": o.id, "last_hold_paid": true});
-            audit::record(&s.ledger, &o.sale_id, Kind::SoldOut, Source::System, detail).await;
+        if let Err(e) = finish_paid(s, &outcome.order).await {
+            tracing::warn!(
+                order = %outcome.order.id, error = %e,
+                "paid in postgres, not yet in redis; the sweeper finishes it"
+            );
         }
     }
     Ok(Applied {
@@ -138,8 +140,18 @@ async fn release(s: &Deps, r: &Release) {
     }
 }
 
+/// Tells Redis a hold was paid (paid.lua: no longer held; the waitlist hears `sold_out` when
+/// it was the last), then clears the ledger's `paid_due` mark.
+async fn finish_paid(s: &Deps, o: &Order) -> Result<(), Fault> {
+    if s.store.paid(&o.sale_id, &o.ticket_id, o.quantity).await? {
+        let detail = serde_json::json!({"order_id": o.id, "last_hold_paid": true});
+        audit::record(&s.ledger, &o.sale_id, Kind::SoldOut, Source::System, detail).await;
+    }
+    s.ledger.paid_confirmed(o.id).await
+}
+
 /// Expires lapsed holds and returns their units (the waitlist effect: admission resumes),
-/// and retries any release Redis did not confirm.
+/// retries any release Redis did not confirm, and finishes payments Redis did not take.
 pub async fn expire_holds(s: &Deps) -> Result<(), Fault> {
     for r in s.ledger.expire_holds().await? {
         tracing::info!(
@@ -151,6 +163,9 @@ pub async fn expire_holds(s: &Deps) -> Result<(), Fault> {
     }
     for r in s.ledger.restocks_due(5.0).await? {
         release(s, &r).await;
+    }
+    for o in s.ledger.paids_due(5.0).await? {
+        finish_paid(s, &o).await?;
     }
     Ok(())
 }

@@ -219,3 +219,45 @@ async fn no_stream_misses_the_end_of_a_sale() {
         "re-sent to a stream opened after the end"
     );
 }
+
+/// The last hold's payment arrives while Redis refuses the instance: the ledger records it
+/// (200, no redelivery needed) and the sweeper finishes it in Redis, so the units are no
+/// longer held, a newcomer hears sold out rather than joining a waitlist, and the waiting
+/// shoppers' streams hear `sold_out`.
+#[tokio::test]
+async fn a_payment_redis_missed_is_finished_by_the_sweeper() {
+    let proxy = ChaosProxy::start(redis_addr()).await;
+    let url = redis_url_via(proxy.port);
+    let a = spawn_app_with(|c| c.redis.url = url).await;
+    let b = spawn_app().await;
+    let sale = b.create_sale(1, 100).await;
+    let buyer = b.join(&sale).await;
+    let watcher = b.join(&sale).await;
+    b.admin(&sale, "open").await;
+    let ticket = b.ticket(&sale, &buyer.token).await;
+    let res = b.checkout(&sale, &ticket, 1).await;
+    assert_eq!(res.status(), 201);
+    let order: serde_json::Value = res.json().await.unwrap();
+    let order = order["order_id"].as_str().unwrap().to_string();
+    let mut stream = crate::events::connect(&b, &sale, &watcher.token, None).await;
+    assert_eq!(stream.next().await.unwrap().event, "state");
+    let joined = b.join_raw(&sale, None).await;
+    assert_eq!(joined.status(), 201, "waitlisted while the hold is open");
+
+    proxy.break_all();
+    proxy.all_closed().await;
+    let event = json!({"order_id": order, "event_id": unique("ev"), "outcome": "succeeded"});
+    let res = a.payment_event(&event, PAYMENT_SECRET).await;
+    assert_eq!(res.status(), 200, "the payment is recorded in postgres");
+    proxy.restore();
+
+    let over = crate::events::next_named(&mut stream, "sold_out").await;
+    assert!(over.is_some(), "the waitlist heard sold_out");
+    let held: i64 = redis()
+        .await
+        .get(format!("wr:{{{sale}}}:held"))
+        .await
+        .unwrap();
+    assert_eq!(held, 0, "nothing held once paid");
+    assert_eq!(b.join_raw(&sale, None).await.status(), 409, "sold out");
+}

@@ -48,6 +48,30 @@ impl Ledger {
     }
 
     /// Redis took these units back.
+    /// Paid orders whose Redis step is unconfirmed for at least `min_age_secs` (the webhook
+    /// that paid them is done with them by then).
+    pub async fn paids_due(&self, min_age_secs: f64) -> Result<Vec<Order>, Fault> {
+        Ok(sqlx::query_as(
+            "SELECT id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at,
+                    created_at
+             FROM orders
+             WHERE paid_due AND updated_at < now() - make_interval(secs => $1)
+             ORDER BY sale_id LIMIT 1000",
+        )
+        .bind(min_age_secs)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Redis ran paid.lua for this order.
+    pub async fn paid_confirmed(&self, order_id: Uuid) -> Result<(), Fault> {
+        sqlx::query("UPDATE orders SET paid_due = false WHERE id = $1 AND paid_due")
+            .bind(order_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn restocked(&self, r: &Release) -> Result<(), Fault> {
         let tickets: Vec<&str> = r.orders.iter().map(|o| o.ticket.as_str()).collect();
         sqlx::query(
@@ -164,7 +188,7 @@ impl Ledger {
         if status != order.status {
             sqlx::query(
                 "UPDATE orders SET status = $2, restock_due = restock_due OR $3,
-                                   updated_at = now()
+                                   paid_due = paid_due OR $2 = 'paid', updated_at = now()
                  WHERE id = $1",
             )
             .bind(order_id)
