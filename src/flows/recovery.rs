@@ -112,7 +112,8 @@ async fn rebuild_sale(s: &Deps, id: &SaleId) -> Result<bool, Fault> {
 
 /// Redis has no trace of this shopper: it lost the sale, and the rebuild came before anything
 /// this shopper did since. The ledger says whether they bought (Redis is told, and they stay
-/// out of the line); otherwise their place comes back at `score`, the join time in their token.
+/// out of the line) or were admitted (the admission comes back, lapsed or live); otherwise
+/// their place comes back at `score`, the join time in their token.
 pub async fn rebuild_shopper(s: &Deps, sale: &SaleId, qid: &str, score: i64) -> Result<(), Fault> {
     match s.ledger.order_by_ticket(sale, qid).await? {
         Some(order) if order.is_live() => s
@@ -121,7 +122,16 @@ pub async fn rebuild_shopper(s: &Deps, sale: &SaleId, qid: &str, score: i64) -> 
             .await
             .map(drop),
         Some(order) => s.store.release(sale, &[order.released()]).await.map(drop),
-        None => s.store.rebuild_place(sale, qid, score).await,
+        // Admitted before the loss and never ordered: the admission comes back (lapsed or
+        // not), the place in line does not.
+        None => match s.ledger.admitted_at(sale, qid).await? {
+            Some(at_us) => {
+                let ttl = s.ledger.sale(sale).await?.map_or(0, |r| r.ticket_ttl_secs);
+                let expires_ms = at_us / 1000 + i64::from(ttl) * 1000;
+                s.store.restore_admission(sale, qid, expires_ms).await
+            }
+            None => s.store.rebuild_place(sale, qid, score).await,
+        },
     }
 }
 

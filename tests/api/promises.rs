@@ -261,3 +261,61 @@ async fn a_payment_redis_missed_is_finished_by_the_sweeper() {
     assert_eq!(held, 0, "nothing held once paid");
     assert_eq!(b.join_raw(&sale, None).await.status(), 409, "sold out");
 }
+
+/// Redis loses a sale after some shoppers were admitted: one whose ticket lapsed unused does
+/// not get its place back (ahead of everyone waiting), one whose ticket is live keeps it and
+/// can still buy, and admission does not let a waiting shopper in on units those live
+/// tickets may still take.
+#[tokio::test]
+async fn admissions_survive_redis_losing_the_sale() {
+    // Settled soon after the rebuild: the keeper's ticket must still be live to buy.
+    let app = spawn_app_with(|c| c.loops.settle_after = Duration::from_millis(300)).await;
+    let sale = app
+        .create_sale_with(2, 1000, json!({"ticket_ttl_secs": 8, "max_active": 1}))
+        .await;
+    let lapser = app.join(&sale).await;
+    let keeper = app.join(&sale).await;
+    let waiter = app.join(&sale).await;
+    app.admin(&sale, "open").await;
+    app.ticket(&sale, &lapser.token).await;
+    // The first ticket lapses unused; the second shopper is let in on its unit.
+    let lapsed = eventually(WAIT, || async {
+        (app.status(&sale, &lapser.token).await["status"] == "expired").then_some(())
+    })
+    .await;
+    assert!(lapsed.is_some(), "the first ticket lapsed");
+    let ticket = app.ticket(&sale, &keeper.token).await;
+    // The ledger keeps admissions a tick after they happen.
+    let recorded = eventually(WAIT, || async {
+        let report: serde_json::Value = app
+            .client
+            .get(app.url(&format!("/api/admin/sales/{sale}/report")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (report["admitted"] == 2).then_some(())
+    })
+    .await;
+    assert!(recorded.is_some(), "both admissions in the ledger");
+
+    wipe_sale_keys(&sale).await;
+    assert_eq!(app.status(&sale, &lapser.token).await["status"], "expired");
+    assert_eq!(app.status(&sale, &keeper.token).await["status"], "admitted");
+    ticks_after(&sale, 5).await;
+    assert_eq!(
+        app.status(&sale, &waiter.token).await["status"],
+        "waiting",
+        "max_active 1 is the keeper's live ticket"
+    );
+    let bought = eventually(WAIT, || async {
+        // Checkouts wait for the rebuilt sale to settle (503 until then).
+        let res = app.checkout(&sale, &ticket, 1).await;
+        (res.status() == 201).then_some(())
+    })
+    .await;
+    assert!(bought.is_some(), "the keeper's ticket still buys");
+}

@@ -40,6 +40,9 @@ pub struct Orders {
     pub paid: Vec<String>,
     /// Queue ids whose payment failed (their shoppers read `failed`).
     pub failed: Vec<String>,
+    /// Queue ids admitted that never ordered, with their admission time (Redis µs): a lapsed
+    /// one must not get its place in line back, a live one still holds its admission.
+    pub admitted: Vec<(String, i64)>,
 }
 
 impl Orders {
@@ -48,7 +51,7 @@ impl Orders {
             "SELECT ticket_id, id, quantity, created_at, status FROM orders WHERE sale_id = $1",
         )
         .bind(sale)
-        .fetch_all(conn)
+        .fetch_all(&mut *conn)
         .await?;
         let mut orders = Self::default();
         for (ticket, order_id, quantity, at, status) in rows {
@@ -68,6 +71,14 @@ impl Orders {
                 orders.lapsed.push(ticket);
             }
         }
+        orders.admitted = sqlx::query_as(
+            "SELECT queue_id, admitted_us FROM admissions a
+             WHERE sale_id = $1 AND NOT EXISTS
+                   (SELECT 1 FROM orders o WHERE o.sale_id = a.sale_id AND o.ticket_id = a.queue_id)",
+        )
+        .bind(sale)
+        .fetch_all(conn)
+        .await?;
         Ok(orders)
     }
 }
@@ -105,6 +116,17 @@ impl Ledger {
         let orders = Orders::read(&mut tx, id).await?;
         tx.commit().await?;
         Ok(Some(SaleState { sale, orders }))
+    }
+
+    /// When `qid` was admitted to the sale (Redis µs), if it was.
+    pub async fn admitted_at(&self, sale: &SaleId, qid: &str) -> Result<Option<i64>, Fault> {
+        Ok(sqlx::query_scalar(
+            "SELECT admitted_us FROM admissions WHERE sale_id = $1 AND queue_id = $2",
+        )
+        .bind(sale)
+        .bind(qid)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// `units`, `sold` and `open` of these sales, in one statement.

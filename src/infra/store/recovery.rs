@@ -65,6 +65,13 @@ impl Store {
         open: bool,
     ) -> Result<bool, Fault> {
         let sale = &spec.id;
+        let ttl_ms = i64::from(spec.settings.ticket_ttl_secs) * 1000;
+        // Each admission's ticket ends `ticket_ttl_secs` after it was let in.
+        let admitted: Vec<(&str, i64)> = orders
+            .admitted
+            .iter()
+            .map(|(qid, at_us)| (qid.as_str(), at_us / 1000 + ttl_ms))
+            .collect();
         let state = serde_json::json!({
             "cfg": cfg_fields(spec).into_iter().collect::<HashMap<_, _>>(),
             "stock": stock,
@@ -72,6 +79,7 @@ impl Store {
             "lapsed": orders.lapsed,
             "paid": orders.paid,
             "failed": orders.failed,
+            "admitted": admitted,
             "open": open,
         });
         let mut c = self.conn();
@@ -79,6 +87,22 @@ impl Store {
         // (they all find the sale present), and the ticker and ledger sync would skip it.
         let _: () = c.sadd(SALES_KEY, sale).await?;
         REBUILD.on(sale).arg(state.to_string()).run(self).await
+    }
+
+    /// An admission the ledger knows and Redis lost, for a shopper who never ordered: back in
+    /// `admitted` with its ticket's expiry, never in the line. A lapsed one is moved to
+    /// `expired` by the next admission tick (admit.lua), on Redis's clock.
+    pub async fn restore_admission(
+        &self,
+        sale: &SaleId,
+        qid: &str,
+        expires_ms: i64,
+    ) -> Result<(), Fault> {
+        let _: () = self
+            .conn()
+            .zadd(key(sale, "admitted"), qid, expires_ms)
+            .await?;
+        Ok(())
     }
 
     /// Makes Redis agree with the ledger, read under the sale's row lock: its orders, the

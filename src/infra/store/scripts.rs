@@ -154,6 +154,7 @@ pub static REBUILD: Lua = Lua::new(
         "paid",
         "held",
         "failed",
+        "admitted",
     ],
 );
 pub static SETTLE: Lua = Lua::new(
