@@ -234,9 +234,17 @@ async fn apply(
         }));
     }
     locked.set_settings(&new).await?;
+    // Only what this change changes reaches Redis: a schedule that fired (and was cleared
+    // there) is not armed again by a change of the rate. Units go as the total: applied
+    // twice, a change adds them once (the ledger commit after this may still fail).
+    let cfg: Vec<_> = new
+        .cfg()
+        .into_iter()
+        .filter(|(field, _)| changes.contains_key(field))
+        .collect();
     let stock = s
         .store
-        .change_sale(&locked.row.id, &new.cfg(), added)
+        .change_sale(&locked.row.id, &cfg, i64::from(new.units))
         .await?
         .ok_or(Fault::Busy("the sale is being rebuilt"))?;
     Ok(Ok(Some(Changed {

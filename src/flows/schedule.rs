@@ -73,6 +73,10 @@ impl Schedules {
     }
 }
 
+/// How often a fired schedule's ledger write is tried: backing off to every 30 s, for about
+/// half an hour (a Postgres outage longer than that needs the operator anyway).
+const WRITE_TRIES: u32 = 64;
+
 /// One tick's look at the schedules: runs lua/schedule.lua for every sale whose time is due
 /// before the next read of every sale (five ticks), with a tick to spare.
 pub async fn run_due(store: &Store, ledger: &Ledger, schedules: &Schedules, tick: Duration) {
@@ -103,9 +107,20 @@ async fn write_down(ledger: Ledger, sale: SaleId, fired: Vec<Fired>) {
 
 async fn write_one(ledger: &Ledger, sale: &SaleId, f: &Fired) {
     let open = f.flipped.then_some(f.opens);
-    if let Err(e) = ledger.schedule_fired(sale, f.opens, f.due_ms, open).await {
-        // The sweeper copies Redis's switch to the ledger anyway (`recovery::watch`).
-        tracing::warn!(%sale, error = %e, "a fired schedule was not written to the ledger");
+    // Until the ledger has it: a schedule the ledger still holds would be armed again by a
+    // rebuild from it. Redis cleared the time and made the flip already; the sweeper copies the
+    // switch to the ledger meanwhile (`recovery::watch`).
+    let mut wait = Duration::from_millis(500);
+    let mut tries = 0;
+    while let Err(e) = ledger.schedule_fired(sale, f.opens, f.due_ms, open).await {
+        tries += 1;
+        if tries >= WRITE_TRIES {
+            tracing::error!(%sale, error = %e, "a fired schedule never reached the ledger");
+            break;
+        }
+        tracing::warn!(%sale, error = %e, "a fired schedule is not in the ledger yet; retrying");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(30));
     }
     tracing::info!(%sale, opens = f.opens, flipped = f.flipped, "schedule fired");
     if f.flipped {

@@ -319,3 +319,68 @@ async fn admissions_survive_redis_losing_the_sale() {
     .await;
     assert!(bought.is_some(), "the keeper's ticket still buys");
 }
+
+/// A PATCH whose Redis step ran but whose ledger commit failed (here: the Redis step run by
+/// hand, as the failed request left it) and that the admin then retries: the units it adds
+/// reach the stock once, and Redis and the ledger agree.
+#[tokio::test]
+async fn a_retried_patch_adds_its_units_once() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(5, 1000).await;
+    let id = sale_id(&sale);
+    let units = vec![("units".to_string(), Some(8))];
+    let stock = app.state.store.change_sale(&id, &units, 8).await.unwrap();
+    assert_eq!(stock, Some(8), "the lost request's Redis step");
+    let res = app
+        .client
+        .patch(app.url(&format!("/api/admin/sales/{sale}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"units": 8}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let stats = app.stats(&sale).await;
+    assert_eq!(
+        (stats["units"].as_i64(), stats["remaining"].as_i64()),
+        (Some(8), Some(8))
+    );
+}
+
+/// A schedule that fired is spent: the operator closes the sale it opened, and a later
+/// change of something else (here with the ledger still holding the time, as after a lost
+/// write) does not arm it again and reopen the sale.
+#[tokio::test]
+async fn a_fired_schedule_is_not_armed_again_by_a_later_change() {
+    let app = spawn_app().await;
+    let mut r = redis().await;
+    let opens = redis_now_ms(&mut r).await + 300;
+    let when = chrono::DateTime::from_timestamp_millis(opens).unwrap();
+    let sale = app
+        .create_sale_with(5, 1000, json!({"opens_at": when.to_rfc3339()}))
+        .await;
+    let opened = eventually(WAIT, || async {
+        (app.stats(&sale).await["open"] == true).then_some(())
+    })
+    .await;
+    assert!(opened.is_some(), "the schedule opened it");
+    app.admin(&sale, "close").await;
+    // As if the fired schedule's ledger write had been lost.
+    sqlx::query("UPDATE sales SET opens_at = $2 WHERE id = $1")
+        .bind(&sale)
+        .bind(when)
+        .execute(&pg().await)
+        .await
+        .unwrap();
+    let res = app
+        .client
+        .patch(app.url(&format!("/api/admin/sales/{sale}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"rate_per_sec": 7}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    ticks_after(&sale, 5).await;
+    assert_eq!(app.stats(&sale).await["open"], false, "still closed");
+}

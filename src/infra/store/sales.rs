@@ -24,11 +24,13 @@ pub struct Fired {
 impl Store {
     /// Writes changed settings into `cfg` (None clears a field) and adds `added` units to the
     /// stock. Returns the stock now; None if Redis has lost the sale.
+    /// Applies a change (lua/change.lua): the changed `cfg` fields, and `units` as the new
+    /// total, so the same change applied twice adds its units once.
     pub async fn change_sale(
         &self,
         sale: &SaleId,
         cfg: &[(String, Option<i64>)],
-        added: i64,
+        units: i64,
     ) -> Result<Option<i64>, Fault> {
         // Values as strings, stored as written: Lua may print a large number as 1.7e+14.
         let set: serde_json::Map<String, serde_json::Value> = cfg
@@ -40,7 +42,7 @@ impl Store {
             .filter(|(_, v)| v.is_none())
             .map(|(k, _)| k.as_str())
             .collect();
-        let args = serde_json::json!({"set": set, "clear": clear, "added": added});
+        let args = serde_json::json!({"set": set, "clear": clear, "units": units});
         let stock: i64 = CHANGE.on(sale).arg(args.to_string()).run(self).await?;
         Ok((stock >= 0).then_some(stock))
     }
