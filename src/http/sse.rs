@@ -5,10 +5,10 @@
 //! ones of the same queue id (`Hub::register`) ends with `replaced` and a long `retry:`, so
 //! the tab it served does not come straight back to push out another.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use tracing::Instrument;
 
 use crate::core::client::ClientKey;
 use crate::core::domain::SaleId;
+use crate::flows::door::streams::ClientSlot;
 use crate::flows::queue;
 use crate::http::error::AppError;
 use crate::http::state::AppState;
@@ -51,45 +52,6 @@ struct Live {
     replaced: Arc<AtomicBool>,
     _open: OpenStream,
     _slot: ClientSlot,
-}
-
-/// Open streams per client on this instance: one address opening thousands of streams with
-/// a thousand tokens (each within its own per-token limit) is refused at `per_client`.
-#[derive(Default)]
-pub struct ClientStreams(Mutex<HashMap<ClientKey, usize>>);
-
-impl ClientStreams {
-    /// A slot for one more stream of `client`, or None at the limit.
-    fn take(self: &Arc<Self>, client: ClientKey, max: usize) -> Option<ClientSlot> {
-        let mut open = self.0.lock().expect("client streams lock");
-        let n = open.entry(client).or_default();
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(ClientSlot {
-            streams: self.clone(),
-            client,
-        })
-    }
-}
-
-/// One open stream of a client; gives its slot back when the stream ends.
-struct ClientSlot {
-    streams: Arc<ClientStreams>,
-    client: ClientKey,
-}
-
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        let mut open = self.streams.0.lock().expect("client streams lock");
-        if let Some(n) = open.get_mut(&self.client) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.client);
-            }
-        }
-    }
 }
 
 /// 429 `too_many_streams`: the client's open streams on this instance are at the limit. The

@@ -16,8 +16,8 @@ pub struct AppState {
     pub limits: Arc<Limiters>,
     /// Readiness as the background check last saw it (`tasks::health`).
     pub health: Arc<Health>,
-    /// Open event streams per client on this instance (`sse::ClientStreams`).
-    pub client_streams: Arc<crate::http::sse::ClientStreams>,
+    /// Open event streams per client on this instance (`flows::door::streams`).
+    pub client_streams: Arc<crate::flows::door::streams::ClientStreams>,
     /// The dashboard's samples (`tasks::sampler`).
     pub console: Arc<Console>,
     /// Flips to true when the instance stops: streams end.
