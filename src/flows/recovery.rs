@@ -24,7 +24,7 @@ use crate::core::domain::{OrderRecord, SaleId};
 use crate::core::fault::Fault;
 use crate::flows::audit::{self, Kind, Source};
 use crate::flows::Deps;
-use crate::infra::ledger::{Order, Recorded};
+use crate::infra::ledger::{LockedSale, Order, Recorded};
 use crate::infra::store::{Settlement, Verdict};
 
 /// By then every order Redis accepted before it lost a sale has committed or given up, and a
@@ -153,21 +153,25 @@ pub async fn settle_rebuilt(s: &Deps, sale: &SaleId) -> Result<(), Fault> {
 /// sale.
 pub async fn settle_stock(s: &Deps, sale: &SaleId) -> Result<Option<i64>, Fault> {
     s.ledger
-        .with_sale_locked(sale, async |locked| {
-            // No order of this sale commits while the row is held, so what the ledger says
-            // holds until the script has run.
-            let orders = locked.orders().await?;
-            let ledger = Settlement {
-                units: locked.row.units as i64,
-                sold: locked.row.sold as i64,
-                open: locked.row.open,
-                released: &locked.released,
-                orders: &orders,
-            };
-            s.store
-                .settle_sale(sale, ledger, s.config.loops.settle_after)
-                .await
-        })
+        .with_sale_locked(sale, async |locked| settle_locked(s, locked).await)
+        .await
+}
+
+/// `settle_stock` for a caller already holding the row.
+async fn settle_locked(s: &Deps, locked: &mut LockedSale) -> Result<i64, Fault> {
+    // No order of this sale commits while the row is held, so what the ledger says holds
+    // until the script has run.
+    let orders = locked.orders().await?;
+    let ledger = Settlement {
+        units: locked.row.units as i64,
+        sold: locked.row.sold as i64,
+        open: locked.row.open,
+        released: &locked.released,
+        orders: &orders,
+    };
+    let settle_after = s.config.loops.settle_after;
+    s.store
+        .settle_sale(&locked.row.id, ledger, settle_after)
         .await
 }
 
@@ -180,39 +184,42 @@ pub async fn settle_order(
     rec: &OrderRecord,
     recorded: Recorded,
 ) -> Result<Option<Order>, Fault> {
-    let recorded = match recorded {
-        // Another copy of this order (the ledger sync racing its own checkout) may have been
-        // recorded meanwhile: then it stands, and voiding the ticket would lose it.
-        Recorded::WouldOversell => match s.ledger.order_by_ticket(sale, qid).await? {
-            Some(order) => Recorded::Order(order),
-            None => Recorded::WouldOversell,
-        },
-        recorded => recorded,
-    };
     match recorded {
-        Recorded::Order(order) if order.id == rec.order_id => Ok(Some(order)),
-        Recorded::Order(order) => {
-            tracing::warn!(
-                %sale,
-                qid,
-                "ticket bought twice in redis; the second is undone"
-            );
+        Recorded::Order(order) if order.id == rec.order_id => return Ok(Some(order)),
+        Recorded::Order(order) if order.is_live() => {
+            tracing::warn!(%sale, qid, "ticket bought twice in redis; the second is undone");
             s.store
                 .settle_order(sale, qid, Verdict::Kept(&order.record()))
                 .await?;
-            Ok(Some(order))
+            return Ok(Some(order));
         }
-        Recorded::WouldOversell => {
+        // Refused, or the ticket's earlier order lapsed: neither is a purchase.
+        _ => {}
+    }
+    // Under the sale's row lock: no copy of this order commits (the ledger sync racing its
+    // own checkout) and no release lands between the re-check and the void, so a buyer is
+    // never told `sold_out` for an order that exists, and a lapsed order is never kept.
+    let kept = s
+        .ledger
+        .with_sale_locked(sale, async |locked| {
+            if let Some(order) = locked.order_by_ticket(qid).await?.filter(Order::is_live) {
+                if order.id != rec.order_id {
+                    let kept = Verdict::Kept(&order.record());
+                    s.store.settle_order(sale, qid, kept).await?;
+                }
+                return Ok(Some(order));
+            }
             tracing::error!(
                 %sale,
                 qid,
                 "ledger refused an order redis accepted: redis stock was ahead; settling"
             );
             s.store.settle_order(sale, qid, Verdict::Refused).await?;
-            settle_stock(s, sale).await?;
+            settle_locked(s, locked).await?;
             Ok(None)
-        }
-    }
+        })
+        .await?;
+    Ok(kept.flatten())
 }
 
 // ---- watch ----

@@ -384,3 +384,41 @@ async fn a_fired_schedule_is_not_armed_again_by_a_later_change() {
     ticks_after(&sale, 5).await;
     assert_eq!(app.stats(&sale).await["open"], false, "still closed");
 }
+
+/// An order Redis accepted for a ticket whose earlier order lapsed (its payment failed) is no
+/// purchase: the settle voids it, and the lapsed order is never written back into `used` as
+/// bought (the shopper would read `purchased` for an order that will never be paid).
+#[tokio::test]
+async fn a_lapsed_order_is_never_kept_as_a_purchase() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(5, 1000).await;
+    let id = sale_id(&sale);
+    let shopper = app.join(&sale).await;
+    app.admin(&sale, "open").await;
+    let ticket = app.ticket(&sale, &shopper.token).await;
+    let res = app.checkout(&sale, &ticket, 1).await;
+    assert_eq!(res.status(), 201);
+    let first: serde_json::Value = res.json().await.unwrap();
+    app.pay(first["order_id"].as_str().unwrap(), "failed").await;
+
+    // Redis took a second order for the same ticket (it had forgotten the first).
+    let qid = waitroom::infra::tokens::unverified_subject(&ticket).unwrap();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let again =
+        waitroom::core::domain::OrderRecord::at_ms(uuid::Uuid::now_v7(), 1, now_ms).unwrap();
+    let recorded = app.state.ledger.record(&id, &qid, &again).await.unwrap();
+    let kept = waitroom::flows::recovery::settle_order(&app.state, &id, &qid, &again, recorded)
+        .await
+        .unwrap();
+    assert!(kept.is_none(), "no purchase: {kept:?}");
+    let used: Option<String> = redis()
+        .await
+        .hget(format!("wr:{{{sale}}}:used"), &qid)
+        .await
+        .unwrap();
+    assert_eq!(used, None, "the lapsed order is not in `used`");
+    assert_ne!(
+        app.status(&sale, &shopper.token).await["status"],
+        "purchased"
+    );
+}

@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::Ledger;
@@ -85,8 +84,8 @@ impl Ledger {
     }
 }
 
-pub(super) async fn order_by_ticket(
-    pool: &PgPool,
+pub(super) async fn order_by_ticket<'c>(
+    conn: impl sqlx::PgExecutor<'c>,
     sale: &SaleId,
     ticket: &str,
 ) -> Result<Option<Order>, sqlx::Error> {
@@ -97,6 +96,6 @@ pub(super) async fn order_by_ticket(
     )
     .bind(sale)
     .bind(ticket)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use uuid::Uuid;
 
-use super::{Ledger, SaleRow};
+use super::{Ledger, Order, SaleRow};
 use crate::core::domain::{OrderRecord, ReleasedOrder, SaleId};
 use crate::core::fault::Fault;
 
@@ -26,6 +26,11 @@ impl LockedSale {
     /// Every order of the sale by ticket, as no order can change while the row is held.
     pub async fn orders(&mut self) -> Result<Orders, Fault> {
         Orders::read(&mut self.tx, &self.row.id).await
+    }
+
+    /// The order this ticket made, if any, read under the lock.
+    pub async fn order_by_ticket(&mut self, ticket: &str) -> Result<Option<Order>, Fault> {
+        Ok(super::orders::order_by_ticket(&mut *self.tx, &self.row.id, ticket).await?)
     }
 }
 
