@@ -21,6 +21,8 @@ for _, s in ipairs(times) do
       redis.call('SPUBLISH', K.events, cjson.encode({type = open and 'opened' or 'closed'}))
       flipped = 1
     end
+    -- A closing time ends the sale: once nothing is held, the sweeper finishes it.
+    if not open then redis.call('HSET', K.cfg, 'ended', now) end
     fired[#fired + 1] = {field, due, flipped}
   elseif next_due < 0 then
     next_due = due

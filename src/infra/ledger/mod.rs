@@ -141,13 +141,14 @@ impl Ledger {
         .await?)
     }
 
-    /// Marks the sale finished if every unit is sold and no order of it is held or owes a
-    /// release: then no unit can come back. True if it is finished (now or before).
+    /// Marks the sale finished if every unit is sold, or its closing time ended it and it is
+    /// closed, and no order of it is held or owes a release: then nothing can change. True if it is finished (now or before).
     pub async fn finish(&self, sale: &SaleId) -> Result<bool, Fault> {
         Ok(sqlx::query_scalar(
             "WITH f AS (
                 UPDATE sales SET finished_at = now()
-                WHERE id = $1 AND finished_at IS NULL AND sold >= units
+                WHERE id = $1 AND finished_at IS NULL
+                  AND (sold >= units OR (ended_at IS NOT NULL AND NOT open))
                   AND NOT EXISTS (SELECT 1 FROM orders WHERE sale_id = $1
                                   AND (status = 'pending_payment' OR restock_due))
                 RETURNING id

@@ -149,7 +149,9 @@ impl Ledger {
         let (ids, open): (Vec<&str>, Vec<bool>) =
             flips.iter().map(|(id, o)| (id.as_str(), *o)).unzip();
         sqlx::query(
-            "UPDATE sales SET open = f.open FROM UNNEST($1::text[], $2::bool[]) AS f(id, open)
+            "UPDATE sales SET open = f.open,
+                              ended_at = CASE WHEN f.open THEN NULL ELSE ended_at END
+             FROM UNNEST($1::text[], $2::bool[]) AS f(id, open)
              WHERE sales.id = f.id AND sales.open <> f.open",
         )
         .bind(ids)

@@ -75,6 +75,7 @@ impl Ledger {
             "UPDATE sales SET
                 opens_at = CASE WHEN $2 AND opens_at = $3 THEN NULL ELSE opens_at END,
                 closes_at = CASE WHEN NOT $2 AND closes_at = $3 THEN NULL ELSE closes_at END,
+                ended_at = CASE WHEN NOT $2 THEN now() ELSE ended_at END,
                 open = COALESCE($4, open),
                 finished_at = CASE WHEN $4 THEN NULL ELSE finished_at END
              WHERE id = $1",

@@ -47,6 +47,33 @@ use crate::core::fault::Fault;
 
 /// The set of sales the ticker looks at.
 pub const SALES_KEY: &str = "wr:sales";
+
+/// Every key a sale may have (`key(sale, name)`), but the proof-of-work marks, which expire by
+/// themselves: what a finished sale's expiry covers. A unit test checks the scripts name no
+/// other.
+const SALE_KEYS: [&str; 17] = [
+    "cfg",
+    "stock",
+    "queue",
+    "admitted",
+    "used",
+    "bucket",
+    "seq",
+    "expired",
+    "released",
+    "paid",
+    "failed",
+    "pending",
+    "held",
+    "open",
+    "admits",
+    "unsettled",
+    "places",
+];
+
+/// How long a finished sale's keys outlive its end (`unlist_sale`): long enough that its
+/// shoppers' pages and the dashboard read it from Redis; the ledger keeps it for good.
+pub const FINISHED_KEEP: Duration = Duration::from_secs(24 * 3600);
 /// A sale's sharded pub/sub channel (`SPUBLISH` by the scripts and `set_open`).
 pub fn events_channel(sale: &SaleId) -> String {
     key(sale, "events")
@@ -318,10 +345,28 @@ impl Store {
         Ok(())
     }
 
-    /// Takes a finished sale out of the set the ticker and sweeper go through; its keys stay,
-    /// so every read of it still answers. `set_open` (or `put_sale`) lists it again.
+    /// Takes a finished sale out of the set the ticker and sweeper go through. Its keys stay
+    /// for `FINISHED_KEEP`, so every read of it still answers from Redis meanwhile; after that
+    /// Redis no longer holds it (a read rebuilds it from the ledger, which keeps the truth).
+    /// `set_open` or `list_sale` make it live again, its keys kept for good.
     pub async fn unlist_sale(&self, sale: &SaleId) -> Result<(), Fault> {
         let _: () = self.conn().srem(SALES_KEY, sale).await?;
+        let mut pipe = redis::pipe();
+        for name in SALE_KEYS {
+            pipe.expire(key(sale, name), FINISHED_KEEP.as_secs() as i64)
+                .ignore();
+        }
+        let _: () = pipe.query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    /// A sale live again (reopened, restocked): its keys lose the expiry `unlist_sale` gave.
+    async fn keep_sale(&self, sale: &SaleId) -> Result<(), Fault> {
+        let mut pipe = redis::pipe();
+        for name in SALE_KEYS {
+            pipe.persist(key(sale, name)).ignore();
+        }
+        let _: () = pipe.query_async(&mut self.conn()).await?;
         Ok(())
     }
 
@@ -330,6 +375,9 @@ impl Store {
         if open {
             // Listed again: a finished sale reopened is looked at until it finishes again.
             let _: () = c.sadd(SALES_KEY, sale).await?;
+            self.keep_sale(sale).await?;
+            // Opened again after its closing time: not ended any more.
+            let _: () = c.hdel(key(sale, "cfg"), "ended").await?;
             let _: () = c.set(key(sale, "open"), "1").await?;
         } else {
             let _: () = c.del(key(sale, "open")).await?;

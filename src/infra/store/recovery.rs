@@ -45,6 +45,9 @@ pub struct Held {
     pub stock: i64,
 }
 
+/// Per sale: pending orders, unsettled since (ms), stock, ended at (ms).
+type SweepReply = (i64, Option<i64>, Option<i64>, Option<i64>);
+
 /// What the sweeper has to do for one sale.
 #[derive(Debug, Clone, Copy)]
 pub struct SweepWork {
@@ -162,7 +165,8 @@ impl Store {
         for sale in sales {
             pipe.scard(key(sale, "pending"))
                 .get(key(sale, "unsettled"))
-                .get(key(sale, "stock"));
+                .get(key(sale, "stock"))
+                .hget(key(sale, "cfg"), "ended");
         }
         let mut reply: Vec<redis::Value> = pipe.query_async(&mut self.conn()).await?;
         let rest = reply.split_off(1);
@@ -171,19 +175,19 @@ impl Store {
             redis::from_redis_value(reply.pop().ok_or_else(|| super::unexpected("TIME"))?)
                 .map_err(bad)?;
         let now_ms = time_ms(secs, micros);
-        let triples: Vec<(i64, Option<i64>, Option<i64>)> =
+        let replies: Vec<SweepReply> =
             redis::from_redis_value(redis::Value::Array(rest)).map_err(bad)?;
         Ok(sales
             .iter()
-            .zip(triples)
-            .map(|(sale, (pending, since, stock))| {
+            .zip(replies)
+            .map(|(sale, (pending, since, stock, ended))| {
                 let work = SweepWork {
                     pending: pending > 0,
                     unsettled_due: since
                         .is_some_and(|t| now_ms - t >= settle_after.as_millis() as i64),
                     maybe_finished: pending == 0
                         && since.is_none()
-                        && stock.is_some_and(|s| s <= 0),
+                        && (stock.is_some_and(|s| s <= 0) || ended.is_some()),
                 };
                 (sale.clone(), work)
             })

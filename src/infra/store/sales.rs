@@ -50,7 +50,7 @@ impl Store {
     /// Lists the sale for the ticker and sweeper again (a restocked finished sale).
     pub async fn list_sale(&self, sale: &SaleId) -> Result<(), Fault> {
         let _: () = self.conn().sadd(SALES_KEY, sale).await?;
-        Ok(())
+        self.keep_sale(sale).await
     }
 
     /// Opens or closes the sale if a schedule time has come (lua/schedule.lua). Returns what

@@ -205,6 +205,19 @@ pub static ALL: [&Lua; 10] = [
 mod tests {
     use super::*;
 
+    /// A finished sale's expiry covers every key a script may write.
+    #[test]
+    fn sale_keys_cover_every_script_key() {
+        for lua in ALL {
+            for k in lua.keys {
+                assert!(
+                    *k == "events" || super::super::SALE_KEYS.contains(k),
+                    "{k} is not in SALE_KEYS"
+                );
+            }
+        }
+    }
+
     /// Each script uses exactly the keys it declares, and only through `K`.
     #[test]
     fn scripts_use_their_declared_keys() {
