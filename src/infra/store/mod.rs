@@ -1,8 +1,9 @@
 //! Redis: the only module that knows key names and scripts (declared in `scripts`).
 //!
 //! Every key of a sale carries the hash tag `{<sale>}`, so each script touches one Redis
-//! Cluster slot. Scripts are sent by SHA (`EVALSHA`); the redis crate reloads one on
-//! `NOSCRIPT`, which is what a failover or `SCRIPT FLUSH` leaves behind.
+//! Cluster slot. Scripts are sent by SHA (`EVALSHA`); on `NOSCRIPT`, which is what a restart,
+//! a failover or `SCRIPT FLUSH` leaves behind, `scripts::Call` marks the sales unsettled and
+//! reloads them (see `scripts.rs`).
 //!
 //! Commands go over a few multiplexed connections that reconnect by themselves, shared by all
 //! requests (each request's commands are pipelined with everyone else's). Not a checkout
