@@ -184,9 +184,17 @@ async fn storm_through(loss: Loss) {
     capture_logs();
     let mut server = RedisServer::start().await;
     let url = server.url();
+    // Back from its AOF, Redis must settle as soon as both instances confirm their writes from
+    // before the restart: the fallback wait is set beyond the storm's own deadline, so only
+    // the confirmations can end it. Back with nothing, the sales are rebuilt on first use,
+    // possibly after the confirmations: those settle by the (short) fallback.
+    let settle_after = match loss {
+        Loss::AofTail => Duration::from_secs(600),
+        Loss::Everything => Duration::from_secs(2),
+    };
     let tweak = |c: &mut waitroom::core::config::Config| {
         c.redis.url = url.clone();
-        c.loops.settle_after = Duration::from_secs(2);
+        c.loops.settle_after = settle_after;
     };
     let apps = [spawn_app_with(tweak).await, spawn_app_with(tweak).await];
     let extra = json!({ "ticket_ttl_secs": 600 });

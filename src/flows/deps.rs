@@ -16,6 +16,8 @@ use crate::infra::tokens::Keys;
 /// the schedules this instance expects). Built once in `startup`.
 pub struct Deps {
     pub config: Config,
+    /// This instance's name among the instances (`wr:instances`), new at every start.
+    pub instance: String,
     pub store: Store,
     pub ledger: Ledger,
     pub keys: Keys,
@@ -31,6 +33,7 @@ pub struct Deps {
 impl Deps {
     pub fn new(config: Config, store: Store, ledger: Ledger, keys: Keys) -> Self {
         Self {
+            instance: uuid::Uuid::new_v4().simple().to_string(),
             pow: PowKey::from_config(&config),
             config,
             store,

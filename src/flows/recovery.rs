@@ -20,6 +20,9 @@
 //!
 //! Layering: this module uses `store` and `ledger` only; the flows call it.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use crate::core::domain::{OrderRecord, SaleId};
 use crate::core::fault::Fault;
 use crate::flows::audit::{self, Kind, Source};
@@ -140,8 +143,18 @@ pub async fn rebuild_shopper(s: &Deps, sale: &SaleId, qid: &str, score: i64) -> 
 /// Settles a sale rebuilt at least `SETTLE_AFTER` ago (the sweeper finds them with
 /// `Store::needing_sweep`). The mark is in Redis, so whichever instance's sweeper comes first
 /// does it, even if the instance that rebuilt the sale is gone.
-pub async fn settle_rebuilt(s: &Deps, sale: &SaleId) -> Result<(), Fault> {
-    let stock = settle_stock(s, sale).await?;
+/// `early`: every instance confirmed its writes from before Redis's restart
+/// (`confirm_writes`), so the settle need not wait `settle_after` out.
+pub async fn settle_rebuilt(s: &Deps, sale: &SaleId, early: bool) -> Result<(), Fault> {
+    let after = if early {
+        Duration::ZERO
+    } else {
+        s.config.loops.settle_after
+    };
+    let stock = s
+        .ledger
+        .with_sale_locked(sale, async |locked| settle_locked(s, locked, after).await)
+        .await?;
     tracing::info!(%sale, ?stock, "rebuilt sale settled");
     let detail = serde_json::json!({"stock": stock, "after": "rebuild"});
     audit::record(&s.ledger, sale, Kind::Reconciled, Source::System, detail).await;
@@ -153,12 +166,18 @@ pub async fn settle_rebuilt(s: &Deps, sale: &SaleId) -> Result<(), Fault> {
 /// sale.
 pub async fn settle_stock(s: &Deps, sale: &SaleId) -> Result<Option<i64>, Fault> {
     s.ledger
-        .with_sale_locked(sale, async |locked| settle_locked(s, locked).await)
+        .with_sale_locked(sale, async |locked| {
+            settle_locked(s, locked, s.config.loops.settle_after).await
+        })
         .await
 }
 
 /// `settle_stock` for a caller already holding the row.
-async fn settle_locked(s: &Deps, locked: &mut LockedSale) -> Result<i64, Fault> {
+async fn settle_locked(
+    s: &Deps,
+    locked: &mut LockedSale,
+    settle_after: Duration,
+) -> Result<i64, Fault> {
     // No order of this sale commits while the row is held, so what the ledger says holds
     // until the script has run.
     let orders = locked.orders().await?;
@@ -169,7 +188,6 @@ async fn settle_locked(s: &Deps, locked: &mut LockedSale) -> Result<i64, Fault> 
         released: &locked.released,
         orders: &orders,
     };
-    let settle_after = s.config.loops.settle_after;
     s.store
         .settle_sale(&locked.row.id, ledger, settle_after)
         .await
@@ -215,7 +233,7 @@ pub async fn settle_order(
                 "ledger refused an order redis accepted: redis stock was ahead; settling"
             );
             s.store.settle_order(sale, qid, Verdict::Refused).await?;
-            settle_locked(s, locked).await?;
+            settle_locked(s, locked, s.config.loops.settle_after).await?;
             Ok(None)
         })
         .await?;
@@ -223,6 +241,37 @@ pub async fn settle_order(
 }
 
 // ---- watch ----
+
+/// Each sweep, after `watch`: once any instance declared that Redis restarted into `seen`,
+/// this instance confirms (once) that its order writes from before are done; answers when
+/// every instance alive within `settle_after` has confirmed (Redis ms), so the sweeper
+/// settles the sales the restart left unsettled at once instead of after `settle_after` (the
+/// fallback for an instance that went silent). `confirmed`: the run this instance confirmed.
+pub async fn after_restart(
+    s: &Arc<Deps>,
+    seen: &Option<String>,
+    confirmed: &mut Option<String>,
+) -> Option<i64> {
+    let run = seen.as_ref()?;
+    if confirmed.as_ref() != Some(run) && s.store.restart_declared(run).await.ok()? {
+        confirm_writes(s, run.clone());
+        *confirmed = Some(run.clone());
+    }
+    let window = s.config.loops.settle_after;
+    s.store.writes_confirmed(run, window).await.ok().flatten()
+}
+
+/// Once every order write this instance started before now is done, says so in Redis. Off
+/// the sweeper's path: the wait is the slowest write's.
+fn confirm_writes(s: &Arc<Deps>, run_id: String) {
+    let s = s.clone();
+    tokio::spawn(async move {
+        s.ledger.earlier_writes_done().await;
+        if let Err(e) = s.store.confirm_writes(&run_id, &s.instance).await {
+            tracing::warn!(error = %e, "cannot confirm this instance's writes; the settle waits");
+        }
+    });
+}
 
 /// Every sweep, over the sales Redis lists: marks them `unsettled` (no checkout until a settle
 /// reconciles them with the ledger) if Redis restarted (its `run_id` changed: an AOF may miss
@@ -236,6 +285,7 @@ pub async fn watch(s: &Deps, seen: &mut Option<String>, sales: &[SaleId]) -> Res
             sales = sales.len(),
             "redis restarted: sales held until reconciled"
         );
+        s.store.declare_restart(&run_id).await?;
         s.store.mark_unsettled(sales).await?;
     }
     *seen = Some(run_id);

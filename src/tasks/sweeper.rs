@@ -9,8 +9,9 @@ use crate::tasks::every::Every;
 /// Every `sweep`: expires lapsed holds, writes Redis-accepted orders that missed Postgres,
 /// settles sales rebuilt a while ago, and retires finished sales from the working set.
 pub async fn run(s: Arc<Deps>, mut every: Every) {
-    // The `run_id` of the Redis this instance last saw (`recovery::watch`).
-    let mut redis_seen = None;
+    // The `run_id` of the Redis this instance last saw (`recovery::watch`), and the one it
+    // confirmed its writes for (`recovery::confirm_writes`).
+    let (mut redis_seen, mut confirmed) = (None, None);
     while every.tick().await {
         if let Err(e) = crate::flows::payments::expire_holds(&s).await {
             tracing::debug!(error = %e, "hold sweep failed");
@@ -21,8 +22,13 @@ pub async fn run(s: Arc<Deps>, mut every: Every) {
                 if let Err(e) = crate::flows::recovery::watch(&s, &mut redis_seen, &ids).await {
                     tracing::debug!(error = %e, "watching redis against the ledger failed");
                 }
+                if let Err(e) = s.store.heartbeat(&s.instance).await {
+                    tracing::debug!(error = %e, "heartbeat failed");
+                }
+                let confirmed_at =
+                    crate::flows::recovery::after_restart(&s, &redis_seen, &mut confirmed).await;
                 s.store
-                    .needing_sweep(&ids, s.config.loops.settle_after)
+                    .needing_sweep(&ids, s.config.loops.settle_after, confirmed_at)
                     .await
             }
             Err(e) => Err(e),
@@ -38,7 +44,9 @@ pub async fn run(s: Arc<Deps>, mut every: Every) {
                         }
                     }
                     if work.unsettled_due {
-                        if let Err(e) = crate::flows::recovery::settle_rebuilt(&s, &sale).await {
+                        if let Err(e) =
+                            crate::flows::recovery::settle_rebuilt(&s, &sale, work.early).await
+                        {
                             tracing::warn!(%sale, error = %e, "settling a rebuilt sale failed");
                         }
                     }

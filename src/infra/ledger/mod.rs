@@ -65,6 +65,9 @@ impl SaleRow {
 pub struct Ledger {
     pool: PgPool,
     writer: mpsc::Sender<writer::Job>,
+    /// Held (shared) by every order write while it is in flight: `earlier_writes_done` takes
+    /// it alone to wait them out.
+    in_flight: std::sync::Arc<tokio::sync::RwLock<()>>,
 }
 
 /// A statement gives up after this: a slow Postgres is an outage too.
@@ -101,7 +104,19 @@ impl Ledger {
         for _ in 0..writer::WRITERS {
             tokio::spawn(writer::group_writer(pool.clone(), jobs.clone()));
         }
-        Ok(Self { pool, writer })
+        Ok(Self {
+            pool,
+            writer,
+            in_flight: Default::default(),
+        })
+    }
+
+    /// Returns once every order write started before this call has committed or given up
+    /// (writes started meanwhile wait behind it, for as long as that takes). After a Redis
+    /// restart, an instance that passed this knows none of its orders accepted by the old Redis
+    /// can still commit (see `recovery::confirm_writes`).
+    pub async fn earlier_writes_done(&self) {
+        drop(self.in_flight.write().await);
     }
 
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {

@@ -29,6 +29,7 @@ impl Ledger {
         ticket: &str,
         rec: &OrderRecord,
     ) -> Result<Recorded, Fault> {
+        let _writing = self.in_flight.read().await;
         let (reply, answer) = oneshot::channel();
         let job = Job {
             sale: sale.clone(),

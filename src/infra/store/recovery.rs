@@ -48,11 +48,32 @@ pub struct Held {
 /// Per sale: pending orders, unsettled since (ms), stock, ended at (ms).
 type SweepReply = (i64, Option<i64>, Option<i64>, Option<i64>);
 
+/// The instances and the time of their last sweep (Redis ms).
+const INSTANCES_KEY: &str = "wr:instances";
+
+/// Set when an instance saw Redis restart into `run_id`.
+fn restart_key(run_id: &str) -> String {
+    format!("wr:restart:{run_id}")
+}
+
+/// Instances whose order writes from before the restart that began `run_id` are done.
+fn confirmed_key(run_id: &str) -> String {
+    format!("wr:restart:{run_id}:confirmed")
+}
+
+async fn redis_time_ms(c: &mut super::conn::Conn) -> Result<i64, Fault> {
+    let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(c).await?;
+    Ok(time_ms(secs, micros))
+}
+
 /// What the sweeper has to do for one sale.
 #[derive(Debug, Clone, Copy)]
 pub struct SweepWork {
     pub pending: bool,
     pub unsettled_due: bool,
+    /// Due because every instance confirmed its writes from before the restart, before the
+    /// fallback wait: settled without waiting it out.
+    pub early: bool,
     /// Sold out with nothing pending or unsettled here: the ledger says if it is finished.
     pub maybe_finished: bool,
 }
@@ -152,10 +173,13 @@ impl Store {
     /// Of these sales, those the sweeper has work for: orders Redis accepted that Postgres has
     /// not confirmed, a rebuild at least `settle_after` old, by Redis's clock, or a sale that
     /// may have finished. One round trip.
+    /// `confirmed_at`: when every instance confirmed its writes from before Redis's restart
+    /// (`writes_confirmed`); a sale marked unsettled by then is due at once.
     pub async fn needing_sweep(
         &self,
         sales: &[SaleId],
         settle_after: Duration,
+        confirmed_at: Option<i64>,
     ) -> Result<Vec<(SaleId, SweepWork)>, Fault> {
         if sales.is_empty() {
             return Ok(Vec::new());
@@ -181,10 +205,12 @@ impl Store {
             .iter()
             .zip(replies)
             .map(|(sale, (pending, since, stock, ended))| {
+                let waited = since.is_some_and(|t| now_ms - t >= settle_after.as_millis() as i64);
+                let early = !waited && since.zip(confirmed_at).is_some_and(|(t, c)| t <= c);
                 let work = SweepWork {
                     pending: pending > 0,
-                    unsettled_due: since
-                        .is_some_and(|t| now_ms - t >= settle_after.as_millis() as i64),
+                    unsettled_due: waited || early,
+                    early,
                     maybe_finished: pending == 0
                         && since.is_none()
                         && (stock.is_some_and(|s| s <= 0) || ended.is_some()),
@@ -193,6 +219,76 @@ impl Store {
             })
             .filter(|(_, w)| w.pending || w.unsettled_due || w.maybe_finished)
             .collect())
+    }
+
+    /// This instance is alive (`wr:instances`: instance → Redis time of its last sweep, ms).
+    pub async fn heartbeat(&self, instance: &str) -> Result<(), Fault> {
+        let mut c = self.conn();
+        let now = redis_time_ms(&mut c).await?;
+        let _: () = redis::pipe()
+            .zadd(INSTANCES_KEY, instance, now)
+            .ignore()
+            // Instances gone for a day are forgotten.
+            .zrembyscore(INSTANCES_KEY, "-inf", now - 86_400_000)
+            .ignore()
+            .query_async(&mut c)
+            .await?;
+        Ok(())
+    }
+
+    /// An instance saw Redis restart into `run_id`: confirmations of writes count from now on.
+    pub async fn declare_restart(&self, run_id: &str) -> Result<(), Fault> {
+        let opts = redis::SetOptions::default()
+            .conditional_set(redis::ExistenceCheck::NX)
+            .with_expiration(redis::SetExpiry::EX(86_400));
+        let _: Option<String> = self
+            .conn()
+            .set_options(restart_key(run_id), 1, opts)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether an instance saw Redis restart into `run_id` (`declare_restart`).
+    pub async fn restart_declared(&self, run_id: &str) -> Result<bool, Fault> {
+        Ok(self.conn().exists(restart_key(run_id)).await?)
+    }
+
+    /// This instance's order writes from before Redis's restart (`run_id`) are all done.
+    pub async fn confirm_writes(&self, run_id: &str, instance: &str) -> Result<(), Fault> {
+        let mut c = self.conn();
+        let now = redis_time_ms(&mut c).await?;
+        let key = confirmed_key(run_id);
+        let _: () = redis::pipe()
+            .zadd(&key, instance, now)
+            .ignore()
+            .expire(&key, 86_400)
+            .ignore()
+            .query_async(&mut c)
+            .await?;
+        Ok(())
+    }
+
+    /// When every instance alive within `window` has confirmed its writes from before the
+    /// restart that began `run_id`: the last confirmation's time (ms). None while one has not
+    /// (it may still be writing: the settle waits for its fallback then).
+    pub async fn writes_confirmed(
+        &self,
+        run_id: &str,
+        window: Duration,
+    ) -> Result<Option<i64>, Fault> {
+        let mut c = self.conn();
+        if !self.restart_declared(run_id).await? {
+            return Ok(None);
+        }
+        let now = redis_time_ms(&mut c).await?;
+        let since = now - window.as_millis() as i64;
+        let alive: Vec<String> = c.zrangebyscore(INSTANCES_KEY, since, "+inf").await?;
+        let confirmed: Vec<(String, i64)> =
+            c.zrange_withscores(confirmed_key(run_id), 0, -1).await?;
+        let all = alive.iter().all(|i| confirmed.iter().any(|(c, _)| c == i));
+        Ok(all
+            .then(|| confirmed.iter().map(|(_, t)| *t).max())
+            .flatten())
     }
 
     /// Redis's identity: `run_id` changes with every restart, so an instance that sees it
