@@ -24,7 +24,7 @@ async fn join_body(app: &TestApp, sale: &str, body: Value) -> (u16, Value) {
     (res.status().as_u16(), res.json().await.unwrap())
 }
 
-async fn challenge(app: &TestApp, sale: &str) -> Challenge {
+pub(crate) async fn challenge(app: &TestApp, sale: &str) -> Challenge {
     let res = app
         .client
         .get(app.url(&format!("/api/sales/{sale}/challenge")))
@@ -35,7 +35,7 @@ async fn challenge(app: &TestApp, sale: &str) -> Challenge {
     res.json().await.unwrap()
 }
 
-fn solved(c: &Challenge) -> Value {
+pub(crate) fn solved(c: &Challenge) -> Value {
     json!({ "challenge": c.challenge, "nonce": pow::solve(&c.challenge, c.difficulty) })
 }
 

@@ -192,14 +192,7 @@ async fn a_schedule_out_of_any_calendar_is_refused_and_nothing_is_created() {
         let id = unique("when");
         let body = json!({"id": id, "name": "n", "units": 1, "price_cents": 1, field: when});
         expect(app.create_sale_json(body).await, 400, "invalid_sale").await;
-        let res = app
-            .client
-            .get(app.url(&format!("/api/admin/sales/{id}")))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        expect(res, 404, "unknown_sale").await;
+        assert_not_created(&app, &id).await;
     }
 }
 
@@ -210,13 +203,18 @@ async fn a_sale_name_with_a_nul_is_refused_and_nothing_is_created() {
         let id = unique("nul");
         let body = json!({"id": id, "name": name, "units": 1, "price_cents": 1});
         expect(app.create_sale_json(body).await, 400, "invalid_sale").await;
-        let res = app
-            .client
-            .get(app.url(&format!("/api/admin/sales/{id}")))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        expect(res, 404, "unknown_sale").await;
+        assert_not_created(&app, &id).await;
     }
+}
+
+/// The refused create left no sale behind.
+async fn assert_not_created(app: &TestApp, id: &str) {
+    let res = app
+        .client
+        .get(app.url(&format!("/api/admin/sales/{id}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    expect(res, 404, "unknown_sale").await;
 }

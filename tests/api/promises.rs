@@ -49,17 +49,7 @@ async fn a_half_made_sale_is_listed_by_a_retry_and_by_the_rebuilder() {
 }
 
 async fn solved_challenge(app: &TestApp, sale: &str) -> serde_json::Value {
-    let c: waitroom::flows::door::pow::Challenge = app
-        .client
-        .get(app.url(&format!("/api/sales/{sale}/challenge")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let nonce = waitroom::flows::door::pow::solve(&c.challenge, c.difficulty);
-    json!({ "challenge": c.challenge, "nonce": nonce })
+    crate::door_join::solved(&crate::door_join::challenge(app, sale).await)
 }
 
 /// Joins with a proof as one browser: `cookie` is its `wr_sid` (None: a new browser).
