@@ -72,6 +72,7 @@ pub fn test_config() -> Config {
     c.postgres.pool_size = 4;
     // Every test client is 127.0.0.1: the door's own tests turn the limits back on.
     c.door.limits = RateLimits::off();
+    c.streams.per_client = 100_000;
     // Dozens of instances run at once here: only the dashboard's tests sample (`spawn_console_app`).
     c.loops.console_sample = None;
     c
