@@ -5,7 +5,7 @@
 #   common.sh    settings, logging, waiting, process helpers, apt
 #   redis.sh     the private Redis        postgres.sh, pg-init.sh   the private PostgreSQL
 #   cluster.sh   the tests' Redis Cluster
-#   browser.sh   Chromium + chromedriver    nginx.sh   nginx for tests/api/nginx.rs
+#   browser.sh   Chromium + chromedriver    nginx.sh   nginx for tests/suite/nginx.rs
 # Sourced, not executed; sets no shell options (see lib/common.sh).
 
 _wr_lib="$(dirname "${BASH_SOURCE[0]}")/lib"

@@ -1,13 +1,13 @@
 //! Postgres stopped in the middle of a sale (the real server, through scripts/pgctl). Its own
-//! test binary: cargo runs test binaries one after another, so no other test sees the outage.
-
-mod common;
+//! test binary, the only one beside tests/suite: cargo runs test binaries one after another,
+//! so no other test sees the outage. (A process of its own, as `alone!` gives, would not do:
+//! the suite's other tests would still be running on the same Postgres.)
 
 use std::time::Duration;
 
 use serde_json::Value;
 
-use common::*;
+use waitroom_testkit::*;
 
 fn pgctl(action: &str) {
     let script = std::env::var("WAITROOM_PGCTL")

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
+use crate::api;
 use crate::client::{Conn, Req};
 use crate::cpu;
 
@@ -207,6 +208,26 @@ pub async fn saturate_on(
     total.lat = total.lat.finish();
     total.cpu_us = cpu::us_per_request(cpu.await.ok().flatten(), total.answered);
     total
+}
+
+/// `n` shoppers join, spread round robin over `addrs`; in index order (not join order).
+pub async fn join_many(
+    addrs: &[SocketAddr],
+    sale: &str,
+    n: usize,
+    workers: usize,
+) -> Result<Vec<api::Place>> {
+    let sale = sale.to_string();
+    par_map(addrs, n, workers, move |mut c, _| {
+        let sale = sale.clone();
+        async move {
+            let r = api::join(&mut c, &sale).await;
+            (c, r)
+        }
+    })
+    .await
+    .into_iter()
+    .collect()
 }
 
 /// Calls `f(conn, i)` for every i in 0..n on `workers` concurrent tasks. Each task keeps one

@@ -5,9 +5,7 @@
 //! Exit status: non-zero when a correctness counter (oversold, FIFO inversions, lost orders)
 //! is not zero or a scenario could not run; never because of a speed figure.
 
-mod api;
 mod baseline;
-mod client;
 mod cpu;
 mod history;
 mod html;
@@ -17,6 +15,9 @@ mod scenarios;
 mod server;
 mod sse_worker;
 mod stores;
+
+// The typed API and the lean HTTP client are the test kit's, shared with tests/.
+use waitroom_testkit::{api, client};
 
 use std::path::PathBuf;
 use std::process::ExitCode;

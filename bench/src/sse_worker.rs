@@ -26,7 +26,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::api;
+use crate::load::join_many;
 
 /// The events whose arrival a worker times, first time per stream.
 /// `waitlisted` is what waiting streams hear when the last unit goes (it is held for
@@ -112,7 +112,7 @@ fn reply(line: &str) -> Result<()> {
 /// The worker process's main.
 pub async fn run(args: Args) -> Result<()> {
     let n = args.streams;
-    let joined = api::join_many(&args.addrs, &args.sale, n, JOINERS).await?;
+    let joined = join_many(&args.addrs, &args.sale, n, JOINERS).await?;
     reply(&format!("joined {}", joined.len()))?;
     // Commands from the parent, read on a thread (the bench's tokio has no async stdin).
     let (tx, mut cmds) = mpsc::unbounded_channel::<String>();

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Part of scripts/lib.sh: Chromium and chromedriver for the browser test (tests/browser.rs).
+# Part of scripts/lib.sh: Chromium and chromedriver for the browser tests (tests/suite/browser/).
 
 # Installed without recommends (see _wr_apt_install). Headless Chromium needs none of them: its
 # Depends already bring fontconfig and, through fontconfig-config, fonts-dejavu-core, which is

@@ -94,7 +94,7 @@ wr_start_cluster() {
 }
 
 # Empties the cluster (it serves only the tests) and the ledgers the cluster tests keep beside
-# it (see tests/common/cluster.rs), so each run starts from nothing.
+# it (see testkit/src/cluster.rs), so each run starts from nothing.
 wr_reset_cluster() {
   local p bindir db
   for p in $(_wr_cluster_ports); do

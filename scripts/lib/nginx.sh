@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Part of scripts/lib.sh: nginx for the test that runs a sale through deploy/nginx.conf
-# (tests/api/nginx.rs). The test starts and stops nginx itself, as this user, with a prefix
+# (tests/suite/nginx.rs). The test starts and stops nginx itself, as this user, with a prefix
 # under .data/nginx/; nothing here runs it, and it never runs as a system service.
 
 # Debian 12's `nginx` package has the auth_request module built in (`nginx -V` lists

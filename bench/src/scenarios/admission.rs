@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use super::{say, Ctx};
 use crate::api::{self, SaleSpec};
 use crate::client::Conn;
+use crate::load::join_many;
 use crate::report::Report;
 
 const INSTANCES: usize = 3;
@@ -51,7 +52,7 @@ pub async fn run(ctx: &Ctx, r: &mut Report) -> Result<()> {
         "admission: {shoppers} shoppers, {RATE}/s through {INSTANCES} instances for {} s",
         window.as_secs()
     ));
-    api::join_many(&addrs, &sale, shoppers, ctx.sizes.load.conns).await?;
+    join_many(&addrs, &sale, shoppers, ctx.sizes.load.conns).await?;
     api::admin(&mut admin, &sale, "open").await?;
     // Past the first ticks, when the bucket starts from empty.
     tokio::time::sleep(Duration::from_secs(1)).await;

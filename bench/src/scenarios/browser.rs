@@ -1,5 +1,5 @@
 //! What a proof-of-work costs a shopper: headless Chromium, driven over WebDriver (plain JSON
-//! through the bench's own HTTP client, as tests/browser.rs does with reqwest), opens a sale's
+//! through the bench's own HTTP client, as tests/suite/browser/ does with reqwest), opens a sale's
 //! page and runs the page's own `prove()` (static/js/pow.js: challenge fetch, Web Worker start,
 //! the solve) several times, timed with `performance.now()`.
 //!
@@ -14,9 +14,9 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use super::{pow::BITS, say, Ctx};
+use crate::api::ADMIN_TOKEN;
 use crate::client::{Conn, Req};
 use crate::report::Report;
-use crate::server::ADMIN_TOKEN;
 
 const SOLVES: usize = 9;
 const CHROME_ARGS: &[&str] = &[

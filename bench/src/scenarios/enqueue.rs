@@ -26,7 +26,7 @@ pub const OPEN_SHARE: f64 = 0.7;
 
 /// One instance started with `vars` and one closed sale of its own.
 async fn instance(ctx: &Ctx, name: &str, vars: &[(&str, &str)]) -> Result<(Instance, String)> {
-    let inst = Instance::start_with(&ctx.env, name, vars).await?;
+    let inst = ctx.env.start_with(name, vars).await?;
     let sale = ctx.sale_id(name);
     let spec = SaleSpec::line_only();
     api::create_sale(&mut Conn::new(inst.addr), &sale, &spec).await?;

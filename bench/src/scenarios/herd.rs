@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use super::{say, Ctx};
 use crate::api::{self, SaleSpec};
 use crate::client::Conn;
-use crate::load::{par_map, Latencies};
+use crate::load::{join_many, par_map, Latencies};
 use crate::report::Report;
 
 /// One answer of the herd: when it was sent (µs after the first click), how long it took,
@@ -51,7 +51,7 @@ pub async fn run(ctx: &Ctx, r: &mut Report) -> Result<()> {
     };
     api::create_sale(&mut c, &sale, &spec).await?;
     say(format!("herd: {crowd} shoppers join for {units} units"));
-    let joined = api::join_many(&addrs, &sale, crowd, load.conns).await?;
+    let joined = join_many(&addrs, &sale, crowd, load.conns).await?;
     let tokens: Vec<String> = joined.into_iter().map(|j| j.token).collect();
     admit_by_hand(ctx, &sale, &tokens).await?;
     api::admin(&mut c, &sale, "open").await?;

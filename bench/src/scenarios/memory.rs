@@ -18,6 +18,7 @@ use redis::{AsyncCommands, AsyncConnectionConfig};
 use super::{say, Ctx};
 use crate::api::{self, SaleSpec};
 use crate::client::Conn;
+use crate::load::join_many;
 use crate::report::Report;
 
 /// Joins through the API before the bulk load: enough to see the format, quick to make.
@@ -43,7 +44,7 @@ pub async fn run(ctx: &Ctx, r: &mut Report, quick: bool) -> Result<()> {
         .get_multiplexed_async_connection_with_config(&cfg)
         .await?;
     let before = used_memory(&mut redis).await?;
-    let joined = api::join_many(&[inst.addr], &sale, SAMPLE_JOINS, 16).await?;
+    let joined = join_many(&[inst.addr], &sale, SAMPLE_JOINS, 16).await?;
     let queue = format!("wr:{{{sale}}}:queue");
     let sample: Vec<(String, String)> = redis.zrange_withscores(&queue, 0, -1).await?;
     let id_len = check_format(&sample, joined.len())?;

@@ -145,7 +145,7 @@ impl Ctx {
     }
 
     pub async fn start(&self, name: &str) -> Result<Instance> {
-        Instance::start(&self.env, name).await
+        self.env.start(name).await
     }
 
     /// Checks a sale's ledger against the orders the API accepted and adds to the counters.

@@ -15,7 +15,7 @@ use crate::api::{self, SaleSpec};
 use crate::baseline::{alternate, cpu_us, redis_evalsha, Pairs, Side};
 use crate::client::Conn;
 use crate::cpu;
-use crate::load::{par_map, Outcome};
+use crate::load::{join_many, par_map, Outcome};
 use crate::report::Report;
 use crate::server::Instance;
 
@@ -33,7 +33,7 @@ async fn admitted(ctx: &Ctx, inst: &Instance, sale: &str, n: usize) -> Result<Ve
     };
     api::create_sale(&mut c, sale, &spec).await?;
     say(format!("{sale}: {n} shoppers join"));
-    let joined = api::join_many(&addrs, sale, n, workers).await?;
+    let joined = join_many(&addrs, sale, n, workers).await?;
     api::admin(&mut c, sale, "open").await?;
     api::wait_stats(&mut c, sale, std::time::Duration::from_secs(60), |s| {
         s["admitted_total"].as_i64() >= Some(n as i64)

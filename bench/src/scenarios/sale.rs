@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::{say, Ctx};
 use crate::api::{self, SaleSpec};
 use crate::client::Conn;
+use crate::load::join_many;
 use crate::report::Report;
 
 const INSTANCES: usize = 3;
@@ -71,7 +72,7 @@ pub async fn run(ctx: &Ctx, r: &mut Report) -> Result<()> {
     say(format!(
         "sale: {n} shoppers for {units} units at {rate}/s through {INSTANCES} instances"
     ));
-    let joined = api::join_many(&addrs, &sale, n, ctx.sizes.load.conns).await?;
+    let joined = join_many(&addrs, &sale, n, ctx.sizes.load.conns).await?;
     api::admin(&mut admin, &sale, "open").await?;
     let started = Instant::now();
 

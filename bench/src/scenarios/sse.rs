@@ -311,7 +311,7 @@ impl FanOut<'_> {
 
 /// CPU seconds the instances used so far, together.
 fn server_cpu(insts: &[Instance]) -> Result<f64> {
-    insts.iter().map(Instance::cpu_secs).sum()
+    insts.iter().map(|i| server::cpu_secs(i.pid())).sum()
 }
 
 /// What holding the streams costs while nothing happens (the periodic `progress` refresh and

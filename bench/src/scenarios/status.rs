@@ -12,7 +12,7 @@ use crate::api::{self, SaleSpec};
 use crate::baseline::{alternate, cpu_us, BareRoute, Pairs, Side};
 use crate::client::Conn;
 use crate::cpu;
-use crate::load::saturate_on;
+use crate::load::{join_many, saturate_on};
 use crate::report::Report;
 
 /// How long the idle instance's own CPU use is read before the load.
@@ -27,7 +27,7 @@ pub async fn run(ctx: &Ctx, r: &mut Report) -> Result<()> {
     let spec = SaleSpec::line_only();
     api::create_sale(&mut c, &sale, &spec).await?;
     say(format!("status: {n} shoppers join"));
-    let joined = api::join_many(&[inst.addr], &sale, n, ctx.sizes.load.conns).await?;
+    let joined = join_many(&[inst.addr], &sale, n, ctx.sizes.load.conns).await?;
     let Some(first) = joined.first() else {
         bail!("no shopper joined");
     };

@@ -1,0 +1,414 @@
+//! Promises a shopper or operator relies on that once broke (issue 19): each test here failed
+//! on the build before its fix.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use redis::AsyncCommands;
+use serde_json::json;
+
+use waitroom_testkit::*;
+
+async fn is_listed(sale: &str) -> bool {
+    redis().await.sismember("wr:sales", sale).await.unwrap()
+}
+
+/// A create whose `SADD wr:sales` failed after the sale's keys were written (the ticker never
+/// looks at such a sale): the same create again answers as created and lists it, another
+/// create under the id is still 409, and the rebuilder lists it even when nobody retries.
+#[tokio::test]
+async fn a_half_made_sale_is_listed_by_a_retry_and_by_the_rebuilder() {
+    let app = spawn_app().await;
+    let id = unique("half");
+    let body = json!({"id": id, "name": "half made", "units": 5, "price_cents": 100});
+    assert_eq!(app.create_sale_json(body.clone()).await.status(), 201);
+    let unlist = || async {
+        let _: () = redis().await.srem("wr:sales", &id).await.unwrap();
+    };
+
+    unlist().await;
+    assert!(!is_listed(&id).await);
+    let again = app.create_sale_json(body.clone()).await;
+    assert_eq!(again.status(), 201, "the same create again");
+    assert!(is_listed(&id).await, "the retry listed it");
+    let other = json!({"id": id, "name": "another", "units": 5, "price_cents": 100});
+    assert_eq!(app.create_sale_json(other).await.status(), 409);
+
+    unlist().await;
+    // The rebuilder looks at sales older than 5 s, every ten sweeps.
+    let listed = eventually(Duration::from_secs(20), || async {
+        is_listed(&id).await.then_some(())
+    })
+    .await;
+    assert!(listed.is_some(), "the rebuilder lists it again");
+    // And it sells: the ticker admits from it once it is open.
+    let token = app.join(&id).await.token;
+    app.admin(&id, "open").await;
+    app.ticket(&id, &token).await;
+}
+
+async fn solved_challenge(app: &TestApp, sale: &str) -> serde_json::Value {
+    crate::door_join::solved(&crate::door_join::challenge(app, sale).await)
+}
+
+/// Joins with a proof as one browser: `cookie` is its `wr_sid` (None: a new browser).
+async fn join_proved(
+    app: &TestApp,
+    sale: &str,
+    proof: &serde_json::Value,
+    cookie: Option<&str>,
+) -> (u16, serde_json::Value, Option<String>) {
+    let mut req = app
+        .client
+        .post(app.url(&format!("/api/sales/{sale}/queue")))
+        .json(proof);
+    if let Some(c) = cookie {
+        req = req.header("cookie", format!("wr_sid={c}"));
+    }
+    let res = req.send().await.unwrap();
+    remember_session(&res);
+    let sid = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next()?.strip_prefix("wr_sid="))
+        .map(str::to_string)
+        .next();
+    (res.status().as_u16(), res.json().await.unwrap(), sid)
+}
+
+/// A proof-of-work is spent only when it buys a place: the browser that joined with it may
+/// send it again (its 201 was lost) and keeps its place; another browser may not; a join the
+/// places cap refused leaves the proof unspent, to use once the cap allows.
+#[tokio::test]
+async fn a_proof_of_work_is_spent_only_on_a_place() {
+    let app = spawn_app().await;
+    let sale = app
+        .create_sale_with(
+            10,
+            10,
+            json!({"pow_difficulty": 4, "max_places_per_client": 1}),
+        )
+        .await;
+    let proof = solved_challenge(&app, &sale).await;
+    let (code, first, sid) = join_proved(&app, &sale, &proof, None).await;
+    assert_eq!(code, 201, "{first}");
+    let sid = sid.expect("a join sets wr_sid");
+    let (code, again, _) = join_proved(&app, &sale, &proof, Some(&sid)).await;
+    assert_eq!(code, 201, "the same join again: {again}");
+    assert_eq!(again["queue_id"], first["queue_id"], "its own place");
+    let (code, err, _) = join_proved(&app, &sale, &proof, None).await;
+    assert_eq!((code, err["code"].as_str()), (409, Some("pow_reused")));
+
+    let second = solved_challenge(&app, &sale).await;
+    let (code, err, _) = join_proved(&app, &sale, &second, None).await;
+    assert_eq!((code, err["code"].as_str()), (429, Some("too_many_places")));
+    let res = app
+        .client
+        .patch(app.url(&format!("/api/admin/sales/{sale}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"max_places_per_client": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (code, joined, _) = join_proved(&app, &sale, &second, None).await;
+    assert_eq!(
+        code, 201,
+        "the refused join's proof was not spent: {joined}"
+    );
+}
+
+/// One address opening a stream per token, a thousand tokens deep, is capped per client: past
+/// `streams.per_client` it hears 429 `too_many_streams`, while another client still streams.
+#[tokio::test]
+async fn open_streams_are_capped_per_client_not_only_per_token() {
+    let app = spawn_app_with(|c| {
+        c.streams.per_client = 3;
+        c.door.clients.trusted = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let sale = app.create_sale(5, 1000).await;
+    let open = |token: String, from: &'static str| {
+        let cookie = format!("{}; wr_queue={token}", session_cookie(&token).unwrap());
+        app.client
+            .get(app.url(&format!("/api/sales/{sale}/events")))
+            .header("cookie", cookie)
+            .header("x-forwarded-for", from)
+            .timeout(Duration::from_secs(600))
+            .send()
+    };
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let res = open(app.join(&sale).await.token, "203.0.113.1")
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        held.push(res);
+    }
+    let res = open(app.join(&sale).await.token, "203.0.113.1")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().contains_key("retry-after"));
+    let err: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(err["code"], "too_many_streams");
+    let other = open(app.join(&sale).await.token, "198.51.100.2")
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200, "another client is not held back");
+}
+
+/// A stream on an instance whose pub/sub connection was down when the last unit sold (and
+/// whose ticker does not look at the sale) still hears `sold_out` once it resubscribes; a
+/// stream opened after the end hears it too.
+#[tokio::test]
+async fn no_stream_misses_the_end_of_a_sale() {
+    let proxy = ChaosProxy::start(redis_addr()).await;
+    let url = redis_url_via(proxy.port);
+    let a = spawn_app_with(|c| {
+        c.redis.url = url;
+        c.loops.tick = Duration::from_secs(3600);
+    })
+    .await;
+    let b = spawn_app().await;
+    let sale = b.create_sale(1, 100).await;
+    let buyer = b.join(&sale).await;
+    let watcher = b.join(&sale).await;
+    let mut stream = crate::events::connect(&a, &sale, &watcher.token, None).await;
+    assert_eq!(stream.next().await.unwrap().event, "state");
+
+    // A loses Redis, its pub/sub connection too; meanwhile B sells the last unit and the
+    // payment settles it, publishing `sold_out` to nobody on A.
+    proxy.break_all();
+    proxy.all_closed().await;
+    b.admin(&sale, "open").await;
+    let ticket = b.ticket(&sale, &buyer.token).await;
+    let res = b.checkout(&sale, &ticket, 1).await;
+    assert_eq!(res.status(), 201);
+    let order: serde_json::Value = res.json().await.unwrap();
+    b.pay(order["order_id"].as_str().unwrap(), "succeeded")
+        .await;
+    proxy.restore();
+
+    let over = crate::events::next_named(&mut stream, "sold_out").await;
+    assert!(
+        over.is_some(),
+        "the stream on A heard sold_out after A resubscribed"
+    );
+    let late = b.join_raw(&sale, None).await;
+    assert_eq!(late.status(), 409, "a newcomer hears sold out");
+    // The watcher's browser reconnects (a new tab): the end is said again.
+    let mut again = crate::events::connect(&a, &sale, &watcher.token, Some("7")).await;
+    let first = again.next().await.unwrap();
+    assert_eq!(first.event, "state");
+    let next = again.next().await.unwrap();
+    assert_eq!(
+        next.event, "sold_out",
+        "re-sent to a stream opened after the end"
+    );
+}
+
+/// The last hold's payment arrives while Redis refuses the instance: the ledger records it
+/// (200, no redelivery needed) and the sweeper finishes it in Redis, so the units are no
+/// longer held, a newcomer hears sold out rather than joining a waitlist, and the waiting
+/// shoppers' streams hear `sold_out`.
+#[tokio::test]
+async fn a_payment_redis_missed_is_finished_by_the_sweeper() {
+    let proxy = ChaosProxy::start(redis_addr()).await;
+    let url = redis_url_via(proxy.port);
+    let a = spawn_app_with(|c| c.redis.url = url).await;
+    let b = spawn_app().await;
+    let sale = b.create_sale(1, 100).await;
+    let buyer = b.join(&sale).await;
+    let watcher = b.join(&sale).await;
+    b.admin(&sale, "open").await;
+    let ticket = b.ticket(&sale, &buyer.token).await;
+    let res = b.checkout(&sale, &ticket, 1).await;
+    assert_eq!(res.status(), 201);
+    let order: serde_json::Value = res.json().await.unwrap();
+    let order = order["order_id"].as_str().unwrap().to_string();
+    let mut stream = crate::events::connect(&b, &sale, &watcher.token, None).await;
+    assert_eq!(stream.next().await.unwrap().event, "state");
+    let joined = b.join_raw(&sale, None).await;
+    assert_eq!(joined.status(), 201, "waitlisted while the hold is open");
+
+    proxy.break_all();
+    proxy.all_closed().await;
+    let event = json!({"order_id": order, "event_id": unique("ev"), "outcome": "succeeded"});
+    let res = a.payment_event(&event, PAYMENT_SECRET).await;
+    assert_eq!(res.status(), 200, "the payment is recorded in postgres");
+    proxy.restore();
+
+    let over = crate::events::next_named(&mut stream, "sold_out").await;
+    assert!(over.is_some(), "the waitlist heard sold_out");
+    let held: i64 = redis()
+        .await
+        .get(format!("wr:{{{sale}}}:held"))
+        .await
+        .unwrap();
+    assert_eq!(held, 0, "nothing held once paid");
+    assert_eq!(b.join_raw(&sale, None).await.status(), 409, "sold out");
+}
+
+/// Redis loses a sale after some shoppers were admitted: one whose ticket lapsed unused does
+/// not get its place back (ahead of everyone waiting), one whose ticket is live keeps it and
+/// can still buy, and admission does not let a waiting shopper in on units those live
+/// tickets may still take.
+#[tokio::test]
+async fn admissions_survive_redis_losing_the_sale() {
+    // Settled soon after the rebuild: the keeper's ticket must still be live to buy.
+    let app = spawn_app_with(|c| c.loops.settle_after = Duration::from_millis(300)).await;
+    let sale = app
+        .create_sale_with(2, 1000, json!({"ticket_ttl_secs": 8, "max_active": 1}))
+        .await;
+    let lapser = app.join(&sale).await;
+    let keeper = app.join(&sale).await;
+    let waiter = app.join(&sale).await;
+    app.admin(&sale, "open").await;
+    app.ticket(&sale, &lapser.token).await;
+    // The first ticket lapses unused; the second shopper is let in on its unit.
+    let lapsed = eventually(WAIT, || async {
+        (app.status(&sale, &lapser.token).await["status"] == "expired").then_some(())
+    })
+    .await;
+    assert!(lapsed.is_some(), "the first ticket lapsed");
+    let ticket = app.ticket(&sale, &keeper.token).await;
+    // The ledger keeps admissions a tick after they happen.
+    let recorded = eventually(WAIT, || async {
+        let report: serde_json::Value = app
+            .client
+            .get(app.url(&format!("/api/admin/sales/{sale}/report")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (report["admitted"] == 2).then_some(())
+    })
+    .await;
+    assert!(recorded.is_some(), "both admissions in the ledger");
+
+    wipe_sale_keys(&sale).await;
+    assert_eq!(app.status(&sale, &lapser.token).await["status"], "expired");
+    assert_eq!(app.status(&sale, &keeper.token).await["status"], "admitted");
+    ticks_after(&sale, 5).await;
+    assert_eq!(
+        app.status(&sale, &waiter.token).await["status"],
+        "waiting",
+        "max_active 1 is the keeper's live ticket"
+    );
+    let bought = eventually(WAIT, || async {
+        // Checkouts wait for the rebuilt sale to settle (503 until then).
+        let res = app.checkout(&sale, &ticket, 1).await;
+        (res.status() == 201).then_some(())
+    })
+    .await;
+    assert!(bought.is_some(), "the keeper's ticket still buys");
+}
+
+/// A PATCH whose Redis step ran but whose ledger commit failed (here: the Redis step run by
+/// hand, as the failed request left it) and that the admin then retries: the units it adds
+/// reach the stock once, and Redis and the ledger agree.
+#[tokio::test]
+async fn a_retried_patch_adds_its_units_once() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(5, 1000).await;
+    let id = sale_id(&sale);
+    let units = vec![("units".to_string(), Some(8))];
+    let stock = app.state.store.change_sale(&id, &units, 8).await.unwrap();
+    assert_eq!(stock, Some(8), "the lost request's Redis step");
+    let res = app
+        .client
+        .patch(app.url(&format!("/api/admin/sales/{sale}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"units": 8}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let stats = app.stats(&sale).await;
+    assert_eq!(
+        (stats["units"].as_i64(), stats["remaining"].as_i64()),
+        (Some(8), Some(8))
+    );
+}
+
+/// A schedule that fired is spent: the operator closes the sale it opened, and a later
+/// change of something else (here with the ledger still holding the time, as after a lost
+/// write) does not arm it again and reopen the sale.
+#[tokio::test]
+async fn a_fired_schedule_is_not_armed_again_by_a_later_change() {
+    let app = spawn_app().await;
+    let mut r = redis().await;
+    let opens = redis_now_ms(&mut r).await + 300;
+    let when = chrono::DateTime::from_timestamp_millis(opens).unwrap();
+    let sale = app
+        .create_sale_with(5, 1000, json!({"opens_at": when.to_rfc3339()}))
+        .await;
+    let opened = eventually(WAIT, || async {
+        (app.stats(&sale).await["open"] == true).then_some(())
+    })
+    .await;
+    assert!(opened.is_some(), "the schedule opened it");
+    app.admin(&sale, "close").await;
+    // As if the fired schedule's ledger write had been lost.
+    sqlx::query("UPDATE sales SET opens_at = $2 WHERE id = $1")
+        .bind(&sale)
+        .bind(when)
+        .execute(&pg().await)
+        .await
+        .unwrap();
+    let res = app
+        .client
+        .patch(app.url(&format!("/api/admin/sales/{sale}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"rate_per_sec": 7}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    ticks_after(&sale, 5).await;
+    assert_eq!(app.stats(&sale).await["open"], false, "still closed");
+}
+
+/// An order Redis accepted for a ticket whose earlier order lapsed (its payment failed) is no
+/// purchase: the settle voids it, and the lapsed order is never written back into `used` as
+/// bought (the shopper would read `purchased` for an order that will never be paid).
+#[tokio::test]
+async fn a_lapsed_order_is_never_kept_as_a_purchase() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(5, 1000).await;
+    let id = sale_id(&sale);
+    let shopper = app.join(&sale).await;
+    app.admin(&sale, "open").await;
+    let ticket = app.ticket(&sale, &shopper.token).await;
+    let res = app.checkout(&sale, &ticket, 1).await;
+    assert_eq!(res.status(), 201);
+    let first: serde_json::Value = res.json().await.unwrap();
+    app.pay(first["order_id"].as_str().unwrap(), "failed").await;
+
+    // Redis took a second order for the same ticket (it had forgotten the first).
+    let qid = waitroom::infra::tokens::unverified_subject(&ticket).unwrap();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let again =
+        waitroom::core::domain::OrderRecord::at_ms(uuid::Uuid::now_v7(), 1, now_ms).unwrap();
+    let recorded = app.state.ledger.record(&id, &qid, &again).await.unwrap();
+    let kept = waitroom::flows::recovery::settle_order(&app.state, &id, &qid, &again, recorded)
+        .await
+        .unwrap();
+    assert!(kept.is_none(), "no purchase: {kept:?}");
+    let used: Option<String> = redis()
+        .await
+        .hget(format!("wr:{{{sale}}}:used"), &qid)
+        .await
+        .unwrap();
+    assert_eq!(used, None, "the lapsed order is not in `used`");
+    assert_ne!(
+        app.status(&sale, &shopper.token).await["status"],
+        "purchased"
+    );
+}
