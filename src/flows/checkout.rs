@@ -9,7 +9,7 @@
 use futures_util::future::join_all;
 use uuid::Uuid;
 
-use crate::core::domain::{OrderRecord, SaleId};
+use crate::core::domain::{OrderRecord, QueueId, SaleId};
 use crate::core::fault::Fault;
 use crate::flows::audit;
 use crate::flows::recovery;
@@ -82,7 +82,7 @@ async fn buy(
     if quantity < 1 {
         return Err(CheckoutError::InvalidQuantity);
     }
-    let qid = claims.jti.as_str();
+    let qid = &claims.jti;
     let order_id = Uuid::now_v7();
     let exp_ms = claims.exp * 1000;
     let mut taken = s.store.take(sale, qid, quantity, order_id, exp_ms).await?;
@@ -146,7 +146,7 @@ fn learn_buyers(s: &Deps, sale: &SaleId) {
 async fn record(
     s: &Deps,
     sale: &SaleId,
-    qid: &str,
+    qid: &QueueId,
     rec: &OrderRecord,
 ) -> Result<Option<Order>, Fault> {
     let recorded = s.ledger.record(sale, qid, rec).await?;
@@ -158,7 +158,7 @@ async fn record(
 /// the ledger's group writer batches them after an outage.
 pub async fn sync_pending(s: &Deps, sale: &SaleId, min_age_ms: i64) -> Result<usize, Fault> {
     let now = chrono::Utc::now().timestamp_millis();
-    let due: Vec<(String, OrderRecord)> = s
+    let due: Vec<(QueueId, OrderRecord)> = s
         .store
         .pending(sale)
         .await?
@@ -170,7 +170,7 @@ pub async fn sync_pending(s: &Deps, sale: &SaleId, min_age_ms: i64) -> Result<us
     for ((qid, _), result) in due.iter().zip(written) {
         result?;
         METRICS.ledger_synced.inc();
-        done.push(qid.as_str());
+        done.push(qid);
     }
     s.store.clear_pending(sale, &done).await?;
     Ok(done.len())

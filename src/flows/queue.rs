@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::core::domain::{OrderRecord, SaleId};
+use crate::core::domain::{OrderRecord, QueueId, SaleId};
 use crate::core::fault::Fault;
 use crate::flows::door::pow::{self, Challenge, PowError, Proof};
 use crate::flows::door::{places, ClientKey};
@@ -14,7 +14,7 @@ use crate::infra::tokens::{QueueClaims, TokenError};
 
 /// What a join needs from the session: the id a new place takes and the hash its tokens carry.
 pub struct Seat {
-    pub queue_id: String,
+    pub queue_id: QueueId,
     pub sid: String,
 }
 
@@ -55,7 +55,7 @@ pub struct Standing {
 #[derive(Debug, Serialize)]
 pub struct JoinView {
     pub token: String,
-    pub queue_id: String,
+    pub queue_id: QueueId,
     /// The n-th shopper to join this sale (0 when the place was there already: restored from
     /// a token, or found again for the same browser).
     pub seq: i64,
@@ -151,12 +151,8 @@ pub async fn join(
         // Redis: answer as `/status` would.
         (_, c) => {
             let (qid, t, sid) = match c {
-                Some(c) => (c.sub.as_str(), c.t, c.sid.as_deref()),
-                None => (
-                    joined.queue_id.as_str(),
-                    joined.score,
-                    Some(seat.sid.as_str()),
-                ),
+                Some(c) => (&c.sub, c.t, c.sid.as_deref()),
+                None => (&joined.queue_id, joined.score, Some(seat.sid.as_str())),
             };
             view.standing = status_of(s, sale, qid, t, sid).await?.standing;
         }
@@ -197,7 +193,7 @@ async fn prove(
     sale: &SaleId,
     client: &ClientKey,
     proof: &Proof,
-    qid: &str,
+    qid: &QueueId,
 ) -> Result<Spent, QueueError> {
     let now_ms = chrono::Utc::now().timestamp_millis();
     let v = s
@@ -230,7 +226,7 @@ pub async fn status(
 async fn status_of(
     s: &Deps,
     sale: &SaleId,
-    qid: &str,
+    qid: &QueueId,
     t: i64,
     sid: Option<&str>,
 ) -> Result<StatusView, QueueError> {
@@ -248,7 +244,7 @@ async fn status_of(
 fn view(
     s: &Deps,
     sale: &SaleId,
-    qid: &str,
+    qid: &QueueId,
     sid: Option<&str>,
     snap: Snapshot,
 ) -> Result<StatusView, QueueError> {

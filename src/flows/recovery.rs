@@ -23,7 +23,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::core::domain::{OrderRecord, SaleId};
+use crate::core::domain::{OrderRecord, QueueId, SaleId};
 use crate::core::fault::Fault;
 use crate::flows::audit::{self, Kind, Source};
 use crate::flows::Deps;
@@ -117,7 +117,12 @@ async fn rebuild_sale(s: &Deps, id: &SaleId) -> Result<bool, Fault> {
 /// this shopper did since. The ledger says whether they bought (Redis is told, and they stay
 /// out of the line) or were admitted (the admission comes back, lapsed or live); otherwise
 /// their place comes back at `score`, the join time in their token.
-pub async fn rebuild_shopper(s: &Deps, sale: &SaleId, qid: &str, score: i64) -> Result<(), Fault> {
+pub async fn rebuild_shopper(
+    s: &Deps,
+    sale: &SaleId,
+    qid: &QueueId,
+    score: i64,
+) -> Result<(), Fault> {
     match s.ledger.order_by_ticket(sale, qid).await? {
         Some(order) if order.is_live() => s
             .store
@@ -198,14 +203,14 @@ async fn settle_locked(
 pub async fn settle_order(
     s: &Deps,
     sale: &SaleId,
-    qid: &str,
+    qid: &QueueId,
     rec: &OrderRecord,
     recorded: Recorded,
 ) -> Result<Option<Order>, Fault> {
     match recorded {
         Recorded::Order(order) if order.id == rec.order_id => return Ok(Some(order)),
         Recorded::Order(order) if order.is_live() => {
-            tracing::warn!(%sale, qid, "ticket bought twice in redis; the second is undone");
+            tracing::warn!(%sale, %qid, "ticket bought twice in redis; the second is undone");
             s.store
                 .settle_order(sale, qid, Verdict::Kept(&order.record()))
                 .await?;
@@ -229,7 +234,7 @@ pub async fn settle_order(
             }
             tracing::error!(
                 %sale,
-                qid,
+                %qid,
                 "ledger refused an order redis accepted: redis stock was ahead; settling"
             );
             s.store.settle_order(sale, qid, Verdict::Refused).await?;

@@ -23,7 +23,7 @@ use tokio::sync::{broadcast, watch};
 use tracing::Instrument;
 
 use crate::core::client::ClientKey;
-use crate::core::domain::SaleId;
+use crate::core::domain::{QueueId, SaleId};
 use crate::flows::door::streams::ClientSlot;
 use crate::flows::queue;
 use crate::http::error::AppError;
@@ -39,7 +39,7 @@ const REPLACED_RETRY: &[u8] = b"retry: 30000\n\n";
 struct Live {
     state: Arc<AppState>,
     sale: SaleId,
-    qid: String,
+    qid: QueueId,
     /// The session the token is bound to: tickets sent on this stream carry it too.
     sid: Option<String>,
     progress: watch::Receiver<Frame>,

@@ -229,3 +229,8 @@ impl TestApp {
 pub fn sale_id(s: &str) -> waitroom::core::domain::SaleId {
     waitroom::core::domain::SaleId::parse(s).expect("a valid sale id")
 }
+
+/// A queue id as the app's own functions take it.
+pub fn queue_id(s: &str) -> waitroom::core::domain::QueueId {
+    waitroom::core::domain::QueueId::parse(s).expect("a valid queue id")
+}

@@ -286,10 +286,14 @@ async fn the_same_order_twice_at_the_ledger_is_one_order() {
             ticket.clone(),
             rec.clone(),
         );
-        let first =
-            tokio::spawn(async move { ledger.record(&sale_id(&sale2), &ticket2, &rec2).await });
+        let first = tokio::spawn(async move {
+            ledger
+                .record(&sale_id(&sale2), &queue_id(&ticket2), &rec2)
+                .await
+        });
         tokio::task::yield_now().await;
         let id = sale_id(&sale);
+        let ticket = queue_id(&ticket);
         let copies = (0..3).map(|_| app.state.ledger.record(&id, &ticket, &rec));
         let mut all = join_all(copies).await;
         all.push(first.await.unwrap());

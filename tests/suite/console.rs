@@ -113,10 +113,12 @@ async fn a_wrong_token_or_a_foreign_cookie_is_401_json() {
     assert_eq!(garbage.await.unwrap().status(), 400);
     // A shopper's queue token or an admission ticket is no session, whatever its signature.
     let joined = app.join(&sale).await;
-    let ticket = app
-        .state
-        .keys
-        .ticket(&sale_id(&sale), &joined.queue_id, None, 9_999_999_999_999);
+    let ticket = app.state.keys.ticket(
+        &sale_id(&sale),
+        &queue_id(&joined.queue_id),
+        None,
+        9_999_999_999_999,
+    );
     let stats = format!("/api/admin/sales/{sale}");
     for forged in ["garbage", joined.token.as_str(), ticket.as_str()] {
         let req = with_cookie(

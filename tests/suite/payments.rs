@@ -190,7 +190,7 @@ async fn a_release_redis_missed_is_given_back_exactly_once() {
         .release(
             &sale_id(&sale),
             &[waitroom::core::domain::ReleasedOrder {
-                ticket: shopper.queue_id.clone(),
+                ticket: queue_id(&shopper.queue_id),
                 order_id: order.parse().unwrap(),
                 quantity: 1,
                 failed: true,

@@ -396,10 +396,16 @@ async fn a_lapsed_order_is_never_kept_as_a_purchase() {
     let now_ms = chrono::Utc::now().timestamp_millis();
     let again =
         waitroom::core::domain::OrderRecord::at_ms(uuid::Uuid::now_v7(), 1, now_ms).unwrap();
-    let recorded = app.state.ledger.record(&id, &qid, &again).await.unwrap();
-    let kept = waitroom::flows::recovery::settle_order(&app.state, &id, &qid, &again, recorded)
+    let recorded = app
+        .state
+        .ledger
+        .record(&id, &queue_id(&qid), &again)
         .await
         .unwrap();
+    let kept =
+        waitroom::flows::recovery::settle_order(&app.state, &id, &queue_id(&qid), &again, recorded)
+            .await
+            .unwrap();
     assert!(kept.is_none(), "no purchase: {kept:?}");
     let used: Option<String> = redis()
         .await

@@ -1,6 +1,7 @@
 use futures_util::future::join_all;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
+use waitroom::core::domain::QueueId;
 use waitroom::infra::store::{NewPlace, Place};
 
 use waitroom_testkit::*;
@@ -105,7 +106,7 @@ async fn joins_batched_into_one_script_call_are_weighed_one_by_one_in_order() {
     let sale = app.create_sale_with(100, 10, cap).await;
     let tags = ["clientAA", "clientBB"];
     // Started in one poll, so they wait in one batch (store::batch) and go in one EVALSHA.
-    let ids: Vec<String> = (0..12).map(|i| format!("{i:032x}")).collect();
+    let ids: Vec<QueueId> = (0..12).map(|i| queue_id(&format!("{i:032x}"))).collect();
     let id_of_sale = sale_id(&sale);
     let joins = ids.iter().enumerate().map(|(i, id)| {
         let door = NewPlace {
@@ -129,7 +130,7 @@ async fn joins_batched_into_one_script_call_are_weighed_one_by_one_in_order() {
             "join {i}"
         );
         assert_eq!(j.seq, i as i64 + 1);
-        assert_eq!(j.queue_id, format!("{}.{}", ids[i], tags[i % 2]));
+        assert_eq!(j.queue_id.as_str(), format!("{}.{}", ids[i], tags[i % 2]));
     }
     assert!(joined[..6].windows(2).all(|w| w[0].score < w[1].score));
     for j in &joined[6..] {

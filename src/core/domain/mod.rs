@@ -7,7 +7,7 @@ mod sale;
 pub use order::{OrderRecord, ReleasedOrder};
 pub use sale::{changeable, setting_names, Patch, SaleSpec, Settings};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Input that cannot become a domain value: a stable code and a message for the client.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -53,6 +53,54 @@ impl SaleId {
 }
 
 impl std::fmt::Display for SaleId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A place in a sale's line: what the queue, the admitted set, `used` and the ledger's orders
+/// (`ticket_id`) are keyed by. Made by the server (`http::door::session`, `lua/enqueue.lua`):
+/// 28 hex characters, then `.` and the client's tag in a sale capping places per client; tokens
+/// carry it (`sub`, `jti`), so one that is not a queue id makes the token invalid.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct QueueId(String);
+
+impl QueueId {
+    pub fn parse(s: &str) -> Result<Self, InvalidInput> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        if ok {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(InvalidInput::new(
+                "invalid_queue_id",
+                "a queue id is 1 to 64 characters of A-Z, a-z, 0-9, '.', '-' and '_'",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for QueueId {
+    type Error = InvalidInput;
+    fn try_from(s: String) -> Result<Self, InvalidInput> {
+        Self::parse(&s)
+    }
+}
+
+impl From<QueueId> for String {
+    fn from(q: QueueId) -> String {
+        q.0
+    }
+}
+
+impl std::fmt::Display for QueueId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }

@@ -4,6 +4,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::QueueId;
+
 /// What checkout.lua keeps in a sale's `used` hash for the ticket that bought: the one
 /// encoding of an order in Redis. It is JSON, `{"id","qty","at"}` (`at` in unix ms, by
 /// Redis's clock), so the scripts read it with `cjson.decode` and Rust with serde; neither
@@ -42,7 +44,7 @@ impl OrderRecord {
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ReleasedOrder {
     #[sqlx(rename = "ticket_id")]
-    pub ticket: String,
+    pub ticket: QueueId,
     #[sqlx(rename = "id")]
     pub order_id: Uuid,
     pub quantity: i32,

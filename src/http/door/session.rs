@@ -27,7 +27,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use crate::core::domain::SaleId;
+use crate::core::domain::{QueueId, SaleId};
 use crate::flows::queue::Seat;
 use crate::http::error::AppError;
 use crate::http::state::AppState;
@@ -110,7 +110,7 @@ pub fn hash(sid: &str) -> String {
 /// characters, not 32: with Redis's 3-byte header and NUL the member fits jemalloc's 32-byte
 /// class instead of the 48-byte one, 16 B less per queued shopper (lua/enqueue.lua's later ids
 /// have the same length).
-fn queue_id(sid: &str, sale: &SaleId) -> String {
+fn queue_id(sid: &str, sale: &SaleId) -> QueueId {
     let digest = Sha256::new()
         .chain_update(b"waitroom place v1|")
         .chain_update(sale.as_str().as_bytes())
@@ -121,7 +121,7 @@ fn queue_id(sid: &str, sale: &SaleId) -> String {
     for b in &digest[..QUEUE_ID_CHARS / 2] {
         let _ = write!(id, "{b:02x}");
     }
-    id
+    QueueId::parse(&id).expect("28 hex characters are a queue id")
 }
 
 /// The session id from the cookie, if it has the shape we issue. Over HTTPS only the
@@ -194,13 +194,13 @@ mod tests {
         assert_eq!(hash(&sid), hash(&sid));
         assert_eq!(hash(&sid).len(), 16);
         assert_ne!(hash(&sid), hash(&B64.encode([8u8; SID_BYTES])));
-        let qid = queue_id(&sid, &id("drop"));
+        let qid = queue_id(&sid, &id("drop")).to_string();
         assert_eq!(qid.len(), QUEUE_ID_CHARS);
         assert!(
             !qid.contains('.'),
             "admit.lua splits the queue id at the dot"
         );
-        assert_ne!(qid, queue_id(&sid, &id("other")));
+        assert_ne!(qid, queue_id(&sid, &id("other")).to_string());
         assert!(!qid.contains(&hash(&sid)));
     }
 }

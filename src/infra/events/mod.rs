@@ -18,7 +18,7 @@ mod subscriber;
 
 pub use subscriber::run_subscriber;
 
-use crate::core::domain::SaleId;
+use crate::core::domain::{QueueId, SaleId};
 use crate::infra::store::{Live, Tick};
 
 /// What every waiting shopper of a sale sees each tick. The page derives its own place from
@@ -115,7 +115,7 @@ struct SaleChannels {
 /// How far behind the newest stock reading a stale one can be: a reply in flight.
 const STALE_WINDOW_US: i64 = 5_000_000;
 
-pub(super) type ShopperKey = (SaleId, String);
+pub(super) type ShopperKey = (SaleId, QueueId);
 /// Every stream a shopper has open here (several tabs), by registration id.
 type ShopperStreams = Vec<(u64, mpsc::Sender<Admission>)>;
 
@@ -263,10 +263,10 @@ impl Hub {
     /// Registers one more stream of a shopper, keeping at most `max` (`WAITROOM_STREAMS_PER_TOKEN`):
     /// the oldest lose their sender, which ends them (see `sse`), so a script re-opening
     /// streams with one token holds no more connections than a shopper with a few tabs.
-    pub fn register(self: &Arc<Self>, sale: &SaleId, qid: &str, max: usize) -> Registration {
+    pub fn register(self: &Arc<Self>, sale: &SaleId, qid: &QueueId, max: usize) -> Registration {
         let (tx, rx) = mpsc::channel(4);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let key = (sale.clone(), qid.to_string());
+        let key = (sale.clone(), qid.clone());
         let mut map = self.shoppers.lock().expect("hub lock");
         let list = map.entry(key.clone()).or_default();
         // Ids grow, so the list is oldest first.
@@ -282,9 +282,9 @@ impl Hub {
         }
     }
 
-    pub(super) fn deliver(&self, sale: &SaleId, qid: &str, a: Admission) {
+    pub(super) fn deliver(&self, sale: &SaleId, qid: &QueueId, a: Admission) {
         let map = self.shoppers.lock().expect("hub lock");
-        if let Some(list) = map.get(&(sale.clone(), qid.to_string())) {
+        if let Some(list) = map.get(&(sale.clone(), qid.clone())) {
             for (_, tx) in list {
                 let _ = tx.try_send(a);
             }

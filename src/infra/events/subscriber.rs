@@ -14,7 +14,7 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 
 use super::{Admission, Hub, ShopperKey};
-use crate::core::domain::SaleId;
+use crate::core::domain::{QueueId, SaleId};
 use crate::infra::store::{self, Place, Store, Subscriber, Target};
 
 /// A message on `wr:{sale}:events`, published by the Lua scripts and the admin API.
@@ -23,7 +23,7 @@ struct Message {
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
-    ids: Vec<String>,
+    ids: Vec<QueueId>,
     expires_at: Option<i64>,
     admitted_total: Option<i64>,
     remaining: Option<i64>,

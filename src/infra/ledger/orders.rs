@@ -6,7 +6,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::Ledger;
-use crate::core::domain::{OrderRecord, ReleasedOrder, SaleId};
+use crate::core::domain::{OrderRecord, QueueId, ReleasedOrder, SaleId};
 use crate::core::fault::Fault;
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
@@ -17,7 +17,7 @@ pub struct Order {
     pub sale_id: SaleId,
     /// The admission ticket's jti (= queue id) that bought it.
     #[serde(skip)]
-    pub ticket_id: String,
+    pub ticket_id: QueueId,
     pub status: String,
     pub quantity: i32,
     pub amount_cents: i64,
@@ -67,7 +67,7 @@ impl Ledger {
     pub async fn order_by_ticket(
         &self,
         sale: &SaleId,
-        ticket: &str,
+        ticket: &QueueId,
     ) -> Result<Option<Order>, Fault> {
         Ok(order_by_ticket(&self.pool, sale, ticket).await?)
     }
@@ -87,7 +87,7 @@ impl Ledger {
 pub(super) async fn order_by_ticket<'c>(
     conn: impl sqlx::PgExecutor<'c>,
     sale: &SaleId,
-    ticket: &str,
+    ticket: &QueueId,
 ) -> Result<Option<Order>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at,

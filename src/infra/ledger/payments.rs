@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::orders::Order;
 use super::Ledger;
-use crate::core::domain::{EventId, ReleasedOrder, SaleId};
+use crate::core::domain::{EventId, QueueId, ReleasedOrder, SaleId};
 use crate::core::fault::Fault;
 
 /// Units lapsed or failed orders of one sale give back, and their sum.
@@ -225,7 +225,7 @@ impl Ledger {
 }
 
 /// (sale, ticket, order id, quantity, payment failed) of an order whose units go back.
-type ReleaseRow = (SaleId, String, Uuid, i32, bool);
+type ReleaseRow = (SaleId, QueueId, Uuid, i32, bool);
 
 /// Rows sorted by sale, grouped into one release per sale.
 fn group_releases(rows: Vec<ReleaseRow>) -> Vec<Release> {

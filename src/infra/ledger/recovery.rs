@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Ledger, Order, SaleRow};
-use crate::core::domain::{OrderRecord, ReleasedOrder, SaleId};
+use crate::core::domain::{OrderRecord, QueueId, ReleasedOrder, SaleId};
 use crate::core::fault::Fault;
 
 /// A sale whose row this transaction holds (see `Ledger::with_sale_locked`). Reads go through
@@ -29,7 +29,7 @@ impl LockedSale {
     }
 
     /// The order this ticket made, if any, read under the lock.
-    pub async fn order_by_ticket(&mut self, ticket: &str) -> Result<Option<Order>, Fault> {
+    pub async fn order_by_ticket(&mut self, ticket: &QueueId) -> Result<Option<Order>, Fault> {
         Ok(super::orders::order_by_ticket(&mut *self.tx, &self.row.id, ticket).await?)
     }
 }
@@ -38,21 +38,21 @@ impl LockedSale {
 #[derive(Default)]
 pub struct Orders {
     /// Queue id → order record (as checkout.lua writes it) of every live order.
-    pub bought: HashMap<String, OrderRecord>,
+    pub bought: HashMap<QueueId, OrderRecord>,
     /// Queue ids whose orders failed, expired or are due a refund.
-    pub lapsed: Vec<String>,
+    pub lapsed: Vec<QueueId>,
     /// Queue ids whose orders are paid (no longer held).
-    pub paid: Vec<String>,
+    pub paid: Vec<QueueId>,
     /// Queue ids whose payment failed (their shoppers read `failed`).
-    pub failed: Vec<String>,
+    pub failed: Vec<QueueId>,
     /// Queue ids admitted that never ordered, with their admission time (Redis µs): a lapsed
     /// one must not get its place in line back, a live one still holds its admission.
-    pub admitted: Vec<(String, i64)>,
+    pub admitted: Vec<(QueueId, i64)>,
 }
 
 impl Orders {
     async fn read(conn: &mut sqlx::PgConnection, sale: &SaleId) -> Result<Self, Fault> {
-        let rows: Vec<(String, Uuid, i32, DateTime<Utc>, String)> = sqlx::query_as(
+        let rows: Vec<(QueueId, Uuid, i32, DateTime<Utc>, String)> = sqlx::query_as(
             "SELECT ticket_id, id, quantity, created_at, status FROM orders WHERE sale_id = $1",
         )
         .bind(sale)
@@ -124,7 +124,7 @@ impl Ledger {
     }
 
     /// When `qid` was admitted to the sale (Redis µs), if it was.
-    pub async fn admitted_at(&self, sale: &SaleId, qid: &str) -> Result<Option<i64>, Fault> {
+    pub async fn admitted_at(&self, sale: &SaleId, qid: &QueueId) -> Result<Option<i64>, Fault> {
         Ok(sqlx::query_scalar(
             "SELECT admitted_us FROM admissions WHERE sale_id = $1 AND queue_id = $2",
         )

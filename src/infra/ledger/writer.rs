@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::orders::{order_by_ticket, Order, Recorded};
 use super::{Ledger, WRITE_DEADLINE};
-use crate::core::domain::{OrderRecord, SaleId};
+use crate::core::domain::{OrderRecord, QueueId, SaleId};
 use crate::core::fault::Fault;
 
 const STOPPED: Fault = Fault::Busy("the order writer has stopped");
@@ -26,14 +26,14 @@ impl Ledger {
     pub async fn record(
         &self,
         sale: &SaleId,
-        ticket: &str,
+        ticket: &QueueId,
         rec: &OrderRecord,
     ) -> Result<Recorded, Fault> {
         let _writing = self.in_flight.read().await;
         let (reply, answer) = oneshot::channel();
         let job = Job {
             sale: sale.clone(),
-            ticket: ticket.to_string(),
+            ticket: ticket.clone(),
             rec: rec.clone(),
             reply,
             queued: std::time::Instant::now(),
@@ -48,7 +48,7 @@ impl Ledger {
 /// One order waiting for the group writer.
 pub(super) struct Job {
     sale: SaleId,
-    ticket: String,
+    ticket: QueueId,
     rec: OrderRecord,
     reply: oneshot::Sender<Result<Recorded, Fault>>,
     queued: std::time::Instant,
@@ -141,7 +141,7 @@ fn is_oversell(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23514"))
 }
 
-type MadeOrders = HashMap<(SaleId, String), Order>;
+type MadeOrders = HashMap<(SaleId, QueueId), Order>;
 
 /// Inserts the orders and raises each sale's `sold` by what was inserted, in one statement
 /// (one commit). Orders whose ticket already has one are skipped: they are retries.
@@ -201,7 +201,7 @@ async fn answer(pool: &PgPool, batch: Vec<Job>, mut made: MadeOrders) {
     let earlier = match retried.first() {
         None => Ok(MadeOrders::new()),
         Some(first) => {
-            let tickets: Vec<&str> = retried.iter().map(|j| j.ticket.as_str()).collect();
+            let tickets: Vec<&QueueId> = retried.iter().map(|j| &j.ticket).collect();
             orders_by_tickets(pool, &first.sale, &tickets).await
         }
     };
@@ -234,7 +234,7 @@ async fn answer(pool: &PgPool, batch: Vec<Job>, mut made: MadeOrders) {
 async fn orders_by_tickets(
     pool: &PgPool,
     sale: &SaleId,
-    tickets: &[&str],
+    tickets: &[&QueueId],
 ) -> Result<MadeOrders, sqlx::Error> {
     let rows: Vec<Order> = sqlx::query_as(
         "SELECT id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at,

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use super::queue::{joined, Joined};
 use super::scripts::ENQUEUE;
 use super::{unexpected, Store};
-use crate::core::domain::SaleId;
+use crate::core::domain::{QueueId, SaleId};
 use crate::core::fault::Fault;
 
 /// Joins per script call: a longer batch would hold Redis (single-threaded) for longer.
@@ -26,7 +26,7 @@ const MAX_BATCH: usize = 128;
 
 /// One join waiting for its batch: enqueue.lua's five ARGV and where its reply goes.
 pub(super) struct Entry {
-    pub qid: String,
+    pub qid: QueueId,
     pub score: Option<i64>,
     pub mode: &'static str,
     pub tag: String,

@@ -4,7 +4,7 @@
 use redis::AsyncCommands;
 
 use super::{key, Store};
-use crate::core::domain::SaleId;
+use crate::core::domain::{QueueId, SaleId};
 use crate::core::fault::Fault;
 
 impl Store {
@@ -25,7 +25,7 @@ impl Store {
         &self,
         sale: &SaleId,
         id: &str,
-        qid: &str,
+        qid: &QueueId,
         ttl_ms: i64,
     ) -> Result<Claim, Fault> {
         let opts = redis::SetOptions::default()
@@ -38,7 +38,7 @@ impl Store {
             .await?;
         Ok(match before {
             None => Claim::New,
-            Some(by) if by == qid => Claim::Again,
+            Some(by) if by == qid.as_str() => Claim::Again,
             Some(_) => Claim::Taken,
         })
     }

@@ -43,7 +43,7 @@ use redis::AsyncCommands;
 
 use conn::Conn;
 
-use crate::core::domain::{SaleId, SaleSpec};
+use crate::core::domain::{QueueId, SaleId, SaleSpec};
 use crate::core::fault::Fault;
 
 /// The set of sales the ticker looks at.
@@ -101,6 +101,16 @@ impl redis::ToRedisArgs for SaleId {
         out.write_arg(self.as_str().as_bytes())
     }
 }
+
+/// A queue id too.
+impl redis::ToRedisArgs for QueueId {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        out.write_arg(self.as_str().as_bytes())
+    }
+}
+
+impl redis::ToSingleRedisArg for SaleId {}
+impl redis::ToSingleRedisArg for QueueId {}
 
 /// Sale ids as Redis lists them (`wr:sales`): one that is not a valid id was not written by
 /// us (a hand-typed `SADD`) and is left out, with a warning, rather than failing every sale.

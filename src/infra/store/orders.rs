@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::scripts::{CHECKOUT, PAID, RELEASE};
 use super::{key, unexpected, Store};
-use crate::core::domain::{OrderRecord, ReleasedOrder, SaleId};
+use crate::core::domain::{OrderRecord, QueueId, ReleasedOrder, SaleId};
 use crate::core::fault::Fault;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -42,7 +42,7 @@ impl Store {
     pub async fn take(
         &self,
         sale: &SaleId,
-        qid: &str,
+        qid: &QueueId,
         qty: i32,
         order_id: Uuid,
         ticket_exp_ms: i64,
@@ -76,7 +76,7 @@ impl Store {
     }
 
     /// Orders Redis accepted that Postgres has not confirmed: (queue id, record).
-    pub async fn pending(&self, sale: &SaleId) -> Result<Vec<(String, OrderRecord)>, Fault> {
+    pub async fn pending(&self, sale: &SaleId) -> Result<Vec<(QueueId, OrderRecord)>, Fault> {
         let mut c = self.conn();
         let qids: Vec<String> = c.smembers(key(sale, "pending")).await?;
         if qids.is_empty() {
@@ -89,10 +89,14 @@ impl Store {
             .await?;
         qids.into_iter()
             .zip(records)
-            .filter_map(|(q, r)| match record(&r?) {
-                Ok(rec) => Some(Ok((q, rec))),
+            .filter_map(|(q, r)| match (QueueId::parse(&q), record(&r?)) {
+                (Ok(q), Ok(rec)) => Some(Ok((q, rec))),
+                (Err(e), _) => {
+                    tracing::error!(%sale, qid = q, error = %e, "pending order skipped");
+                    None
+                }
                 // One bad record must not stop the sale's other orders from syncing.
-                Err(e) => {
+                (_, Err(e)) => {
                     tracing::error!(%sale, qid = q, error = %e, "pending order skipped");
                     None
                 }
@@ -100,7 +104,7 @@ impl Store {
             .collect()
     }
 
-    pub async fn clear_pending(&self, sale: &SaleId, qids: &[&str]) -> Result<(), Fault> {
+    pub async fn clear_pending(&self, sale: &SaleId, qids: &[&QueueId]) -> Result<(), Fault> {
         if qids.is_empty() {
             return Ok(());
         }
@@ -111,7 +115,7 @@ impl Store {
     /// A hold was paid: its units are no longer held (lua/paid.lua, idempotent per ticket).
     /// The last hold of a sale with no stock settling sends the waitlist `sold_out`; true
     /// for that payment only.
-    pub async fn paid(&self, sale: &SaleId, qid: &str, quantity: i32) -> Result<bool, Fault> {
+    pub async fn paid(&self, sale: &SaleId, qid: &QueueId, quantity: i32) -> Result<bool, Fault> {
         let (_held, sold_out): (i64, bool) = PAID.on(sale).arg(qid).arg(quantity).run(self).await?;
         Ok(sold_out)
     }

@@ -3,7 +3,7 @@
 use super::batch::Entry;
 use super::scripts::ADMIT;
 use super::{key, time_ms, unexpected, Live, Store};
-use crate::core::domain::SaleId;
+use crate::core::domain::{QueueId, SaleId};
 use crate::core::fault::Fault;
 
 /// How many replies `place_commands` adds.
@@ -67,7 +67,7 @@ pub struct NewPlace<'a> {
 pub struct Joined {
     pub place: Place,
     /// The queue id to sign: a new place in a capped sale carries its client's tag.
-    pub queue_id: String,
+    pub queue_id: QueueId,
     /// The sale is admitting (meaningful when waiting).
     pub open: bool,
     /// Waiting with no stock left, while units are held for payment.
@@ -107,7 +107,7 @@ impl Store {
     pub async fn enqueue(
         &self,
         sale: &SaleId,
-        qid: &str,
+        qid: &QueueId,
         score: Option<i64>,
         door: NewPlace<'_>,
     ) -> Result<Joined, Fault> {
@@ -115,7 +115,12 @@ impl Store {
     }
 
     /// Puts a lost place back in line at the score its token records.
-    pub async fn rebuild_place(&self, sale: &SaleId, qid: &str, score: i64) -> Result<(), Fault> {
+    pub async fn rebuild_place(
+        &self,
+        sale: &SaleId,
+        qid: &QueueId,
+        score: i64,
+    ) -> Result<(), Fault> {
         self.run_enqueue(sale, qid, Some(score), "restore", NewPlace::default())
             .await
             .map(drop)
@@ -124,7 +129,7 @@ impl Store {
     async fn run_enqueue(
         &self,
         sale: &SaleId,
-        qid: &str,
+        qid: &QueueId,
         score: Option<i64>,
         mode: &'static str,
         door: NewPlace<'_>,
@@ -182,7 +187,7 @@ impl Store {
     /// Where each of many shoppers stands, in one pipelined round trip (what a resync after
     /// a pub/sub reconnect needs). Not atomic per shopper, unlike `snapshot`: a place may be
     /// a moment stale, which the shopper's next event or status read corrects.
-    pub async fn places(&self, shoppers: &[(SaleId, String)]) -> Result<Vec<Place>, Fault> {
+    pub async fn places(&self, shoppers: &[(SaleId, QueueId)]) -> Result<Vec<Place>, Fault> {
         if shoppers.is_empty() {
             return Ok(Vec::new());
         }
@@ -225,7 +230,7 @@ pub(super) type PlaceReply = (bool, Option<i64>, Option<f64>, Option<String>, bo
 pub(super) fn place_commands<'a>(
     pipe: &'a mut redis::Pipeline,
     sale: &SaleId,
-    qid: &str,
+    qid: &QueueId,
 ) -> &'a mut redis::Pipeline {
     pipe.exists(key(sale, "cfg"))
         .zrank(key(sale, "queue"), qid)
@@ -265,7 +270,7 @@ pub(super) fn place_of(reply: PlaceReply, now_ms: i64, live: &Live) -> Place {
 }
 
 /// One join's reply from enqueue.lua; `qid` is the id it was sent with.
-pub(super) fn joined(mut reply: Vec<redis::Value>, qid: &str) -> Result<Joined, Fault> {
+pub(super) fn joined(mut reply: Vec<redis::Value>, qid: &QueueId) -> Result<Joined, Fault> {
     let bad = |_| unexpected("enqueue.lua");
     // Only a new place names its queue id (the sixth element).
     let named: Option<String> = match reply.len() {
@@ -290,7 +295,10 @@ pub(super) fn joined(mut reply: Vec<redis::Value>, qid: &str) -> Result<Joined, 
     };
     Ok(Joined {
         place,
-        queue_id: named.unwrap_or_else(|| qid.to_string()),
+        queue_id: match named {
+            Some(id) => QueueId::parse(&id).map_err(|_| unexpected("enqueue.lua"))?,
+            None => qid.clone(),
+        },
         open: open == 1,
         waitlisted: status == "waitlisted",
         score: score.parse().map_err(|_| unexpected("enqueue.lua"))?,

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use super::batch::answer;
 use super::queue::{place_commands, place_of, PlaceReply, Snapshot, PLACE_FIELDS};
 use super::{live_commands, time_ms, unexpected, Live, LiveReply, Store, LIVE_REPLIES};
-use crate::core::domain::SaleId;
+use crate::core::domain::{QueueId, SaleId};
 use crate::core::fault::Fault;
 
 /// Places per round trip: a longer MULTI would hold Redis (single-threaded) for longer.
@@ -20,13 +20,13 @@ const MAX_READS: usize = 256;
 
 /// One status read waiting for its batch.
 pub(super) struct Read {
-    qid: String,
+    qid: QueueId,
     reply: oneshot::Sender<Result<Snapshot, Fault>>,
 }
 
 impl Store {
     /// Where one shopper stands: their place and the sale's numbers, read atomically.
-    pub async fn snapshot(&self, sale: &SaleId, qid: &str) -> Result<Snapshot, Fault> {
+    pub async fn snapshot(&self, sale: &SaleId, qid: &QueueId) -> Result<Snapshot, Fault> {
         let (reply, rx) = oneshot::channel();
         let read = Read {
             qid: qid.to_owned(),

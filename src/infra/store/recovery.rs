@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::scripts::{REBUILD, SETTLE, SETTLE_ORDER};
 use super::{cfg_fields, key, time_ms, Store, SALES_KEY};
-use crate::core::domain::{OrderRecord, ReleasedOrder, SaleId, SaleSpec};
+use crate::core::domain::{OrderRecord, QueueId, ReleasedOrder, SaleId, SaleSpec};
 use crate::core::fault::Fault;
 use crate::infra::ledger::Orders;
 use redis::AsyncCommands;
@@ -29,7 +29,7 @@ pub struct Settlement<'a> {
 }
 
 /// Queue id → order record as checkout.lua writes it.
-fn encoded(bought: &HashMap<String, OrderRecord>) -> HashMap<&str, String> {
+fn encoded(bought: &HashMap<QueueId, OrderRecord>) -> HashMap<&str, String> {
     bought
         .iter()
         .map(|(q, r)| (q.as_str(), r.encode()))
@@ -119,7 +119,7 @@ impl Store {
     pub async fn restore_admission(
         &self,
         sale: &SaleId,
-        qid: &str,
+        qid: &QueueId,
         expires_ms: i64,
     ) -> Result<(), Fault> {
         let _: () = self
@@ -141,7 +141,7 @@ impl Store {
         let released: Vec<[String; 2]> = ledger
             .released
             .iter()
-            .map(|o| [o.ticket.clone(), o.order_id.to_string()])
+            .map(|o| [o.ticket.to_string(), o.order_id.to_string()])
             .collect();
         let args = serde_json::json!({
             "units": ledger.units, "sold": ledger.sold, "open": ledger.open,
@@ -158,7 +158,7 @@ impl Store {
     pub async fn settle_order(
         &self,
         sale: &SaleId,
-        qid: &str,
+        qid: &QueueId,
         verdict: Verdict<'_>,
     ) -> Result<i64, Fault> {
         let mut call = SETTLE_ORDER.on(sale);

@@ -4,6 +4,8 @@ use jsonwebtoken::Algorithm;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::core::domain::QueueId;
+
 pub const QUEUE_TYP: &str = "wr-queue";
 pub const TICKET_TYP: &str = "wr-admission";
 
@@ -14,7 +16,7 @@ pub struct QueueClaims {
     pub aud: String,
     pub typ: String,
     /// The queue id.
-    pub sub: String,
+    pub sub: QueueId,
     /// Enqueue time in microseconds: the shopper's score in the queue, kept across restarts.
     pub t: i64,
     pub seq: i64,
@@ -31,9 +33,9 @@ pub struct TicketClaims {
     pub iss: String,
     pub aud: String,
     pub typ: String,
-    pub sub: String,
+    pub sub: QueueId,
     /// Single use: consumed by checkout.lua. Equal to the queue id (one ticket per place).
-    pub jti: String,
+    pub jti: QueueId,
     /// As the queue token's: checkout refuses the ticket without the browser's cookie.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,

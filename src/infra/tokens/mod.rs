@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use claims::{Common, Kind};
 
-use crate::core::domain::SaleId;
+use crate::core::domain::{QueueId, SaleId};
 
 pub use admin::{AdminClaims, ADMIN_AUD, ADMIN_TYP};
 pub use claims::{Claims, QueueClaims, TicketClaims, QUEUE_TYP, TICKET_TYP};
@@ -97,7 +97,7 @@ impl Keys {
     pub fn queue_token(
         &self,
         sale: &SaleId,
-        queue_id: &str,
+        queue_id: &QueueId,
         t_us: i64,
         seq: i64,
         ttl_secs: i64,
@@ -110,7 +110,7 @@ impl Keys {
                 iss: self.issuer.clone(),
                 aud: sale.to_string(),
                 typ: QUEUE_TYP.into(),
-                sub: queue_id.to_string(),
+                sub: queue_id.clone(),
                 t: t_us,
                 seq,
                 sid: sid.map(str::to_string),
@@ -124,7 +124,7 @@ impl Keys {
     pub fn ticket(
         &self,
         sale: &SaleId,
-        queue_id: &str,
+        queue_id: &QueueId,
         sid: Option<&str>,
         expires_at_ms: i64,
     ) -> String {
@@ -134,8 +134,8 @@ impl Keys {
                 iss: self.issuer.clone(),
                 aud: sale.to_string(),
                 typ: TICKET_TYP.into(),
-                sub: queue_id.to_string(),
-                jti: queue_id.to_string(),
+                sub: queue_id.clone(),
+                jti: queue_id.clone(),
                 sid: sid.map(str::to_string),
                 iat: now_secs(),
                 exp: (expires_at_ms + 999) / 1000,

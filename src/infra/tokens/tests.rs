@@ -7,6 +7,10 @@ use secrecy::SecretString;
 
 use super::*;
 
+fn qid() -> QueueId {
+    QueueId::parse("qid").unwrap()
+}
+
 fn id(s: &str) -> SaleId {
     SaleId::parse(s).unwrap()
 }
@@ -23,7 +27,7 @@ fn keys() -> Keys {
 #[test]
 fn round_trip_and_kinds_are_not_interchangeable() {
     let k = keys();
-    let q = k.queue_token(&id("s1"), "qid", 42, 1, 60, None);
+    let q = k.queue_token(&id("s1"), &qid(), 42, 1, 60, None);
     assert_eq!(k.verify_queue(&q, &id("s1")).unwrap().t, 42);
     assert_eq!(
         k.verify_ticket(&q, &id("s1")).unwrap_err(),
@@ -33,8 +37,8 @@ fn round_trip_and_kinds_are_not_interchangeable() {
         k.verify_queue(&q, &id("s2")).unwrap_err(),
         TokenError::WrongSale
     );
-    let t = k.ticket(&id("s1"), "qid", None, (now_secs() + 60) * 1000);
-    assert_eq!(k.verify_ticket(&t, &id("s1")).unwrap().jti, "qid");
+    let t = k.ticket(&id("s1"), &qid(), None, (now_secs() + 60) * 1000);
+    assert_eq!(k.verify_ticket(&t, &id("s1")).unwrap().jti, qid());
     assert_eq!(
         k.verify_queue(&t, &id("s1")).unwrap_err(),
         TokenError::WrongType
@@ -46,14 +50,14 @@ fn round_trip_and_kinds_are_not_interchangeable() {
 #[test]
 fn tampering_other_keys_and_expiry_are_refused() {
     let k = keys();
-    let q = k.queue_token(&id("s1"), "qid", 42, 1, 60, None);
+    let q = k.queue_token(&id("s1"), &qid(), 42, 1, 60, None);
     let other = keys();
     assert_eq!(
         other.verify_queue(&q, &id("s1")).unwrap_err(),
         TokenError::BadSignature
     );
     // Swap the payload for one claiming an earlier place: the signature no longer matches.
-    let forged = k.queue_token(&id("s1"), "qid", 1, 1, 60, None);
+    let forged = k.queue_token(&id("s1"), &qid(), 1, 1, 60, None);
     let parts: Vec<&str> = q.split('.').collect();
     let fparts: Vec<&str> = forged.split('.').collect();
     let spliced = format!("{}.{}.{}", parts[0], fparts[1], parts[2]);
@@ -69,15 +73,15 @@ fn tampering_other_keys_and_expiry_are_refused() {
         k.verify_queue("a.b.c", &id("s1")).unwrap_err(),
         TokenError::Malformed
     );
-    let expired = k.queue_token(&id("s1"), "qid", 42, 1, -60, None);
+    let expired = k.queue_token(&id("s1"), &qid(), 42, 1, -60, None);
     assert_eq!(
         k.verify_queue(&expired, &id("s1")).unwrap_err(),
         TokenError::Expired
     );
     // Within the 2 s leeway (not jsonwebtoken's default 60 s) a token still verifies.
-    let just = k.queue_token(&id("s1"), "qid", 42, 1, -1, None);
+    let just = k.queue_token(&id("s1"), &qid(), 42, 1, -1, None);
     assert!(k.verify_queue(&just, &id("s1")).is_ok());
-    let past_leeway = k.ticket(&id("s1"), "qid", None, (now_secs() - 10) * 1000);
+    let past_leeway = k.ticket(&id("s1"), &qid(), None, (now_secs() - 10) * 1000);
     assert_eq!(
         k.verify_ticket(&past_leeway, &id("s1")).unwrap_err(),
         TokenError::Expired
@@ -89,7 +93,7 @@ fn another_issuer_is_refused() {
     let pem = generate_pem();
     let ours = keys_from(&[&pem]);
     let theirs = Keys::from_pems(&[SecretString::from(pem)], "elsewhere").unwrap();
-    let t = theirs.ticket(&id("s1"), "qid", None, (now_secs() + 60) * 1000);
+    let t = theirs.ticket(&id("s1"), &qid(), None, (now_secs() + 60) * 1000);
     assert_eq!(
         ours.verify_ticket(&t, &id("s1")).unwrap_err(),
         TokenError::BadSignature
@@ -99,7 +103,7 @@ fn another_issuer_is_refused() {
 #[test]
 fn alg_none_is_refused() {
     let k = keys();
-    let q = k.queue_token(&id("s1"), "qid", 42, 1, 60, None);
+    let q = k.queue_token(&id("s1"), &qid(), 42, 1, 60, None);
     let body = q.split('.').nth(1).unwrap();
     let none = format!("{}.{body}.", B64.encode(r#"{"alg":"none"}"#));
     assert_eq!(
@@ -111,8 +115,8 @@ fn alg_none_is_refused() {
 #[test]
 fn each_kind_is_pinned_to_its_algorithm() {
     let k = keys();
-    let q = k.queue_token(&id("s1"), "qid", 42, 1, 60, None);
-    let t = k.ticket(&id("s1"), "qid", None, (now_secs() + 60) * 1000);
+    let q = k.queue_token(&id("s1"), &qid(), 42, 1, 60, None);
+    let t = k.ticket(&id("s1"), &qid(), None, (now_secs() + 60) * 1000);
     let alg = |tok: &str| {
         let h = B64.decode(tok.split('.').next().unwrap()).unwrap();
         serde_json::from_slice::<serde_json::Value>(&h).unwrap()["alg"].clone()
@@ -147,9 +151,9 @@ fn rotation_verifies_old_and_new() {
     let new = generate_pem();
     let before = keys_from(&[&old]);
     let after = keys_from(&[&new, &old]);
-    let q = before.queue_token(&id("s1"), "qid", 42, 1, 60, None);
+    let q = before.queue_token(&id("s1"), &qid(), 42, 1, 60, None);
     assert!(after.verify_queue(&q, &id("s1")).is_ok());
-    let t = before.ticket(&id("s1"), "qid", None, (now_secs() + 60) * 1000);
+    let t = before.ticket(&id("s1"), &qid(), None, (now_secs() + 60) * 1000);
     assert!(after.verify_ticket(&t, &id("s1")).is_ok());
     assert_eq!(after.jwks()["keys"].as_array().unwrap().len(), 2);
 }
@@ -184,7 +188,7 @@ fn pkcs8_v1_pems_from_before_still_load() {
               MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n\
               -----END PRIVATE KEY-----\n";
     let k = keys_from(&[v1]);
-    let t = k.ticket(&id("s1"), "qid", None, (now_secs() + 60) * 1000);
+    let t = k.ticket(&id("s1"), &qid(), None, (now_secs() + 60) * 1000);
     assert!(k.verify_ticket(&t, &id("s1")).is_ok());
     assert!(Keys::from_pems(&[SecretString::from("not a key")], "waitroom").is_err());
     assert!(Keys::from_pems(&[], "waitroom").is_err());
@@ -210,8 +214,8 @@ fn admin_sessions_are_their_own_kind_and_bound_to_the_admin_token() {
     assert!(SaleId::parse(ADMIN_AUD).is_err());
     assert!(k.verify_ticket(&s, &id("s1")).is_err());
     assert!(k.verify_queue(&s, &id("s1")).is_err());
-    let t = k.ticket(&id("s1"), "qid", None, (now_secs() + 60) * 1000);
-    let q = k.queue_token(&id("s1"), "qid", 42, 1, 60, None);
+    let t = k.ticket(&id("s1"), &qid(), None, (now_secs() + 60) * 1000);
+    let q = k.queue_token(&id("s1"), &qid(), 42, 1, 60, None);
     for other in [t, q, "garbage".to_string()] {
         assert!(k.verify_admin_session(&other, b"admin-secret").is_err());
     }
