@@ -1,5 +1,7 @@
-//! Every log line the app writes in this test binary, kept in memory, so a test can assert
-//! what never appears in them (tokens, session cookies).
+//! Every log line the app writes in this process, kept in memory, so a test can assert what
+//! never appears in them (tokens, session cookies). The subscriber is global: a test that
+//! asserts on everything captured runs in a process of its own (`alone!`), where the lines
+//! are its instances' only.
 
 use std::io::Write;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -32,7 +34,7 @@ impl<'a> MakeWriter<'a> for Buf {
     }
 }
 
-/// Installs the capturing subscriber for the whole binary (once): debug and up, every span
+/// Installs the capturing subscriber for the whole process (once): debug and up, every span
 /// written with its fields when it closes, so request spans are in the text too. Levels are
 /// the app's own: client faults are demoted as `telemetry::init` does.
 pub fn capture_logs() {
