@@ -7,7 +7,7 @@
 -- ARGV: 1 JSON {cfg = {field = value}, stock = n, used = {queue id = order record},
 --   lapsed = [queue ids whose orders lapsed; their units are out of `sold` already],
 --   open = the ledger's open switch, paid = [queue ids of paid orders],
---   failed = [queue ids whose payment failed],
+--   failed = [queue ids whose payment failed], refunds = [queue ids due a refund],
 --   admitted = [{queue id, ticket expiry ms} of admissions that never ordered]}
 -- Returns 1 if rebuilt, 0 if the sale was already there.
 if redis.call('EXISTS', K.cfg) == 1 then return 0 end
@@ -19,6 +19,7 @@ for _, qid in ipairs(s.lapsed) do
 end
 for _, qid in ipairs(s.paid) do redis.call('SADD', K.paid, qid) end
 for _, qid in ipairs(s.failed) do redis.call('SADD', K.failed, qid) end
+for _, qid in ipairs(s.refunds) do redis.call('SADD', K.refunds, qid) end
 -- Admitted and never ordered: a lapsed admission stays lapsed (never back in the line, ahead
 -- of everyone still waiting), a live one keeps its ticket and counts against the stock.
 local now_ms = redis_now()

@@ -14,7 +14,8 @@
 --              confirmed taking back: already out of `sold`, so they are marked released
 --              here (as release.lua would) and the retry that follows gives nothing twice;
 --   bought = {queue id = order record}, lapsed = [queue ids]  (every order of the sale),
---   paid = [queue ids of paid orders], failed = [queue ids whose payment failed]}
+--   paid = [queue ids of paid orders], failed = [queue ids whose payment failed],
+--   refunds = [queue ids due a refund]}
 -- Returns the stock now.
 local a = cjson.decode(ARGV[1])
 local function spend(qid)
@@ -39,6 +40,7 @@ for _, qid in ipairs(a.lapsed) do
 end
 for _, qid in ipairs(a.paid) do redis.call('SADD', K.paid, qid) end
 for _, qid in ipairs(a.failed) do redis.call('SADD', K.failed, qid) end
+for _, qid in ipairs(a.refunds) do redis.call('SADD', K.refunds, qid) end
 local held = recount_held()
 local unsynced = 0
 for _, qid in ipairs(redis.call('SMEMBERS', K.pending)) do

@@ -26,6 +26,9 @@ pub enum Kind {
     Rebuilt,
     Reconciled,
     Payment,
+    /// Money arrived for an order that had lapsed or failed: it is owed back. Written by the
+    /// ledger in the webhook's transaction, beside its `payment` row.
+    RefundDue,
     Admitted,
 }
 
@@ -42,6 +45,7 @@ impl Kind {
             Kind::Rebuilt => "rebuilt",
             Kind::Reconciled => "reconciled",
             Kind::Payment => "payment",
+            Kind::RefundDue => "refund_due",
             Kind::Admitted => "admitted",
         }
     }

@@ -35,6 +35,8 @@ pub struct SaleSample {
     pub admitted_active: i64,
     pub admitted_total: i64,
     pub pending_sync: i64,
+    /// Orders owed a refund (paid after they lapsed or failed).
+    pub refunds_due: i64,
     pub admissions_per_sec: f64,
     pub orders_per_sec: f64,
     pub checkout_p99_ms: Option<f64>,
@@ -240,6 +242,7 @@ impl Sampler {
                 admitted_active: l.admitted_active,
                 admitted_total: l.admitted_total,
                 pending_sync: r.pending,
+                refunds_due: r.refunds,
                 admissions_per_sec: per_sec(
                     prev(|b| b.live.admitted_total),
                     read.at_ms,

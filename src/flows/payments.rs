@@ -105,6 +105,20 @@ pub async fn webhook(
     if let Some(r) = &outcome.released {
         release(s, r).await;
     }
+    if outcome.refund_due {
+        METRICS.refunds_due.inc();
+        tracing::info!(
+            sale = %outcome.order.sale_id, order = %outcome.order.id,
+            amount_cents = outcome.order.amount_cents, "payment arrived late: refund due"
+        );
+        // If Redis refuses, the ledger's `refund_mark_due` stays and the sweeper retries.
+        if let Err(e) = mark_refund(s, &outcome.order).await {
+            tracing::warn!(
+                order = %outcome.order.id, error = %e,
+                "refund due in postgres, not yet in redis; the sweeper marks it"
+            );
+        }
+    }
     // Run on a redelivery too. If Redis refuses it, the ledger's `paid_due` mark stays and
     // the sweeper finishes it (`finish_paid`): the payment is recorded, so the provider hears
     // 200 and need not redeliver.
@@ -150,8 +164,16 @@ async fn finish_paid(s: &Deps, o: &Order) -> Result<(), Fault> {
     s.ledger.paid_confirmed(o.id).await
 }
 
+/// Puts the refund marker in Redis, where the shopper's status reads it, then clears the
+/// ledger's `refund_mark_due`.
+async fn mark_refund(s: &Deps, o: &Order) -> Result<(), Fault> {
+    s.store.mark_refund(&o.sale_id, &o.ticket_id).await?;
+    s.ledger.refund_marked(o.id).await
+}
+
 /// Expires lapsed holds and returns their units (the waitlist effect: admission resumes),
-/// retries any release Redis did not confirm, and finishes payments Redis did not take.
+/// retries any release Redis did not confirm, and finishes payments and refund markers Redis
+/// did not take.
 pub async fn expire_holds(s: &Deps) -> Result<(), Fault> {
     for r in s.ledger.expire_holds().await? {
         tracing::info!(
@@ -166,6 +188,9 @@ pub async fn expire_holds(s: &Deps) -> Result<(), Fault> {
     }
     for o in s.ledger.paids_due(5.0).await? {
         finish_paid(s, &o).await?;
+    }
+    for o in s.ledger.refund_marks_due(5.0).await? {
+        mark_refund(s, &o).await?;
     }
     Ok(())
 }

@@ -40,7 +40,8 @@ pub enum QueueError {
 pub struct Standing {
     /// waiting | closed (waiting, sale not admitting) | waitlisted (waiting with no units left
     /// while some are held for payment) | admitted | purchased | expired | failed (bought, the
-    /// payment failed) | sold_out
+    /// payment failed) | refund_due (the payment arrived after the hold lapsed or failed: it
+    /// will be refunded) | sold_out
     pub status: &'static str,
     /// Place in line, 1 = next; 0 once no longer waiting.
     pub position: i64,
@@ -50,6 +51,9 @@ pub struct Standing {
     pub ticket_expires_at: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
+    /// What a status past waiting means for the shopper, when a word is not enough.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -78,6 +82,10 @@ pub struct StatusView {
     /// Units held for payment: what a waitlist waits on.
     pub held: i64,
 }
+
+/// What a shopper whose money came too late reads (`refund_due`).
+pub const REFUND_MESSAGE: &str = "Your payment arrived after your order had lapsed, so the \
+     order was not completed. Your payment will be refunded.";
 
 /// How a place in line reads: on the waitlist (no units left, some held), in an admitting
 /// line, or in a closed one.
@@ -273,6 +281,11 @@ fn view(
         },
         Place::PaymentFailed => Standing {
             status: "failed",
+            ..Standing::default()
+        },
+        Place::RefundDue => Standing {
+            status: "refund_due",
+            message: Some(REFUND_MESSAGE),
             ..Standing::default()
         },
         Place::Purchased { record } => Standing {

@@ -129,7 +129,13 @@ pub async fn rebuild_shopper(
             .settle_order(sale, qid, Verdict::Kept(&order.record()))
             .await
             .map(drop),
-        Some(order) => s.store.release(sale, &[order.released()]).await.map(drop),
+        Some(order) => {
+            s.store.release(sale, &[order.released()]).await?;
+            if order.status == "refund_due" {
+                s.store.mark_refund(sale, qid).await?;
+            }
+            Ok(())
+        }
         // Admitted before the loss and never ordered: the admission comes back (lapsed or
         // not), the place in line does not.
         None => match s.ledger.admitted_at(sale, qid).await? {

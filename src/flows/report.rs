@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::core::domain::SaleId;
 use crate::core::fault::Fault;
 use crate::flows::Deps;
+use crate::infra::ledger::Refunds;
 use crate::infra::store::Tick;
 
 #[derive(Debug, Clone, Serialize)]
@@ -38,6 +39,10 @@ pub struct Report {
     pub admission_rate: Option<f64>,
     /// The sale's `rate_per_sec` now.
     pub configured_rate: i32,
+    /// Money that came too late (after the hold lapsed or the payment failed): orders owed a
+    /// refund, and their sum.
+    #[serde(flatten)]
+    pub refunds: Refunds,
 }
 
 /// The sale's report; None if the ledger has no such sale.
@@ -47,6 +52,7 @@ pub async fn report(s: &Deps, sale: &SaleId) -> Result<Option<Report>, Fault> {
     };
     let (joined, now_ms) = s.store.joined(sale).await?;
     let f = s.ledger.fairness(sale, now_ms, row.ticket_ttl_secs).await?;
+    let refunds = s.ledger.refunds(sale).await?;
     let admission_rate = f
         .span_us
         .filter(|&span| span > 0)
@@ -61,6 +67,7 @@ pub async fn report(s: &Deps, sale: &SaleId) -> Result<Option<Report>, Fault> {
         fifo_inversions: f.fifo_inversions,
         admission_rate,
         configured_rate: row.rate_per_sec,
+        refunds,
     }))
 }
 

@@ -9,7 +9,7 @@ use crate::core::fault::Fault;
 use crate::flows::audit::{self, Kind, Source};
 use crate::flows::Deps;
 use crate::flows::{checkout, recovery};
-use crate::infra::ledger::{LockedSale, SaleRow};
+use crate::infra::ledger::{LockedSale, Refunds, SaleRow};
 use crate::infra::store::Live;
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +57,9 @@ pub struct AdminStats {
     /// Orders Redis accepted that Postgres has not recorded yet (non-zero only briefly, or
     /// while Postgres is down).
     pub pending_sync: usize,
+    /// Orders paid after they lapsed or failed, owed back: how many and their sum.
+    #[serde(flatten)]
+    pub refunds: Refunds,
 }
 
 pub async fn create(s: &Deps, body: Map<String, Value>) -> Result<SaleRow, SaleError> {
@@ -99,6 +102,7 @@ pub async fn stats(s: &Deps, id: &SaleId) -> Result<AdminStats, SaleError> {
     recovery::rebuild(s, id).await?;
     let live = s.store.live(id).await?;
     let pending_sync = s.store.pending(id).await?.len();
+    let refunds = s.ledger.refunds(id).await?;
     Ok(AdminStats {
         sale,
         remaining: live.remaining,
@@ -108,6 +112,7 @@ pub async fn stats(s: &Deps, id: &SaleId) -> Result<AdminStats, SaleError> {
         open: live.open,
         sold_out: live.remaining <= 0,
         pending_sync,
+        refunds,
     })
 }
 

@@ -141,6 +141,7 @@ pub struct Metrics {
     pub dependency_errors: Counter,
     pub ledger_synced: Counter,
     pub units_released: Counter,
+    pub refunds_due: Counter,
     pub sse_streams: Streams,
     limited_writes: Counter,
     limited_reads: Counter,
@@ -159,6 +160,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         dependency_errors: Counter::new("waitroom_dependency_errors_total"),
         ledger_synced: Counter::new("waitroom_ledger_synced_total"),
         units_released: Counter::new("waitroom_units_released_total"),
+        refunds_due: Counter::new("waitroom_refunds_due_total"),
         sse_streams: Streams::default(),
         limited_writes: Counter(metrics::counter!(LIMITED, "class" => "write")),
         limited_reads: Counter(metrics::counter!(LIMITED, "class" => "read")),
@@ -310,6 +312,10 @@ fn describe() {
         (
             "waitroom_units_released_total",
             "units returned to stock by failed or expired holds",
+        ),
+        (
+            "waitroom_refunds_due_total",
+            "orders made refund_due: paid after the hold lapsed or the payment failed",
         ),
         (LIMITED, "requests refused by the per-client rate limits"),
         (

@@ -18,7 +18,7 @@ export function announce(s) {
     else if ((left === 30 || left === 10) && spoken.secs !== left) msg = `${left} seconds left to buy.`;
     spoken.secs = left;
   } else if (s.view !== spoken.view) {
-    msg = { purchased: 'You got it! Your order is reserved.', sold_out: 'The sale is sold out.', expired: 'Your turn expired.', failed: 'Your payment didn’t go through.', closed: 'The sale is closed right now.' }[s.view] ?? '';
+    msg = { purchased: 'You got it! Your order is reserved.', sold_out: 'The sale is sold out.', expired: 'Your turn expired.', failed: 'Your payment didn’t go through.', refund_due: 'Your payment arrived too late and will be refunded.', closed: 'The sale is closed right now.' }[s.view] ?? '';
   }
   spoken.view = s.view;
   if (!msg) return;

@@ -9,7 +9,8 @@ import { stopLive } from './stream.js';
 // A shopper with a place keeps listening when the sale sells out: an unpaid hold that expires
 // puts units back (`restocked`) and the line moves on, so they may still be let in.
 export function soldOut() { if (!S.token) stopLive(); forgetTicket(); set({ view: 'sold_out', busy: false, ...say('') }); }
-// `view`: 'expired' (the turn ran out) or 'failed' (bought, and the payment failed).
+// `view`: 'expired' (the turn ran out), 'failed' (bought, and the payment failed) or
+// 'refund_due' (the payment arrived after the hold lapsed or failed: it will be refunded).
 export function expire(view = 'expired') { stopLive(); forgetTicket(); set({ view, busy: false, ...say('') }); }
 
 // `order` may be only an order id (from a status); the details saved at checkout fill it in,

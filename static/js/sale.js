@@ -83,6 +83,8 @@ export async function join() {
 
 // Shared by the `state` event, the status poll and the join response.
 export function applyStatus(d) {
+  // Money that came too late is news even on the purchased view: it will be refunded.
+  if (d.status === 'refund_due') return expire('refund_due');
   if (S.view === 'purchased') return redraw();
   switch (d.status) {
     case 'waiting': forgetTicket(); return set({ view: 'waiting' });
@@ -102,7 +104,7 @@ export function applyStatus(d) {
   }
 }
 
-const isFinal = () => ['purchased', 'sold_out', 'expired', 'failed', 'not_found'].includes(S.view);
+const isFinal = () => ['purchased', 'sold_out', 'expired', 'failed', 'refund_due', 'not_found'].includes(S.view);
 
 // This shopper's status, by their queue token.
 export const fetchStatus = () => api(salePath(S.saleId, '/status'), { bearer: S.token });

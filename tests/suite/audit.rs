@@ -196,7 +196,7 @@ async fn the_report_computes_waits_inversions_and_rate_from_admissions() {
     let expected = json!({
         "joined": 6, "admitted": 6, "bought": 0, "lapsed": 6,
         "wait_p50_ms": 4000.0, "wait_p95_ms": 6125.0, "fifo_inversions": 1,
-        "admission_rate": 2.0, "configured_rate": 7
+        "admission_rate": 2.0, "configured_rate": 7, "refunds_due": 0, "refund_due_cents": 0
     });
     assert_eq!(v, expected);
 }

@@ -418,3 +418,130 @@ async fn a_lapsed_order_is_never_kept_as_a_purchase() {
         "purchased"
     );
 }
+
+/// `waitroom_refunds_due_total` in this process's `/metrics` (0 while it is not exported).
+async fn refunds_counter(app: &TestApp) -> f64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("waitroom_refunds_due_total "))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+async fn admin_get(app: &TestApp, path: &str) -> serde_json::Value {
+    let res = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+/// Buys one unit with an admitted shopper's ticket: (order id, amount in cents).
+async fn buy(app: &TestApp, sale: &str, token: &str) -> (String, i64) {
+    let ticket = app.ticket(sale, token).await;
+    let res = app.checkout(sale, &ticket, 1).await;
+    assert_eq!(res.status(), 201);
+    let o: serde_json::Value = res.json().await.unwrap();
+    let id = o["order_id"].as_str().unwrap().to_string();
+    (id, o["amount_cents"].as_i64().unwrap())
+}
+
+/// Everywhere a person looks says `order` (of `cents`) is owed back: the shopper's status
+/// and stream, the admin stats and report, the audit trail, and `/metrics` (counted since
+/// `counted_before`).
+async fn assert_refund_due(
+    app: &TestApp,
+    sale: &str,
+    token: &str,
+    order: &str,
+    cents: i64,
+    counted_before: f64,
+) {
+    let status = app.status(sale, token).await;
+    assert_eq!(status["status"], "refund_due", "{status}");
+    assert!(status["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("refund")));
+    let mut stream = crate::events::connect(app, sale, token, None).await;
+    let state = stream.next().await.unwrap();
+    assert_eq!(state.event, "state");
+    assert_eq!(crate::events::data(&state)["status"], "refund_due");
+
+    let stats = app.stats(sale).await;
+    assert_eq!(stats["refunds_due"], 1, "{stats}");
+    assert_eq!(stats["refund_due_cents"], cents, "{stats}");
+    let report = admin_get(app, &format!("/api/admin/sales/{sale}/report")).await;
+    assert_eq!(report["refunds_due"], 1, "{report}");
+    assert_eq!(report["refund_due_cents"], cents, "{report}");
+    let trail = admin_get(app, &format!("/api/admin/sales/{sale}/events?limit=1000")).await;
+    let rows: Vec<&serde_json::Value> = trail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "refund_due")
+        .collect();
+    assert_eq!(rows.len(), 1, "{trail}");
+    assert_eq!(rows[0]["detail"]["order_id"], order);
+    assert_eq!(rows[0]["detail"]["amount_cents"], cents);
+    assert!(
+        refunds_counter(app).await > counted_before,
+        "counted in /metrics"
+    );
+}
+
+/// A payment that arrives after the hold lapsed is refund_due, and nobody can miss it: the
+/// shopper reads `refund_due` (not `expired`), the operator sees it in the stats, the report,
+/// the audit trail and `/metrics`.
+#[tokio::test]
+async fn a_payment_after_the_hold_lapsed_is_a_refund_everyone_sees() {
+    let app = spawn_app().await;
+    let sale = app.create_sale_with(2, 1000, json!({"hold_secs": 5})).await;
+    let shopper = app.join(&sale).await;
+    app.admin(&sale, "open").await;
+    let (order, cents) = buy(&app, &sale, &shopper.token).await;
+    // The sweeper expires the hold 5 s on (Postgres's clock) and gives the unit back.
+    let lapsed = eventually(WAIT, || async {
+        (app.status(&sale, &shopper.token).await["status"] == "expired").then_some(())
+    })
+    .await;
+    assert!(lapsed.is_some(), "the hold lapsed");
+    let before = refunds_counter(&app).await;
+
+    app.pay(&order, "succeeded").await;
+    assert_refund_due(&app, &sale, &shopper.token, &order, cents, before).await;
+}
+
+/// A success after a failure is refund_due too, and stays visible after Redis loses the
+/// sale: the rebuild restores the shopper's `refund_due` from the ledger.
+#[tokio::test]
+async fn a_success_after_a_failure_is_a_refund_that_survives_a_rebuild() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(2, 1000).await;
+    let shopper = app.join(&sale).await;
+    app.admin(&sale, "open").await;
+    let (order, cents) = buy(&app, &sale, &shopper.token).await;
+    app.pay(&order, "failed").await;
+    assert_eq!(app.status(&sale, &shopper.token).await["status"], "failed");
+    let before = refunds_counter(&app).await;
+
+    app.pay(&order, "succeeded").await;
+    assert_refund_due(&app, &sale, &shopper.token, &order, cents, before).await;
+
+    wipe_sale_keys(&sale).await;
+    let status = app.status(&sale, &shopper.token).await;
+    assert_eq!(
+        status["status"], "refund_due",
+        "rebuilt from the ledger: {status}"
+    );
+}

@@ -16,6 +16,13 @@ pub struct Release {
     pub units: i64,
 }
 
+/// Money a sale owes back: orders paid after they lapsed or failed (status `refund_due`).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, sqlx::FromRow)]
+pub struct Refunds {
+    pub refunds_due: i64,
+    pub refund_due_cents: i64,
+}
+
 /// What became of a provider's event.
 pub enum Payment {
     Applied(PaymentOutcome),
@@ -28,6 +35,8 @@ pub enum Payment {
 pub struct PaymentOutcome {
     pub order: Order,
     pub duplicate: bool,
+    /// This event made the order `refund_due`: money arrived for units it no longer holds.
+    pub refund_due: bool,
     /// Units to give back to Redis stock after the commit.
     pub released: Option<Release>,
 }
@@ -60,6 +69,41 @@ impl Ledger {
         )
         .bind(min_age_secs)
         .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Orders due a refund whose Redis marker is unconfirmed for at least `min_age_secs`.
+    pub async fn refund_marks_due(&self, min_age_secs: f64) -> Result<Vec<Order>, Fault> {
+        Ok(sqlx::query_as(
+            "SELECT id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at,
+                    created_at
+             FROM orders
+             WHERE refund_mark_due AND updated_at < now() - make_interval(secs => $1)
+             ORDER BY sale_id LIMIT 1000",
+        )
+        .bind(min_age_secs)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Redis has this order's refund marker.
+    pub async fn refund_marked(&self, order_id: Uuid) -> Result<(), Fault> {
+        sqlx::query("UPDATE orders SET refund_mark_due = false WHERE id = $1 AND refund_mark_due")
+            .bind(order_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The refunds a sale owes: how many orders are `refund_due`, and their sum.
+    pub async fn refunds(&self, sale: &SaleId) -> Result<Refunds, Fault> {
+        Ok(sqlx::query_as(
+            "SELECT count(*) AS refunds_due,
+                    coalesce(sum(amount_cents), 0)::bigint AS refund_due_cents
+             FROM orders WHERE sale_id = $1 AND status = 'refund_due'",
+        )
+        .bind(sale)
+        .fetch_one(&self.pool)
         .await?)
     }
 
@@ -172,6 +216,7 @@ impl Ledger {
             return Ok(Payment::Applied(PaymentOutcome {
                 order,
                 duplicate: true,
+                refund_due: false,
                 released: None,
             }));
         }
@@ -185,10 +230,13 @@ impl Ledger {
             (_, current, _) => (current, false),
         };
         debug_assert!(!release || live);
+        let refund_due = status == "refund_due" && order.status != status;
         if status != order.status {
             sqlx::query(
                 "UPDATE orders SET status = $2, restock_due = restock_due OR $3,
-                                   paid_due = paid_due OR $2 = 'paid', updated_at = now()
+                                   paid_due = paid_due OR $2 = 'paid',
+                                   refund_mark_due = refund_mark_due OR $2 = 'refund_due',
+                                   updated_at = now()
                  WHERE id = $1",
             )
             .bind(order_id)
@@ -200,6 +248,16 @@ impl Ledger {
             let detail =
                 serde_json::json!({"order_id": order_id, "outcome": outcome, "status": status});
             super::audit::insert_event(&mut *tx, &order.sale_id, "payment", "system", &detail)
+                .await?;
+        }
+        if refund_due {
+            // A row of its own, so an operator finds every refund owed without reading
+            // payment details: what is owed, and why (the hold lapsed, or it had failed).
+            let detail = serde_json::json!({
+                "order_id": order_id, "amount_cents": order.amount_cents, "quantity": order.quantity,
+                "was": order.status, "hold_lapsed": lapsed,
+            });
+            super::audit::insert_event(&mut *tx, &order.sale_id, "refund_due", "system", &detail)
                 .await?;
         }
         if release {
@@ -219,6 +277,7 @@ impl Ledger {
         Ok(Payment::Applied(PaymentOutcome {
             order,
             duplicate: false,
+            refund_due,
             released,
         }))
     }

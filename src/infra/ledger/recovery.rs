@@ -45,6 +45,8 @@ pub struct Orders {
     pub paid: Vec<QueueId>,
     /// Queue ids whose payment failed (their shoppers read `failed`).
     pub failed: Vec<QueueId>,
+    /// Queue ids whose orders are due a refund (their shoppers read `refund_due`).
+    pub refunds: Vec<QueueId>,
     /// Queue ids admitted that never ordered, with their admission time (Redis µs): a lapsed
     /// one must not get its place in line back, a live one still holds its admission.
     pub admitted: Vec<(QueueId, i64)>,
@@ -63,6 +65,7 @@ impl Orders {
             match status.as_str() {
                 "paid" => orders.paid.push(ticket.clone()),
                 "failed" => orders.failed.push(ticket.clone()),
+                "refund_due" => orders.refunds.push(ticket.clone()),
                 _ => {}
             }
             if status == "pending_payment" || status == "paid" {

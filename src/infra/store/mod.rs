@@ -52,7 +52,7 @@ pub const SALES_KEY: &str = "wr:sales";
 /// Every key a sale may have (`key(sale, name)`), but the proof-of-work marks, which expire by
 /// themselves: what a finished sale's expiry covers. A unit test checks the scripts name no
 /// other.
-const SALE_KEYS: [&str; 17] = [
+const SALE_KEYS: [&str; 18] = [
     "cfg",
     "stock",
     "queue",
@@ -70,6 +70,7 @@ const SALE_KEYS: [&str; 17] = [
     "admits",
     "unsettled",
     "places",
+    "refunds",
 ];
 
 /// How long a finished sale's keys outlive its end (`unlist_sale`): long enough that its

@@ -120,6 +120,13 @@ impl Store {
         Ok(sold_out)
     }
 
+    /// The ledger made this shopper's order `refund_due`: their status says so from now on.
+    /// A set member, so a retry (the sweeper's, a rebuild's) changes nothing.
+    pub async fn mark_refund(&self, sale: &SaleId, qid: &QueueId) -> Result<(), Fault> {
+        let _: () = self.conn().sadd(key(sale, "refunds"), qid).await?;
+        Ok(())
+    }
+
     /// Gives back the units of orders the ledger released and marks their tickets spent.
     /// Idempotent per ticket (see lua/release.lua). Returns the stock now, or `Busy` while
     /// Redis has lost the sale (the release is retried once it is rebuilt).

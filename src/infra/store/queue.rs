@@ -7,7 +7,7 @@ use crate::core::domain::{QueueId, SaleId};
 use crate::core::fault::Fault;
 
 /// How many replies `place_commands` adds.
-pub(super) const PLACE_FIELDS: usize = 6;
+pub(super) const PLACE_FIELDS: usize = 7;
 
 /// Where one shopper stands in Redis's view.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +27,9 @@ pub enum Place {
     Expired,
     /// The shopper bought, and the payment failed: the units went back to the line.
     PaymentFailed,
+    /// The shopper's money arrived after their hold lapsed or their payment failed: it is
+    /// owed back (the ledger's `refund_due`).
+    RefundDue,
     /// A new place refused: the sale asks for more proof-of-work than was shown.
     PowRequired,
     /// A new place refused: its client already holds this many.
@@ -224,8 +227,17 @@ impl Store {
 }
 
 /// Whether the sale exists, the shopper's rank in the line, admission expiry, purchase
-/// record, whether their admission lapsed, and whether their payment failed.
-pub(super) type PlaceReply = (bool, Option<i64>, Option<f64>, Option<String>, bool, bool);
+/// record, whether their admission lapsed, whether their payment failed, and whether they are
+/// due a refund.
+pub(super) type PlaceReply = (
+    bool,
+    Option<i64>,
+    Option<f64>,
+    Option<String>,
+    bool,
+    bool,
+    bool,
+);
 
 pub(super) fn place_commands<'a>(
     pipe: &'a mut redis::Pipeline,
@@ -238,13 +250,17 @@ pub(super) fn place_commands<'a>(
         .hget(key(sale, "used"), qid)
         .sismember(key(sale, "expired"), qid)
         .sismember(key(sale, "failed"), qid)
+        .sismember(key(sale, "refunds"), qid)
 }
 
 /// The place a `PlaceReply` read at `now_ms` means in the sale's `live` state.
 pub(super) fn place_of(reply: PlaceReply, now_ms: i64, live: &Live) -> Place {
-    let (exists, rank, expires, record, expired, failed) = reply;
+    let (exists, rank, expires, record, expired, failed, refund) = reply;
     if !exists {
         Place::Unknown
+    } else if refund {
+        // First: a success after a failure leaves the ticket in `failed` too.
+        Place::RefundDue
     } else if failed {
         Place::PaymentFailed
     } else if let Some(record) = record {

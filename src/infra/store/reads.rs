@@ -1,6 +1,6 @@
 //! Status reads of one sale gathered into one atomic round trip per event-loop turn.
 //!
-//! A status read was one MULTI/EXEC of 16 commands: the shopper's place (6), Redis `TIME` and
+//! A status read was one MULTI/EXEC of 17 commands: the shopper's place (7), Redis `TIME` and
 //! the sale's live numbers (7). Concurrent reads of a sale share the last eight: a batch asks
 //! `TIME` and the live numbers once and each shopper's place after them, all in one MULTI/EXEC,
 //! so every shopper's place is read against the same consistent numbers, as before. The batch

@@ -103,6 +103,7 @@ impl Store {
             "lapsed": orders.lapsed,
             "paid": orders.paid,
             "failed": orders.failed,
+            "refunds": orders.refunds,
             "admitted": admitted,
             "open": open,
         });
@@ -149,6 +150,7 @@ impl Store {
             "bought": encoded(&ledger.orders.bought), "lapsed": ledger.orders.lapsed,
             "paid": ledger.orders.paid,
             "failed": ledger.orders.failed,
+            "refunds": ledger.orders.refunds,
             "settle_after_ms": settle_after.as_millis() as u64,
         });
         SETTLE.on(sale).arg(args.to_string()).run(self).await

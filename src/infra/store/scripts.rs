@@ -154,6 +154,7 @@ pub static REBUILD: Lua = Lua::new(
         "paid",
         "held",
         "failed",
+        "refunds",
         "admitted",
     ],
 );
@@ -172,6 +173,7 @@ pub static SETTLE: Lua = Lua::new(
         "paid",
         "held",
         "failed",
+        "refunds",
     ],
 );
 pub static SETTLE_ORDER: Lua = Lua::new(

@@ -45,6 +45,8 @@ const REPORT = [
   ['fifo_inversions', 'FIFO inversions'],
   ['admission_rate', 'Admitted/s achieved', (v) => num(v, { decimals: true })],
   ['configured_rate', 'Admitted/s configured', (v) => num(v, { decimals: true })],
+  ['refunds_due', 'Refunds due'],
+  ['refund_due_cents', 'Refund amount', (v) => (v == null ? '–' : (v / 100).toFixed(2))],
 ];
 
 export async function loadReport(sale) {

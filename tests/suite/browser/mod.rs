@@ -116,11 +116,18 @@ async fn two_shoppers_in_chromium_queue_buy_sell_out_and_get_a_released_unit() {
     let sold = app.stats(&sale).await["sold"].clone();
     assert_eq!(sold, 1, "A's lapsed order and B's new one: one unit sold");
 
+    // 7. A's payment arrives after all, too late: a reload tells A it will be refunded.
+    app.pay(&order_id, "succeeded").await;
+    a.reload().await;
+    let refund = a.wait("refund_due", "#refund-text", non_empty).await;
+    assert!(refund.contains("refunded"), "{refund}");
+    a.screenshot("7-refund-due.png").await;
+
     for br in [&a, &b] {
         let errors = br.js_errors().await;
         assert!(errors.is_empty(), "browser {}: {errors:#?}", br.name);
     }
-    // 7. No token, ticket or session id of either shopper ever reached a log line.
+    // 8. No token, ticket or session id of either shopper ever reached a log line.
     let mut secrets = vec![token.to_string(), a_sid, b.cookie("wr_sid").await];
     for br in [&a, &b] {
         for what in ["token", "ticket"] {
