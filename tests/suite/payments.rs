@@ -199,7 +199,10 @@ async fn a_release_redis_missed_is_given_back_exactly_once() {
         .await
         .unwrap();
     assert_eq!(left, 1, "the unit came back once, whoever gave it back");
-    assert_eq!(app.status(&sale, &shopper.token).await["status"], "failed");
+    // The success came after the failure: the shopper hears their money is owed back, though
+    // Redis missed the webhook (the reconcile's settle and the sweeper restore the marker).
+    let status = app.status(&sale, &shopper.token).await;
+    assert_eq!(status["status"], "refund_due", "{status}");
 }
 
 /// A release gives back what the ledger says the order held, even when Redis has no record of
