@@ -1,5 +1,5 @@
 //! What recovering a sale Redis lost needs from the ledger (the story is in
-//! `crate::flows::recovery`): a consistent snapshot to rebuild from, and the sale's row held while
+//! `flows::recovery`): a consistent snapshot to rebuild from, and the sale's row held while
 //! Redis's stock is set from it.
 
 use std::collections::HashMap;

@@ -1,4 +1,4 @@
-//! Redis's side of recovering a sale it lost (the story is in `crate::flows::recovery`): rebuild it
+//! Redis's side of recovering a sale it lost (the story is in `flows::recovery`): rebuild it
 //! from the ledger's facts, settle its stock, and settle one order the ledger judged.
 
 use std::collections::HashMap;

@@ -13,6 +13,12 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::core::client::ClientIdentity;
 
+mod limits;
+#[cfg(test)]
+mod tests;
+
+pub use limits::{Class, RateLimits};
+
 /// How long after a rebuild a sale is settled by default: by then every order Redis accepted
 /// before it lost the sale has committed or given up (`infra::ledger` checks at compile time
 /// that its latest commit comes sooner).
@@ -361,57 +367,6 @@ impl Streams {
     }
 }
 
-/// Which budget a route spends: writes create state (a place, an order, a challenge), reads
-/// only look at it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
-    Write,
-    Read,
-}
-
-/// Requests per second and burst per client, in two classes: writes (join, checkout,
-/// challenge) and reads (status, events, sale info). A rate of 0 turns its class off.
-///
-/// The defaults are sized for one household behind one address: ten devices joining at the
-/// opening and retrying once fit in the write burst; thirty tabs polling every 3 s when SSE
-/// fails make half the read rate. A script gets a place every half second per instance;
-/// the places cap and proof-of-work are what make that expensive.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RateLimits {
-    pub write_per_sec: f64,
-    pub write_burst: u32,
-    pub read_per_sec: f64,
-    pub read_burst: u32,
-}
-
-impl RateLimits {
-    /// Reads come in bunches (a page load, a reconnect after a network change): five seconds'
-    /// worth may arrive at once.
-    pub fn read_burst_for(per_sec: f64) -> u32 {
-        (per_sec * 5.0).ceil().clamp(1.0, 5_000_000.0) as u32
-    }
-
-    /// No limits at all (tests that send many requests from one address).
-    pub fn off() -> Self {
-        Self {
-            write_per_sec: 0.0,
-            read_per_sec: 0.0,
-            ..Self::default()
-        }
-    }
-}
-
-impl Default for RateLimits {
-    fn default() -> Self {
-        Self {
-            write_per_sec: 2.0,
-            write_burst: 40,
-            read_per_sec: 20.0,
-            read_burst: Self::read_burst_for(20.0),
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 #[error("invalid {var}: {reason}")]
 pub struct ConfigError {
@@ -454,97 +409,4 @@ fn rate(var: &'static str, v: &str) -> Result<f64, ConfigError> {
         return Err(ConfigError::new(var, format!("{r} is outside 0..=1000000")));
     }
     Ok(r)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|k| m.get(k).cloned())
-    }
-
-    #[test]
-    fn defaults_are_valid() {
-        let c = from(&[]).unwrap();
-        assert_eq!(c.loops.tick, Duration::from_millis(200));
-        assert_eq!(c.http.bind.to_string(), "127.0.0.1:8080");
-    }
-
-    #[test]
-    fn bad_values_name_the_variable() {
-        assert_eq!(
-            from(&[("WAITROOM_TICK_MS", "abc")]).unwrap_err().var,
-            "WAITROOM_TICK_MS"
-        );
-        assert_eq!(
-            from(&[("WAITROOM_TICK_MS", "0")]).unwrap_err().var,
-            "WAITROOM_TICK_MS"
-        );
-        assert_eq!(
-            from(&[("WAITROOM_BIND", "nope")]).unwrap_err().var,
-            "WAITROOM_BIND"
-        );
-        assert_eq!(
-            from(&[("WAITROOM_REDIS_URL", "http://x")]).unwrap_err().var,
-            "WAITROOM_REDIS_URL"
-        );
-        assert_eq!(
-            from(&[("WAITROOM_REDIS_CLUSTER_NODES", "127.0.0.1:7000")])
-                .unwrap_err()
-                .var,
-            "WAITROOM_REDIS_CLUSTER_NODES"
-        );
-        assert_eq!(
-            from(&[("WAITROOM_SIGNING_KEYS", "/no/such.pem")])
-                .unwrap_err()
-                .var,
-            "WAITROOM_SIGNING_KEYS"
-        );
-        assert_eq!(
-            from(&[("WAITROOM_ADMIN_TOKEN", "short")]).unwrap_err().var,
-            "WAITROOM_ADMIN_TOKEN"
-        );
-        for (var, bad) in [
-            ("WAITROOM_IP_RATE_PER_SEC", "-1"),
-            ("WAITROOM_IP_RATE_PER_SEC", "NaN"),
-            ("WAITROOM_IP_BURST", "0"),
-            ("WAITROOM_IP_READ_RATE_PER_SEC", "fast"),
-        ] {
-            assert_eq!(from(&[(var, bad)]).unwrap_err().var, var);
-        }
-    }
-
-    #[test]
-    fn rate_limits_parse_with_a_derived_read_burst() {
-        let c = from(&[
-            ("WAITROOM_IP_RATE_PER_SEC", "0.5"),
-            ("WAITROOM_IP_BURST", "7"),
-            ("WAITROOM_IP_READ_RATE_PER_SEC", "0"),
-        ])
-        .unwrap();
-        assert_eq!(c.door.limits.write_per_sec, 0.5);
-        assert_eq!(c.door.limits.write_burst, 7);
-        assert_eq!(c.door.limits.read_per_sec, 0.0);
-        assert_eq!(from(&[]).unwrap().door.limits, RateLimits::default());
-    }
-
-    #[test]
-    fn debug_output_shows_no_secret() {
-        let c = from(&[
-            ("WAITROOM_ADMIN_TOKEN", "admin-token-sekrit"),
-            ("WAITROOM_PAYMENT_SECRET", "payment-sekrit"),
-            ("WAITROOM_DATABASE_URL", "postgres://u:pw-sekrit@h/db"),
-        ])
-        .unwrap();
-        assert_eq!(c.tokens.admin.expose_secret(), "admin-token-sekrit");
-        let debug = format!("{c:?}");
-        assert!(!debug.contains("sekrit"), "{debug}");
-        assert!(debug.contains("REDACTED"), "{debug}");
-    }
 }
