@@ -151,11 +151,16 @@ pub async fn public_list(s: &Deps) -> Result<Vec<PublicSale>, SaleError> {
 pub async fn set_open(s: &Deps, id: &SaleId, open: bool) -> Result<AdminStats, SaleError> {
     row(s, id).await?;
     let was_open = s.store.live(id).await?.open;
-    s.ledger.set_open(&[(id.clone(), open)]).await?;
     if open {
+        // Before Redis lists it again: a listed sale still marked finished would be retired.
         s.ledger.unfinish(id).await?;
     }
+    // Redis's switch first, then the ledger's: the sweeper copies Redis's switch to the ledger
+    // (`recovery::watch`), so a sweep between the two writes copies the new value. In the
+    // other order it could copy the old one back over the admin's (a close lost, and a rebuild
+    // reopening the sale).
     s.store.set_open(id, open).await?;
+    s.ledger.set_open(&[(id.clone(), open)]).await?;
     if was_open != open {
         let kind = if open { Kind::Opened } else { Kind::Closed };
         audit::record(&s.ledger, id, kind, Source::Api, json!({})).await;
