@@ -10,7 +10,7 @@ use crate::core::domain::{EventId, InvalidInput};
 use crate::core::fault::Fault;
 use crate::flows::audit::{self, Kind, Source};
 use crate::flows::Deps;
-use crate::infra::ledger::{Order, Payment, Release};
+use crate::infra::ledger::{Order, Payment, RedisStep, Release};
 use crate::infra::metrics::METRICS;
 
 /// Header carrying `sha256=<hex HMAC-SHA256 of the raw body>`.
@@ -161,14 +161,14 @@ async fn finish_paid(s: &Deps, o: &Order) -> Result<(), Fault> {
         let detail = serde_json::json!({"order_id": o.id, "last_hold_paid": true});
         audit::record(&s.ledger, &o.sale_id, Kind::SoldOut, Source::System, detail).await;
     }
-    s.ledger.paid_confirmed(o.id).await
+    s.ledger.redis_step_done(RedisStep::Paid, o.id).await
 }
 
 /// Puts the refund marker in Redis, where the shopper's status reads it, then clears the
 /// ledger's `refund_mark_due`.
 async fn mark_refund(s: &Deps, o: &Order) -> Result<(), Fault> {
     s.store.mark_refund(&o.sale_id, &o.ticket_id).await?;
-    s.ledger.refund_marked(o.id).await
+    s.ledger.redis_step_done(RedisStep::RefundMark, o.id).await
 }
 
 /// Expires lapsed holds and returns their units (the waitlist effect: admission resumes),
@@ -186,10 +186,10 @@ pub async fn expire_holds(s: &Deps) -> Result<(), Fault> {
     for r in s.ledger.restocks_due(5.0).await? {
         release(s, &r).await;
     }
-    for o in s.ledger.paids_due(5.0).await? {
+    for o in s.ledger.redis_steps_due(RedisStep::Paid, 5.0).await? {
         finish_paid(s, &o).await?;
     }
-    for o in s.ledger.refund_marks_due(5.0).await? {
+    for o in s.ledger.redis_steps_due(RedisStep::RefundMark, 5.0).await? {
         mark_refund(s, &o).await?;
     }
     Ok(())

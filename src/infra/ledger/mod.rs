@@ -19,7 +19,7 @@ mod writer;
 
 pub use audit::AuditRow;
 pub use orders::{Order, Recorded};
-pub use payments::{Payment, PaymentOutcome, Refunds, Release};
+pub use payments::{Payment, PaymentOutcome, RedisStep, Refunds, Release};
 pub use recovery::{LockedSale, Orders, SaleState, Standing};
 pub use report::Fairness;
 

@@ -41,6 +41,27 @@ pub struct PaymentOutcome {
     pub released: Option<Release>,
 }
 
+/// A step Redis must still take for an order the ledger already changed. Its mark is set in
+/// the same statement as the change and cleared once Redis took the step; the sweeper takes
+/// the step again for marks left behind (`redis_steps_due`).
+#[derive(Debug, Clone, Copy)]
+pub enum RedisStep {
+    /// paid.lua: the units are sold for good (`orders.paid_due`, migrations/0009).
+    Paid,
+    /// The shopper's refund marker (`orders.refund_mark_due`, migrations/0011).
+    RefundMark,
+}
+
+impl RedisStep {
+    /// The mark's column: one of two names, never input.
+    fn column(self) -> &'static str {
+        match self {
+            RedisStep::Paid => "paid_due",
+            RedisStep::RefundMark => "refund_mark_due",
+        }
+    }
+}
+
 impl Ledger {
     /// Released orders whose units Redis has not confirmed taking back, untouched for
     /// `min_age_secs` (younger ones are still being released by their own request).
@@ -56,39 +77,32 @@ impl Ledger {
         Ok(group_releases(rows))
     }
 
-    /// Redis took these units back.
-    /// Paid orders whose Redis step is unconfirmed for at least `min_age_secs` (the webhook
-    /// that paid them is done with them by then).
-    pub async fn paids_due(&self, min_age_secs: f64) -> Result<Vec<Order>, Fault> {
-        Ok(sqlx::query_as(
+    /// Orders whose `step` Redis has not confirmed for at least `min_age_secs` (the request
+    /// that changed them is done with them by then): the sweeper takes the step again.
+    pub async fn redis_steps_due(
+        &self,
+        step: RedisStep,
+        min_age_secs: f64,
+    ) -> Result<Vec<Order>, Fault> {
+        let sql = format!(
             "SELECT id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at,
                     created_at
              FROM orders
-             WHERE paid_due AND updated_at < now() - make_interval(secs => $1)
+             WHERE {} AND updated_at < now() - make_interval(secs => $1)
              ORDER BY sale_id LIMIT 1000",
-        )
-        .bind(min_age_secs)
-        .fetch_all(&self.pool)
-        .await?)
+            step.column()
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(min_age_secs)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
-    /// Orders due a refund whose Redis marker is unconfirmed for at least `min_age_secs`.
-    pub async fn refund_marks_due(&self, min_age_secs: f64) -> Result<Vec<Order>, Fault> {
-        Ok(sqlx::query_as(
-            "SELECT id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at,
-                    created_at
-             FROM orders
-             WHERE refund_mark_due AND updated_at < now() - make_interval(secs => $1)
-             ORDER BY sale_id LIMIT 1000",
-        )
-        .bind(min_age_secs)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    /// Redis has this order's refund marker.
-    pub async fn refund_marked(&self, order_id: Uuid) -> Result<(), Fault> {
-        sqlx::query("UPDATE orders SET refund_mark_due = false WHERE id = $1 AND refund_mark_due")
+    /// Redis took `step` for this order.
+    pub async fn redis_step_done(&self, step: RedisStep, order_id: Uuid) -> Result<(), Fault> {
+        let col = step.column();
+        let sql = format!("UPDATE orders SET {col} = false WHERE id = $1 AND {col}");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(order_id)
             .execute(&self.pool)
             .await?;
@@ -107,15 +121,7 @@ impl Ledger {
         .await?)
     }
 
-    /// Redis ran paid.lua for this order.
-    pub async fn paid_confirmed(&self, order_id: Uuid) -> Result<(), Fault> {
-        sqlx::query("UPDATE orders SET paid_due = false WHERE id = $1 AND paid_due")
-            .bind(order_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
+    /// Redis took these units back.
     pub async fn restocked(&self, r: &Release) -> Result<(), Fault> {
         let tickets: Vec<&str> = r.orders.iter().map(|o| o.ticket.as_str()).collect();
         sqlx::query(
