@@ -8,7 +8,8 @@ use crate::checkout::admitted_tickets;
 use waitroom::flows::audit::{self, Kind, Source};
 use waitroom_testkit::*;
 
-async fn get(app: &TestApp, path: &str) -> (u16, Value) {
+/// An admin GET: its status and JSON body.
+pub(crate) async fn get(app: &TestApp, path: &str) -> (u16, Value) {
     let res = app
         .client
         .get(app.url(path))

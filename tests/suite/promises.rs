@@ -277,16 +277,7 @@ async fn admissions_survive_redis_losing_the_sale() {
     let ticket = app.ticket(&sale, &keeper.token).await;
     // The ledger keeps admissions a tick after they happen.
     let recorded = eventually(WAIT, || async {
-        let report: serde_json::Value = app
-            .client
-            .get(app.url(&format!("/api/admin/sales/{sale}/report")))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let report = admin_get(&app, &format!("/api/admin/sales/{sale}/report")).await;
         (report["admitted"] == 2).then_some(())
     })
     .await;
@@ -436,15 +427,9 @@ async fn refunds_counter(app: &TestApp) -> f64 {
 }
 
 async fn admin_get(app: &TestApp, path: &str) -> serde_json::Value {
-    let res = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    res.json().await.unwrap()
+    let (status, body) = crate::audit::get(app, path).await;
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 /// Buys one unit with an admitted shopper's ticket: (order id, amount in cents).
