@@ -48,16 +48,13 @@ else
   if max_active > 0 then room = math.min(room, max_active - active) end
   if room > 0 then
     local popped = redis.call('ZPOPMIN', K.queue, room)
+    local cap = places_cap()
     local expires = now_ms + ttl_ms
     for i = 1, #popped, 2 do
       redis.call('ZADD', K.admitted, expires, popped[i])
       ids[#ids + 1] = popped[i]
       scores[#scores + 1] = popped[i + 1]
-      -- A place that leaves the line frees its client's count (tagged only in capped sales).
-      local tag = popped[i]:match('%.(.+)$')
-      if tag and redis.call('HINCRBY', K.places, tag, -1) <= 0 then
-        redis.call('HDEL', K.places, tag)
-      end
+      free_place(popped[i], cap)
     end
     if #ids > 0 then
       allowance = allowance - #ids

@@ -12,8 +12,14 @@ if redis.call('EXISTS', K.cfg) == 0 then return -1 end
 local c = cjson.decode(ARGV[1])
 local applied = tonumber(redis.call('HGET', K.cfg, 'units') or tostring(c.units))
 local added = c.units - applied
+local cap_was = places_cap()
 for field, value in pairs(c.set) do redis.call('HSET', K.cfg, field, value) end
 for _, field in ipairs(c.clear) do redis.call('HDEL', K.cfg, field) end
+-- A places cap counts every waiting place, those taken before it was set too; with none, the
+-- counts are not kept (a later cap counts afresh).
+local cap = places_cap()
+if cap > 0 and cap_was <= 0 then recount_places()
+elseif cap <= 0 then redis.call('DEL', K.places) end
 redis.call('HSET', K.cfg, 'units', c.units)
 if added <= 0 or redis.call('EXISTS', K.unsettled) == 1 then
   return tonumber(redis.call('GET', K.stock) or '0')

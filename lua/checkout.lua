@@ -27,8 +27,8 @@ if not expires then
 end
 if tonumber(expires) <= now_ms then
   redis.call('ZREM', K.admitted, qid)
--- A place a re-presented queue token brought back after such a loss is not needed any more.
-redis.call('ZREM', K.queue, qid)
+  -- A place a re-presented queue token brought back after such a loss is not needed any more.
+  if redis.call('ZREM', K.queue, qid) == 1 then free_place(qid, places_cap()) end
   redis.call('SADD', K.expired, qid)
   return {'expired', ''}
 end
@@ -42,7 +42,7 @@ local record = cjson.encode({id = ARGV[3], qty = qty, at = now_ms})
 redis.call('HSET', K.used, qid, record)
 redis.call('ZREM', K.admitted, qid)
 -- A place a re-presented queue token brought back after such a loss is not needed any more.
-redis.call('ZREM', K.queue, qid)
+if redis.call('ZREM', K.queue, qid) == 1 then free_place(qid, places_cap()) end
 -- `pending` holds orders Redis accepted that Postgres has not confirmed yet; the ledger sync
 -- drains it, so an order survives an app crash or a Postgres outage between the two writes.
 redis.call('SADD', K.pending, qid)

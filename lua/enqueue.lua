@@ -1,20 +1,23 @@
 -- Join the line, or re-present a queue token to keep the original place: one call joins a batch
 -- of shoppers (`store::batch` gathers the joins of one event-loop turn for one sale), each
 -- weighed exactly as if it came alone, in ARGV order.
--- ARGV, 5 per join: queue id, score from the shopper's token ('' for a new shopper), 'restore'
---   or '', the client's tag, the proof-of-work bits the caller verified (0 for none)
+-- ARGV, 6 per join: queue id, score from the shopper's token ('' for a new shopper), 'restore'
+--   or '', the client's tag (`<client>`, or `<network>.<client>` for an IPv6 client counted in
+--   its wider network too), the proof-of-work bits the caller verified (0 for none), and the
+--   network's share: its clients together hold at most share × the places cap
 -- Returns one reply per join, in order: {status, score, seq, position, open, queue id}; status
 -- is one of unknown | sold_out | waiting | waitlisted (waiting with no stock left, units held
 -- for payment) | admitted | expired | purchased | lost | pow_required | too_many_places; open
 -- is 1 while admitting. The queue id returned is the one to sign: a new
--- place in a capped sale carries its client's tag ('<id>.<tag>'), so admit.lua knows whose count
--- to free without any per-shopper record. A new join that finds its browser's live place
--- answers it with seq 0 (and score '0' when admitted).
+-- place carries its client's tag ('<id>.<tag>'), so a capped sale knows whose count to free
+-- without any per-shopper record, and the id is the same whether or not the sale caps places
+-- (a cap set or lifted mid-sale never gives a browser a second place). A new join that finds
+-- its browser's live place answers it with seq 0 (and score '0' when admitted).
 -- Scores are Redis TIME in microseconds, made strictly increasing with seq.last_us so two joins
 -- in the same microsecond never tie (ties would fall back to member order, breaking FIFO).
 if redis.call('EXISTS', K.cfg) == 0 then
   local out = {}
-  for i = 1, #ARGV, 5 do out[#out + 1] = {'unknown', '0', 0, 0, 0} end
+  for i = 1, #ARGV, 6 do out[#out + 1] = {'unknown', '0', 0, 0, 0} end
   return out
 end
 local stock = tonumber(redis.call('GET', K.stock) or '0')
@@ -29,7 +32,7 @@ local cap = tonumber(door[2]) or 0
 local _, now_us = redis_now()
 local last_us = tonumber(redis.call('HGET', K.seq, 'last_us') or '0')
 
-local function join(qid, token_score, mode, tag, bits)
+local function join(qid, token_score, mode, tag, bits, share)
   if token_score ~= '' then
     if redis.call('HEXISTS', K.used, qid) == 1 then return {'purchased', token_score, 0, 0, open} end
     if redis.call('ZSCORE', K.admitted, qid) then return {'admitted', token_score, 0, 0, open} end
@@ -43,17 +46,20 @@ local function join(qid, token_score, mode, tag, bits)
     if not waiting then
       redis.call('ZADD', K.queue, token_score, qid)
       -- A restored place counts again: the count was lost with the line.
-      local owner = qid:match('%.(.+)$')
-      if owner then redis.call('HINCRBY', K.places, owner, 1) end
+      if cap > 0 then
+        local own, net = place_owners(qid)
+        count_place(own, 1)
+        count_place(net, 1)
+      end
     end
     return {waiting_as, token_score, 0, redis.call('ZRANK', K.queue, qid) + 1, open}
   end
 
-  local suffix = cap > 0 and ('.' .. tag) or ''
+  local suffix = '.' .. tag
   -- One place per browser: the queue id derives from the browser's session (`door::session`), so a
   -- second join from it finds the live place (waiting or admitted) the first one made, whatever
   -- the door would say now. A finished place (bought, expired) lets it join again at the back
-  -- under the next id of its sequence: id_g = sha1(id_0 .. ':' .. g) cut to the 28 hex characters of
+  -- under the next id of its sequence: id_g = sha1(id_0 .. ':' .. g) cut to the 18 hex characters of
   -- id_0 (door::session's QUEUE_ID_CHARS), nothing stored per shopper.
   local base = qid
   qid = base .. suffix
@@ -61,7 +67,7 @@ local function join(qid, token_score, mode, tag, bits)
   while redis.call('HEXISTS', K.used, qid) == 1 or redis.call('SISMEMBER', K.expired, qid) == 1 do
     g = g + 1
     if g > 32 then return {'too_many_places', '0', 0, g, open} end
-    qid = redis.sha1hex(base .. ':' .. g):sub(1, 28) .. suffix
+    qid = redis.sha1hex(base .. ':' .. g):sub(1, 18) .. suffix
   end
   local waiting = redis.call('ZSCORE', K.queue, qid)
   if waiting then
@@ -75,7 +81,15 @@ local function join(qid, token_score, mode, tag, bits)
   if cap > 0 then
     local held = tonumber(redis.call('HGET', K.places, tag) or '0')
     if held >= cap then return {'too_many_places', '0', 0, held, open} end
-    redis.call('HINCRBY', K.places, tag, 1)
+    local net = tag:match('^([^.]+)%.')
+    if net then
+      local together = tonumber(redis.call('HGET', K.places, net) or '0')
+      if together >= cap * math.max(tonumber(share) or 1, 1) then
+        return {'too_many_places', '0', 0, together, open}
+      end
+    end
+    count_place(tag, 1)
+    count_place(net, 1)
   end
   local us = now_us
   if us <= last_us then us = last_us + 1 end
@@ -88,7 +102,7 @@ local function join(qid, token_score, mode, tag, bits)
 end
 
 local out = {}
-for i = 1, #ARGV, 5 do
-  out[#out + 1] = join(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
+for i = 1, #ARGV, 6 do
+  out[#out + 1] = join(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5])
 end
 return out

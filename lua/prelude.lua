@@ -27,3 +27,53 @@ local function recount_held()
   return held
 end
 
+
+-- The places cap in force: 0 when the sale does not cap places per client. The `places` hash
+-- (client tag → live places) is kept only while it is above 0.
+local function places_cap()
+  return tonumber(redis.call('HGET', K.cfg, 'max_places_per_client') or '0') or 0
+end
+
+-- Whose counts a place is held against: its client's tag (everything after the queue id's first
+-- dot) and, when the tag names one (`<network>.<client>`), its wider IPv6 network's.
+local function place_owners(qid)
+  local own = qid:match('^[^.]*%.(.+)$')
+  if not own then return nil, nil end
+  return own, own:match('^([^.]+)%.')
+end
+
+local function count_place(who, by)
+  if who and redis.call('HINCRBY', K.places, who, by) <= 0 then redis.call('HDEL', K.places, who) end
+end
+
+-- A place leaves the line (popped by admission, or bought by a ticket that a restored place
+-- shadowed): its owners' counts go down.
+local function free_place(qid, cap)
+  if cap <= 0 then return end
+  local own, net = place_owners(qid)
+  count_place(own, -1)
+  count_place(net, -1)
+end
+
+-- Counts every waiting place by its owners, from the line itself: run when a cap is set, so
+-- places taken while the sale had none count as well. O(line), once per change.
+local function recount_places()
+  redis.call('DEL', K.places)
+  local counts = {}
+  local members = redis.call('ZRANGE', K.queue, 0, -1)
+  for i = 1, #members do
+    local own, net = place_owners(members[i])
+    if own then counts[own] = (counts[own] or 0) + 1 end
+    if net then counts[net] = (counts[net] or 0) + 1 end
+  end
+  local args = {}
+  for who, n in pairs(counts) do
+    args[#args + 1] = who
+    args[#args + 1] = n
+    if #args >= 2000 then
+      redis.call('HSET', K.places, unpack(args))
+      args = {}
+    end
+  end
+  if #args > 0 then redis.call('HSET', K.places, unpack(args)) end
+end

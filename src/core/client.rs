@@ -3,35 +3,59 @@
 //! The socket peer, unless the peer is a trusted proxy (`WAITROOM_TRUSTED_PROXIES`): only
 //! then is the forwarding header believed, and only up to the right-most address that no
 //! trusted proxy added, since anything left of it was written by the client itself. IPv6
-//! clients count by their /64, which is what one household or one host usually holds.
+//! clients count by their /64, which is what one household or one host usually holds; the
+//! aggregate limits also count the wider network around it (`widen`).
 
 use std::net::{IpAddr, Ipv6Addr};
 
 use ipnet::IpNet;
 
-/// A client as the door counts it: an IPv4 address or an IPv6 /64.
+/// A client as the door counts it: an IPv4 address or an IPv6 /64 (or, widened, the IPv6
+/// network around it that the aggregate limits count by).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClientKey(IpAddr);
+pub struct ClientKey {
+    net: IpAddr,
+    prefix: u8,
+}
 
 impl ClientKey {
     pub fn of(ip: IpAddr) -> Self {
         match ip {
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Self(IpAddr::V4(v4)),
-                None => {
-                    let [a, b, c, d, ..] = v6.segments();
-                    Self(IpAddr::V6(Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0)))
-                }
+                Some(v4) => Self::of(IpAddr::V4(v4)),
+                None => Self::v6(v6, 64),
             },
-            v4 => Self(v4),
+            v4 => Self {
+                net: v4,
+                prefix: 32,
+            },
+        }
+    }
+
+    fn v6(ip: Ipv6Addr, prefix: u8) -> Self {
+        let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+        let net = Ipv6Addr::from(u128::from(ip) & mask);
+        Self {
+            net: IpAddr::V6(net),
+            prefix,
+        }
+    }
+
+    /// The wider IPv6 network this client sits in, counted as one for the aggregate limits
+    /// (a host given a /56 or /48 holds 256 or 65,536 /64s). None for IPv4, or when `prefix`
+    /// is 0 (off) or not wider than the client itself.
+    pub fn widen(&self, prefix: u8) -> Option<Self> {
+        match self.net {
+            IpAddr::V6(v6) if prefix > 0 && prefix < self.prefix => Some(Self::v6(v6, prefix)),
+            _ => None,
         }
     }
 }
 
 impl std::fmt::Display for ClientKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            IpAddr::V6(net) => write!(f, "{net}/64"),
+        match self.net {
+            IpAddr::V6(net) => write!(f, "{net}/{}", self.prefix),
             v4 => write!(f, "{v4}"),
         }
     }
@@ -166,5 +190,19 @@ mod tests {
         );
         let mapped = ClientKey::of(ip("::ffff:1.2.3.4"));
         assert_eq!(mapped.to_string(), "1.2.3.4");
+    }
+
+    #[test]
+    fn widening_names_the_network_around_a_v6_client() {
+        let a = ClientKey::of(ip("2001:db8:1:2:3:4:5:6"));
+        let b = ClientKey::of(ip("2001:db8:1:ff02::9"));
+        let wide = a.widen(48).unwrap();
+        assert_eq!(wide.to_string(), "2001:db8:1::/48");
+        assert_eq!(b.widen(48), Some(wide), "two /64s of one /48");
+        assert_ne!(a, b);
+        assert_eq!(a.widen(56).unwrap().to_string(), "2001:db8:1::/56");
+        assert_eq!(a.widen(0), None, "off");
+        assert_eq!(a.widen(64), None, "not wider");
+        assert_eq!(ClientKey::of(ip("1.2.3.4")).widen(48), None, "IPv4");
     }
 }

@@ -125,10 +125,12 @@ pub async fn join(
         _ => None,
     };
     let pow_bits = spent.as_ref().map_or(0, |p| p.bits);
-    let tag = places::tag(client);
+    let wide = s.config.door.limits.wide;
+    let tag = places::tag(client, client.widen(wide.prefix).as_ref());
     let door = NewPlace {
         client_tag: &tag,
         pow_bits,
+        net_share: wide.share,
     };
     let mut joined = s.store.enqueue(sale, &qid, score, door).await?;
     if joined.place == Place::Unknown && recovery::detect(s, sale, claims.is_some()).await? {

@@ -2,8 +2,8 @@
 //! (burst + 1)-th request is refused however slow the machine is, with no clock in the test.
 
 use reqwest::{RequestBuilder, Response};
-use serde_json::Value;
-use waitroom::core::config::RateLimits;
+use serde_json::{json, Value};
+use waitroom::core::config::{RateLimits, WideLimits};
 
 use waitroom_testkit::*;
 
@@ -18,6 +18,7 @@ async fn limited_app(trusted: &[&str]) -> TestApp {
             write_burst: BURST,
             read_per_sec: 1.0 / 3600.0,
             read_burst: BURST,
+            ..RateLimits::default()
         };
         c.door.clients.trusted = trusted;
     })
@@ -139,4 +140,67 @@ async fn reads_and_writes_spend_separate_budgets() {
     );
     let stats = app.stats(&sale).await;
     assert_eq!(stats["queue_len"], BURST as i64);
+}
+
+/// 300 rotating /64s of one /48 (a host given the /48) count as `share` clients, for rates
+/// and for a sale's places cap; a /64 of another /48 is unaffected.
+#[tokio::test]
+async fn rotating_ipv6_64s_share_their_48s_rates_and_places() {
+    let from = |n: u32| format!("2001:db8:7:{n:x}::1");
+    let elsewhere = "2001:db8:8::1";
+    let count_201 = |app: &TestApp, sale: &str, hosts: Vec<String>| {
+        let reqs: Vec<_> = hosts
+            .into_iter()
+            .map(|h| join(app, sale).header("x-forwarded-for", h).send())
+            .collect();
+        async move {
+            let mut codes = Vec::new();
+            for r in reqs {
+                codes.push(r.await.unwrap().status().as_u16());
+            }
+            (codes.iter().filter(|&&c| c == 201).count(), codes)
+        }
+    };
+
+    // Rates: BURST writes per /64, four /64s' worth per /48.
+    let app = spawn_app_with(|c| {
+        c.door.limits = RateLimits {
+            write_per_sec: 1.0 / 3600.0,
+            write_burst: BURST,
+            wide: WideLimits {
+                prefix: 48,
+                share: 4,
+            },
+            ..RateLimits::default()
+        };
+        c.door.clients.trusted = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let sale = app.create_sale(1000, 1).await;
+    let (joined, codes) = count_201(&app, &sale, (0..300).map(from).collect()).await;
+    assert_eq!(joined, 4 * BURST as usize, "{codes:?}");
+    assert!(codes.iter().all(|&c| c == 201 || c == 429));
+    let (joined, _) = count_201(&app, &sale, vec![elsewhere.into()]).await;
+    assert_eq!(joined, 1, "another /48");
+
+    // Places: one per /64, four per /48, however many /64s ask.
+    let app = spawn_app_with(|c| {
+        c.door.limits = RateLimits {
+            wide: WideLimits {
+                prefix: 48,
+                share: 4,
+            },
+            ..RateLimits::off()
+        };
+        c.door.clients.trusted = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let sale = app
+        .create_sale_with(1000, 1, json!({"max_places_per_client": 1}))
+        .await;
+    let (joined, codes) = count_201(&app, &sale, (0..300).map(from).collect()).await;
+    assert_eq!(joined, 4, "{codes:?}");
+    assert!(codes.iter().all(|&c| c == 201 || c == 429));
+    let (joined, _) = count_201(&app, &sale, vec![elsewhere.into()]).await;
+    assert_eq!(joined, 1, "another /48");
 }

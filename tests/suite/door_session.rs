@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use waitroom_testkit::*;
 
-async fn join_as(app: &TestApp, sale: &str, cookie: &str) -> Value {
+pub(crate) async fn join_as(app: &TestApp, sale: &str, cookie: &str) -> Value {
     let res = app
         .client
         .post(app.url(&format!("/api/sales/{sale}/queue")))

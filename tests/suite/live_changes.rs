@@ -38,7 +38,7 @@ async fn patch(app: &TestApp, sale: &str, body: &Value) -> reqwest::Response {
         .unwrap()
 }
 
-async fn patch_ok(app: &TestApp, sale: &str, body: Value) -> Value {
+pub(crate) async fn patch_ok(app: &TestApp, sale: &str, body: Value) -> Value {
     let res = patch(app, sale, &body).await;
     assert_eq!(res.status(), 200, "{body}");
     res.json().await.unwrap()

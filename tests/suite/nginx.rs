@@ -130,7 +130,7 @@ async fn a_sale_runs_through_nginx_in_front_of_two_instances() {
         let res = join(&nginx, from, &sale).await;
         assert_eq!(res.status(), 201);
         let v: Value = res.json().await.unwrap();
-        let tag = places::tag(&ClientKey::of(IpAddr::from(*ip)));
+        let tag = places::tag(&ClientKey::of(IpAddr::from(*ip)), None);
         let queue_id = v["queue_id"].as_str().unwrap();
         assert!(
             queue_id.ends_with(&format!(".{tag}")),

@@ -112,6 +112,7 @@ async fn joins_batched_into_one_script_call_are_weighed_one_by_one_in_order() {
         let door = NewPlace {
             client_tag: tags[i % 2],
             pow_bits: 0,
+            net_share: 0,
         };
         app.state.store.enqueue(&id_of_sale, id, None, door)
     });
@@ -148,6 +149,7 @@ async fn joins_batched_into_one_script_call_are_weighed_one_by_one_in_order() {
         NewPlace {
             client_tag: tags[0],
             pow_bits: 0,
+            net_share: 0,
         },
     );
     let kept = app.state.store.enqueue(

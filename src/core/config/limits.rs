@@ -21,6 +21,27 @@ pub struct RateLimits {
     pub write_burst: u32,
     pub read_per_sec: f64,
     pub read_burst: u32,
+    pub wide: WideLimits,
+}
+
+/// The aggregate limits of IPv6 networks wider than one client's /64
+/// (`WAITROOM_IPV6_AGGREGATE_PREFIX`, `WAITROOM_IPV6_AGGREGATE_SHARE`): all the /64s of one
+/// /48 (by default) together get `share` clients' worth of each rate and of a sale's places
+/// cap, so a host given a /48 cannot count as 65,536 clients.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WideLimits {
+    /// 1 to 63; 0 turns the aggregate limits off.
+    pub prefix: u8,
+    pub share: u32,
+}
+
+impl Default for WideLimits {
+    fn default() -> Self {
+        Self {
+            prefix: 48,
+            share: 16,
+        }
+    }
 }
 
 impl RateLimits {
@@ -47,6 +68,7 @@ impl Default for RateLimits {
             write_burst: 40,
             read_per_sec: 20.0,
             read_burst: Self::read_burst_for(20.0),
+            wide: WideLimits::default(),
         }
     }
 }

@@ -17,7 +17,7 @@ mod limits;
 #[cfg(test)]
 mod tests;
 
-pub use limits::{Class, RateLimits};
+pub use limits::{Class, RateLimits, WideLimits};
 
 /// How long after a rebuild a sale is settled by default: by then every order Redis accepted
 /// before it lost the sale has committed or given up (`infra::ledger` checks at compile time
@@ -90,7 +90,8 @@ pub struct Tokens {
 pub struct Door {
     /// `WAITROOM_TRUSTED_PROXIES`, `WAITROOM_CLIENT_IP_HEADER` (`core::client`).
     pub clients: ClientIdentity,
-    /// `WAITROOM_IP_RATE_PER_SEC`, `WAITROOM_IP_BURST`, `WAITROOM_IP_READ_RATE_PER_SEC`.
+    /// `WAITROOM_IP_RATE_PER_SEC`, `WAITROOM_IP_BURST`, `WAITROOM_IP_READ_RATE_PER_SEC`,
+    /// `WAITROOM_IPV6_AGGREGATE_PREFIX`, `WAITROOM_IPV6_AGGREGATE_SHARE`.
     pub limits: RateLimits,
     /// `WAITROOM_BIND_TOKENS`: tokens are refused without the browser's session cookie.
     pub bind_tokens: bool,
@@ -325,6 +326,12 @@ impl Door {
         if let Some(v) = var("WAITROOM_IP_READ_RATE_PER_SEC") {
             limits.read_per_sec = rate("WAITROOM_IP_READ_RATE_PER_SEC", &v)?;
             limits.read_burst = RateLimits::read_burst_for(limits.read_per_sec);
+        }
+        if let Some(v) = var("WAITROOM_IPV6_AGGREGATE_PREFIX") {
+            limits.wide.prefix = bounded("WAITROOM_IPV6_AGGREGATE_PREFIX", &v, 0, 63)? as u8;
+        }
+        if let Some(v) = var("WAITROOM_IPV6_AGGREGATE_SHARE") {
+            limits.wide.share = bounded("WAITROOM_IPV6_AGGREGATE_SHARE", &v, 1, 1_000_000)? as u32;
         }
         if let Some(v) = var("WAITROOM_BIND_TOKENS") {
             self.bind_tokens = match v.trim().to_ascii_lowercase().as_str() {

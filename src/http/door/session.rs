@@ -11,9 +11,9 @@
 //! enqueue.lua finds the place the first one made (or, once it is finished, the next id of
 //! the browser's sequence). A Redis map sid → queue id would cost ~100 B per shopper in a
 //! line whose budget is 120 B; the derivation costs nothing and cannot drift from the line.
-//! Its limit: in a sale capping places per client, the client's tag is part of the id, so a
-//! browser that changes address mid-sale can take a second place (counted against its new
-//! address).
+//! Its limit: the client's tag is part of the id (`door::places`), so a browser that changes
+//! address mid-sale can take a second place (counted against its new address). A cap set or
+//! lifted mid-sale changes no id.
 //!
 //! The admission ticket carries the same `sid`: checkout refuses a ticket without its cookie.
 //! The gate does not check it, since the shop's origin may not see the waitroom's cookie; a
@@ -42,8 +42,9 @@ pub const QUEUE_COOKIE: &str = "wr_queue";
 /// 16 random bytes, base64url: what a session id must look like to be believed.
 const SID_BYTES: usize = 16;
 const SID_CHARS: usize = 22;
-/// A queue id's length in hex characters (lua/enqueue.lua takes the same from `sha1hex`).
-const QUEUE_ID_CHARS: usize = 28;
+/// A queue id's length in hex characters before its client's tag (lua/enqueue.lua takes the
+/// same from `sha1hex`).
+const QUEUE_ID_CHARS: usize = 18;
 
 /// A browser's session: its id from the cookie, or a new one this response sets.
 pub struct Session {
@@ -105,11 +106,12 @@ pub fn hash(sid: &str) -> String {
     B64.encode(&digest[..12])
 }
 
-/// A session's first queue id in a sale: 112 bits of SHA-256 under another label than `hash`,
-/// so neither the id nor the claim says anything about the other or the cookie. 28 hex
-/// characters, not 32: with Redis's 3-byte header and NUL the member fits jemalloc's 32-byte
-/// class instead of the 48-byte one, 16 B less per queued shopper (lua/enqueue.lua's later ids
-/// have the same length).
+/// A session's first queue id in a sale, before enqueue.lua appends `.<client tag>`: 72 bits
+/// of SHA-256 under another label than `hash`, so neither the id nor the claim says anything
+/// about the other or the cookie (a collision among a million places: about 1 in 10^10). 18 hex
+/// characters, so the tagged member (at most 28) with Redis's 3-byte header and NUL fits jemalloc's
+/// 32-byte class instead of the 48-byte one, 16 B less per queued shopper (lua/enqueue.lua's
+/// later ids have the same length).
 fn queue_id(sid: &str, sale: &SaleId) -> QueueId {
     let digest = Sha256::new()
         .chain_update(b"waitroom place v1|")
@@ -117,11 +119,12 @@ fn queue_id(sid: &str, sale: &SaleId) -> QueueId {
         .chain_update(b"|")
         .chain_update(sid.as_bytes())
         .finalize();
-    let mut id = String::with_capacity(QUEUE_ID_CHARS);
-    for b in &digest[..QUEUE_ID_CHARS / 2] {
+    let mut id = String::with_capacity(QUEUE_ID_CHARS + 1);
+    for b in &digest[..QUEUE_ID_CHARS.div_ceil(2)] {
         let _ = write!(id, "{b:02x}");
     }
-    QueueId::parse(&id).expect("28 hex characters are a queue id")
+    id.truncate(QUEUE_ID_CHARS);
+    QueueId::parse(&id).expect("18 hex characters are a queue id")
 }
 
 /// The session id from the cookie, if it has the shape we issue. Over HTTPS only the

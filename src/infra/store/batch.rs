@@ -31,6 +31,7 @@ pub(super) struct Entry {
     pub mode: &'static str,
     pub tag: String,
     pub pow_bits: u32,
+    pub net_share: u32,
     pub reply: oneshot::Sender<Result<Joined, Fault>>,
 }
 
@@ -105,7 +106,8 @@ impl Store {
                 .arg(e.score.map(|s| s.to_string()).unwrap_or_default())
                 .arg(e.mode)
                 .arg(&e.tag)
-                .arg(e.pow_bits);
+                .arg(e.pow_bits)
+                .arg(e.net_share);
         }
         let replies = call
             .run::<Vec<Vec<redis::Value>>>(self)

@@ -64,12 +64,15 @@ pub struct NewPlace<'a> {
     pub client_tag: &'a str,
     /// Bits of proof-of-work verified for this join (0: none shown).
     pub pow_bits: u32,
+    /// When the tag names a wider IPv6 network: its clients together hold at most this many
+    /// times the places cap (`WideLimits::share`).
+    pub net_share: u32,
 }
 
 #[derive(Debug, Clone)]
 pub struct Joined {
     pub place: Place,
-    /// The queue id to sign: a new place in a capped sale carries its client's tag.
+    /// The queue id to sign: a new place carries its client's tag.
     pub queue_id: QueueId,
     /// The sale is admitting (meaningful when waiting).
     pub open: bool,
@@ -143,6 +146,7 @@ impl Store {
             mode,
             tag: door.client_tag.to_owned(),
             pow_bits: door.pow_bits,
+            net_share: door.net_share,
             reply,
         })
         .await

@@ -120,6 +120,7 @@ pub static CHECKOUT: Lua = Lua::new(
         "unsettled",
         "queue",
         "held",
+        "places",
     ],
 );
 pub static RELEASE: Lua = Lua::new(
@@ -183,7 +184,7 @@ pub static SETTLE_ORDER: Lua = Lua::new(
 
 pub static CHANGE: Lua = Lua::new(
     include_str!("../../../lua/change.lua"),
-    &["cfg", "stock", "unsettled", "events"],
+    &["cfg", "stock", "unsettled", "events", "queue", "places"],
 );
 pub static SCHEDULE: Lua = Lua::new(
     include_str!("../../../lua/schedule.lua"),
