@@ -98,8 +98,10 @@ async fn rebuild_sale(s: &Deps, id: &SaleId) -> Result<bool, Fault> {
     };
     let stock = (state.sale.units - state.sale.sold) as i64;
     let spec = state.sale.spec().map_err(|e| Fault::bug(e.to_string()))?;
+    let ended_ms = state.sale.ended_at.map(|t| t.timestamp_millis());
+    let switch = (state.sale.open, ended_ms);
     if s.store
-        .rebuild_sale(&spec, stock, &state.orders, state.sale.open)
+        .rebuild_sale(&spec, stock, &state.orders, switch)
         .await?
     {
         tracing::warn!(

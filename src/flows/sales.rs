@@ -160,7 +160,7 @@ pub async fn set_open(s: &Deps, id: &SaleId, open: bool) -> Result<AdminStats, S
     // other order it could copy the old one back over the admin's (a close lost, and a rebuild
     // reopening the sale).
     s.store.set_open(id, open).await?;
-    s.ledger.set_open(&[(id.clone(), open)]).await?;
+    s.ledger.set_open(id, open).await?;
     if was_open != open {
         let kind = if open { Kind::Opened } else { Kind::Closed };
         audit::record(&s.ledger, id, kind, Source::Api, json!({})).await;

@@ -530,3 +530,161 @@ async fn a_success_after_a_failure_is_a_refund_that_survives_a_rebuild() {
         "rebuilt from the ledger: {status}"
     );
 }
+
+async fn places_held(sale: &str) -> Option<i64> {
+    let tag = waitroom::flows::door::places::tag(&crate::door_join::me(), None);
+    redis()
+        .await
+        .hget(format!("wr:{{{sale}}}:places"), tag)
+        .await
+        .unwrap()
+}
+
+/// A cap set mid-sale counts the places taken before it and gives no browser a second place;
+/// lifting it does not either.
+#[tokio::test]
+async fn a_cap_set_mid_sale_counts_earlier_places_and_moves_none() {
+    let app = spawn_app().await;
+    let sale = app.create_sale(10, 10).await;
+    let first = app.join(&sale).await;
+    let mine = session_cookie(&first.token).expect("the join set a session cookie");
+    app.join(&sale).await;
+    app.join(&sale).await;
+    assert_eq!(
+        places_held(&sale).await,
+        None,
+        "nothing counted without a cap"
+    );
+
+    crate::live_changes::patch_ok(&app, &sale, json!({"max_places_per_client": 3})).await;
+    assert_eq!(places_held(&sale).await, Some(3), "the line counted afresh");
+    let res = app.join_raw(&sale, None).await;
+    assert_eq!(res.status(), 429, "a fourth browser is over the cap");
+    for cap in [3, 0] {
+        crate::live_changes::patch_ok(&app, &sale, json!({"max_places_per_client": cap})).await;
+        let again = crate::door_session::join_as(&app, &sale, &mine).await;
+        assert_eq!(again["queue_id"], first.queue_id.as_str(), "cap {cap}");
+        assert_eq!(
+            (again["position"].as_i64(), again["seq"].as_i64()),
+            (Some(1), Some(0))
+        );
+    }
+    assert_eq!(places_held(&sale).await, None, "no cap, no count");
+    assert_eq!(app.stats(&sale).await["queue_len"], 3);
+}
+
+/// A place a re-presented token restored, then bought by the shopper's ticket, frees its
+/// client's count: without that, clients behind one address are refused for good.
+#[tokio::test]
+async fn a_restored_place_bought_by_its_ticket_frees_its_count() {
+    let app = spawn_app().await;
+    let sale = app
+        .create_sale_with(10, 50, json!({"max_places_per_client": 1}))
+        .await;
+    let shopper = app.join(&sale).await;
+    assert_eq!(places_held(&sale).await, Some(1));
+    assert_eq!(app.join_raw(&sale, None).await.status(), 429);
+
+    // The state a Redis loss leaves: the shopper was admitted (their ticket is valid), Redis
+    // lost the admission before the ledger had it, and re-presenting the queue token brought
+    // the place back. The ticket is made here with the app's keys, as admission makes it.
+    let sid = waitroom::infra::tokens::unverified_sid(&shopper.token).flatten();
+    let expires = redis_now_ms(&mut redis().await).await + 60_000;
+    let ticket = app.state.keys.ticket(
+        &sale_id(&sale),
+        &queue_id(&shopper.queue_id),
+        sid.as_deref(),
+        expires,
+    );
+    // The ticket still buys (it is proof of the admission), and the place goes with it.
+    assert_eq!(app.checkout(&sale, &ticket, 1).await.status(), 201);
+    assert_eq!(
+        places_held(&sale).await,
+        None,
+        "the count went with the place"
+    );
+    assert_eq!(app.stats(&sale).await["queue_len"], 0);
+    assert_eq!(app.join_raw(&sale, None).await.status(), 201);
+}
+
+async fn cfg_field(sale: &str, field: &str) -> Option<String> {
+    redis()
+        .await
+        .hget(format!("wr:{{{sale}}}:cfg"), field)
+        .await
+        .unwrap()
+}
+
+/// A sale its closing time ended is still ended after Redis loses it: the rebuild restores
+/// `ended` from the ledger, so the sweeper can finish it as before the loss.
+#[tokio::test]
+async fn a_sale_its_closing_time_ended_is_ended_after_a_rebuild() {
+    let app = spawn_app().await;
+    let closes = redis_now_ms(&mut redis().await).await + 300;
+    let when = chrono::DateTime::from_timestamp_millis(closes).unwrap();
+    let sale = app
+        .create_sale_with(5, 1000, json!({"closes_at": when.to_rfc3339()}))
+        .await;
+    let shopper = app.join(&sale).await;
+    app.admin(&sale, "open").await;
+    // Held by an order, so the sweeper cannot finish (and expire) the sale meanwhile.
+    let ticket = app.ticket(&sale, &shopper.token).await;
+    assert_eq!(app.checkout(&sale, &ticket, 1).await.status(), 201);
+    let ended = eventually(Duration::from_secs(10), || async {
+        cfg_field(&sale, "ended").await
+    })
+    .await;
+    assert!(ended.is_some(), "the closing time ended the sale");
+    let in_ledger = eventually(Duration::from_secs(10), || async {
+        let at: Option<chrono::DateTime<chrono::Utc>> =
+            sqlx::query_scalar("SELECT ended_at FROM sales WHERE id = $1")
+                .bind(&sale)
+                .fetch_one(&pg().await)
+                .await
+                .unwrap();
+        at
+    })
+    .await;
+    assert!(in_ledger.is_some(), "the ledger has it");
+
+    wipe_sale_keys(&sale).await;
+    app.status(&sale, &shopper.token).await;
+    assert!(
+        cfg_field(&sale, "ended").await.is_some(),
+        "rebuilt as ended"
+    );
+    assert_eq!(app.stats(&sale).await["open"], false);
+}
+
+/// An opening time that fired, whose ledger write had not landed when the admin closed the
+/// sale, is not armed again by a rebuild (it would reopen the sale the admin closed).
+#[tokio::test]
+async fn a_fired_opening_time_is_not_rearmed_by_a_rebuild_after_a_close() {
+    let app = spawn_app().await;
+    let opens = redis_now_ms(&mut redis().await).await + 300;
+    let when = chrono::DateTime::from_timestamp_millis(opens).unwrap();
+    let sale = app
+        .create_sale_with(5, 1000, json!({"opens_at": when.to_rfc3339()}))
+        .await;
+    let opened = eventually(Duration::from_secs(10), || async {
+        (app.stats(&sale).await["open"] == true).then_some(())
+    })
+    .await;
+    assert!(opened.is_some(), "the opening time fired");
+    // The fired write still retrying: the ledger holds the spent time.
+    sqlx::query("UPDATE sales SET opens_at = $2 WHERE id = $1")
+        .bind(&sale)
+        .bind(when)
+        .execute(&pg().await)
+        .await
+        .unwrap();
+
+    app.admin(&sale, "close").await;
+    wipe_sale_keys(&sale).await;
+    assert_eq!(app.stats(&sale).await["open"], false, "rebuilt closed");
+    assert_eq!(
+        cfg_field(&sale, "opens_at").await,
+        None,
+        "the spent time is not armed"
+    );
+}

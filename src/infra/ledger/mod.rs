@@ -29,6 +29,8 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::sync::{mpsc, Mutex};
 
+use chrono::{DateTime, Utc};
+
 use crate::core::domain::{InvalidInput, SaleId, SaleSpec, Settings};
 use crate::core::fault::Fault;
 
@@ -42,6 +44,9 @@ pub struct SaleRow {
     pub sold: i32,
     /// Last known state of Redis's open switch (see migrations/0004).
     pub open: bool,
+    /// When its closing time ended it (migrations/0010): a rebuild restores that.
+    #[serde(skip)]
+    pub ended_at: Option<DateTime<Utc>>,
 }
 
 /// A row reads as its settings (`row.units`), as the table does.

@@ -147,17 +147,19 @@ impl Ledger {
         )
     }
 
-    /// Keeps whether these sales are open (sale id, open), in one statement.
-    pub async fn set_open(&self, flips: &[(SaleId, bool)]) -> Result<(), Fault> {
-        let (ids, open): (Vec<&str>, Vec<bool>) =
-            flips.iter().map(|(id, o)| (id.as_str(), *o)).unzip();
+    /// The admin's switch (open or closed), kept. A schedule time already passed is cleared
+    /// with it: it fired (its own ledger write may still be retrying) or the admin's switch
+    /// overrides it, and either way a rebuild from this row must not arm it again (an opening
+    /// time re-armed would reopen a sale the admin closed).
+    pub async fn set_open(&self, sale: &SaleId, open: bool) -> Result<(), Fault> {
         sqlx::query(
-            "UPDATE sales SET open = f.open,
-                              ended_at = CASE WHEN f.open THEN NULL ELSE ended_at END
-             FROM UNNEST($1::text[], $2::bool[]) AS f(id, open)
-             WHERE sales.id = f.id AND sales.open <> f.open",
+            "UPDATE sales SET open = $2,
+                              ended_at = CASE WHEN $2 THEN NULL ELSE ended_at END,
+                              opens_at = CASE WHEN opens_at <= now() THEN NULL ELSE opens_at END,
+                              closes_at = CASE WHEN closes_at <= now() THEN NULL ELSE closes_at END
+             WHERE id = $1",
         )
-        .bind(ids)
+        .bind(sale)
         .bind(open)
         .execute(&self.pool)
         .await?;

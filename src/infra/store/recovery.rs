@@ -79,14 +79,14 @@ pub struct SweepWork {
 }
 
 impl Store {
-    /// Rebuilds a lost sale (lua/rebuild.lua) from the ledger's orders and open switch. False
-    /// if it was there already.
+    /// Rebuilds a lost sale (lua/rebuild.lua) from the ledger's orders, open switch and the
+    /// time its closing time ended it, if it did (unix ms). False if it was there already.
     pub async fn rebuild_sale(
         &self,
         spec: &SaleSpec,
         stock: i64,
         orders: &Orders,
-        open: bool,
+        (open, ended_ms): (bool, Option<i64>),
     ) -> Result<bool, Fault> {
         let sale = &spec.id;
         let ttl_ms = i64::from(spec.settings.ticket_ttl_secs) * 1000;
@@ -96,8 +96,13 @@ impl Store {
             .iter()
             .map(|(qid, at_us)| (qid.as_str(), at_us / 1000 + ttl_ms))
             .collect();
+        let mut cfg: HashMap<_, _> = cfg_fields(spec).into_iter().collect();
+        if let Some(ms) = ended_ms {
+            // The sweeper then finishes it once nothing is held, as before the loss.
+            cfg.insert("ended".into(), ms);
+        }
         let state = serde_json::json!({
-            "cfg": cfg_fields(spec).into_iter().collect::<HashMap<_, _>>(),
+            "cfg": cfg,
             "stock": stock,
             "used": encoded(&orders.bought),
             "lapsed": orders.lapsed,
