@@ -94,4 +94,16 @@ async fn postgres_down_mid_sale_loses_nothing_and_sells_nothing_twice() {
     let stats = app.stats(&sale).await;
     assert_eq!(sold_remaining(&stats), (Some(7), Some(13)));
     assert_eq!(stats["pending_sync"], 0);
+    // The shop hears of every order, those the sync wrote after the outage included: one
+    // `order.created` each, in the same transaction as the order.
+    let created: Vec<(uuid::Uuid,)> =
+        sqlx::query_as("SELECT order_id FROM outbox WHERE sale_id = $1 AND type = 'order.created'")
+            .bind(&sale)
+            .fetch_all(&pg().await)
+            .await
+            .unwrap();
+    let mut ids: Vec<_> = created.into_iter().map(|(id,)| id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 7, "one order.created per order, none twice");
 }

@@ -26,6 +26,7 @@ mod model;
 mod nginx;
 mod ops;
 mod outage_app;
+mod outbox;
 mod payments;
 mod promises;
 mod queue;
