@@ -224,10 +224,27 @@ mod tests {
     /// Each script uses exactly the keys it declares, and only through `K`.
     #[test]
     fn scripts_use_their_declared_keys() {
-        // Which keys the prelude's functions name: kept in step with `recount_held` above.
-        assert!(PRELUDE.contains("local function recount_held()"));
-        for k in ["K.used", "K.paid", "K.held"] {
-            assert!(PRELUDE.contains(k), "the prelude names {k}");
+        // Which keys each prelude function names (lua/prelude.lua), checked against it.
+        let prelude_keys: [(&str, &[&str]); 5] = [
+            ("recount_held", &["used", "paid", "held"]),
+            ("places_cap", &["cfg"]),
+            ("count_place", &["places"]),
+            ("free_place", &["places"]),
+            ("recount_places", &["places", "queue"]),
+        ];
+        for (f, keys) in prelude_keys {
+            let at = PRELUDE
+                .find(&format!("local function {f}("))
+                .unwrap_or_else(|| panic!("the prelude defines {f}"));
+            let body = &PRELUDE[at..];
+            let body = &body[..body.find("\nend\n").unwrap_or(body.len())];
+            for k in keys {
+                let named = body.contains(&format!("K.{k}"))
+                    || prelude_keys
+                        .iter()
+                        .any(|(g, ks)| body.contains(&format!("{g}(")) && ks.contains(k));
+                assert!(named, "the prelude's {f} names K.{k}");
+            }
         }
         for lua in ALL {
             assert!(
@@ -247,8 +264,10 @@ mod tests {
                 })
                 .collect();
             // The prelude's functions use keys too: a script calling one declares them.
-            if lua.body.contains("recount_held(") {
-                used.extend(["used", "paid", "held"]);
+            for (f, keys) in prelude_keys {
+                if lua.body.contains(&format!("{f}(")) {
+                    used.extend(keys);
+                }
             }
             used.sort_unstable();
             used.dedup();
