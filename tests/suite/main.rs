@@ -31,3 +31,4 @@ mod promises;
 mod queue;
 mod recovery;
 mod redis_faults;
+mod webhooks;
