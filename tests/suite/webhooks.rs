@@ -751,3 +751,37 @@ async fn payment_webhook_accepts_standard_webhooks_signatures() {
     app.pay(&orders[1], "succeeded").await;
     assert_eq!(app.stats(&sale).await["sold"], 2);
 }
+
+/// Where private destinations are refused, the relay's client refuses them when it sends too:
+/// a name that resolves to loopback (as a rebinding name would, after the check at creation)
+/// and a loopback address literal both fail without a request reaching the receiver.
+#[tokio::test]
+async fn the_sender_refuses_private_addresses_when_it_connects() {
+    use waitroom::infra::outbound::{Message, Sender};
+    let receiver = Receiver::start().await;
+    let sender = Sender::new(std::time::Duration::from_secs(2), false).unwrap();
+    for host in ["localhost", "127.0.0.1", "[::ffff:127.0.0.1]"] {
+        let url = format!("http://{host}:{}/hook", receiver.port);
+        let message = Message {
+            url: &url,
+            id: "msg_1",
+            timestamp: Utc::now().timestamp(),
+            signature: "v1,x",
+            body: "{}".into(),
+        };
+        let err = sender.post(message).await.unwrap_err();
+        assert!(err.to_string().contains("private"), "{host}: {err}");
+    }
+    assert!(receiver.received().is_empty());
+    let allowed = Sender::new(std::time::Duration::from_secs(2), true).unwrap();
+    let url = receiver.url();
+    let message = Message {
+        url: &url,
+        id: "msg_1",
+        timestamp: Utc::now().timestamp(),
+        signature: "v1,x",
+        body: "{}".into(),
+    };
+    // Where allowed it goes through (the receiver refuses the made-up signature).
+    assert_eq!(allowed.post(message).await.unwrap().status, 401);
+}

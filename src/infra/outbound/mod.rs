@@ -1,8 +1,10 @@
 //! Outbound HTTP for webhooks: one POST per attempt over hyper and rustls (ring, Mozilla's
 //! roots), no redirects followed, a deadline over the whole attempt, and the answer's body
 //! read up to `BODY_CAP` and then dropped, so a receiver that answers slowly, endlessly or
-//! with garbage costs one failed attempt and bounded memory. Names are resolved through
-//! `resolve::Guarded`, which refuses private addresses at connect time (DNS rebinding).
+//! with garbage costs one failed attempt and bounded memory. Unless private destinations are
+//! allowed, a URL whose host is a private address is refused before connecting, and names
+//! are resolved through `resolve::Guarded`, which drops private addresses at connect time
+//! (DNS rebinding).
 
 mod resolve;
 
@@ -16,6 +18,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+
+use crate::core::webhooks::is_private;
 
 /// The most of a receiver's answer that is read; a longer one fails the attempt.
 pub const BODY_CAP: usize = 64 * 1024;
@@ -63,6 +67,7 @@ impl SendError {
 pub struct Sender {
     client: Client<HttpsConnector<HttpConnector<resolve::Guarded>>, Full<Bytes>>,
     timeout: Duration,
+    allow_private: bool,
 }
 
 impl Sender {
@@ -82,12 +87,28 @@ impl Sender {
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(8)
             .build(https);
-        Ok(Self { client, timeout })
+        Ok(Self {
+            client,
+            timeout,
+            allow_private,
+        })
     }
 
     /// POSTs `m` and reads the answer, all within the timeout.
     pub async fn post(&self, m: Message<'_>) -> Result<Answer, SendError> {
-        let request = hyper::Request::post(m.url)
+        let uri: hyper::Uri = m
+            .url
+            .parse()
+            .map_err(|e| SendError::Failed(format!("not a URL: {e}")))?;
+        // An address literal is connected to without a lookup: checked here instead.
+        let host = uri.host().unwrap_or_default();
+        let literal = host.trim_start_matches('[').trim_end_matches(']').parse();
+        if let Ok(ip) = literal {
+            if !self.allow_private && is_private(ip) {
+                return Err(SendError::Failed("the host is a private address".into()));
+            }
+        }
+        let request = hyper::Request::post(uri)
             .header("content-type", "application/json")
             .header(
                 "user-agent",
