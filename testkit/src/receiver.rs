@@ -306,19 +306,6 @@ async fn handle(mut socket: TcpStream, state: Arc<Mutex<State>>) {
 }
 
 fn verify(secret: &str, id: &str, timestamp: &str, signature: &str, body: &[u8]) -> bool {
-    let Ok(hook) = standardwebhooks::Webhook::new(secret) else {
-        return false;
-    };
-    let mut headers = http::HeaderMap::new();
-    for (name, value) in [
-        (standardwebhooks::HEADER_WEBHOOK_ID, id),
-        (standardwebhooks::HEADER_WEBHOOK_TIMESTAMP, timestamp),
-        (standardwebhooks::HEADER_WEBHOOK_SIGNATURE, signature),
-    ] {
-        match http::HeaderValue::from_str(value) {
-            Ok(v) => headers.insert(name, v),
-            Err(_) => return false,
-        };
-    }
-    hook.verify(body, &headers).is_ok()
+    standardwebhooks::Webhook::new(secret)
+        .is_ok_and(|h| waitroom::core::webhooks::verify(&h, id, timestamp, signature, body))
 }
