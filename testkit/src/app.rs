@@ -216,6 +216,13 @@ impl TestApp {
         assert_eq!(res.status(), 200, "{outcome} for {order}");
     }
 
+    /// `/metrics` as Prometheus text.
+    pub async fn metrics_text(&self) -> String {
+        let res = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        res.text().await.unwrap()
+    }
+
     /// Posts a payment provider event signed with `secret`.
     pub async fn payment_event(&self, body: &Value, secret: &str) -> reqwest::Response {
         let raw = serde_json::to_vec(body).unwrap();

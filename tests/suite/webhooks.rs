@@ -118,6 +118,27 @@ impl Hook {
         }
     }
 
+    /// Waits until the receiver accepted every event and the deliveries API shows each
+    /// delivered.
+    async fn wait_delivered(&self, events: &[(Uuid, String)]) {
+        let ids: Vec<String> = events.iter().map(|e| e.1.clone()).collect();
+        let got = self.receiver.wait_accepted(&ids).await;
+        assert!(got.iter().all(|r| r.verified));
+        for (event, _) in events {
+            self.wait_delivery(*event, "delivered", |d| d["state"] == "delivered")
+                .await;
+        }
+    }
+
+    /// Replays `body` (`{event_id}` or `{since}`); how many were queued again.
+    async fn replay(&self, body: Value) -> u64 {
+        let (status, v) = self
+            .call(reqwest::Method::POST, "/replay", Some(body))
+            .await;
+        assert_eq!(status, 200, "{v}");
+        v["requeued"].as_u64().unwrap()
+    }
+
     async fn endpoint(&self) -> Value {
         let (status, v) = self.call(reqwest::Method::GET, "", None).await;
         assert_eq!(status, 200, "{v}");
@@ -260,13 +281,7 @@ async fn receiver_down_then_back_loses_nothing() {
         assert!(d["last_status"].is_null(), "{d}");
     }
     h.receiver.restart().await;
-    let ids: Vec<String> = events.iter().map(|e| e.1.clone()).collect();
-    let got = h.receiver.wait_accepted(&ids).await;
-    assert!(got.iter().all(|r| r.verified));
-    for (event, _) in &events {
-        h.wait_delivery(*event, "delivered", |d| d["state"] == "delivered")
-            .await;
-    }
+    h.wait_delivered(&events).await;
     h.delete().await;
 }
 
@@ -323,14 +338,7 @@ async fn gone_disables_the_endpoint_until_enabled() {
         .iter()
         .any(|r| r.webhook_id == later_id));
 
-    let (status, v) = h
-        .call(
-            reqwest::Method::POST,
-            "/replay",
-            Some(json!({"since": start})),
-        )
-        .await;
-    assert_eq!((status, v["requeued"].as_u64()), (200, Some(2)), "{v}");
+    assert_eq!(h.replay(json!({"since": start})).await, 2);
     h.receiver.wait_accepted(&[first_id, later_id]).await;
     h.delete().await;
 }
@@ -366,26 +374,12 @@ async fn retry_after_is_honoured_and_replay_resends_the_same_id() {
         "next attempt after {wait}"
     );
 
-    let (status, v) = h
-        .call(
-            reqwest::Method::POST,
-            "/replay",
-            Some(json!({"event_id": event})),
-        )
-        .await;
-    assert_eq!((status, v["requeued"].as_u64()), (200, Some(1)), "{v}");
+    assert_eq!(h.replay(json!({"event_id": event})).await, 1);
     h.receiver.wait_accepted(std::slice::from_ref(&id)).await;
     h.wait_delivery(event, "delivered", |d| d["state"] == "delivered")
         .await;
 
-    let (status, _) = h
-        .call(
-            reqwest::Method::POST,
-            "/replay",
-            Some(json!({"event_id": event})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    assert_eq!(h.replay(json!({"event_id": event})).await, 1);
     let got = h
         .receiver
         .wait_until("the replay accepted", |r| {
@@ -476,20 +470,9 @@ async fn bad_answers_are_failed_attempts() {
 
     fixed.store(true, Ordering::SeqCst);
     // A replay makes them due now rather than at their next scheduled retry.
-    let (status, _) = h
-        .call(
-            reqwest::Method::POST,
-            "/replay",
-            Some(json!({"since": start})),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let ids: Vec<String> = events.iter().map(|e| e.2.clone()).collect();
-    h.receiver.wait_accepted(&ids).await;
-    for (_, event, _) in &events {
-        h.wait_delivery(*event, "delivered", |d| d["state"] == "delivered")
-            .await;
-    }
+    assert_eq!(h.replay(json!({"since": start})).await, 4);
+    let events: Vec<(Uuid, String)> = events.into_iter().map(|e| (e.1, e.2)).collect();
+    h.wait_delivered(&events).await;
     h.delete().await;
 }
 
@@ -526,16 +509,7 @@ async fn metrics_and_the_endpoint_show_pending_deliveries() {
 
     let failures = format!("waitroom_webhook_failures_total{{endpoint=\"{}\"}}", h.id);
     eventually(WAIT, || async {
-        let text = h
-            .app
-            .client
-            .get(h.app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = h.app.metrics_text().await;
         let value = |name: &str| {
             text.lines()
                 .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
@@ -624,51 +598,39 @@ async fn bad_input_is_400_with_stable_codes() {
     let (status, v) = admin(&app, reqwest::Method::GET, &path(""), None).await;
     assert_eq!((status, v["events"].clone()), (200, json!(["order.paid"])));
     assert!(v.get("secret").is_none(), "{v}");
-    for (body, code) in [
-        (json!({}), "invalid_replay"),
+    let (get, post) = (reqwest::Method::GET, reqwest::Method::POST);
+    let replay = |body: Value| (post.clone(), "/replay", Some(body));
+    for ((method, tail, body), status, code) in [
+        (replay(json!({})), 400, "invalid_replay"),
         (
-            json!({"event_id": Uuid::new_v4(), "since": Utc::now()}),
+            replay(json!({"event_id": Uuid::new_v4(), "since": Utc::now()})),
+            400,
             "invalid_replay",
         ),
-        (json!({"since": "yesterday"}), "invalid_json"),
+        (replay(json!({"since": "yesterday"})), 400, "invalid_json"),
+        (
+            replay(json!({"event_id": Uuid::new_v4()})),
+            404,
+            "unknown_event",
+        ),
+        (
+            (get.clone(), "/deliveries?limit=0", None),
+            400,
+            "invalid_limit",
+        ),
+        (
+            (get.clone(), "/deliveries?event_id=nope", None),
+            400,
+            "invalid_query",
+        ),
     ] {
-        let (status, v) = admin(
-            &app,
-            reqwest::Method::POST,
-            &path("/replay"),
-            Some(body.clone()),
-        )
-        .await;
+        let (got, v) = admin(&app, method, &path(tail), body.clone()).await;
         assert_eq!(
-            (status, v["code"].as_str()),
-            (400, Some(code)),
-            "{body}: {v}"
+            (got, v["code"].as_str()),
+            (status, Some(code)),
+            "{tail} {body:?}: {v}"
         );
     }
-    let (status, v) = admin(
-        &app,
-        reqwest::Method::POST,
-        &path("/replay"),
-        Some(json!({"event_id": Uuid::new_v4()})),
-    )
-    .await;
-    assert_eq!((status, v["code"].as_str()), (404, Some("unknown_event")));
-    let (status, v) = admin(
-        &app,
-        reqwest::Method::GET,
-        &path("/deliveries?limit=0"),
-        None,
-    )
-    .await;
-    assert_eq!((status, v["code"].as_str()), (400, Some("invalid_limit")));
-    let (status, v) = admin(
-        &app,
-        reqwest::Method::GET,
-        &path("/deliveries?event_id=nope"),
-        None,
-    )
-    .await;
-    assert_eq!((status, v["code"].as_str()), (400, Some("invalid_query")));
 
     for unknown in [Uuid::new_v4().to_string(), "not-an-id".to_string()] {
         for (method, tail) in [
@@ -759,9 +721,7 @@ async fn payment_webhook_accepts_standard_webhooks_signatures() {
 async fn the_sender_refuses_private_addresses_when_it_connects() {
     use waitroom::infra::outbound::{Message, Sender};
     let receiver = Receiver::start().await;
-    let sender = Sender::new(std::time::Duration::from_secs(2), false).unwrap();
-    for host in ["localhost", "127.0.0.1", "[::ffff:127.0.0.1]"] {
-        let url = format!("http://{host}:{}/hook", receiver.port);
+    let post = |sender: Sender, url: String| async move {
         let message = Message {
             url: &url,
             id: "msg_1",
@@ -769,19 +729,17 @@ async fn the_sender_refuses_private_addresses_when_it_connects() {
             signature: "v1,x",
             body: "{}".into(),
         };
-        let err = sender.post(message).await.unwrap_err();
+        sender.post(message).await
+    };
+    let timeout = std::time::Duration::from_secs(2);
+    let refusing = Sender::new(timeout, false).unwrap();
+    for host in ["localhost", "127.0.0.1", "[::ffff:127.0.0.1]"] {
+        let url = format!("http://{host}:{}/hook", receiver.port);
+        let err = post(refusing.clone(), url).await.unwrap_err();
         assert!(err.to_string().contains("private"), "{host}: {err}");
     }
     assert!(receiver.received().is_empty());
-    let allowed = Sender::new(std::time::Duration::from_secs(2), true).unwrap();
-    let url = receiver.url();
-    let message = Message {
-        url: &url,
-        id: "msg_1",
-        timestamp: Utc::now().timestamp(),
-        signature: "v1,x",
-        body: "{}".into(),
-    };
     // Where allowed it goes through (the receiver refuses the made-up signature).
-    assert_eq!(allowed.post(message).await.unwrap().status, 401);
+    let allowed = Sender::new(timeout, true).unwrap();
+    assert_eq!(post(allowed, receiver.url()).await.unwrap().status, 401);
 }
