@@ -59,8 +59,9 @@ impl Relay {
         })
     }
 
-    /// One round: fan out, then start the due attempts there is room for.
-    pub async fn round(self: &Arc<Self>) -> Result<(), Fault> {
+    /// One round: fan out, then start the due attempts there is room for. True if it filled
+    /// every free slot: more may be due at once.
+    pub async fn round(self: &Arc<Self>) -> Result<bool, Fault> {
         for _ in 0..FAN_OUT_ROUNDS {
             if self.store.fan_out(FAN_OUT_BATCH).await? < FAN_OUT_BATCH {
                 break;
@@ -68,12 +69,14 @@ impl Relay {
         }
         let free = self.slots.available_permits();
         if free == 0 {
-            return Ok(());
+            return Ok(true);
         }
         // A claim outlives its attempt (the timeout, then writing the outcome); past it, an
         // instance that died mid-attempt leaves the delivery to the others.
         let lease = self.config.timeout * 2 + Duration::from_secs(1);
-        for claimed in self.store.claim(free as i64, lease).await? {
+        let claimed = self.store.claim(free as i64, lease).await?;
+        let full = claimed.len() == free;
+        for claimed in claimed {
             let Ok(slot) = self.slots.clone().try_acquire_owned() else {
                 // Cannot happen (only rounds take slots, one round at a time); the claim
                 // lapses and the delivery is tried again.
@@ -85,7 +88,13 @@ impl Relay {
                 drop(slot);
             });
         }
-        Ok(())
+        Ok(full)
+    }
+
+    /// Whether an attempt slot frees within a poll period (at once if one is free).
+    pub async fn slot_free(&self) -> bool {
+        let free = tokio::time::timeout(self.config.poll, self.slots.acquire());
+        matches!(free.await, Ok(Ok(_)))
     }
 
     /// Reads the backlog into the metrics.
