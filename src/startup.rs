@@ -16,7 +16,8 @@ use crate::flows::door::limits::Limiters;
 use crate::flows::{recovery, Deps};
 use crate::http::state::AppState;
 use crate::http::{error, routes};
-use crate::infra::ledger::Ledger;
+use crate::infra::ledger::{Ledger, Webhooks};
+use crate::infra::outbound::Sender;
 use crate::infra::store::{Store, Target};
 use crate::infra::tokens::{self, Keys};
 use crate::infra::{metrics, telemetry};
@@ -89,15 +90,23 @@ impl Application {
             config.postgres.pool_size,
         )
         .context("WAITROOM_DATABASE_URL")?;
+        let webhooks = Webhooks::connect_lazy(
+            config.postgres.url.expose_secret(),
+            config.webhooks.pool_size,
+        )
+        .context("WAITROOM_DATABASE_URL")?;
+        let outbound = Sender::new(config.webhooks.timeout, config.webhooks.allow_private)
+            .context("the webhooks' TLS configuration")?;
         wait_for("postgres migrations", || ledger.migrate()).await?;
         wait_for("redis scripts", || store.ready()).await?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let deps = Arc::new(Deps::new(config, store, ledger, keys));
+        let deps = Arc::new(Deps::new(config, store, ledger, webhooks, keys));
         let shared = tasks::Shared {
             limits: Arc::new(Limiters::new(&deps.config.door.limits)),
             health: Default::default(),
             console: Default::default(),
+            outbound,
         };
         // Ready from the first request on if the stores are; the checker keeps it current.
         shared.health.check(&deps.store, &deps.ledger).await;

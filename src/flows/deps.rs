@@ -7,7 +7,7 @@ use crate::core::domain::SaleId;
 use crate::flows::door::pow::PowKey;
 use crate::flows::schedule::Schedules;
 use crate::infra::events::Hub;
-use crate::infra::ledger::Ledger;
+use crate::infra::ledger::{Ledger, Webhooks};
 use crate::infra::store::Store;
 use crate::infra::tokens::Keys;
 
@@ -20,6 +20,8 @@ pub struct Deps {
     pub instance: String,
     pub store: Store,
     pub ledger: Ledger,
+    /// The webhook endpoints and deliveries, on a pool apart from the ledger's.
+    pub webhooks: Webhooks,
     pub keys: Keys,
     pub hub: Arc<Hub>,
     /// Signs and checks proof-of-work challenges (`door::pow`).
@@ -31,13 +33,20 @@ pub struct Deps {
 }
 
 impl Deps {
-    pub fn new(config: Config, store: Store, ledger: Ledger, keys: Keys) -> Self {
+    pub fn new(
+        config: Config,
+        store: Store,
+        ledger: Ledger,
+        webhooks: Webhooks,
+        keys: Keys,
+    ) -> Self {
         Self {
             instance: uuid::Uuid::new_v4().simple().to_string(),
             pow: PowKey::from_config(&config),
             config,
             store,
             ledger,
+            webhooks,
             keys,
             hub: Arc::new(Hub::default()),
             rebuilding: Default::default(),

@@ -2,7 +2,8 @@
 //! the ledger sync), `payments` (the provider's webhook, lapsed holds), `sales` (the admin's
 //! changes), `schedule` (opening and closing on time), `recovery` (a sale Redis lost: detect,
 //! rebuild, settle), `audit` (the trail), `report` (fairness), `console` (the dashboard's
-//! samples), `door` (what a place costs a client). Names only `core` and `infra`.
+//! samples), `door` (what a place costs a client), `webhooks` (the shop's endpoints and the
+//! relay from `outbox` to them). Names only `core` and `infra`.
 //!
 //! A flow takes `&Deps`, or less where it needs less: never the HTTP layer's state.
 //! Within the layer, calls run one way: the request flows (`queue`, `checkout`, `payments`,
@@ -18,6 +19,7 @@ pub mod recovery;
 pub mod report;
 pub mod sales;
 pub mod schedule;
+pub mod webhooks;
 
 mod deps;
 

@@ -1,5 +1,11 @@
 //! Payments: the provider's signed webhook, and the return of units from failed payments and
 //! lapsed holds so the next shopper in line can buy them.
+//!
+//! A webhook is signed one of two ways with `WAITROOM_PAYMENT_SECRET`: `X-Waitroom-Signature`
+//! (hex HMAC-SHA256 of the body), or Standard Webhooks v1 (`webhook-id`,
+//! `webhook-timestamp` within 5 minutes, `webhook-signature`), verified by the
+//! `standardwebhooks` crate, so a shop signs with the library it verifies ours with. For that
+//! the key is the secret's bytes, or, for a `whsec_<base64>` secret, the decoded base64.
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -15,6 +21,18 @@ use crate::infra::metrics::METRICS;
 
 /// Header carrying `sha256=<hex HMAC-SHA256 of the raw body>`.
 pub const SIGNATURE_HEADER: &str = "x-waitroom-signature";
+
+/// How the provider signed an event.
+pub enum Signature<'a> {
+    /// `X-Waitroom-Signature: sha256=<hex>` (None: absent).
+    Hmac(Option<&'a str>),
+    /// Standard Webhooks' `webhook-id`, `webhook-timestamp`, `webhook-signature`.
+    Standard {
+        id: &'a str,
+        timestamp: &'a str,
+        signature: &'a str,
+    },
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,13 +99,31 @@ fn verify(secret: &str, body: &[u8], header: Option<&str>) -> bool {
     mac.verify_slice(&sig).is_ok() // constant time
 }
 
+/// Standard Webhooks v1, keyed with the secret's bytes (or a `whsec_` secret's base64).
+fn verify_standard(secret: &str, body: &[u8], id: &str, timestamp: &str, signature: &str) -> bool {
+    let hook = match secret.strip_prefix("whsec_") {
+        Some(_) => standardwebhooks::Webhook::new(secret),
+        None => standardwebhooks::Webhook::from_bytes(secret.as_bytes().to_vec()),
+    };
+    hook.is_ok_and(|h| crate::core::webhooks::verify(&h, id, timestamp, signature, body))
+}
+
 pub async fn webhook(
     s: &Deps,
     body: &[u8],
-    signature: Option<&str>,
+    signature: Signature<'_>,
 ) -> Result<Applied, WebhookError> {
     let secret = secrecy::ExposeSecret::expose_secret(&s.config.tokens.payment_secret);
-    if secret.is_empty() || !verify(secret, body, signature) {
+    let verified = !secret.is_empty()
+        && match signature {
+            Signature::Hmac(header) => verify(secret, body, header),
+            Signature::Standard {
+                id,
+                timestamp,
+                signature,
+            } => verify_standard(secret, body, id, timestamp, signature),
+        };
+    if !verified {
         return Err(WebhookError::BadSignature);
     }
     let e: Event =
@@ -205,5 +241,31 @@ mod tests {
         assert!(!super::verify("other", b"body", Some(&sig)));
         assert!(!super::verify("k", b"body", Some("sha256=zz")));
         assert!(!super::verify("k", b"body", None));
+    }
+
+    #[test]
+    fn standard_signatures() {
+        let now = chrono::Utc::now().timestamp();
+        let sign = |key: &[u8], ts: i64, body: &[u8]| {
+            let hook = standardwebhooks::Webhook::from_bytes(key.to_vec()).unwrap();
+            hook.sign("msg_1", ts, body).unwrap()
+        };
+        let check = |secret: &str, ts: i64, sig: &str| {
+            super::verify_standard(secret, b"{}", "msg_1", &ts.to_string(), sig)
+        };
+        assert!(check("k", now, &sign(b"k", now, b"{}")));
+        assert!(check(
+            "k",
+            now,
+            &format!("v1,bm9wZQ== {}", sign(b"k", now, b"{}"))
+        ));
+        assert!(!check("other", now, &sign(b"k", now, b"{}")));
+        assert!(!check("k", now, &sign(b"k", now, b"{ }")));
+        assert!(!check("k", now - 301, &sign(b"k", now - 301, b"{}")));
+        assert!(!check("k", now, "garbage"));
+        let whsec = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+        let key = standardwebhooks::Webhook::new(whsec).unwrap();
+        let sig = key.sign("msg_1", now, b"{}").unwrap();
+        assert!(check(whsec, now, &sig));
     }
 }

@@ -20,6 +20,7 @@ use crate::flows::door::pow::PowError;
 use crate::flows::payments::WebhookError;
 use crate::flows::queue::QueueError;
 use crate::flows::sales::SaleError;
+use crate::flows::webhooks::EndpointError;
 use crate::infra::metrics::METRICS;
 use crate::infra::tokens::TokenError;
 
@@ -303,6 +304,22 @@ impl From<WebhookError> for AppError {
                 "this event_id was already used for another order; nothing was recorded",
             ),
             E::Fault(f) => f.into(),
+        }
+    }
+}
+
+impl From<EndpointError> for AppError {
+    fn from(e: EndpointError) -> Self {
+        match e {
+            EndpointError::Invalid(i) => i.into(),
+            EndpointError::UnknownEndpoint => {
+                Self::not_found("unknown_webhook", "no webhook endpoint with that id")
+            }
+            EndpointError::UnknownEvent => Self::not_found(
+                "unknown_event",
+                "no event with that id for this endpoint's filters",
+            ),
+            EndpointError::Fault(f) => f.into(),
         }
     }
 }

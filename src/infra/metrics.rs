@@ -142,6 +142,7 @@ pub struct Metrics {
     pub ledger_synced: Counter,
     pub units_released: Counter,
     pub refunds_due: Counter,
+    pub webhooks_delivered: Counter,
     pub sse_streams: Streams,
     limited_writes: Counter,
     limited_reads: Counter,
@@ -161,6 +162,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         ledger_synced: Counter::new("waitroom_ledger_synced_total"),
         units_released: Counter::new("waitroom_units_released_total"),
         refunds_due: Counter::new("waitroom_refunds_due_total"),
+        webhooks_delivered: Counter::new("waitroom_webhook_delivered_total"),
         sse_streams: Streams::default(),
         limited_writes: Counter(metrics::counter!(LIMITED, "class" => "write")),
         limited_reads: Counter(metrics::counter!(LIMITED, "class" => "read")),
@@ -247,6 +249,19 @@ fn sale_sample(sale: &SaleId, queue_len: i64, units_left: i64, active: i64, admi
     set("waitroom_sale_admitted", admitted);
 }
 
+/// A webhook attempt that failed (or was answered 410), by endpoint id.
+pub fn webhook_failure(endpoint: &uuid::Uuid) {
+    metrics::counter!("waitroom_webhook_failures_total", "endpoint" => endpoint.to_string())
+        .increment(1);
+}
+
+/// The webhook backlog over every endpoint, as the relay last read it from Postgres (every
+/// instance reads the same numbers).
+pub fn webhook_backlog(pending: i64, oldest_secs: f64) {
+    metrics::gauge!("waitroom_webhook_pending").set(pending as f64);
+    metrics::gauge!("waitroom_webhook_oldest_pending_seconds").set(oldest_secs);
+}
+
 /// A Redis failure, by kind, wherever it happens (requests and background loops alike).
 fn redis_error(e: &redis::RedisError) {
     use redis::{ErrorKind as K, ServerErrorKind as S};
@@ -317,6 +332,14 @@ fn describe() {
             "waitroom_refunds_due_total",
             "orders made refund_due: paid after the hold lapsed or the payment failed",
         ),
+        (
+            "waitroom_webhook_delivered_total",
+            "webhook deliveries a receiver answered with a 2xx",
+        ),
+        (
+            "waitroom_webhook_failures_total",
+            "failed webhook attempts (no answer, not 2xx, 410), by endpoint",
+        ),
         (LIMITED, "requests refused by the per-client rate limits"),
         (
             STORE_ERRORS,
@@ -346,6 +369,14 @@ fn describe() {
         (
             "waitroom_sale_admitted",
             "shoppers admitted since the sale began",
+        ),
+        (
+            "waitroom_webhook_pending",
+            "webhook deliveries not yet delivered nor given up, over every endpoint",
+        ),
+        (
+            "waitroom_webhook_oldest_pending_seconds",
+            "age of the oldest pending webhook delivery",
         ),
     ];
     for (name, help) in gauges {

@@ -39,6 +39,14 @@ pub fn test_config() -> Config {
     c.streams.per_client = 100_000;
     // Dozens of instances run at once here: only the dashboard's tests sample (`spawn_console_app`).
     c.loops.console_sample = None;
+    // Webhook receivers here are on 127.0.0.1 over http, the retry schedule is in
+    // milliseconds (5 s → 5 ms, 5 min → 300 ms), and the relay looks often. Every instance
+    // of the suite relays every test's deliveries, so all keep these settings.
+    c.webhooks.allow_private = true;
+    c.webhooks.retry_scale = 0.001;
+    c.webhooks.poll = Duration::from_millis(200);
+    c.webhooks.timeout = Duration::from_secs(2);
+    c.webhooks.pool_size = 2;
     c
 }
 
@@ -206,6 +214,13 @@ impl TestApp {
         let event = json!({"order_id": order, "event_id": unique("ev"), "outcome": outcome});
         let res = self.payment_event(&event, PAYMENT_SECRET).await;
         assert_eq!(res.status(), 200, "{outcome} for {order}");
+    }
+
+    /// `/metrics` as Prometheus text.
+    pub async fn metrics_text(&self) -> String {
+        let res = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        res.text().await.unwrap()
     }
 
     /// Posts a payment provider event signed with `secret`.

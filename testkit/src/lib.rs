@@ -12,6 +12,8 @@
 //! - `cluster`: the three-master Redis Cluster, and one a test owns and kills
 //! - `nginx`, `webdriver`: nginx in front of instances; Chromium through chromedriver
 //! - `events`, `sessions`: a shopper's event stream; the browsers' session cookies
+//! - `receiver`: a webhook receiver on its own port that verifies signatures, records what
+//!   arrives and misbehaves on request
 //! - `logs`, `alone`: log capture, and running a test in a process of its own
 
 pub mod alone;
@@ -24,6 +26,7 @@ pub mod logs;
 pub mod nginx;
 pub mod process;
 pub mod proxy;
+pub mod receiver;
 pub mod services;
 pub mod sessions;
 pub mod wait;
@@ -37,6 +40,7 @@ pub use events::{open_events, Events};
 pub use logs::{capture_logs, captured_logs};
 pub use process::*;
 pub use proxy::*;
+pub use receiver::{Answer, Received, Receiver};
 pub use services::*;
 pub use sessions::{as_browser, remember_session, remember_sid, session_cookie};
 pub use wait::*;

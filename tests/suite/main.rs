@@ -32,3 +32,4 @@ mod promises;
 mod queue;
 mod recovery;
 mod redis_faults;
+mod webhooks;

@@ -2,7 +2,7 @@
 //! value stops the process with a message naming the variable, never later at request time.
 //!
 //! In sections, one per part of the instance that reads them (`http`, `redis`, `postgres`,
-//! `tokens`, `door`, `loops`, `streams`, `log`); each section parses its own variables from
+//! `tokens`, `door`, `loops`, `streams`, `webhooks`, `log`); each section parses its own variables from
 //! one lookup (`from_lookup`: the process env, or a map in tests). This file is the only place
 //! a `WAITROOM_*` variable is read; README's "Configuration" table lists every one.
 
@@ -34,6 +34,7 @@ pub struct Config {
     pub door: Door,
     pub loops: Loops,
     pub streams: Streams,
+    pub webhooks: Webhooks,
     pub log: Log,
 }
 
@@ -125,6 +126,32 @@ pub struct Streams {
     pub per_client: usize,
 }
 
+/// Outbound webhooks: the relay (`tasks::relay`) and the endpoints' checks.
+#[derive(Debug, Clone)]
+pub struct Webhooks {
+    /// `WAITROOM_WEBHOOK_ALLOW_PRIVATE`: endpoints may be `http://` and on private, loopback or
+    /// link-local addresses (development, tests, `./scripts/run`). Off in production.
+    pub allow_private: bool,
+    /// `WAITROOM_WEBHOOK_RETRY_SCALE`: multiplies the retry schedule (`core::webhooks::SCHEDULE`);
+    /// tests shorten it (0.001 makes 5 min 300 ms).
+    pub retry_scale: f64,
+    /// `WAITROOM_WEBHOOK_TIMEOUT_MS`: one attempt, connect to the end of the answer.
+    pub timeout: Duration,
+    /// `WAITROOM_WEBHOOK_POLL_MS`: how often the relay looks for new events and due retries.
+    pub poll: Duration,
+    /// `WAITROOM_WEBHOOK_CONCURRENCY`: attempts in flight on one instance.
+    pub concurrency: usize,
+    /// `WAITROOM_WEBHOOK_ROTATION_OVERLAP_SECS`: after a rotation, how long the old secret
+    /// still signs beside the new one.
+    pub rotation_overlap: Duration,
+    /// `WAITROOM_WEBHOOK_PG_POOL`: Postgres connections of the relay and the webhook admin
+    /// API, a pool apart from the checkout's.
+    pub pool_size: u32,
+    /// Whether this instance relays. Not a variable: off only in test instances whose other
+    /// settings (private destinations refused) must not meet the suite's deliveries.
+    pub relay: bool,
+}
+
 /// Logging (`infra::telemetry`); `RUST_LOG` filters, read by tracing itself.
 #[derive(Debug, Clone, Default)]
 pub struct Log {
@@ -176,6 +203,16 @@ impl Config {
                 per_token: 3,
                 per_client: 40,
             },
+            webhooks: Webhooks {
+                allow_private: false,
+                retry_scale: 1.0,
+                timeout: Duration::from_secs(15),
+                poll: Duration::from_millis(250),
+                concurrency: 32,
+                rotation_overlap: Duration::from_secs(24 * 3600),
+                pool_size: 4,
+                relay: true,
+            },
             log: Log::default(),
         }
     }
@@ -199,6 +236,7 @@ impl Config {
         c.door.read(&var)?;
         c.loops.read(&var)?;
         c.streams.read(&var)?;
+        c.webhooks.read(&var)?;
         c.log.json = var("WAITROOM_LOG_FORMAT").as_deref() == Some("json");
         Ok(c)
     }
@@ -334,11 +372,7 @@ impl Door {
             limits.wide.share = bounded("WAITROOM_IPV6_AGGREGATE_SHARE", &v, 1, 1_000_000)? as u32;
         }
         if let Some(v) = var("WAITROOM_BIND_TOKENS") {
-            self.bind_tokens = match v.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => true,
-                "false" | "0" | "no" | "off" => false,
-                _ => return Err(ConfigError::new("WAITROOM_BIND_TOKENS", "true or false")),
-            };
+            self.bind_tokens = boolean("WAITROOM_BIND_TOKENS", &v)?;
         }
         Ok(())
     }
@@ -369,6 +403,42 @@ impl Streams {
         }
         if let Some(v) = var("WAITROOM_STREAMS_PER_CLIENT") {
             self.per_client = bounded("WAITROOM_STREAMS_PER_CLIENT", &v, 1, 1_000_000)? as usize;
+        }
+        Ok(())
+    }
+}
+
+impl Webhooks {
+    fn read(&mut self, var: Var) -> Result<(), ConfigError> {
+        if let Some(v) = var("WAITROOM_WEBHOOK_ALLOW_PRIVATE") {
+            self.allow_private = boolean("WAITROOM_WEBHOOK_ALLOW_PRIVATE", &v)?;
+        }
+        if let Some(v) = var("WAITROOM_WEBHOOK_RETRY_SCALE") {
+            let name = "WAITROOM_WEBHOOK_RETRY_SCALE";
+            let scale: f64 = parse(name, &v)?;
+            if !(scale > 0.0 && scale <= 100.0) {
+                return Err(ConfigError::new(name, "a number above 0, at most 100"));
+            }
+            self.retry_scale = scale;
+        }
+        let ms = |name: &'static str, v: &str, min, max| {
+            bounded(name, v, min, max).map(Duration::from_millis)
+        };
+        if let Some(v) = var("WAITROOM_WEBHOOK_TIMEOUT_MS") {
+            self.timeout = ms("WAITROOM_WEBHOOK_TIMEOUT_MS", &v, 100, 120_000)?;
+        }
+        if let Some(v) = var("WAITROOM_WEBHOOK_POLL_MS") {
+            self.poll = ms("WAITROOM_WEBHOOK_POLL_MS", &v, 10, 60_000)?;
+        }
+        if let Some(v) = var("WAITROOM_WEBHOOK_CONCURRENCY") {
+            self.concurrency = bounded("WAITROOM_WEBHOOK_CONCURRENCY", &v, 1, 1000)? as usize;
+        }
+        if let Some(v) = var("WAITROOM_WEBHOOK_ROTATION_OVERLAP_SECS") {
+            let (name, month) = ("WAITROOM_WEBHOOK_ROTATION_OVERLAP_SECS", 30 * 86_400);
+            self.rotation_overlap = Duration::from_secs(bounded(name, &v, 0, month)?);
+        }
+        if let Some(v) = var("WAITROOM_WEBHOOK_PG_POOL") {
+            self.pool_size = bounded("WAITROOM_WEBHOOK_PG_POOL", &v, 1, 100)? as u32;
         }
         Ok(())
     }
@@ -407,6 +477,14 @@ fn bounded(var: &'static str, v: &str, min: u64, max: u64) -> Result<u64, Config
         ));
     }
     Ok(n)
+}
+
+fn boolean(var: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::new(var, "true or false")),
+    }
 }
 
 /// Requests per second: fractions allowed (0.5 is one every two seconds), 0 means off.

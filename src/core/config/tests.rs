@@ -87,3 +87,40 @@ fn debug_output_shows_no_secret() {
     assert!(!debug.contains("sekrit"), "{debug}");
     assert!(debug.contains("REDACTED"), "{debug}");
 }
+
+#[test]
+fn webhooks_parse_and_refuse_bad_values() {
+    let c = from(&[]).unwrap();
+    assert!(!c.webhooks.allow_private);
+    assert_eq!(c.webhooks.timeout, Duration::from_secs(15));
+    assert_eq!(c.webhooks.rotation_overlap, Duration::from_secs(86_400));
+    let c = from(&[
+        ("WAITROOM_WEBHOOK_ALLOW_PRIVATE", "true"),
+        ("WAITROOM_WEBHOOK_RETRY_SCALE", "0.001"),
+        ("WAITROOM_WEBHOOK_TIMEOUT_MS", "2000"),
+        ("WAITROOM_WEBHOOK_POLL_MS", "50"),
+        ("WAITROOM_WEBHOOK_CONCURRENCY", "8"),
+        ("WAITROOM_WEBHOOK_ROTATION_OVERLAP_SECS", "60"),
+        ("WAITROOM_WEBHOOK_PG_POOL", "2"),
+    ])
+    .unwrap();
+    let w = &c.webhooks;
+    assert!(w.allow_private);
+    assert_eq!(w.retry_scale, 0.001);
+    assert_eq!(w.timeout, Duration::from_secs(2));
+    assert_eq!(w.poll, Duration::from_millis(50));
+    assert_eq!((w.concurrency, w.pool_size), (8, 2));
+    assert_eq!(w.rotation_overlap, Duration::from_secs(60));
+    for (var, bad) in [
+        ("WAITROOM_WEBHOOK_ALLOW_PRIVATE", "maybe"),
+        ("WAITROOM_WEBHOOK_RETRY_SCALE", "0"),
+        ("WAITROOM_WEBHOOK_RETRY_SCALE", "NaN"),
+        ("WAITROOM_WEBHOOK_RETRY_SCALE", "-1"),
+        ("WAITROOM_WEBHOOK_TIMEOUT_MS", "5"),
+        ("WAITROOM_WEBHOOK_POLL_MS", "0"),
+        ("WAITROOM_WEBHOOK_CONCURRENCY", "0"),
+        ("WAITROOM_WEBHOOK_PG_POOL", "0"),
+    ] {
+        assert_eq!(from(&[(var, bad)]).unwrap_err().var, var);
+    }
+}

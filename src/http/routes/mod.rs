@@ -6,6 +6,7 @@ mod console;
 mod ops;
 mod page;
 mod shopper;
+mod webhooks;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -43,6 +44,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     )
                     .route("/sales/{id}/events", web::get().to(admin::sale_events))
                     .route("/sales/{id}/report", web::get().to(admin::sale_report))
+                    .route("/webhooks", web::post().to(webhooks::create))
+                    .route("/webhooks", web::get().to(webhooks::list))
+                    .route("/webhooks/{id}", web::get().to(webhooks::get))
+                    .route("/webhooks/{id}", web::delete().to(webhooks::delete))
+                    .route("/webhooks/{id}/rotate", web::post().to(webhooks::rotate))
+                    .route("/webhooks/{id}/enable", web::post().to(webhooks::enable))
+                    .route(
+                        "/webhooks/{id}/deliveries",
+                        web::get().to(webhooks::deliveries),
+                    )
+                    .route("/webhooks/{id}/replay", web::post().to(webhooks::replay))
                     .default_service(web::to(ops::not_found)),
             )
             // Shopper routes spend a per-client budget (`door::limits`): writes or reads.

@@ -100,10 +100,16 @@ pub async fn payment_webhook(
 ) -> Result<HttpResponse, AppError> {
     let _timer = metrics::time(Route::Webhook);
     let body = super::body_bytes(body)?;
-    let sig = req
-        .headers()
-        .get(payments::SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok());
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    // Standard Webhooks' headers win when their signature is there; otherwise today's header.
+    let sig = match header(standardwebhooks::HEADER_WEBHOOK_SIGNATURE) {
+        Some(signature) => payments::Signature::Standard {
+            id: header(standardwebhooks::HEADER_WEBHOOK_ID).unwrap_or_default(),
+            timestamp: header(standardwebhooks::HEADER_WEBHOOK_TIMESTAMP).unwrap_or_default(),
+            signature,
+        },
+        None => payments::Signature::Hmac(header(payments::SIGNATURE_HEADER)),
+    };
     Ok(HttpResponse::Ok().json(payments::webhook(&s, &body, sig).await?))
 }
 

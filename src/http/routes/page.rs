@@ -68,6 +68,7 @@ const ADMIN_ASSETS: &[Asset] = &[
     asset!("js/admin/controls.js", JS),
     asset!("js/admin/panels.js", JS),
     asset!("js/admin/format.js", JS),
+    asset!("js/admin/webhooks.js", JS),
 ];
 
 fn all_assets() -> impl Iterator<Item = &'static Asset> {

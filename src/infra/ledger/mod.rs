@@ -6,7 +6,8 @@
 //!
 //! By flow: `orders` (the order table and the ledger's verdict), `writer` (the group-commit
 //! order writer), `payments` (webhook outcomes, hold expiry, releases) and `recovery` (what
-//! rebuilding and settling a sale Redis lost needs from here).
+//! rebuilding and settling a sale Redis lost needs from here); `webhooks` (outbound endpoints
+//! and their deliveries from `outbox`, on a pool of their own).
 
 mod audit;
 mod ids;
@@ -15,6 +16,7 @@ mod payments;
 mod recovery;
 mod report;
 mod sales;
+pub mod webhooks;
 mod writer;
 
 pub use audit::AuditRow;
@@ -22,6 +24,7 @@ pub use orders::{Order, Recorded};
 pub use payments::{Payment, PaymentOutcome, RedisStep, Refunds, Release};
 pub use recovery::{LockedSale, Orders, SaleState, Standing};
 pub use report::Fairness;
+pub use webhooks::Webhooks;
 
 use serde::Serialize;
 use std::str::FromStr;

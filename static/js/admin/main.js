@@ -11,6 +11,7 @@ import * as charts from './charts.js';
 import { renderList, renderSale } from './view.js';
 import * as controls from './controls.js';
 import { loadAudit, loadReport } from './panels.js';
+import { loadWebhooks, startWebhooks, stopWebhooks } from './webhooks.js';
 
 const ui = { es: null, selected: null, shown: null, keepalive: null };
 
@@ -74,12 +75,14 @@ function goLive() {
   // Keeps the session cookie fresh while the page is open (the server renews it).
   clearInterval(ui.keepalive);
   ui.keepalive = setInterval(stillSignedIn, 5 * 60 * 1000);
+  startWebhooks();
 }
 
 function signedOut(message = '') {
   ui.es?.close();
   ui.es = null;
   clearInterval(ui.keepalive);
+  stopWebhooks();
   charts.clear();
   ui.shown = null;
   setConn('');
@@ -111,6 +114,7 @@ async function boot() {
   $('#signout').addEventListener('click', signOut);
   $('#report-refresh').addEventListener('click', () => ui.selected && loadReport(ui.selected));
   $('#audit-refresh').addEventListener('click', () => ui.selected && loadAudit(ui.selected));
+  $('#webhooks-refresh').addEventListener('click', loadWebhooks);
   $('#audit-more').addEventListener('click', () => ui.selected && loadAudit(ui.selected, { more: true }));
   controls.bind(() => ui.selected, () => ui.selected && loadAudit(ui.selected));
   if (await stillSignedIn()) goLive(); else signedOut();

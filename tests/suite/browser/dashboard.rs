@@ -1,6 +1,7 @@
 //! The operator's dashboard in Chromium: sign in, watch a sale's numbers move and its charts
 //! draw while shoppers (joined through the API) are let in, at desktop and phone width, then
-//! change the admission rate from the page. Screenshots: target/browser/dashboard*.png.
+//! change the admission rate from the page; the webhooks card shows an endpoint whose receiver
+//! fails. Screenshots: target/browser/dashboard*.png.
 
 use std::time::{Duration, Instant};
 
@@ -51,6 +52,29 @@ async fn the_dashboard_signs_in_watches_a_sale_and_changes_its_rate() {
     for _ in 0..8 {
         app.join(&sale).await;
     }
+    // An endpoint of this sale whose receiver answers 500 to the one event it gets.
+    let receiver = Receiver::start().await;
+    receiver.answer(Answer::Status(500));
+    let endpoint: Value = app
+        .client
+        .post(app.url("/api/admin/webhooks"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"url": receiver.url(), "sales": [sale]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    receiver.trust(endpoint["secret"].as_str().unwrap());
+    sqlx::query(
+        "INSERT INTO outbox (id, type, sale_id, data) VALUES ($1, 'sale.opened', $2, '{}')",
+    )
+    .bind(uuid::Uuid::new_v4())
+    .bind(&sale)
+    .execute(&pg().await)
+    .await
+    .unwrap();
     let driver = Driver::start(&chromedriver).await;
     let b = driver
         .session_sized("ops", chromium.as_deref(), false)
@@ -127,6 +151,23 @@ async fn the_dashboard_signs_in_watches_a_sale_and_changes_its_rate() {
     })
     .await;
     eprintln!("charts: {drawn}");
+
+    // The webhooks card: this sale's endpoint, retrying, its last answer 500.
+    let row = format!(
+        "document.querySelector('#webhooks-refresh').click(); \
+         const r = [...document.querySelectorAll('#webhooks tbody tr')] \
+           .find(r => r.textContent.includes('{}')); \
+         return r ? [r.dataset.state, r.textContent] : null;",
+        receiver.url()
+    );
+    until(&b, "the endpoint failing in the webhooks card", &row, |v| {
+        v[0] == "failing" && v[1].as_str().is_some_and(|t| t.contains("500"))
+    })
+    .await;
+    let show = "document.querySelector('#webhooks-card').scrollIntoView(); return 1;";
+    b.exec(show, json!([])).await;
+    b.screenshot("dashboard-webhooks.png").await;
+    b.exec("window.scrollTo(0, 0); return 1;", json!([])).await;
     b.screenshot("dashboard.png").await;
 
     // 4. At phone width: nothing wider than the screen, the charts redrawn to fit.
@@ -162,4 +203,8 @@ async fn the_dashboard_signs_in_watches_a_sale_and_changes_its_rate() {
     let rate = number("#numbers [data-k=rate_per_sec]");
     until(&b, "the new rate shown", &rate, |v| as_int(v) == Some(5)).await;
     b.close().await;
+    let id = endpoint["id"].as_str().unwrap();
+    let url = app.url(&format!("/api/admin/webhooks/{id}"));
+    let res = app.client.delete(url).bearer_auth(ADMIN_TOKEN).send().await;
+    assert_eq!(res.unwrap().status(), 204);
 }
