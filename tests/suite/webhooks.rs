@@ -744,3 +744,71 @@ async fn the_sender_refuses_private_addresses_when_it_connects() {
     let allowed = Sender::new(timeout, true).unwrap();
     assert_eq!(post(allowed, receiver.url()).await.unwrap().status, 401);
 }
+
+/// The whole loop with real orders: a 2,000-shopper sale (the triggers write the outbox,
+/// the relay delivers) reaches the shop with every event of every order exactly once after
+/// dedup by `webhook-id`, each order's events in the order they happened, every one verified.
+#[tokio::test]
+async fn every_order_of_a_2000_shopper_sale_reaches_the_shop_once_in_order() {
+    let h = hook().await;
+    let body = json!({"id": h.sale, "name": "two thousand", "units": 2000, "price_cents": 500,
+        "rate_per_sec": 100000, "ticket_ttl_secs": 600});
+    assert_eq!(h.app.create_sale_json(body).await.status(), 201);
+    let tickets = admitted_tickets(&h.app, &h.sale, 2000).await;
+    let bought = futures_util::future::join_all(tickets.iter().map(|t| async {
+        let res = h.app.checkout(&h.sale, t, 1).await;
+        assert_eq!(res.status(), 201);
+        let o: Value = res.json().await.unwrap();
+        o["order_id"].as_str().unwrap().to_string()
+    }))
+    .await;
+    // Every third pays, every seventh's payment fails: three kinds of history.
+    for (i, order) in bought.iter().enumerate() {
+        match (i % 3, i % 7) {
+            (0, _) => h.app.pay(order, "succeeded").await,
+            (_, 0) => h.app.pay(order, "failed").await,
+            _ => {}
+        }
+    }
+
+    let written: Vec<(Uuid, Option<Uuid>, i64)> =
+        sqlx::query_as("SELECT id, order_id, seq FROM outbox WHERE sale_id = $1 ORDER BY seq")
+            .bind(&h.sale)
+            .fetch_all(&h.pg)
+            .await
+            .unwrap();
+    let per_order = written.iter().filter(|w| w.1.is_some()).count();
+    let paid = (0..2000).filter(|i| i % 3 == 0).count();
+    let failed = (0..2000).filter(|i| i % 3 != 0 && i % 7 == 0).count();
+    assert_eq!(per_order, 2000 + paid + failed, "one event per change");
+    let ids: Vec<String> = written
+        .iter()
+        .map(|w| format!("msg_{}", w.0.simple()))
+        .collect();
+    let got = h.receiver.wait_accepted(&ids).await;
+    assert!(got.iter().all(|r| r.verified), "every request verifies");
+    let mut accepted: Vec<&str> = got
+        .iter()
+        .filter(|r| r.accepted())
+        .map(|r| r.webhook_id.as_str())
+        .collect();
+    accepted.sort();
+    accepted.dedup();
+    assert_eq!(accepted.len(), ids.len(), "each event once after dedup");
+
+    // Per order, first arrivals follow the outbox's order (created, then paid or failed).
+    let seq_of: std::collections::HashMap<&str, (Option<Uuid>, i64)> = ids
+        .iter()
+        .zip(&written)
+        .map(|(id, w)| (id.as_str(), (w.1, w.2)))
+        .collect();
+    let mut last: std::collections::HashMap<Uuid, i64> = Default::default();
+    let mut seen = std::collections::HashSet::new();
+    for r in got.iter().filter(|r| seen.insert(r.webhook_id.clone())) {
+        if let Some(&(Some(order), seq)) = seq_of.get(r.webhook_id.as_str()) {
+            let before = last.insert(order, seq).unwrap_or(i64::MIN);
+            assert!(before < seq, "order {order}: {seq} arrived after {before}");
+        }
+    }
+    h.delete().await;
+}
