@@ -37,6 +37,8 @@ Scenarios (none = all):
   --herd         checkouts against a sold-out sale
   --status       status reads with queue tokens, in pairs with a bare GET route
   --orders       admitted shoppers buying; Postgres checked after
+  --webhooks     checkout p99 with a receiver taking 5 s per delivery vs no endpoint (pairs),
+                 and deliveries/s to a receiver answering at once
   --sse          streams over 3 instances (held by worker processes): RSS per stream, time
                  until each hears sold_out beside a bare `closed` broadcast
   --sale         a whole sale through 3 instances (FIFO, no oversell, no lost order)
@@ -71,6 +73,7 @@ enum Scenario {
     Herd,
     Status,
     Orders,
+    Webhooks,
     Sse,
     Sale,
     Admission,
@@ -119,6 +122,7 @@ impl Opts {
                 "--herd" => o.only.push(Scenario::Herd),
                 "--status" => o.only.push(Scenario::Status),
                 "--orders" => o.only.push(Scenario::Orders),
+                "--webhooks" => o.only.push(Scenario::Webhooks),
                 "--sse" => o.only.push(Scenario::Sse),
                 "--sale" => o.only.push(Scenario::Sale),
                 "--admission" => o.only.push(Scenario::Admission),
@@ -277,6 +281,10 @@ async fn run(opts: Opts) -> Result<ExitCode> {
     if opts.runs(Scenario::Orders) {
         let res = scenarios::orders::run(&ctx, &mut r).await;
         record(&mut r, "orders", res);
+    }
+    if opts.runs(Scenario::Webhooks) {
+        let res = scenarios::webhooks::run(&ctx, &mut r).await;
+        record(&mut r, "webhooks", res);
     }
     if opts.runs(Scenario::Sse) {
         let res = scenarios::sse::run(&ctx, &mut r, opts.streams).await;

@@ -167,6 +167,18 @@ const ROWS: &[Row] = &[
     row("order_open_p99_ms", Unit::Ms, Target::Below(50.0)),
     row("order_open_p999_ms", Unit::Ms, Target::Info),
     row("checkout_cpu_us", Unit::Us, Target::Info),
+    // Checkout while every event of its sale goes to a receiver taking 5 s, beside checkout
+    // with no endpoint in the same pairs: within 10% (issue 20).
+    Row {
+        baseline: Some("webhook_none_checkout_p99_ms"),
+        ..row("webhook_slow_checkout_p99_ms", Unit::Ms, Target::Info)
+    },
+    row(
+        "webhook_slow_checkout_p99_ratio",
+        Unit::Ratio,
+        Target::AtMost(1.1),
+    ),
+    row("webhook_deliveries_per_sec", Unit::PerSec, Target::Info),
     // 50,000 over 3 instances in full mode, a few thousand in quick mode: what the run asked for.
     row(
         "sse_streams",

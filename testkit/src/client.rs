@@ -30,6 +30,10 @@ impl Req {
         Self::new(Method::POST, path)
     }
 
+    pub fn delete(path: impl Into<String>) -> Self {
+        Self::new(Method::DELETE, path)
+    }
+
     fn new(method: Method, path: impl Into<String>) -> Self {
         Self {
             method,

@@ -12,6 +12,7 @@ pub mod pow;
 pub mod sale;
 pub mod sse;
 pub mod status;
+pub mod webhooks;
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -146,6 +147,10 @@ impl Ctx {
 
     pub async fn start(&self, name: &str) -> Result<Instance> {
         self.env.start(name).await
+    }
+
+    pub async fn start_with(&self, name: &str, vars: &[(&str, &str)]) -> Result<Instance> {
+        self.env.start_with(name, vars).await
     }
 
     /// Checks a sale's ledger against the orders the API accepted and adds to the counters.

@@ -20,7 +20,7 @@ use crate::report::Report;
 use crate::server::Instance;
 
 /// A sale of `n` units whose `n` shoppers are all admitted: their tickets.
-async fn admitted(ctx: &Ctx, inst: &Instance, sale: &str, n: usize) -> Result<Vec<String>> {
+pub async fn admitted(ctx: &Ctx, inst: &Instance, sale: &str, n: usize) -> Result<Vec<String>> {
     let addrs = [inst.addr];
     let workers = ctx.sizes.load.conns;
     let mut c = Conn::new(inst.addr);
@@ -59,7 +59,7 @@ async fn admitted(ctx: &Ctx, inst: &Instance, sale: &str, n: usize) -> Result<Ve
 
 /// Every ticket checks out once, on `workers` connections: committed orders per second over
 /// the batch, and the order ids the API accepted.
-async fn checkouts(
+pub async fn checkouts(
     inst: &Instance,
     sale: &str,
     tickets: Vec<String>,
