@@ -33,3 +33,6 @@ mod queue;
 mod recovery;
 mod redis_faults;
 mod webhooks;
+// The README's snippets, compiled and run by the tests that use them.
+#[path = "../../docs/snippets/verify_webhook.rs"]
+mod snippet_verify_webhook;

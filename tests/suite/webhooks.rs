@@ -812,3 +812,49 @@ async fn every_order_of_a_2000_shopper_sale_reaches_the_shop_once_in_order() {
     }
     h.delete().await;
 }
+
+/// The README's verification snippet (docs/snippets/verify_webhook.rs) accepts real deliveries
+/// of a real order and refuses a tampered body; the README shows it verbatim.
+#[tokio::test]
+async fn the_readmes_snippet_verifies_real_deliveries() {
+    let readme = include_str!("../../README.md");
+    let snippet = include_str!("../../docs/snippets/verify_webhook.rs");
+    assert!(
+        readme.contains(snippet),
+        "README shows docs/snippets/verify_webhook.rs"
+    );
+
+    let h = hook().await;
+    let body = json!({"id": h.sale, "name": "snippet", "units": 1, "price_cents": 700});
+    assert_eq!(h.app.create_sale_json(body).await.status(), 201);
+    let ticket = admitted_tickets(&h.app, &h.sale, 1).await.remove(0);
+    assert_eq!(h.app.checkout(&h.sale, &ticket, 1).await.status(), 201);
+    let got = h
+        .receiver
+        .wait_until("an order.created", |r| {
+            r.iter()
+                .any(|x| x.event_type == "order.created" && x.accepted())
+        })
+        .await;
+    let r = got
+        .iter()
+        .find(|x| x.event_type == "order.created")
+        .unwrap();
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in [
+        ("webhook-id", &r.webhook_id),
+        ("webhook-timestamp", &r.timestamp),
+        ("webhook-signature", &r.signature),
+    ] {
+        headers.insert(name, value.parse().unwrap());
+    }
+    let verify = crate::snippet_verify_webhook::verify_delivery;
+    let event = verify(&h.secret, &headers, &r.body).expect("a real delivery verifies");
+    assert_eq!(event["type"], "order.created");
+    assert_eq!(event["data"]["total_cents"], 700);
+    let mut tampered = r.body.clone();
+    tampered.extend_from_slice(b" ");
+    assert!(verify(&h.secret, &headers, &tampered).is_err());
+    assert!(verify("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", &headers, &r.body).is_err());
+    h.delete().await;
+}
