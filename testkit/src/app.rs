@@ -201,6 +201,11 @@ impl TestApp {
             .await
     }
 
+    /// `POST /payment` as the shopper's browser sends it (with its session cookie).
+    pub async fn hand_off(&self, sale: &str, token: &str) -> reqwest::Response {
+        self.send(&api::payment_req(sale, token)).await
+    }
+
     /// The payment provider reports `outcome` ("succeeded", "failed") for `order`; must apply.
     pub async fn pay(&self, order: &str, outcome: &str) {
         let event = json!({"order_id": order, "event_id": unique("ev"), "outcome": outcome});

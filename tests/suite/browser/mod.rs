@@ -6,6 +6,7 @@
 //! set, a browser that will not start is a failure. Screenshots land in `target/browser/`.
 
 mod dashboard;
+mod handoff;
 
 use serde_json::json;
 
@@ -69,8 +70,11 @@ async fn two_shoppers_in_chromium_queue_buy_sell_out_and_get_a_released_unit() {
     );
     a.click("#buy").await;
     let order_id = a.wait("purchased", "#order-id", non_empty).await;
+    // No checkout_url: the page says until when the units are held, and who completes it.
     let hold = a.text("#order-hold").await;
-    assert!(hold.contains("payment before"), "no deadline: {hold:?}");
+    assert!(hold.contains("held for you until"), "no deadline: {hold:?}");
+    assert!(hold.contains("shop completes the payment"), "{hold:?}");
+    assert!(!a.displayed("#pay").await, "no payment page to continue to");
     let key = json!([format!("waitroom:{sale}:token")]);
     let js = "return localStorage.getItem(arguments[0]);";
     let token = a.exec(js, key).await;
