@@ -129,7 +129,8 @@ impl Hub {
                 Place::Admitted { expires_at_ms } => {
                     self.deliver(sale, qid, Notice::Admitted(Admission { expires_at_ms }))
                 }
-                // A buyer may have missed their order's news: they re-read it.
+                // A buyer may have missed their order's news: they re-read it (a repeat of an
+                // unchanged standing is harmless; a resync is rare: a reconnect, a new sale).
                 Place::Purchased { .. }
                 | Place::PaymentFailed
                 | Place::RefundDue
