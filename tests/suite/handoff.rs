@@ -3,7 +3,6 @@
 //! sale field's checks; a buyer's stream hears the order's payment.
 
 use futures_util::StreamExt;
-use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
 
@@ -31,15 +30,7 @@ async fn bought(app: &TestApp, quantity: i64, extra: Value) -> (String, String, 
 /// The claims of a hand-off token, verified as the shop verifies it: the JWKS, EdDSA, its
 /// own origin as `aud`.
 async fn verify_as_shop(app: &TestApp, token: &str, aud: &str) -> Result<Value, String> {
-    let jwks: JwkSet = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = app.jwks().await;
     let kid = jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
     let key = DecodingKey::from_jwk(jwks.find(&kid).expect("the kid is published")).unwrap();
     let mut v = Validation::new(Algorithm::EdDSA);
@@ -201,20 +192,6 @@ async fn checkout_url_is_checked_at_create_and_set_and_cleared_by_patch() {
     // Plain http to this machine is development, and allowed.
     let local = json!({"checkout_url": "http://127.0.0.1:9000/pay"});
     let sale = app.create_sale_with(1, 10, local).await;
-    let public = |sale: String| {
-        let app = &app;
-        async move {
-            let res = app
-                .client
-                .get(app.url(&format!("/api/sales/{sale}")))
-                .send();
-            res.await.unwrap().json::<Value>().await.unwrap()
-        }
-    };
-    assert_eq!(
-        public(sale.clone()).await["checkout_url"],
-        "http://127.0.0.1:9000/pay"
-    );
     let patch = |body: Value| {
         let (app, sale) = (&app, sale.clone());
         async move {
@@ -231,14 +208,14 @@ async fn checkout_url_is_checked_at_create_and_set_and_cleared_by_patch() {
     let set = patch(json!({"checkout_url": "https://shop.example/pay"})).await;
     assert_eq!(set.status(), 200);
     assert_eq!(
-        public(sale.clone()).await["checkout_url"],
+        app.public_sale(&sale).await["checkout_url"],
         "https://shop.example/pay"
     );
     let bad = patch(json!({"checkout_url": "http://shop.example/pay"})).await;
     refused(bad, 400, "invalid_sale").await;
     let cleared = patch(json!({"checkout_url": null})).await;
     assert_eq!(cleared.status(), 200);
-    assert_eq!(public(sale.clone()).await["checkout_url"], Value::Null);
+    assert_eq!(app.public_sale(&sale).await["checkout_url"], Value::Null);
     // Never in Redis's cfg: it holds numbers for the scripts.
     let mut r = redis().await;
     let cfg: Option<String> =

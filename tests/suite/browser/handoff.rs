@@ -5,17 +5,14 @@
 use serde_json::json;
 
 use waitroom_testkit::shop::Shop;
-use waitroom_testkit::webdriver::{out_dir, Driver};
+use waitroom_testkit::webdriver::Driver;
 use waitroom_testkit::*;
 
 #[tokio::test]
 async fn a_buyer_sees_the_sale_move_pays_at_the_shop_and_sees_the_order_paid() {
-    let Ok(chromedriver) = std::env::var("WAITROOM_CHROMEDRIVER") else {
-        eprintln!("\n!!! SKIPPED the browser test: WAITROOM_CHROMEDRIVER is not set !!!\n");
+    let Some((chromedriver, chromium)) = super::browser_env() else {
         return;
     };
-    let chromium = std::env::var("WAITROOM_CHROMIUM").ok();
-    std::fs::create_dir_all(out_dir()).unwrap();
     let app = spawn_app().await;
     let shop = Shop::start(&app.addr).await;
     let extra = json!({ "checkout_url": shop.pay_url(), "hold_secs": 600 });

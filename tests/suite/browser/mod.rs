@@ -13,6 +13,17 @@ use serde_json::json;
 use waitroom_testkit::webdriver::{out_dir, Driver};
 use waitroom_testkit::*;
 
+/// chromedriver and the Chromium to drive, with the screenshots' folder made; None (said
+/// loudly) when `WAITROOM_CHROMEDRIVER` is unset and the test is skipped.
+pub(crate) fn browser_env() -> Option<(String, Option<String>)> {
+    let Ok(chromedriver) = std::env::var("WAITROOM_CHROMEDRIVER") else {
+        eprintln!("\n!!! SKIPPED the browser test: WAITROOM_CHROMEDRIVER is not set !!!\n");
+        return None;
+    };
+    std::fs::create_dir_all(out_dir()).unwrap();
+    Some((chromedriver, std::env::var("WAITROOM_CHROMIUM").ok()))
+}
+
 /// Two shoppers in two Chromium windows: both queue before the sale opens, A is let in and
 /// buys the only unit, B is told it sold out; A's unpaid hold then lapses and B gets the unit.
 #[tokio::test]
@@ -160,12 +171,9 @@ async fn two_shoppers_in_chromium_queue_buy_sell_out_and_get_a_released_unit() {
 /// gets a place; the server saw a proof (it refuses a join without one).
 #[tokio::test]
 async fn a_sale_asking_proof_of_work_is_joined_through_the_page() {
-    let Ok(chromedriver) = std::env::var("WAITROOM_CHROMEDRIVER") else {
-        eprintln!("\n!!! SKIPPED the browser test: WAITROOM_CHROMEDRIVER is not set !!!\n");
+    let Some((chromedriver, chromium)) = browser_env() else {
         return;
     };
-    let chromium = std::env::var("WAITROOM_CHROMIUM").ok();
-    std::fs::create_dir_all(out_dir()).unwrap();
     let app = spawn_app().await;
     let sale = app
         .create_sale_with(5, 50, json!({ "pow_difficulty": 12 }))
