@@ -11,6 +11,7 @@
 -- Returns the stock now, or -1 if Redis has lost the sale (retried once it is rebuilt).
 if redis.call('EXISTS', K.cfg) == 0 then return -1 end
 local back = 0
+local ids = {}
 for i = 1, #ARGV, 4 do
   local qid, qty, oid, failed = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3] == '1'
   local record = redis.call('HGET', K.used, qid)
@@ -20,6 +21,11 @@ for i = 1, #ARGV, 4 do
   end
   if redis.call('SADD', K.released, qid) == 1 then back = back + qty end
   if failed then redis.call('SADD', K.failed, qid) end
+  ids[#ids + 1] = qid
+end
+-- Each buyer's open streams re-read where they stand (payment failed, hold lapsed).
+if #ids > 0 then
+  redis.call('SPUBLISH', K.events, cjson.encode({type = 'order', ids = ids}))
 end
 -- Released units are no longer held (the count never goes below zero: a rebuilt sale's
 -- holds are counted by settle.lua).

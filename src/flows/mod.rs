@@ -1,5 +1,5 @@
 //! What the product does, one module per flow: `queue` (joining, status), `checkout` (buying,
-//! the ledger sync), `payments` (the provider's webhook, lapsed holds), `sales` (the admin's
+//! the ledger sync), `handoff` (the buyer to the shop's payment page), `payments` (the provider's webhook, lapsed holds), `sales` (the admin's
 //! changes), `schedule` (opening and closing on time), `recovery` (a sale Redis lost: detect,
 //! rebuild, settle), `audit` (the trail), `report` (fairness), `console` (the dashboard's
 //! samples), `door` (what a place costs a client), `webhooks` (the shop's endpoints and the
@@ -13,6 +13,7 @@ pub mod audit;
 pub mod checkout;
 pub mod console;
 pub mod door;
+pub mod handoff;
 pub mod payments;
 pub mod queue;
 pub mod recovery;

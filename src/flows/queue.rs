@@ -51,6 +51,9 @@ pub struct Standing {
     pub ticket_expires_at: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
+    /// With `purchased`: `pending_payment` until the payment succeeds, then `paid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_status: Option<&'static str>,
     /// What a status past waiting means for the shopper, when a word is not enough.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<&'static str>,
@@ -233,7 +236,7 @@ pub async fn status(
 }
 
 /// `status` for the place `qid` joined at `t`; a ticket it holds is bound to `sid`.
-async fn status_of(
+pub async fn status_of(
     s: &Deps,
     sale: &SaleId,
     qid: &QueueId,
@@ -290,9 +293,10 @@ fn view(
             message: Some(REFUND_MESSAGE),
             ..Standing::default()
         },
-        Place::Purchased { record } => Standing {
+        Place::Purchased { record, paid } => Standing {
             status: "purchased",
             order_id: OrderRecord::decode(&record).map(|r| r.order_id.to_string()),
+            order_status: Some(if paid { "paid" } else { "pending_payment" }),
             ..Standing::default()
         },
         Place::Admitted { expires_at_ms } => Standing {

@@ -12,11 +12,13 @@ use actix_web::http::{header, StatusCode};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::core::domain::InvalidInput;
 use crate::core::fault::Fault;
 use crate::flows::checkout::CheckoutError;
 use crate::flows::door::pow::PowError;
+use crate::flows::handoff::HandoffError;
 use crate::flows::payments::WebhookError;
 use crate::flows::queue::QueueError;
 use crate::flows::sales::SaleError;
@@ -31,12 +33,17 @@ pub struct AppError {
     pub code: &'static str,
     pub message: String,
     pub retry_after: Option<u32>,
+    /// Fields the answer carries beside `code` and `message`, when a client needs more than
+    /// a code to act (the order and its status of a `not_payable`).
+    pub extra: Option<Map<String, Value>>,
 }
 
 #[derive(Serialize)]
 struct Body<'a> {
     code: &'a str,
     message: &'a str,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    extra: Option<&'a Map<String, Value>>,
 }
 
 impl AppError {
@@ -46,7 +53,16 @@ impl AppError {
             code,
             message: message.into(),
             retry_after: None,
+            extra: None,
         }
+    }
+
+    /// This error with one more field in its body.
+    pub fn with(mut self, field: &str, value: impl Into<Value>) -> Self {
+        self.extra
+            .get_or_insert_with(Map::new)
+            .insert(field.to_string(), value.into());
+        self
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -108,6 +124,7 @@ impl ResponseError for AppError {
         res.json(Body {
             code: self.code,
             message: &self.message,
+            extra: self.extra.as_ref(),
         })
     }
 }
@@ -320,6 +337,37 @@ impl From<EndpointError> for AppError {
                 "no event with that id for this endpoint's filters",
             ),
             EndpointError::Fault(f) => f.into(),
+        }
+    }
+}
+
+impl From<HandoffError> for AppError {
+    fn from(e: HandoffError) -> Self {
+        use HandoffError as E;
+        match e {
+            E::MissingToken => Self::unauthorized(
+                "missing_token",
+                "a queue token or admission ticket is required as a bearer token",
+            ),
+            E::Token(t) => t.into_app_error(false),
+            E::UnknownSale => Self::unknown_sale(),
+            E::NoOrder => Self::not_found("no_order", "this place in line has bought nothing"),
+            E::NotPayable { order_id, status } => Self::conflict(
+                "not_payable",
+                format!("the order is {status}, not waiting for payment"),
+            )
+            .with("order_id", order_id.to_string())
+            .with("status", status),
+            E::NoCheckoutUrl {
+                order_id,
+                hold_expires_at,
+            } => Self::conflict(
+                "no_checkout_url",
+                "this sale names no payment page: the shop completes the payment itself",
+            )
+            .with("order_id", order_id.to_string())
+            .with("hold_expires_at", hold_expires_at),
+            E::Fault(f) => f.into(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! One shopper's live stream: `state` first, then `progress`, `admitted` (to this shopper
-//! only), `sold_out`, `restocked`, `opened`, `closed`; `progress` only when it changed, so an
+//! only), `sold_out`, `restocked`, `opened`, `closed`, and `state` again when this shopper's
+//! order changes (paid, payment failed, hold lapsed, refund due); `progress` only when it changed, so an
 //! idle line costs nothing per stream. Heartbeat comments every 15 s also reap
 //! dead connections (a closed client is only noticed on write). A stream pushed out by newer
 //! ones of the same queue id (`Hub::register`) ends with `replaced` and a long `retry:`, so
@@ -28,7 +29,7 @@ use crate::flows::door::streams::ClientSlot;
 use crate::flows::queue;
 use crate::http::error::AppError;
 use crate::http::state::AppState;
-use crate::infra::events::{Frame, Progress, Registration, SaleEvent};
+use crate::infra::events::{Frame, Notice, Progress, Registration, SaleEvent};
 use crate::infra::metrics::METRICS;
 use crate::infra::telemetry::EVENTS_ROUTE;
 
@@ -42,6 +43,8 @@ struct Live {
     qid: QueueId,
     /// The session the token is bound to: tickets sent on this stream carry it too.
     sid: Option<String>,
+    /// The place's score (the token's `t`), to re-read the standing on their order's news.
+    joined_us: i64,
     progress: watch::Receiver<Frame>,
     events: broadcast::Receiver<SaleEvent>,
     registration: Registration,
@@ -114,6 +117,19 @@ impl Live {
         self.frame("progress", json)
     }
 
+    /// The shopper's order changed: where they stand now, as `state`. If Redis cannot say,
+    /// the latest progress instead (the page's next status read catches up).
+    async fn order_news(&mut self) -> sse::Event {
+        let (sale, qid, sid) = (&self.sale, &self.qid, self.sid.as_deref());
+        match queue::status_of(&self.state, sale, qid, self.joined_us, sid).await {
+            Ok(view) => self.event("state", &view),
+            Err(e) => {
+                tracing::debug!(sale = %self.sale, error = %e, "order news not read");
+                self.progress_event()
+            }
+        }
+    }
+
     /// The next event to send, or None when the stream should end.
     async fn next(&mut self) -> Option<sse::Event> {
         if let Some(e) = self.queued.pop_front() {
@@ -125,12 +141,13 @@ impl Live {
         tokio::select! {
             biased;
             _ = self.shutdown.changed() => None,
-            a = self.registration.admissions.recv() => match a {
-                Some(a) => {
+            n = self.registration.notices.recv() => match n {
+                Some(Notice::Admitted(a)) => {
                     let sid = self.sid.as_deref();
                     let ticket = self.state.keys.ticket(&self.sale, &self.qid, sid, a.expires_at_ms);
                     Some(self.event("admitted", &AdmittedData { ticket, ticket_expires_at: a.expires_at_ms }))
                 }
+                Some(Notice::Order) => Some(self.order_news().await),
                 // The hub dropped us for a newer stream of the same shopper.
                 None => {
                     self.replaced.store(true, Ordering::Relaxed);
@@ -219,6 +236,7 @@ async fn start(
         sale: sale.clone(),
         qid: claims.sub,
         sid: claims.sid,
+        joined_us: claims.t,
         progress,
         events,
         registration,

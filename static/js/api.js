@@ -1,5 +1,5 @@
 // JSON over fetch. Every failure, no network included, is thrown as an Error carrying the API's
-// stable `code`, the HTTP `status` (0 when offline) and `retryAfter`: callers branch on codes,
+// stable `code`, the HTTP `status` (0 when offline), `retryAfter` and the answer (`data`): callers branch on codes,
 // never on English text.
 
 import { noteServerDate } from './opening.js';
@@ -20,11 +20,12 @@ export async function api(path, { method = 'GET', body, bearer } = {}) {
   noteServerDate(res, sent, Date.now());
   const data = await res.json().catch(() => null);
   if (res.ok) return data;
-  throw apiError(res.status, data?.code ?? `http_${res.status}`, data?.message ?? 'Something went wrong.', retryAfter(res));
+  throw apiError(res.status, data?.code ?? `http_${res.status}`, data?.message ?? 'Something went wrong.', retryAfter(res), data);
 }
 
-function apiError(status, code, message, after) {
-  return Object.assign(new Error(message), { status, code, retryAfter: after });
+// `data`: the whole answer, for the few errors that carry more than a code (not_payable's status).
+function apiError(status, code, message, after, data = null) {
+  return Object.assign(new Error(message), { status, code, retryAfter: after, data });
 }
 
 // Whole seconds to wait, from either form of the header (seconds or an HTTP date); at least 1

@@ -11,6 +11,7 @@ import { $ } from './dom.js';
 import { forgetToken } from './token.js';
 import { loadSale, join } from './sale.js';
 import { buy } from './checkout.js';
+import { continueToPayment } from './payment.js';
 
 async function loadHome() {
   set({ view: 'loading' });
@@ -24,6 +25,7 @@ function bindUi() {
     join();
   });
   $('#buy').addEventListener('click', buy);
+  $('#pay-form').addEventListener('submit', continueToPayment);
   $('#retry').addEventListener('click', retry);
   $('#quantity').addEventListener('change', (e) => set({ quantity: Number(e.target.value) || 1 }));
   $('#go').addEventListener('submit', (e) => {

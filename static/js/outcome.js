@@ -1,5 +1,5 @@
 // The states a shopper's turn ends in. Each stops what no longer applies (the live stream,
-// the ticket's countdown) and clears the busy flag and message.
+// the ticket's countdown) and clears the busy flag and message; a purchase keeps listening.
 
 import { S, set, say } from './state.js';
 import { store, forgetToken } from './token.js';
@@ -13,10 +13,11 @@ export function soldOut() { if (!S.token) stopLive(); forgetTicket(); set({ view
 // 'refund_due' (the payment arrived after the hold lapsed or failed: it will be refunded).
 export function expire(view = 'expired') { stopLive(); forgetTicket(); set({ view, busy: false, ...say('') }); }
 
-// `order` may be only an order id (from a status); the details saved at checkout fill it in,
-// so a reload still shows quantity, total and payment deadline.
+// `order` may be only an order id and status (from a status); the details saved at checkout
+// fill it in, so a reload still shows quantity, total and payment deadline. The live stream
+// stays open: the sale's numbers keep moving, and the order's news (paid, failed, refund due)
+// arrives on it.
 export function purchased(order) {
-  stopLive();
   forgetTicket();
   let saved = null;
   try { saved = JSON.parse(store.get('order') || 'null'); } catch { /* ignore */ }

@@ -85,13 +85,19 @@ export async function join() {
 export function applyStatus(d) {
   // Money that came too late is news even on the purchased view: it will be refunded.
   if (d.status === 'refund_due') return expire('refund_due');
-  if (S.view === 'purchased') return redraw();
+  // A buyer's order moves on: paid, payment failed, or the hold lapsed unpaid.
+  if (S.view === 'purchased') {
+    if (d.status === 'purchased') return purchased({ order_id: d.order_id, status: d.order_status });
+    if (d.status === 'failed') return expire('failed');
+    if (d.status === 'expired') return expire();
+    return redraw();
+  }
   switch (d.status) {
     case 'waiting': forgetTicket(); return set({ view: 'waiting' });
     // No units left, some held for payment: still in line, on the waitlist.
     case 'waitlisted': forgetTicket(); return set({ view: 'waiting', remaining: 0 });
     case 'admitted': return d.ticket ? admit(d.ticket, d.ticket_expires_at) : set({ view: 'admitted' });
-    case 'purchased': return purchased({ order_id: d.order_id });
+    case 'purchased': return purchased({ order_id: d.order_id, status: d.order_status });
     case 'sold_out': return soldOut();
     // Still in line while the sale is not admitting (not open yet, or paused): the waiting
     // view shows the place and says why it is not moving.
@@ -104,7 +110,8 @@ export function applyStatus(d) {
   }
 }
 
-const isFinal = () => ['purchased', 'sold_out', 'expired', 'failed', 'refund_due', 'not_found'].includes(S.view);
+// A buyer keeps listening: the sale's numbers and the order's news.
+const isFinal = () => ['sold_out', 'expired', 'failed', 'refund_due', 'not_found'].includes(S.view);
 
 // This shopper's status, by their queue token.
 export const fetchStatus = () => api(salePath(S.saleId, '/status'), { bearer: S.token });
@@ -113,6 +120,6 @@ export const fetchStatus = () => api(salePath(S.saleId, '/status'), { bearer: S.
 async function checkPurchased() {
   try {
     const d = await fetchStatus();
-    if (d.status === 'purchased') purchased({ order_id: d.order_id });
+    if (d.status === 'purchased') purchased({ order_id: d.order_id, status: d.order_status });
   } catch { /* stay on sold out */ }
 }

@@ -23,7 +23,7 @@ export function render(s) {
   renderOpening(s);
   if (s.view === 'waiting') renderWaiting(s);
   if (s.view === 'admitted') renderAdmitted(s);
-  if (s.view === 'purchased') renderOrder(s.order || {});
+  if (s.view === 'purchased') renderOrder(s.order || {}, s);
   renderJoin(s);
   announce(s);
 }
@@ -113,16 +113,31 @@ function renderAdmitted(s) {
   text('#buy', label);
 }
 
-function renderOrder(o) {
+// The order, and what happens next: pay at the shop (with a checkout_url), or wait for the
+// shop to complete the payment; once paid, nothing more.
+function renderOrder(o, s) {
   text('#order-id', o.order_id);
   show('#order-qty-row', o.quantity != null);
   text('#order-qty', o.quantity);
   show('#order-amount-row', o.amount_cents != null);
   text('#order-amount', o.amount_cents != null ? cents(o.amount_cents) : '');
+  const paid = o.status === 'paid';
+  text('#order-status', paid ? 'Paid' : 'Awaiting payment');
+  text('#order-pill', paid ? 'Paid' : 'Order reserved');
+  text('#order-title', paid ? 'Payment received' : 'You got it!');
   const hold = toMs(o.hold_expires_at);
-  text('#order-hold', hold && (!o.status || o.status === 'pending_payment')
-    ? `Your items are reserved. Please complete payment before ${clockTime(hold)}.`
-    : 'Your items are reserved.');
+  const until = hold ? ` until ${clockTime(hold)}` : '';
+  const shop = s.sale?.checkout_url;
+  let note = `Your items are held for you${until}. The shop completes the payment with you; there is nothing more to do here.`;
+  if (paid) note = 'Your payment was received. Your order is complete.';
+  else if (shop) note = `Your items are held for you${until}. Continue to the shop’s payment page to pay.`;
+  text('#order-hold', note);
+  const form = $('#pay-form');
+  form.hidden = paid || !shop;
+  if (shop && form.getAttribute('action') !== shop) form.setAttribute('action', shop);
+  const pay = $('#pay');
+  pay.disabled = s.busy;
+  text('#pay', s.busy ? 'Opening the payment page…' : 'Continue to payment');
 }
 
 // One #join button, moved into whichever visible card has a `.join-slot` (join, expired), with

@@ -72,6 +72,11 @@ pub fn status_req(sale: &str, token: &str) -> Req {
     Req::get(format!("/api/sales/{sale}/status")).bearer(token)
 }
 
+/// The hand-off token for the order the place behind `token` (queue token or ticket) bought.
+pub fn payment_req(sale: &str, token: &str) -> Req {
+    Req::post(format!("/api/sales/{sale}/payment")).bearer(token)
+}
+
 pub fn checkout_req(sale: &str, ticket: &str) -> Req {
     checkout_n_req(sale, ticket, 1)
 }

@@ -209,6 +209,23 @@ impl TestApp {
             .await
     }
 
+    /// The public keys, as a shop or CDN reads them.
+    pub async fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
+        let res = self.client.get(self.url("/.well-known/jwks.json")).send();
+        res.await.unwrap().json().await.unwrap()
+    }
+
+    /// A sale as shoppers see it (`GET /api/sales/{id}`).
+    pub async fn public_sale(&self, sale: &str) -> Value {
+        let res = self.client.get(self.url(&format!("/api/sales/{sale}")));
+        res.send().await.unwrap().json().await.unwrap()
+    }
+
+    /// `POST /payment` as the shopper's browser sends it (with its session cookie).
+    pub async fn hand_off(&self, sale: &str, token: &str) -> reqwest::Response {
+        self.send(&api::payment_req(sale, token)).await
+    }
+
     /// The payment provider reports `outcome` ("succeeded", "failed") for `order`; must apply.
     pub async fn pay(&self, order: &str, outcome: &str) {
         let event = json!({"order_id": order, "event_id": unique("ev"), "outcome": outcome});

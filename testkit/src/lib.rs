@@ -11,6 +11,7 @@
 //! - `proxy`: a TCP proxy a test cuts or freezes in front of Redis or Postgres
 //! - `cluster`: the three-master Redis Cluster, and one a test owns and kills
 //! - `nginx`, `webdriver`: nginx in front of instances; Chromium through chromedriver
+//! - `shop`: a shop's payment page that verifies the hand-off token from the JWKS
 //! - `events`, `sessions`: a shopper's event stream; the browsers' session cookies
 //! - `receiver`: a webhook receiver on its own port that verifies signatures, records what
 //!   arrives and misbehaves on request
@@ -29,6 +30,7 @@ pub mod proxy;
 pub mod receiver;
 pub mod services;
 pub mod sessions;
+pub mod shop;
 pub mod wait;
 pub mod webdriver;
 

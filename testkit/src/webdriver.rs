@@ -230,6 +230,8 @@ impl Browser<'_> {
     pub async fn screenshot(&self, file: &str) {
         let png = self.get("/screenshot").await;
         let png = base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap());
+        // Again here: another browser test clears the folder when it starts.
+        std::fs::create_dir_all(out_dir()).unwrap();
         std::fs::write(out_dir().join(file), png.unwrap()).unwrap();
     }
 

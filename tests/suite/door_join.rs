@@ -45,15 +45,7 @@ async fn a_solved_challenge_joins_once_and_every_bad_proof_has_its_code() {
     let sale = app
         .create_sale_with(10, 10, json!({ "pow_difficulty": 8 }))
         .await;
-    let info: Value = app
-        .client
-        .get(app.url(&format!("/api/sales/{sale}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = app.public_sale(&sale).await;
     assert_eq!(
         info["pow_difficulty"], 8,
         "the page reads it before joining"

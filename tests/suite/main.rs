@@ -19,6 +19,7 @@ mod errors;
 mod events;
 mod finished;
 mod fuzz;
+mod handoff;
 mod live_changes;
 mod logs;
 mod metrics;

@@ -171,15 +171,7 @@ async fn admission_tickets_verify_with_a_standard_jwt_library_from_the_jwks() {
     let app = spawn_app().await;
     let sale = app.create_sale(5, 1000).await;
     let ticket = admitted_tickets(&app, &sale, 1).await.remove(0);
-    let jwks: jsonwebtoken::jwk::JwkSet = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = app.jwks().await;
     let header = jsonwebtoken::decode_header(&ticket).unwrap();
     let jwk = jwks
         .find(header.kid.as_deref().unwrap())

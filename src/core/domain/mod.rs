@@ -3,6 +3,7 @@
 
 mod order;
 mod sale;
+pub mod shop_url;
 
 pub use order::{OrderRecord, ReleasedOrder};
 pub use sale::{changeable, setting_names, Patch, SaleSpec, Settings};

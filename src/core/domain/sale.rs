@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::sync::LazyLock;
 
-use super::{plain_text, InvalidInput, SaleId};
+use super::{plain_text, shop_url, InvalidInput, SaleId};
 
 /// Everything an admin chooses about a sale, declared once. The ledger's columns carry these
 /// names (`SaleRow` flattens this struct and the ledger writes every field by name), Redis's
@@ -42,6 +42,10 @@ pub struct Settings {
     /// When the schedule closes the sale (cleared once that time has come).
     #[serde(default)]
     pub closes_at: Option<DateTime<Utc>>,
+    /// The shop's payment page, where the queue page hands a buyer on (`shop_url`). Text, so
+    /// never in Redis's `cfg`: only the hand-off and the page read it, from the ledger.
+    #[serde(default)]
+    pub checkout_url: Option<String>,
 }
 
 mod default {
@@ -139,6 +143,9 @@ impl Settings {
                 return Err(invalid("closes_at must be after opens_at".into()));
             }
         }
+        if let Some(url) = &self.checkout_url {
+            shop_url::check(url)?;
+        }
         Ok(self)
     }
 
@@ -171,7 +178,8 @@ impl Settings {
     }
 
     /// What Redis's scripts read, as `cfg` hash fields: every number, and the times in unix
-    /// ms (None: no such time, the field is cleared).
+    /// ms (None: no such time, the field is cleared). Text settings (`name`, `checkout_url`)
+    /// are not numbers and stay out.
     pub fn cfg(&self) -> Vec<(String, Option<i64>)> {
         let mut out: Vec<(String, Option<i64>)> = self
             .fields()
@@ -306,6 +314,15 @@ mod tests {
         assert_eq!(changes.len(), 2);
         let cleared = later.patched(&Patch::parse(body(json!({"opens_at": null}))).unwrap());
         assert_eq!(cleared.unwrap().opens_at, None);
+        let url = p(json!({"checkout_url": "https://shop.example/pay"})).unwrap();
+        assert_eq!(
+            url.checkout_url.as_deref(),
+            Some("https://shop.example/pay")
+        );
+        let cleared = url.patched(&Patch::parse(body(json!({"checkout_url": null}))).unwrap());
+        assert_eq!(cleared.unwrap().checkout_url, None);
+        let insecure = p(json!({"checkout_url": "http://shop.example/pay"})).unwrap_err();
+        assert_eq!(insecure.code, "invalid_sale");
         let backwards =
             json!({"opens_at": "2030-01-02T00:00:00Z", "closes_at": "2030-01-01T00:00:00Z"});
         assert_eq!(p(backwards).unwrap_err().code, "invalid_sale");
@@ -321,6 +338,8 @@ mod tests {
         assert_eq!(get("opens_at"), Some(Some(1_900_000_000_123)));
         assert_eq!(get("closes_at"), Some(None));
         assert_eq!(get("name"), None);
+        s.checkout_url = Some("https://shop.example/pay".into());
+        assert_eq!(s.cfg().iter().find(|(f, _)| f == "checkout_url"), None);
         assert!(changeable().any(|k| k == "units") && !changeable().any(|k| k == "price_cents"));
     }
 }

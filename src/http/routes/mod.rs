@@ -65,6 +65,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(reads("/sales/{id}/status").route(web::get().to(shopper::status)))
             .service(reads("/sales/{id}/events").route(web::get().to(shopper::events)))
             .service(writes("/sales/{id}/checkout").route(web::post().to(shopper::checkout)))
+            .service(writes("/sales/{id}/payment").route(web::post().to(shopper::payment)))
             .service(
                 // Providers' events can outgrow the 16 KiB every other body is held to.
                 web::resource("/payments/webhook")

@@ -43,6 +43,7 @@ const ASSETS: &[Asset] = &[
     asset!("js/stream.js", JS),
     asset!("js/ticket.js", JS),
     asset!("js/checkout.js", JS),
+    asset!("js/payment.js", JS),
     asset!("js/outcome.js", JS),
     asset!("js/view.js", JS),
     asset!("js/announce.js", JS),

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use crate::core::domain::SaleId;
 use crate::flows::door::pow::Proof;
 use crate::flows::door::ClientKey;
-use crate::flows::{checkout, queue, sales};
+use crate::flows::{checkout, handoff, queue, sales};
 use crate::http::credentials;
 use crate::http::door::session::{self, Session, QUEUE_COOKIE};
 use crate::http::error::AppError;
@@ -143,4 +143,19 @@ pub async fn checkout(
         StatusCode::OK
     };
     Ok(HttpResponse::build(status).json(bought.order))
+}
+
+/// `POST /api/sales/{id}/payment`: a hand-off token for the order this shopper bought, to
+/// post to the shop's payment page. The answer holds a token: never logged, never cached.
+pub async fn payment(
+    s: web::Data<AppState>,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, AppError> {
+    let id = SaleId::parse(&id)?;
+    let bearer = credentials::bearer(&req);
+    if let Some(t) = bearer {
+        session::check_bound(&s, &req, t)?;
+    }
+    Ok(HttpResponse::Ok().json(handoff::hand_off(&s, &id, bearer).await?))
 }

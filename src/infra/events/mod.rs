@@ -2,8 +2,8 @@
 //!
 //! Progress goes through a `watch` per sale (latest value only: a slow stream skips stale
 //! values instead of lagging), rare sale events through a `broadcast` (a stream that lags gets
-//! a fresh snapshot), and an admission goes to the shopper's own streams only, through a map
-//! keyed by queue id, so delivering a batch costs O(batch), not O(streams). Nothing here awaits
+//! a fresh snapshot), and an admission or an order's news goes to the shopper's own streams
+//! only, through a map keyed by queue id, so delivering a batch costs O(batch), not O(streams). Nothing here awaits
 //! a client: one slow browser never stalls the others.
 
 use std::collections::{HashMap, HashSet};
@@ -95,6 +95,15 @@ pub struct Admission {
     pub expires_at_ms: i64,
 }
 
+/// News for one shopper's own streams.
+#[derive(Debug, Clone, Copy)]
+pub enum Notice {
+    Admitted(Admission),
+    /// Their order changed (paid, payment failed, hold lapsed, refund due): the stream
+    /// re-reads where the shopper stands and sends it as `state`.
+    Order,
+}
+
 struct SaleChannels {
     progress: watch::Sender<Frame>,
     events: broadcast::Sender<SaleEvent>,
@@ -117,7 +126,7 @@ const STALE_WINDOW_US: i64 = 5_000_000;
 
 pub(super) type ShopperKey = (SaleId, QueueId);
 /// Every stream a shopper has open here (several tabs), by registration id.
-type ShopperStreams = Vec<(u64, mpsc::Sender<Admission>)>;
+type ShopperStreams = Vec<(u64, mpsc::Sender<Notice>)>;
 
 #[derive(Default)]
 pub struct Hub {
@@ -129,12 +138,12 @@ pub struct Hub {
     new_sale: tokio::sync::Notify,
 }
 
-/// A stream's subscription to its shopper's admission; unregisters on drop.
+/// A stream's subscription to its shopper's own news; unregisters on drop.
 pub struct Registration {
     hub: Arc<Hub>,
     key: ShopperKey,
     id: u64,
-    pub admissions: mpsc::Receiver<Admission>,
+    pub notices: mpsc::Receiver<Notice>,
 }
 
 impl Drop for Registration {
@@ -278,15 +287,15 @@ impl Hub {
             hub: self.clone(),
             key,
             id,
-            admissions: rx,
+            notices: rx,
         }
     }
 
-    pub(super) fn deliver(&self, sale: &SaleId, qid: &QueueId, a: Admission) {
+    pub(super) fn deliver(&self, sale: &SaleId, qid: &QueueId, n: Notice) {
         let map = self.shoppers.lock().expect("hub lock");
         if let Some(list) = map.get(&(sale.clone(), qid.clone())) {
             for (_, tx) in list {
-                let _ = tx.try_send(a);
+                let _ = tx.try_send(n);
             }
         }
     }

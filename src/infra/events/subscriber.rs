@@ -13,7 +13,7 @@ use redis::{PushInfo, PushKind};
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 
-use super::{Admission, Hub, ShopperKey};
+use super::{Admission, Hub, Notice, ShopperKey};
 use crate::core::domain::{QueueId, SaleId};
 use crate::infra::store::{self, Place, Store, Subscriber, Target};
 
@@ -34,7 +34,8 @@ struct Message {
 }
 
 impl Hub {
-    /// Applies one sale event: admissions to their shoppers' streams, the rest to progress.
+    /// Applies one sale event: admissions and order news to their shoppers' streams, the rest
+    /// to progress.
     pub fn on_message(&self, sale: &SaleId, payload: &str) {
         let Ok(m) = serde_json::from_str::<Message>(payload) else {
             tracing::warn!(%sale, payload, "unreadable event message");
@@ -47,7 +48,7 @@ impl Hub {
                     expires_at_ms: m.expires_at.unwrap_or(0),
                 };
                 for qid in &m.ids {
-                    self.deliver(sale, qid, a);
+                    self.deliver(sale, qid, Notice::Admitted(a));
                 }
                 if let Some(total) = m.admitted_total {
                     self.update(
@@ -56,6 +57,11 @@ impl Hub {
                         false,
                         None,
                     );
+                }
+            }
+            "order" => {
+                for qid in &m.ids {
+                    self.deliver(sale, qid, Notice::Order);
                 }
             }
             "all_held" => self.heard_sold_out(sale, at, m.held),
@@ -119,8 +125,17 @@ impl Hub {
             }
         };
         for ((sale, qid), place) in keys.iter().zip(places) {
-            if let Place::Admitted { expires_at_ms } = place {
-                self.deliver(sale, qid, Admission { expires_at_ms });
+            match place {
+                Place::Admitted { expires_at_ms } => {
+                    self.deliver(sale, qid, Notice::Admitted(Admission { expires_at_ms }))
+                }
+                // A buyer may have missed their order's news: they re-read it (a repeat of an
+                // unchanged standing is harmless; a resync is rare: a reconnect, a new sale).
+                Place::Purchased { .. }
+                | Place::PaymentFailed
+                | Place::RefundDue
+                | Place::Expired => self.deliver(sale, qid, Notice::Order),
+                _ => {}
             }
         }
         true

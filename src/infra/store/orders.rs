@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use redis::AsyncCommands;
 use uuid::Uuid;
 
-use super::scripts::{CHECKOUT, PAID, RELEASE};
+use super::scripts::{CHECKOUT, PAID, REFUND, RELEASE};
 use super::{key, unexpected, Store};
 use crate::core::domain::{OrderRecord, QueueId, ReleasedOrder, SaleId};
 use crate::core::fault::Fault;
@@ -120,10 +120,10 @@ impl Store {
         Ok(sold_out)
     }
 
-    /// The ledger made this shopper's order `refund_due`: their status says so from now on.
-    /// A set member, so a retry (the sweeper's, a rebuild's) changes nothing.
+    /// The ledger made this shopper's order `refund_due`: their status says so from now on,
+    /// and their streams hear it (lua/refund.lua). Idempotent per ticket.
     pub async fn mark_refund(&self, sale: &SaleId, qid: &QueueId) -> Result<(), Fault> {
-        let _: () = self.conn().sadd(key(sale, "refunds"), qid).await?;
+        let _: i64 = REFUND.on(sale).arg(qid).run(self).await?;
         Ok(())
     }
 

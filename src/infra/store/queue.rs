@@ -7,7 +7,7 @@ use crate::core::domain::{QueueId, SaleId};
 use crate::core::fault::Fault;
 
 /// How many replies `place_commands` adds.
-pub(super) const PLACE_FIELDS: usize = 7;
+pub(super) const PLACE_FIELDS: usize = 8;
 
 /// Where one shopper stands in Redis's view.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,9 +36,11 @@ pub enum Place {
     TooManyPlaces {
         held: i64,
     },
-    /// The `used` record (an encoded `OrderRecord`), empty when only the fact is known.
+    /// The `used` record (an encoded `OrderRecord`), empty when only the fact is known;
+    /// `paid` once the payment succeeded (paid.lua), else the units wait for it.
     Purchased {
         record: String,
+        paid: bool,
     },
 }
 
@@ -231,13 +233,14 @@ impl Store {
 }
 
 /// Whether the sale exists, the shopper's rank in the line, admission expiry, purchase
-/// record, whether their admission lapsed, whether their payment failed, and whether they are
-/// due a refund.
+/// record, whether their admission lapsed, whether their payment failed, whether they are
+/// due a refund, and whether they paid.
 pub(super) type PlaceReply = (
     bool,
     Option<i64>,
     Option<f64>,
     Option<String>,
+    bool,
     bool,
     bool,
     bool,
@@ -255,11 +258,12 @@ pub(super) fn place_commands<'a>(
         .sismember(key(sale, "expired"), qid)
         .sismember(key(sale, "failed"), qid)
         .sismember(key(sale, "refunds"), qid)
+        .sismember(key(sale, "paid"), qid)
 }
 
 /// The place a `PlaceReply` read at `now_ms` means in the sale's `live` state.
 pub(super) fn place_of(reply: PlaceReply, now_ms: i64, live: &Live) -> Place {
-    let (exists, rank, expires, record, expired, failed, refund) = reply;
+    let (exists, rank, expires, record, expired, failed, refund, paid) = reply;
     if !exists {
         Place::Unknown
     } else if refund {
@@ -268,7 +272,7 @@ pub(super) fn place_of(reply: PlaceReply, now_ms: i64, live: &Live) -> Place {
     } else if failed {
         Place::PaymentFailed
     } else if let Some(record) = record {
-        Place::Purchased { record }
+        Place::Purchased { record, paid }
     } else if let Some(exp) = expires.filter(|&e| e as i64 > now_ms) {
         Place::Admitted {
             expires_at_ms: exp as i64,
@@ -306,6 +310,7 @@ pub(super) fn joined(mut reply: Vec<redis::Value>, qid: &QueueId) -> Result<Join
         "expired" => Place::Expired,
         "purchased" => Place::Purchased {
             record: String::new(),
+            paid: false,
         },
         "lost" => Place::Lost,
         "unknown" => Place::Unknown,

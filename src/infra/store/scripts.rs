@@ -141,6 +141,10 @@ pub static PAID: Lua = Lua::new(
     include_str!("../../../lua/paid.lua"),
     &["paid", "held", "cfg", "stock", "events"],
 );
+pub static REFUND: Lua = Lua::new(
+    include_str!("../../../lua/refund.lua"),
+    &["refunds", "events"],
+);
 pub static REBUILD: Lua = Lua::new(
     include_str!("../../../lua/rebuild.lua"),
     &[
@@ -191,8 +195,9 @@ pub static SCHEDULE: Lua = Lua::new(
     &["cfg", "open", "events"],
 );
 
-pub static ALL: [&Lua; 10] = [
+pub static ALL: [&Lua; 11] = [
     &PAID,
+    &REFUND,
     &ENQUEUE,
     &ADMIT,
     &CHECKOUT,

@@ -47,6 +47,7 @@ pub struct Keys {
     pub(super) ticket_validation: Validation,
     pub(super) queue_validation: Validation,
     pub(super) admin_validation: Validation,
+    pub(super) order_validation: Validation,
     /// The `kid` of the signing key, to find its `admin_mac` in the ring.
     pub(super) kid: String,
     pub(super) issuer: String,
@@ -152,6 +153,7 @@ impl Keys {
             ticket_validation: validation(Kind::Ticket, issuer),
             queue_validation: validation(Kind::Queue, issuer),
             admin_validation: super::admin::validation(issuer),
+            order_validation: super::order::validation(issuer),
             kid: kid.to_string(),
             issuer: issuer.to_string(),
             jwks: serde_json::to_value(&jwks).expect("a JWKS serializes"),

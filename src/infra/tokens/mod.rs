@@ -11,11 +11,13 @@
 //! What must hold: the algorithm is pinned per kind (a queue token must be HS256, a ticket
 //! EdDSA; anything else is refused); `typ` separates the kinds and neither is accepted for
 //! the other; `aud` is the sale and `iss` this service. Admin sessions (`admin.rs`) are a
-//! third kind with a fixed `aud` of their own.
+//! third kind with a fixed `aud` of their own; hand-off tokens (`order.rs`) a fourth, for the
+//! shop, with its origin as `aud`.
 
 mod admin;
 mod claims;
 mod keys;
+mod order;
 #[cfg(test)]
 mod tests;
 
@@ -30,6 +32,7 @@ use crate::core::domain::{QueueId, SaleId};
 pub use admin::{AdminClaims, ADMIN_AUD, ADMIN_TYP};
 pub use claims::{Claims, QueueClaims, TicketClaims, QUEUE_TYP, TICKET_TYP};
 pub use keys::{generate_pem, KeyError, Keys};
+pub use order::{OrderClaims, OrderGrant, ORDER_TYP};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum TokenError {

@@ -226,3 +226,54 @@ fn admin_sessions_are_their_own_kind_and_bound_to_the_admin_token() {
         TokenError::Expired
     );
 }
+
+fn grant<'a>(sale: &'a SaleId, origin: &'a str, exp: i64) -> OrderGrant<'a> {
+    OrderGrant {
+        order_id: uuid::Uuid::now_v7(),
+        sale,
+        quantity: 2,
+        total_cents: 5000,
+        shop_origin: origin,
+        exp,
+    }
+}
+
+#[test]
+fn hand_off_tokens_are_their_own_kind_for_one_shop() {
+    let k = keys();
+    let sale = id("s1");
+    let shop = "https://shop.example";
+    let o = k.order_token(&grant(&sale, shop, now_secs() + 60));
+    let claims = k.verify_order(&o, shop).unwrap();
+    assert_eq!((claims.typ.as_str(), claims.quantity), (ORDER_TYP, 2));
+    assert_eq!((claims.sale, claims.total_cents), (sale.to_string(), 5000));
+    let header = jsonwebtoken::decode_header(&o).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
+    assert!(
+        header.kid.is_some(),
+        "the shop finds the key in the JWKS by kid"
+    );
+    assert_eq!(
+        k.verify_order(&o, "https://evil.example").unwrap_err(),
+        TokenError::WrongSale
+    );
+    // Never a ticket, a queue token or an admin session, and none of those is one.
+    assert!(k.verify_ticket(&o, &sale).is_err());
+    assert!(k.verify_queue(&o, &sale).is_err());
+    assert!(k.verify_admin_session(&o, b"admin-secret").is_err());
+    let t = k.ticket(&sale, &qid(), None, (now_secs() + 60) * 1000);
+    let q = k.queue_token(&sale, &qid(), 42, 1, 60, None);
+    let a = k.admin_session(b"admin-secret", 60);
+    for other in [t, q, a, "garbage".to_string()] {
+        assert!(k.verify_order(&other, shop).is_err());
+    }
+    let expired = k.order_token(&grant(&sale, shop, now_secs() - 60));
+    assert_eq!(
+        k.verify_order(&expired, shop).unwrap_err(),
+        TokenError::Expired
+    );
+    assert_eq!(
+        keys().verify_order(&o, shop).unwrap_err(),
+        TokenError::BadSignature
+    );
+}
