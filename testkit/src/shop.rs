@@ -102,9 +102,14 @@ async fn pay(
                 "verified order {}: {} for {}",
                 c.jti, c.quantity, c.total_cents
             );
+            // What the demo shop of ./scripts/run shows in its terminal.
+            println!("[shop] payment page: {line}");
             page(200, &line)
         }
-        Err(why) => page(401, &format!("refused: {why}")),
+        Err(why) => {
+            println!("[shop] payment page refused a token: {why}");
+            page(401, &format!("refused: {why}"))
+        }
     }
 }
 
