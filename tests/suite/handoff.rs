@@ -260,3 +260,14 @@ async fn a_buyers_stream_hears_the_payment() {
     assert_eq!(paid["order_id"], order["order_id"]);
     assert_eq!(app.status(&sale, &token).await["order_status"], "paid");
 }
+
+/// The README shows the hand-off verification the test kit's shop runs, verbatim.
+#[test]
+fn the_readme_shows_the_shops_verification() {
+    let readme = include_str!("../../README.md");
+    let snippet = include_str!("../../docs/snippets/verify_handoff.rs");
+    assert!(
+        readme.contains(snippet),
+        "README shows docs/snippets/verify_handoff.rs"
+    );
+}
