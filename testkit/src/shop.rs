@@ -14,7 +14,6 @@ use std::sync::Mutex;
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use jsonwebtoken::jwk::JwkSet;
-use serde_json::Value;
 
 /// The form field the queue page posts.
 pub const TOKEN_FIELD: &str = "waitroom_token";
