@@ -47,7 +47,7 @@ pub async fn run(ctx: &Ctx, r: &mut Report, quick: bool) -> Result<()> {
     let joined = join_many(&[inst.addr], &sale, SAMPLE_JOINS, 16).await?;
     let queue = format!("wr:{{{sale}}}:queue");
     let sample: Vec<(String, String)> = redis.zrange_withscores(&queue, 0, -1).await?;
-    let id_len = check_format(&sample, joined.len())?;
+    let shape = check_format(&sample, joined.len())?;
     let last_us: i64 = sample.last().context("empty queue")?.1.parse()?;
 
     let t = Instant::now();
@@ -55,7 +55,7 @@ pub async fn run(ctx: &Ctx, r: &mut Report, quick: bool) -> Result<()> {
         &mut redis,
         &queue,
         total - sample.len(),
-        id_len,
+        &shape,
         last_us + 1,
     )
     .await?;
@@ -118,41 +118,63 @@ pub async fn run(ctx: &Ctx, r: &mut Report, quick: bool) -> Result<()> {
         after.saturating_sub(before) as f64 / total as f64,
     );
     if per > 120.0 {
-        r.note(explain(per, total, id_len, &encoding));
+        r.note(explain(per, total, shape.len(), &encoding));
     }
     Ok(())
 }
 
-/// Every entry a real join made: a lowercase hex id of one length (no client tag: the bench's
-/// sale has no cap on places), an integer score in µs, strictly increasing in join order.
-/// Returns the id length, which the bulk load copies.
-fn check_format(sample: &[(String, String)], joined: usize) -> Result<usize> {
+/// Every entry a real join made: a lowercase hex id of one length and its client's tag
+/// (`<hex>.<tag>`, one client here, so one tag), an integer score in µs, strictly increasing in
+/// join order. Returns the shape, which the bulk load copies.
+fn check_format(sample: &[(String, String)], joined: usize) -> Result<Shape> {
     if sample.len() != joined {
         bail!("{joined} joins but {} queue entries", sample.len());
     }
-    let len = sample.first().context("empty queue")?.0.len();
+    let first = &sample.first().context("empty queue")?.0;
+    let (id, tag) = first
+        .split_once('.')
+        .context("a queue id without its client's tag")?;
+    let shape = Shape {
+        hex_len: id.len(),
+        tag: tag.to_string(),
+    };
     let mut prev = 0i64;
     for (member, score) in sample {
-        let hex = member.len() == len
-            && member
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let fits = member.split_once('.').is_some_and(|(id, tag)| {
+            id.len() == shape.hex_len
+                && tag == shape.tag
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        });
         let us: i64 = score.parse().unwrap_or(0);
-        if !hex || us <= prev || us < 1_000_000_000_000_000 {
+        if !fits || us <= prev || us < 1_000_000_000_000_000 {
             bail!("queue entry {member:?} {score:?} is not what the bulk load writes");
         }
         prev = us;
     }
-    Ok(len)
+    Ok(shape)
 }
 
-/// `n` more entries of the same shape: random hex ids of `id_len` characters, scores
-/// `first_us`, `first_us + 1`, ...
+/// What a queue member looks like: `hex_len` hex characters, a dot, the client's tag.
+struct Shape {
+    hex_len: usize,
+    tag: String,
+}
+
+impl Shape {
+    fn len(&self) -> usize {
+        self.hex_len + 1 + self.tag.len()
+    }
+}
+
+/// `n` more entries of the same shape: random hex ids, the tag, scores `first_us`,
+/// `first_us + 1`, ...
 async fn fill(
     redis: &mut MultiplexedConnection,
     queue: &str,
     n: usize,
-    id_len: usize,
+    shape: &Shape,
     first_us: i64,
 ) -> Result<()> {
     let mut done = 0usize;
@@ -166,8 +188,8 @@ async fn fill(
             let items: Vec<(i64, String)> = (0..m)
                 .map(|i| {
                     let mut id = uuid::Uuid::new_v4().simple().to_string();
-                    id.truncate(id_len);
-                    (first_us + (done + i) as i64, id)
+                    id.truncate(shape.hex_len);
+                    (first_us + (done + i) as i64, format!("{id}.{}", shape.tag))
                 })
                 .collect();
             pipe.zadd_multiple(queue, &items).ignore();
