@@ -29,7 +29,9 @@ fn rss_mib() -> Result<f64> {
     Ok(pages * page / (1024.0 * 1024.0))
 }
 
-/// The n-th distinct client: half IPv4 addresses, half IPv6 /64s, as a mixed flood would be.
+/// The n-th distinct client: half IPv4 addresses, half IPv6 /64s each in a /48 of its own
+/// (so the /48 aggregate limit, `WideLimits`, holds a key per client too), as a mixed flood
+/// from many networks would be.
 fn client(n: u32) -> ClientKey {
     let ip = if n.is_multiple_of(2) {
         IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n))
@@ -37,9 +39,9 @@ fn client(n: u32) -> ClientKey {
         let [a, b, c, d] = n.to_be_bytes();
         IpAddr::V6(Ipv6Addr::new(
             0x2001,
-            0x0db8,
             u16::from_be_bytes([a, b]),
             u16::from_be_bytes([c, d]),
+            0,
             0,
             0,
             0,
