@@ -42,7 +42,7 @@ pub use events::{open_events, Events};
 pub use logs::{capture_logs, captured_logs};
 pub use process::*;
 pub use proxy::*;
-pub use receiver::{Answer, Received, Receiver};
+pub use receiver::{accepted_ids, Answer, Received, Receiver};
 pub use services::*;
 pub use sessions::{as_browser, remember_session, remember_sid, session_cookie};
 pub use wait::*;

@@ -67,6 +67,19 @@ impl Received {
     }
 }
 
+/// The `webhook-id`s answered 2xx at least once, sorted, each once: what a receiver that
+/// dedups by id has handled.
+pub fn accepted_ids(received: &[Received]) -> Vec<&str> {
+    let mut ids: Vec<&str> = received
+        .iter()
+        .filter(|r| r.accepted())
+        .map(|r| r.webhook_id.as_str())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 /// Decides the answer from the request and how many requests with its `webhook-id` came
 /// before it.
 pub type Policy = Arc<dyn Fn(&Received, usize) -> Answer + Send + Sync>;

@@ -531,13 +531,18 @@ async fn a_success_after_a_failure_is_a_refund_that_survives_a_rebuild() {
     );
 }
 
-async fn places_held(sale: &str) -> Option<i64> {
-    let tag = waitroom::flows::door::places::tag(&crate::door_join::me(), None);
+/// One field of one of the sale's Redis hashes (`key`: `places`, `cfg`, ...).
+async fn sale_hash_field<T: redis::FromRedisValue>(sale: &str, key: &str, field: &str) -> T {
     redis()
         .await
-        .hget(format!("wr:{{{sale}}}:places"), tag)
+        .hget(format!("wr:{{{sale}}}:{key}"), field)
         .await
         .unwrap()
+}
+
+async fn places_held(sale: &str) -> Option<i64> {
+    let tag = waitroom::flows::door::places::tag(&crate::door_join::me(), None);
+    sale_hash_field(sale, "places", &tag).await
 }
 
 /// A cap set mid-sale counts the places taken before it and gives no browser a second place;
@@ -608,11 +613,7 @@ async fn a_restored_place_bought_by_its_ticket_frees_its_count() {
 }
 
 async fn cfg_field(sale: &str, field: &str) -> Option<String> {
-    redis()
-        .await
-        .hget(format!("wr:{{{sale}}}:cfg"), field)
-        .await
-        .unwrap()
+    sale_hash_field(sale, "cfg", field).await
 }
 
 /// A sale its closing time ended is still ended after Redis loses it: the rebuild restores

@@ -192,15 +192,9 @@ async fn every_event_arrives_once_in_per_order_order() {
         got.iter().all(|r| r.verified && r.path == "/hook"),
         "{got:#?}"
     );
-    let mut accepted: Vec<&str> = got
-        .iter()
-        .filter(|r| r.accepted())
-        .map(|r| r.webhook_id.as_str())
-        .collect();
     // At least once: a duplicate on the wire is allowed (an instance that died mid-attempt
     // leaves its claim to lapse), none after dedup by `webhook-id`.
-    accepted.sort();
-    accepted.dedup();
+    let accepted = accepted_ids(&got);
     let mut expected: Vec<&str> = ids.iter().map(String::as_str).collect();
     expected.sort();
     assert_eq!(accepted, expected, "every event accepted");
@@ -787,14 +781,11 @@ async fn every_order_of_a_2000_shopper_sale_reaches_the_shop_once_in_order() {
         .collect();
     let got = h.receiver.wait_accepted(&ids).await;
     assert!(got.iter().all(|r| r.verified), "every request verifies");
-    let mut accepted: Vec<&str> = got
-        .iter()
-        .filter(|r| r.accepted())
-        .map(|r| r.webhook_id.as_str())
-        .collect();
-    accepted.sort();
-    accepted.dedup();
-    assert_eq!(accepted.len(), ids.len(), "each event once after dedup");
+    assert_eq!(
+        accepted_ids(&got).len(),
+        ids.len(),
+        "each event once after dedup"
+    );
 
     // Per order, first arrivals follow the outbox's order (created, then paid or failed).
     let seq_of: std::collections::HashMap<&str, (Option<Uuid>, i64)> = ids
