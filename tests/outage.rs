@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use waitroom_testkit::*;
 
@@ -32,6 +32,20 @@ impl Drop for Restart {
 async fn postgres_down_mid_sale_loses_nothing_and_sells_nothing_twice() {
     let app = spawn_app().await;
     let sale = app.create_sale(20, 1000).await;
+    // The shop's receiver hears this sale's events through the outage.
+    let receiver = Receiver::start().await;
+    let hook = json!({"url": receiver.url(), "sales": [sale]});
+    let res = app
+        .client
+        .post(app.url("/api/admin/webhooks"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&hook)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let endpoint: Value = res.json().await.unwrap();
+    receiver.trust(endpoint["secret"].as_str().unwrap());
     let mut tokens = Vec::new();
     for _ in 0..10 {
         tokens.push(app.join(&sale).await.token);
@@ -106,4 +120,23 @@ async fn postgres_down_mid_sale_loses_nothing_and_sells_nothing_twice() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 7, "one order.created per order, none twice");
+    // And each reaches the shop, verified, those of the orders the sync wrote included.
+    let events: Vec<(uuid::Uuid,)> =
+        sqlx::query_as("SELECT id FROM outbox WHERE sale_id = $1 AND type = 'order.created'")
+            .bind(&sale)
+            .fetch_all(&pg().await)
+            .await
+            .unwrap();
+    let webhook_ids: Vec<String> = events
+        .iter()
+        .map(|(id,)| format!("msg_{}", id.simple()))
+        .collect();
+    assert_eq!(webhook_ids.len(), 7);
+    let got = receiver.wait_accepted(&webhook_ids).await;
+    assert!(got.iter().all(|r| r.verified));
+    let accepted = accepted_ids(&got);
+    assert!(
+        webhook_ids.iter().all(|id| accepted.contains(&id.as_str())),
+        "each order.created delivered"
+    );
 }
