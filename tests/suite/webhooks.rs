@@ -480,8 +480,10 @@ async fn metrics_and_the_endpoint_show_pending_deliveries() {
     for n in 0..3 {
         h.event("sale.opened", None, json!({"n": n})).await;
     }
+    // A claim counts the attempt before its answer is written: wait for both.
     let ep = eventually(WAIT, || async {
-        Some(h.endpoint().await).filter(|e| e["failing"].as_i64() == Some(3))
+        Some(h.endpoint().await)
+            .filter(|e| e["failing"].as_i64() == Some(3) && e["last_status"].as_i64() == Some(500))
     })
     .await
     .expect("three failing deliveries");
