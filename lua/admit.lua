@@ -1,7 +1,8 @@
 -- One admission tick for one sale. Safe to run from any number of instances at once: it is
 -- atomic and reads the clock from Redis TIME, so together they admit exactly rate_per_sec.
 -- Returns {open, stock, active, queue_len, admits_total, expired_now, rate, held, now_us,
--- admitted id, its join score (µs), ...}; now_us (Redis TIME in µs, as a string) orders this
+-- variants, admitted id, its join score (µs), ...}; variants is JSON of each variant's units
+-- left ('' in a sale without variants); now_us (Redis TIME in µs, as a string) orders this
 -- tick's numbers against the stock messages other scripts publish; the join scores are what
 -- the fairness report measures waits and FIFO order by.
 -- A sale Redis does not have (being created, or lost): nothing to say about it.
@@ -71,6 +72,8 @@ local result = {open and 1 or 0, stock, active, redis.call('ZCARD', K.queue),
   tonumber(redis.call('GET', K.admits) or '0'), #gone, rate,
   tonumber(redis.call('GET', K.held) or '0'),
   int_text(now_us)}
+local variants = variants_left()
+result[#result + 1] = variants and cjson.encode(variants) or ''
 for i = 1, #ids do
   result[#result + 1] = ids[i]
   result[#result + 1] = scores[i]

@@ -1,10 +1,13 @@
 -- Take units for one admission ticket, atomically: the single place stock goes down.
--- ARGV: 1 queue id (the ticket's jti), 2 quantity, 3 new order id, 4 the ticket's expiry (ms)
+-- ARGV: 1 queue id (the ticket's jti), 2 quantity, 3 new order id, 4 the ticket's expiry (ms),
+--   5 the variant ('' in a sale without variants)
 -- Returns {outcome, detail}:
---   ok <record>          units taken; the order record (JSON {id, qty, at}) kept in `used`
+--   ok <record>          units taken; the order record (JSON {id, qty, at, v?}) kept in `used`
 --   last <record>        as ok, and these were the last units (stock is 0 now)
 --   dup <record>         this ticket bought before: the same order again (a retry is safe)
 --   expired | sold_out <units held> | insufficient <left> | too_many <max per order>
+--   unknown_variant      the sale has no such variant (or has variants and none was named)
+--   variant_sold_out <JSON of every variant's units left>
 --   unsettled            Redis may be behind the ledger (a restart, a rebuild): no sale until
 --                        it is reconciled (the caller answers 503)
 --   unknown              Redis does not have the sale (lost: the caller rebuilds it)
@@ -35,10 +38,25 @@ end
 
 local stock = tonumber(redis.call('GET', K.stock) or '0')
 if stock <= 0 then return {'sold_out', redis.call('GET', K.held) or '0'} end
+-- A sale with variants sells from the named one; `stock` stays their sum (admission counts it).
+local variant = ARGV[5]
+if variant ~= '' or redis.call('EXISTS', K.vstock) == 1 then
+  local vleft = tonumber(redis.call('HGET', K.vstock, variant))
+  if not vleft then return {'unknown_variant', ''} end
+  if vleft <= 0 then return {'variant_sold_out', cjson.encode(variants_left())} end
+  stock = math.min(stock, vleft)
+else
+  variant = nil
+end
 if stock < qty then return {'insufficient', tostring(stock)} end
 
 local left = redis.call('DECRBY', K.stock, qty)
-local record = cjson.encode({id = ARGV[3], qty = qty, at = now_ms})
+if variant and redis.call('HINCRBY', K.vstock, variant, -qty) == 0 and left > 0 then
+  -- This size is gone (the sale is not): every stream greys it out.
+  redis.call('SPUBLISH', K.events, cjson.encode({type = 'variant_sold_out', variant = variant,
+    variants = variants_left(), at = int_text(now_us)}))
+end
+local record = cjson.encode({id = ARGV[3], qty = qty, at = now_ms, v = variant})
 redis.call('HSET', K.used, qid, record)
 redis.call('ZREM', K.admitted, qid)
 -- A place a re-presented queue token brought back after such a loss is not needed any more.
@@ -51,6 +69,6 @@ local held = redis.call('INCRBY', K.held, qty)
 if left == 0 then
   -- The last unit: who waits is now on the waitlist until the last hold settles.
   redis.call('SPUBLISH', K.events, cjson.encode({type = 'all_held', held = held,
-    at = int_text(now_us)}))
+    variants = variants_left(), at = int_text(now_us)}))
 end
 return {left == 0 and 'last' or 'ok', record}

@@ -77,3 +77,30 @@ local function recount_places()
   end
   if #args > 0 then redis.call('HSET', K.places, unpack(args)) end
 end
+
+-- Variants (a sale with sizes): `vstock` holds each one's units left, `vunits` the units it
+-- was given as last applied. A sale without variants has neither, and none of this runs.
+
+-- Each variant's units left (variant → n) for an event message; nil without variants, so
+-- the messages of a sale without them are as before.
+local function variants_left()
+  local flat = redis.call('HGETALL', K.vstock)
+  if #flat == 0 then return nil end
+  local left = {}
+  for i = 1, #flat, 2 do left[flat[i]] = tonumber(flat[i + 1]) end
+  return left
+end
+
+-- Sets each declared variant's units (`vunits`: variant → units) and units left: those less
+-- the units of `records`, order records as checkout.lua writes them (`v` names the variant).
+local function count_variants(vunits, records)
+  local taken = {}
+  for _, rec in ipairs(records) do
+    local r = cjson.decode(rec)
+    if r.v then taken[r.v] = (taken[r.v] or 0) + r.qty end
+  end
+  for v, units in pairs(vunits) do
+    redis.call('HSET', K.vunits, v, units)
+    redis.call('HSET', K.vstock, v, math.max(units - (taken[v] or 0), 0))
+  end
+end

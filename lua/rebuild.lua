@@ -8,11 +8,18 @@
 --   lapsed = [queue ids whose orders lapsed; their units are out of `sold` already],
 --   open = the ledger's open switch, paid = [queue ids of paid orders],
 --   failed = [queue ids whose payment failed], refunds = [queue ids due a refund],
---   admitted = [{queue id, ticket expiry ms} of admissions that never ordered]}
+--   admitted = [{queue id, ticket expiry ms} of admissions that never ordered],
+--   vunits = {variant = units} (empty without variants): each one's stock is its units less
+--   what `used` holds of it}
 -- Returns 1 if rebuilt, 0 if the sale was already there.
 if redis.call('EXISTS', K.cfg) == 1 then return 0 end
 local s = cjson.decode(ARGV[1])
-for qid, record in pairs(s.used) do redis.call('HSET', K.used, qid, record) end
+local records = {}
+for qid, record in pairs(s.used) do
+  redis.call('HSET', K.used, qid, record)
+  records[#records + 1] = record
+end
+count_variants(s.vunits, records)
 for _, qid in ipairs(s.lapsed) do
   redis.call('SADD', K.expired, qid)
   redis.call('SADD', K.released, qid)

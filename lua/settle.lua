@@ -15,7 +15,9 @@
 --              here (as release.lua would) and the retry that follows gives nothing twice;
 --   bought = {queue id = order record}, lapsed = [queue ids]  (every order of the sale),
 --   paid = [queue ids of paid orders], failed = [queue ids whose payment failed],
---   refunds = [queue ids due a refund]}
+--   refunds = [queue ids due a refund],
+--   vunits = {variant = units} (empty without variants): each variant's stock is counted as
+--   the sale's is, from its units, the live orders and the unsynced ones}
 -- Returns the stock now.
 local a = cjson.decode(ARGV[1])
 local function spend(qid)
@@ -43,10 +45,16 @@ for _, qid in ipairs(a.failed) do redis.call('SADD', K.failed, qid) end
 for _, qid in ipairs(a.refunds) do redis.call('SADD', K.refunds, qid) end
 local held = recount_held()
 local unsynced = 0
+local taken = {}
+for _, record in pairs(a.bought) do taken[#taken + 1] = record end
 for _, qid in ipairs(redis.call('SMEMBERS', K.pending)) do
   local record = redis.call('HGET', K.used, qid)
-  if record and not a.bought[qid] then unsynced = unsynced + cjson.decode(record).qty end
+  if record and not a.bought[qid] then
+    unsynced = unsynced + cjson.decode(record).qty
+    taken[#taken + 1] = record
+  end
 end
+count_variants(a.vunits, taken)
 local stock = math.max(a.units - a.sold - unsynced, 0)
 local now_ms, now_us = redis_now()
 local at = int_text(now_us)
@@ -63,11 +71,11 @@ local before = tonumber(redis.call('GET', K.stock) or '-1')
 redis.call('SET', K.stock, stock)
 if settled then
   redis.call('SPUBLISH', K.events, cjson.encode({type = 'reconciled', remaining = stock,
-    held = held, at = at}))
+    held = held, variants = variants_left(), at = at}))
 elseif before ~= stock then
   local kind = 'restocked'
   if stock == 0 then kind = held > 0 and 'all_held' or 'sold_out' end
   redis.call('SPUBLISH', K.events, cjson.encode({type = kind, remaining = stock, held = held,
-    at = at}))
+    variants = variants_left(), at = at}))
 end
 return stock

@@ -21,7 +21,8 @@ local had = cjson.decode(record)
 if had.id == cjson.decode(ARGV[3]).id then return stock end
 local back = had.qty
 local left = redis.call('INCRBY', K.stock, back)
+if had.v then redis.call('HINCRBY', K.vstock, had.v, back) end
 local _, now_us = redis_now()
 redis.call('SPUBLISH', K.events, cjson.encode({type = 'restocked', remaining = left,
-  at = int_text(now_us)}))
+  variants = variants_left(), at = int_text(now_us)}))
 return left

@@ -9,7 +9,7 @@
 use futures_util::future::join_all;
 use uuid::Uuid;
 
-use crate::core::domain::{OrderRecord, QueueId, SaleId};
+use crate::core::domain::{OrderRecord, QueueId, SaleId, VariantId, VariantsLeft};
 use crate::core::fault::Fault;
 use crate::flows::audit;
 use crate::flows::recovery;
@@ -41,6 +41,10 @@ pub enum CheckoutError {
     SoldOut,
     #[error("only {0} left")]
     Insufficient(i64),
+    #[error("the sale has no such variant")]
+    UnknownVariant,
+    #[error("this variant is sold out")]
+    VariantSoldOut(VariantsLeft),
     #[error("unknown sale")]
     UnknownSale,
     #[error(transparent)]
@@ -52,8 +56,9 @@ pub async fn checkout(
     sale: &SaleId,
     ticket: Option<&str>,
     quantity: i32,
+    variant: Option<&VariantId>,
 ) -> Result<Bought, CheckoutError> {
-    let result = buy(s, sale, ticket, quantity).await;
+    let result = buy(s, sale, ticket, quantity, variant).await;
     if result.is_err() {
         METRICS.checkout_rejected.inc();
     }
@@ -65,6 +70,7 @@ async fn buy(
     sale: &SaleId,
     ticket: Option<&str>,
     quantity: i32,
+    variant: Option<&VariantId>,
 ) -> Result<Bought, CheckoutError> {
     // The herd after the last unit: answered from memory, before any signature or Redis work.
     // Buyers retrying still get their order (the slow path below).
@@ -85,9 +91,10 @@ async fn buy(
     let qid = &claims.jti;
     let order_id = Uuid::now_v7();
     let exp_ms = claims.exp * 1000;
-    let mut taken = s.store.take(sale, qid, quantity, order_id, exp_ms).await?;
+    let take = || s.store.take(sale, qid, quantity, variant, order_id, exp_ms);
+    let mut taken = take().await?;
     if taken == Take::Unknown && recovery::detect(s, sale, true).await? {
-        taken = s.store.take(sale, qid, quantity, order_id, exp_ms).await?;
+        taken = take().await?;
     }
     let (rec, fresh) = match taken {
         Take::Taken(r) => (r, true),
@@ -113,6 +120,8 @@ async fn buy(
         }
         Take::Insufficient(left) => return Err(CheckoutError::Insufficient(left)),
         Take::TooMany(max) => return Err(CheckoutError::TooMany(max)),
+        Take::UnknownVariant => return Err(CheckoutError::UnknownVariant),
+        Take::VariantSoldOut(left) => return Err(CheckoutError::VariantSoldOut(left)),
         Take::Unknown => return Err(CheckoutError::UnknownSale),
         Take::Unsettled => return Err(Fault::Busy("the sale is being reconciled").into()),
     };

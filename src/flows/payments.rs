@@ -134,7 +134,7 @@ pub async fn webhook(
         .apply_payment(e.order_id, &event_id, e.outcome == Outcome::Succeeded)
         .await?
     {
-        Payment::Applied(outcome) => outcome,
+        Payment::Applied(outcome) => *outcome,
         Payment::UnknownOrder => return Err(WebhookError::UnknownOrder),
         Payment::EventReused => return Err(WebhookError::EventReused),
     };

@@ -200,6 +200,7 @@ async fn settle_locked(
         open: locked.row.open,
         released: &locked.released,
         orders: &orders,
+        variants: &locked.row.variants,
     };
     s.store
         .settle_sale(&locked.row.id, ledger, settle_after)

@@ -4,7 +4,10 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::core::domain::{InvalidInput, Patch, SaleId, SaleSpec, Settings};
+use crate::core::domain::variant::{self, VariantChange};
+use crate::core::domain::{
+    InvalidInput, Patch, SaleId, SaleSpec, Settings, VariantId, VariantsLeft,
+};
 use crate::core::fault::Fault;
 use crate::flows::audit::{self, Kind, Source};
 use crate::flows::Deps;
@@ -27,6 +30,9 @@ pub enum SaleError {
     /// `units` may only grow: shrinking would take back what shoppers were told is left.
     #[error("the sale has {0} units; units may only grow")]
     UnitsShrink(i32),
+    /// A variant's units may only grow, as the sale's.
+    #[error("variant {0} has {1} units; units may only grow")]
+    VariantShrinks(VariantId, i32),
     #[error(transparent)]
     Fault(#[from] Fault),
 }
@@ -41,6 +47,9 @@ pub struct PublicSale {
     pub open: bool,
     pub sold_out: bool,
     pub queue_len: i64,
+    /// Each variant's units left, in a sale with variants.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variants_left: Option<VariantsLeft>,
 }
 
 /// A sale as its admin watches it.
@@ -54,6 +63,9 @@ pub struct AdminStats {
     pub admitted_total: i64,
     pub open: bool,
     pub sold_out: bool,
+    /// Each variant's units left, in a sale with variants.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variants_left: Option<VariantsLeft>,
     /// Orders Redis accepted that Postgres has not recorded yet (non-zero only briefly, or
     /// while Postgres is down).
     pub pending_sync: usize,
@@ -111,6 +123,7 @@ pub async fn stats(s: &Deps, id: &SaleId) -> Result<AdminStats, SaleError> {
         admitted_total: live.admitted_total,
         open: live.open,
         sold_out: live.remaining <= 0,
+        variants_left: live.variants_left,
         pending_sync,
         refunds,
     })
@@ -124,6 +137,7 @@ fn public(sale: SaleRow, live: Live) -> PublicSale {
         open: live.open,
         sold_out: live.remaining <= 0,
         queue_len: live.queue_len,
+        variants_left: live.variants_left,
     }
 }
 
@@ -234,6 +248,16 @@ async fn apply(
     if changes.is_empty() {
         return Ok(Ok(None));
     }
+    match variant::change_refused(&old.variants, &new.variants) {
+        Ok(()) => {}
+        Err(VariantChange::NotTheSame) => {
+            let why = "a sale keeps the variants it was created with: restock or rename them";
+            return Ok(Err(InvalidInput::new("invalid_sale", why).into()));
+        }
+        Err(VariantChange::Shrinks(id, units)) => {
+            return Ok(Err(SaleError::VariantShrinks(id, units)));
+        }
+    }
     let added = i64::from(new.units) - i64::from(old.units);
     if added < 0 {
         let held = sold_or_held(s, locked).await?;
@@ -254,7 +278,7 @@ async fn apply(
         .collect();
     let stock = s
         .store
-        .change_sale(&locked.row.id, &cfg, i64::from(new.units))
+        .change_sale(&locked.row.id, &cfg, i64::from(new.units), &new.variants)
         .await?
         .ok_or(Fault::Busy("the sale is being rebuilt"))?;
     Ok(Ok(Some(Changed {

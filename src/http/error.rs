@@ -280,6 +280,18 @@ impl From<CheckoutError> for AppError {
                 format!("only {left} left; ask for fewer"),
             ),
             E::UnknownSale => Self::unknown_sale(),
+            E::UnknownVariant => Self::bad_request(
+                "unknown_variant",
+                "name one of the sale's variants (\"variant\" in the body)",
+            ),
+            E::VariantSoldOut(left) => Self::conflict(
+                "variant_sold_out",
+                "this variant is sold out; others may be left",
+            )
+            .with(
+                "variants_left",
+                serde_json::to_value(left).unwrap_or_default(),
+            ),
             E::Fault(f) => f.into(),
         }
     }
@@ -301,6 +313,9 @@ impl From<SaleError> for AppError {
                 "units_cannot_shrink",
                 format!("the sale has {units} units; units may only grow"),
             ),
+            e @ SaleError::VariantShrinks(..) => {
+                Self::conflict("units_cannot_shrink", e.to_string())
+            }
             SaleError::Fault(f) => f.into(),
         }
     }

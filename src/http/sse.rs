@@ -24,7 +24,7 @@ use tokio::sync::{broadcast, watch};
 use tracing::Instrument;
 
 use crate::core::client::ClientKey;
-use crate::core::domain::{QueueId, SaleId};
+use crate::core::domain::{QueueId, SaleId, VariantId, VariantsLeft};
 use crate::flows::door::streams::ClientSlot;
 use crate::flows::queue;
 use crate::http::error::AppError;
@@ -93,9 +93,14 @@ struct AdmittedData {
 }
 
 #[derive(Serialize)]
-struct SaleEventData {
+struct SaleEventData<'a> {
     remaining: i64,
     held: i64,
+    /// The variant a `variant_sold_out` is about, and what is left of each.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<&'a VariantId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variants_left: Option<VariantsLeft>,
 }
 
 impl Live {
@@ -156,11 +161,13 @@ impl Live {
             },
             r = self.events.recv() => match r {
                 Ok(e) => {
-                    let (remaining, held) = {
+                    let (remaining, held, variants_left) = {
                         let p = self.progress.borrow();
-                        (p.remaining, p.held)
+                        (p.remaining, p.held, p.variants_left.clone())
                     };
-                    Some(self.event(e.name(), &SaleEventData { remaining, held }))
+                    let variant = e.variant();
+                    let data = SaleEventData { remaining, held, variant, variants_left };
+                    Some(self.event(e.name(), &data))
                 }
                 // Missed some: the latest progress carries the current open/sold-out state.
                 Err(broadcast::error::RecvError::Lagged(_)) => Some(self.progress_event()),
@@ -226,6 +233,7 @@ async fn start(
             open: view.open,
             sold_out: view.remaining <= 0,
             held: view.held,
+            variants_left: None,
         },
     );
     progress.borrow_and_update();
@@ -255,7 +263,13 @@ async fn start(
         (p.sold_out_for_good(), p.remaining, p.held)
     };
     if over || (view.remaining <= 0 && view.held <= 0) {
-        let last = live.event("sold_out", &SaleEventData { remaining, held });
+        let data = SaleEventData {
+            remaining,
+            held,
+            variant: None,
+            variants_left: None,
+        };
+        let last = live.event("sold_out", &data);
         live.queued.push_back(last);
     }
     tracing::debug!(qid = %live.qid, "stream opened");

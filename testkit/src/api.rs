@@ -82,9 +82,18 @@ pub fn checkout_req(sale: &str, ticket: &str) -> Req {
 }
 
 pub fn checkout_n_req(sale: &str, ticket: &str, quantity: i64) -> Req {
+    checkout_body_req(sale, ticket, &json!({ "quantity": quantity }))
+}
+
+/// One unit of a variant (a size) of a sale with variants.
+pub fn checkout_variant_req(sale: &str, ticket: &str, variant: &str) -> Req {
+    checkout_body_req(sale, ticket, &json!({ "quantity": 1, "variant": variant }))
+}
+
+pub fn checkout_body_req(sale: &str, ticket: &str, body: &Value) -> Req {
     Req::post(format!("/api/sales/{sale}/checkout"))
         .bearer(ticket)
-        .json(&json!({ "quantity": quantity }))
+        .json(body)
 }
 
 /// Creates a closed sale.

@@ -209,6 +209,17 @@ impl TestApp {
             .await
     }
 
+    /// One unit of `variant`.
+    pub async fn checkout_variant(
+        &self,
+        sale: &str,
+        ticket: &str,
+        variant: &str,
+    ) -> reqwest::Response {
+        self.send(&api::checkout_variant_req(sale, ticket, variant))
+            .await
+    }
+
     /// The public keys, as a shop or CDN reads them.
     pub async fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
         let res = self.client.get(self.url("/.well-known/jwks.json")).send();

@@ -13,6 +13,16 @@ pub async fn admitted_tickets(app: &TestApp, sale: &str, n: usize) -> Vec<String
     join_all(tokens.iter().map(|t| app.ticket(sale, t))).await
 }
 
+/// Waits until at least `n` shoppers of the sale have been admitted.
+pub async fn wait_admitted(app: &TestApp, sale: &str, n: i64) {
+    let admitted = eventually(WAIT, || async {
+        let total = app.stats(sale).await["admitted_total"].as_i64().unwrap();
+        (total >= n).then_some(())
+    })
+    .await;
+    assert!(admitted.is_some(), "not even {n} admitted");
+}
+
 pub async fn orders_in_postgres(app: &TestApp, sale: &str) -> (i64, i64) {
     app.state.ledger.orders_count(&sale_id(sale)).await.unwrap()
 }
@@ -77,12 +87,7 @@ async fn two_thousand_concurrent_checkouts_on_two_instances_sell_exactly_one_hun
         tokens.push(a.join(&sale).await.token);
     }
     a.admin(&sale, "open").await;
-    let admitted = eventually(WAIT, || async {
-        let admitted = a.stats(&sale).await["admitted_total"].as_i64().unwrap();
-        (admitted >= 100).then_some(())
-    })
-    .await;
-    assert!(admitted.is_some(), "not even 100 admitted");
+    wait_admitted(&a, &sale, 100).await;
     // Later ticks find no units left to admit against.
     ticks_after(&sale, 3).await;
     let mut tickets = Vec::new();

@@ -33,6 +33,7 @@ mod promises;
 mod queue;
 mod recovery;
 mod redis_faults;
+mod variants;
 mod webhooks;
 // The README's snippets, compiled and run by the tests that use them.
 #[path = "../../docs/snippets/verify_webhook.rs"]

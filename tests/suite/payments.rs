@@ -194,6 +194,7 @@ async fn a_release_redis_missed_is_given_back_exactly_once() {
                 order_id: order.parse().unwrap(),
                 quantity: 1,
                 failed: true,
+                variant: None,
             }],
         )
         .await

@@ -310,7 +310,12 @@ async fn a_retried_patch_adds_its_units_once() {
     let sale = app.create_sale(5, 1000).await;
     let id = sale_id(&sale);
     let units = vec![("units".to_string(), Some(8))];
-    let stock = app.state.store.change_sale(&id, &units, 8).await.unwrap();
+    let stock = app
+        .state
+        .store
+        .change_sale(&id, &units, 8, &[])
+        .await
+        .unwrap();
     assert_eq!(stock, Some(8), "the lost request's Redis step");
     let res = app
         .client

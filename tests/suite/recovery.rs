@@ -15,7 +15,7 @@ async fn fail_in_ledger(app: &TestApp, order: &Value) -> waitroom::infra::ledger
     let event = waitroom::core::domain::EventId::parse(unique("ev")).unwrap();
     let outcome = app.state.ledger.apply_payment(id, &event, false).await;
     match outcome.unwrap() {
-        waitroom::infra::ledger::Payment::Applied(outcome) => outcome,
+        waitroom::infra::ledger::Payment::Applied(outcome) => *outcome,
         _ => panic!("the order is in the ledger"),
     }
 }

@@ -1,12 +1,45 @@
 //! Input parsed into domain types once, at the edge: past this module an invalid sale id or
 //! an impossible sale cannot exist.
 
+/// What an id made of checked text has besides its `parse`: read as text, written as text,
+/// and parsed from a `String` (serde's `try_from`).
+macro_rules! text_newtype {
+    ($id:ident) => {
+        impl $id {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $id {
+            type Error = InvalidInput;
+            fn try_from(s: String) -> Result<Self, InvalidInput> {
+                Self::parse(&s)
+            }
+        }
+
+        impl From<$id> for String {
+            fn from(id: $id) -> String {
+                id.0
+            }
+        }
+
+        impl std::fmt::Display for $id {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
 mod order;
 mod sale;
 pub mod shop_url;
+pub mod variant;
 
 pub use order::{OrderRecord, ReleasedOrder};
 pub use sale::{changeable, setting_names, Patch, SaleSpec, Settings};
+pub use variant::{Variant, VariantId, VariantsLeft};
 
 use serde::{Deserialize, Serialize};
 
@@ -34,11 +67,7 @@ pub struct SaleId(String);
 
 impl SaleId {
     pub fn parse(s: &str) -> Result<Self, InvalidInput> {
-        let ok = !s.is_empty()
-            && s.len() <= 64
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if ok {
+        if slug(s, 64) {
             Ok(Self(s.to_string()))
         } else {
             Err(InvalidInput::new(
@@ -47,17 +76,9 @@ impl SaleId {
             ))
         }
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl std::fmt::Display for SaleId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_newtype!(SaleId);
 
 /// A place in a sale's line: what the queue, the admitted set, `used` and the ledger's orders
 /// (`ticket_id`) are keyed by. Made by the server (`http::door::session`, `lua/enqueue.lua`):
@@ -82,29 +103,16 @@ impl QueueId {
             ))
         }
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for QueueId {
-    type Error = InvalidInput;
-    fn try_from(s: String) -> Result<Self, InvalidInput> {
-        Self::parse(&s)
-    }
-}
+text_newtype!(QueueId);
 
-impl From<QueueId> for String {
-    fn from(q: QueueId) -> String {
-        q.0
-    }
-}
-
-impl std::fmt::Display for QueueId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// `[a-z0-9-]{1,max}`: safe inside a Redis key or hash tag, a URL path, JSON and a log line.
+fn slug(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Text someone outside chose that goes to Postgres: 1 to `max` characters, none of them a

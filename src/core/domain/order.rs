@@ -4,11 +4,11 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::QueueId;
+use super::{QueueId, VariantId};
 
 /// What checkout.lua keeps in a sale's `used` hash for the ticket that bought: the one
 /// encoding of an order in Redis. It is JSON, `{"id","qty","at"}` (`at` in unix ms, by
-/// Redis's clock), so the scripts read it with `cjson.decode` and Rust with serde; neither
+/// Redis's clock; `v`, the variant, only in a sale with variants), so the scripts read it with `cjson.decode` and Rust with serde; neither
 /// side splits strings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderRecord {
@@ -18,6 +18,8 @@ pub struct OrderRecord {
     pub quantity: i32,
     #[serde(rename = "at", with = "chrono::serde::ts_milliseconds")]
     pub at: DateTime<Utc>,
+    #[serde(rename = "v", default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<VariantId>,
 }
 
 impl OrderRecord {
@@ -35,6 +37,7 @@ impl OrderRecord {
             order_id,
             quantity,
             at: Utc.timestamp_millis_opt(ms).single()?,
+            variant: None,
         })
     }
 }
@@ -51,6 +54,9 @@ pub struct ReleasedOrder {
     /// Its payment failed (else its hold lapsed): what its shopper's status then says.
     #[sqlx(default)]
     pub failed: bool,
+    /// The variant its units go back to, in a sale with variants.
+    #[sqlx(rename = "variant_id", default)]
+    pub variant: Option<VariantId>,
 }
 
 #[cfg(test)]
@@ -65,10 +71,16 @@ mod tests {
             r.encode(),
             format!(r#"{{"id":"{id}","qty":3,"at":1700000000123}}"#)
         );
-        assert_eq!(OrderRecord::decode(&r.encode()), Some(r));
+        assert_eq!(OrderRecord::decode(&r.encode()), Some(r.clone()));
         // cjson writes integers as plain numbers and may order the fields differently.
         let lua = format!(r#"{{"at":1700000000123,"qty":3,"id":"{id}"}}"#);
         assert_eq!(OrderRecord::decode(&lua).unwrap().quantity, 3);
         assert!(OrderRecord::decode("nope").is_none());
+        let sized = OrderRecord {
+            variant: Some(VariantId::parse("42").unwrap()),
+            ..r
+        };
+        assert!(sized.encode().ends_with(r#","v":"42"}"#));
+        assert_eq!(OrderRecord::decode(&sized.encode()), Some(sized));
     }
 }

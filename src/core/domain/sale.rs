@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::sync::LazyLock;
 
+use super::variant::{self, Variant};
 use super::{plain_text, shop_url, InvalidInput, SaleId};
 
 /// Everything an admin chooses about a sale, declared once. The ledger's columns carry these
@@ -16,6 +17,8 @@ use super::{plain_text, shop_url, InvalidInput, SaleId};
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub name: String,
+    /// With variants, their sum (and may be left out).
+    #[serde(default = "default::units")]
     pub units: i32,
     pub price_cents: i64,
     #[serde(default = "default::rate_per_sec")]
@@ -46,9 +49,19 @@ pub struct Settings {
     /// never in Redis's `cfg`: only the hand-off and the page read it, from the ledger.
     #[serde(default)]
     pub checkout_url: Option<String>,
+    /// Sizes with stock of their own (none: the sale has one stock, as before variants).
+    /// Text, so never in `cfg`: Redis keeps each one's stock in hashes of its own.
+    #[serde(default)]
+    #[sqlx(json)]
+    pub variants: Vec<Variant>,
 }
 
 mod default {
+    /// Not given: a sale with variants adds theirs up; one without must say.
+    pub const UNITS_UNSET: i32 = i32::MIN;
+    pub fn units() -> i32 {
+        UNITS_UNSET
+    }
     pub fn rate_per_sec() -> i32 {
         50
     }
@@ -95,6 +108,9 @@ fn to_ms(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
 }
 
+/// Units one sale may have, variants' included.
+const MAX_UNITS: i32 = 10_000_000;
+
 impl Settings {
     /// Settings from a body of these fields, defaults filled in, checked.
     pub fn parse(body: Map<String, Value>) -> Result<Self, InvalidInput> {
@@ -114,7 +130,8 @@ impl Settings {
                 "price_cents must be between 0 and 100000000000".into(),
             ));
         }
-        in_range("units", self.units, 0, 10_000_000)?;
+        self.units = self.units_declared()?;
+        in_range("units", self.units, 0, MAX_UNITS)?;
         in_range("rate_per_sec", self.rate_per_sec, 1, 100_000)?;
         in_range("ticket_ttl_secs", self.ticket_ttl_secs, 5, 3_600)?;
         in_range("max_per_order", self.max_per_order, 1, 1_000)?;
@@ -149,6 +166,26 @@ impl Settings {
         Ok(self)
     }
 
+    /// `units` as given, or as the variants add up (which a given `units` must equal).
+    fn units_declared(&mut self) -> Result<i32, InvalidInput> {
+        let given = (self.units != default::UNITS_UNSET).then_some(self.units);
+        if self.variants.is_empty() {
+            return given.ok_or_else(|| bad_json("missing field `units`"));
+        }
+        let sum = variant::checked(&mut self.variants, MAX_UNITS)?;
+        match given {
+            Some(units) if units != sum => Err(invalid(format!(
+                "units must be the sum of the variants' units ({sum}), or left out"
+            ))),
+            _ => Ok(sum),
+        }
+    }
+
+    /// The declared variant of that id.
+    pub fn variant(&self, id: &str) -> Option<&Variant> {
+        self.variants.iter().find(|v| v.id.as_str() == id)
+    }
+
     /// The settings as JSON fields, by name.
     pub fn fields(&self) -> Map<String, Value> {
         match serde_json::to_value(self) {
@@ -160,6 +197,10 @@ impl Settings {
     /// These settings with a PATCH applied, checked exactly as create checks them.
     pub fn patched(&self, patch: &Patch) -> Result<Self, InvalidInput> {
         let mut all = self.fields();
+        // A restock of variants changes the sum: `units` follows unless the PATCH names it.
+        if patch.0.contains_key("variants") {
+            all.remove("units");
+        }
         all.extend(patch.0.clone());
         Self::parse(all)
     }

@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, Responder};
 use serde::Deserialize;
 
-use crate::core::domain::SaleId;
+use crate::core::domain::{SaleId, VariantId};
 use crate::flows::door::pow::Proof;
 use crate::flows::door::ClientKey;
 use crate::flows::{checkout, handoff, queue, sales};
@@ -28,6 +28,8 @@ pub struct JoinBody {
 #[serde(deny_unknown_fields)]
 pub struct CheckoutBody {
     quantity: Option<i32>,
+    /// In a sale with variants, the one to buy.
+    variant: Option<String>,
 }
 
 pub async fn list_sales(s: web::Data<AppState>) -> Result<HttpResponse, AppError> {
@@ -133,10 +135,12 @@ pub async fn checkout(
     let id = SaleId::parse(&id)?;
     let body: CheckoutBody = super::optional_json(body)?;
     let quantity = body.quantity.unwrap_or(1);
+    let variant = body.variant.as_deref().map(VariantId::parse).transpose()?;
     if let Some(t) = credentials::bearer(&req) {
         session::check_bound(&s, &req, t)?;
     }
-    let bought = checkout::checkout(&s, &id, credentials::bearer(&req), quantity).await?;
+    let ticket = credentials::bearer(&req);
+    let bought = checkout::checkout(&s, &id, ticket, quantity, variant.as_ref()).await?;
     let status = if bought.fresh {
         StatusCode::CREATED
     } else {

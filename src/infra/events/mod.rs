@@ -18,7 +18,7 @@ mod subscriber;
 
 pub use subscriber::run_subscriber;
 
-use crate::core::domain::{QueueId, SaleId};
+use crate::core::domain::{QueueId, SaleId, VariantId, VariantsLeft};
 use crate::infra::store::{Live, Tick};
 
 /// What every waiting shopper of a sale sees each tick. The page derives its own place from
@@ -34,6 +34,9 @@ pub struct Progress {
     /// come back); sold out for good once none are held.
     pub sold_out: bool,
     pub held: i64,
+    /// Each variant's units left, in a sale with variants: still one frame per tick.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variants_left: Option<VariantsLeft>,
 }
 
 impl Progress {
@@ -67,7 +70,7 @@ impl std::ops::Deref for Frame {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SaleEvent {
     Opened,
     Closed,
@@ -75,16 +78,27 @@ pub enum SaleEvent {
     Waitlisted,
     SoldOut,
     Restocked,
+    /// This variant has no units left (others have).
+    VariantSoldOut(VariantId),
 }
 
 impl SaleEvent {
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             Self::Opened => "opened",
             Self::Closed => "closed",
             Self::Waitlisted => "waitlisted",
             Self::SoldOut => "sold_out",
             Self::Restocked => "restocked",
+            Self::VariantSoldOut(_) => "variant_sold_out",
+        }
+    }
+
+    /// The variant it is about, if any.
+    pub fn variant(&self) -> Option<&VariantId> {
+        match self {
+            Self::VariantSoldOut(v) => Some(v),
+            _ => None,
         }
     }
 }
@@ -119,6 +133,22 @@ struct SaleChannels {
     /// Redis time (µs) of the newest stock reading applied. A tick computed before the last
     /// checkout can arrive after its `sold_out` message: it must not lift sold-out again.
     stock_at_us: AtomicI64,
+}
+
+/// The variants that had units before and have none now.
+fn variants_gone(
+    before: &Option<VariantsLeft>,
+    now: &Option<VariantsLeft>,
+) -> impl Iterator<Item = SaleEvent> {
+    let gone: Vec<SaleEvent> = match (before, now) {
+        (Some(before), Some(now)) => now
+            .iter()
+            .filter(|(v, left)| **left <= 0 && before.get(*v).is_some_and(|b| *b > 0))
+            .map(|(v, _)| SaleEvent::VariantSoldOut(v.clone()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    gone.into_iter()
 }
 
 /// How far behind the newest stock reading a stale one can be: a reply in flight.
@@ -241,6 +271,11 @@ impl Hub {
                 p.sold_out = true;
                 p.remaining = 0;
                 p.held = held.unwrap_or(p.held);
+                // No units at all: none of any variant either.
+                p.variants_left
+                    .iter_mut()
+                    .flat_map(|v| v.values_mut())
+                    .for_each(|n| *n = 0);
             },
             false,
             at,
@@ -327,6 +362,7 @@ impl Hub {
                 if at < newest && newest - at < STALE_WINDOW_US {
                     (p.remaining, p.sold_out, p.held) =
                         (before.remaining, before.sold_out, before.held);
+                    p.variants_left.clone_from(&before.variants_left);
                 } else {
                     c.stock_at_us.store(at, Ordering::Relaxed);
                 }
@@ -353,6 +389,8 @@ impl Hub {
                     // The last hold settled: the waitlist hears it is over.
                     flips.push(SaleEvent::SoldOut);
                 }
+                // A size gone (the last ones with the sale): every stream greys it out.
+                flips.extend(variants_gone(&before.variants_left, &p.variants_left));
             }
             *frame = Frame::new(p);
             true
@@ -407,6 +445,7 @@ impl Hub {
                 held: l.held,
                 admitted: Vec::new(),
                 at_us,
+                variants_left: l.variants_left.clone(),
             },
         );
     }
@@ -423,6 +462,7 @@ impl Hub {
                     open: t.open,
                     sold_out: t.stock <= 0,
                     held: t.held,
+                    variants_left: t.variants_left.clone(),
                 }
             },
             true,

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 
 use super::{Admission, Hub, Notice, ShopperKey};
-use crate::core::domain::{QueueId, SaleId};
+use crate::core::domain::{QueueId, SaleId, VariantsLeft};
 use crate::infra::store::{self, Place, Store, Subscriber, Target};
 
 /// A message on `wr:{sale}:events`, published by the Lua scripts and the admin API.
@@ -31,6 +31,8 @@ struct Message {
     held: Option<i64>,
     /// Redis time (µs) of a stock change.
     at: Option<String>,
+    /// Each variant's units left, with stock news of a sale with variants.
+    variants: Option<VariantsLeft>,
 }
 
 impl Hub {
@@ -66,6 +68,12 @@ impl Hub {
             }
             "all_held" => self.heard_sold_out(sale, at, m.held),
             "sold_out" => self.heard_sold_out(sale, at, Some(0)),
+            "variant_sold_out" => self.update(
+                sale,
+                |p| p.variants_left = m.variants.or(p.variants_left.take()),
+                false,
+                at,
+            ),
             "restocked" | "reconciled" => {
                 // A reconciled sale's buyer list in Redis may have grown from the ledger.
                 if m.kind == "reconciled" {
@@ -77,6 +85,9 @@ impl Hub {
                         p.remaining = m.remaining.unwrap_or(p.remaining).max(0);
                         p.sold_out = p.remaining == 0;
                         p.held = m.held.unwrap_or(p.held);
+                        if m.variants.is_some() {
+                            p.variants_left = m.variants;
+                        }
                     },
                     false,
                     at,

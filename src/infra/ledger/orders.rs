@@ -6,7 +6,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::Ledger;
-use crate::core::domain::{OrderRecord, QueueId, ReleasedOrder, SaleId};
+use crate::core::domain::{OrderRecord, QueueId, ReleasedOrder, SaleId, VariantId};
 use crate::core::fault::Fault;
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
@@ -26,6 +26,10 @@ pub struct Order {
     pub hold_expires_at: DateTime<Utc>,
     #[serde(skip)]
     pub created_at: DateTime<Utc>,
+    /// In a sale with variants, the one bought.
+    #[sqlx(rename = "variant_id")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<VariantId>,
 }
 
 impl Order {
@@ -35,6 +39,7 @@ impl Order {
             order_id: self.id,
             quantity: self.quantity,
             at: self.created_at,
+            variant: self.variant.clone(),
         }
     }
 
@@ -45,6 +50,7 @@ impl Order {
             order_id: self.id,
             quantity: self.quantity,
             failed: self.status == "failed",
+            variant: self.variant.clone(),
         }
     }
 
@@ -91,7 +97,7 @@ pub(super) async fn order_by_ticket<'c>(
 ) -> Result<Option<Order>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at,
-                created_at
+                created_at, variant_id
          FROM orders WHERE sale_id = $1 AND ticket_id = $2",
     )
     .bind(sale)

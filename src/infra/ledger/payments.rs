@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::orders::Order;
 use super::Ledger;
-use crate::core::domain::{EventId, QueueId, ReleasedOrder, SaleId};
+use crate::core::domain::{EventId, QueueId, ReleasedOrder, SaleId, VariantId};
 use crate::core::fault::Fault;
 
 /// Units lapsed or failed orders of one sale give back, and their sum.
@@ -25,7 +25,8 @@ pub struct Refunds {
 
 /// What became of a provider's event.
 pub enum Payment {
-    Applied(PaymentOutcome),
+    /// Boxed: an order is large beside the other answers.
+    Applied(Box<PaymentOutcome>),
     UnknownOrder,
     /// The event id was first used for another order: nothing is recorded, since one of the
     /// two is the provider's mistake and quietly answering "duplicate" would drop a payment.
@@ -67,7 +68,7 @@ impl Ledger {
     /// `min_age_secs` (younger ones are still being released by their own request).
     pub async fn restocks_due(&self, min_age_secs: f64) -> Result<Vec<Release>, Fault> {
         let rows: Vec<ReleaseRow> = sqlx::query_as(
-            "SELECT sale_id, ticket_id, id, quantity, status = 'failed' FROM orders
+            "SELECT sale_id, ticket_id, id, quantity, status = 'failed', variant_id FROM orders
              WHERE restock_due AND updated_at < now() - make_interval(secs => $1)
              ORDER BY sale_id LIMIT 1000",
         )
@@ -86,7 +87,7 @@ impl Ledger {
     ) -> Result<Vec<Order>, Fault> {
         let sql = format!(
             "SELECT id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at,
-                    created_at
+                    created_at, variant_id
              FROM orders
              WHERE {} AND updated_at < now() - make_interval(secs => $1)
              ORDER BY sale_id LIMIT 1000",
@@ -156,12 +157,12 @@ impl Ledger {
                                    AND hold_expires_at < now()
                                  ORDER BY hold_expires_at LIMIT 1000
                                  FOR UPDATE SKIP LOCKED)
-                    RETURNING sale_id, ticket_id, id, quantity
+                    RETURNING sale_id, ticket_id, id, quantity, variant_id
                  ), u AS (
                     UPDATE sales SET sold = sold - (SELECT sum(quantity) FROM e)
                     WHERE id = $1 AND EXISTS (SELECT 1 FROM e)
                  )
-                 SELECT sale_id, ticket_id, id, quantity, false FROM e",
+                 SELECT sale_id, ticket_id, id, quantity, false, variant_id FROM e",
             )
             .bind(&sale)
             .fetch_all(&self.pool)
@@ -204,7 +205,7 @@ impl Ledger {
         }
         let Some(mut order) = sqlx::query_as::<_, Order>(
             "SELECT id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at,
-                    created_at
+                    created_at, variant_id
              FROM orders WHERE id = $1 FOR UPDATE",
         )
         .bind(order_id)
@@ -219,12 +220,12 @@ impl Ledger {
             .fetch_one(&mut *tx)
             .await?;
         if !fresh {
-            return Ok(Payment::Applied(PaymentOutcome {
+            return Ok(Payment::Applied(Box::new(PaymentOutcome {
                 order,
                 duplicate: true,
                 refund_due: false,
                 released: None,
-            }));
+            })));
         }
         let live = order.status == "pending_payment";
         // A success after the hold lapsed is money for units we may have resold: refund it.
@@ -280,27 +281,28 @@ impl Ledger {
             orders: vec![order.released()],
             units: order.quantity as i64,
         });
-        Ok(Payment::Applied(PaymentOutcome {
+        Ok(Payment::Applied(Box::new(PaymentOutcome {
             order,
             duplicate: false,
             refund_due,
             released,
-        }))
+        })))
     }
 }
 
-/// (sale, ticket, order id, quantity, payment failed) of an order whose units go back.
-type ReleaseRow = (SaleId, QueueId, Uuid, i32, bool);
+/// (sale, ticket, order id, quantity, payment failed, variant) of an order whose units go back.
+type ReleaseRow = (SaleId, QueueId, Uuid, i32, bool, Option<VariantId>);
 
 /// Rows sorted by sale, grouped into one release per sale.
 fn group_releases(rows: Vec<ReleaseRow>) -> Vec<Release> {
     let mut out: Vec<Release> = Vec::new();
-    for (sale, ticket, order_id, quantity, failed) in rows {
+    for (sale, ticket, order_id, quantity, failed, variant) in rows {
         let order = ReleasedOrder {
             ticket,
             order_id,
             quantity,
             failed,
+            variant,
         };
         match out.last_mut() {
             Some(r) if r.sale == sale => {

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Ledger, Order, SaleRow};
-use crate::core::domain::{OrderRecord, QueueId, ReleasedOrder, SaleId};
+use crate::core::domain::{OrderRecord, QueueId, ReleasedOrder, SaleId, VariantId};
 use crate::core::fault::Fault;
 
 /// A sale whose row this transaction holds (see `Ledger::with_sale_locked`). Reads go through
@@ -52,16 +52,20 @@ pub struct Orders {
     pub admitted: Vec<(QueueId, i64)>,
 }
 
+/// (ticket, order id, quantity, created at, status, variant).
+type OrderRow = (QueueId, Uuid, i32, DateTime<Utc>, String, Option<VariantId>);
+
 impl Orders {
     async fn read(conn: &mut sqlx::PgConnection, sale: &SaleId) -> Result<Self, Fault> {
-        let rows: Vec<(QueueId, Uuid, i32, DateTime<Utc>, String)> = sqlx::query_as(
-            "SELECT ticket_id, id, quantity, created_at, status FROM orders WHERE sale_id = $1",
+        let rows: Vec<OrderRow> = sqlx::query_as(
+            "SELECT ticket_id, id, quantity, created_at, status, variant_id FROM orders
+             WHERE sale_id = $1",
         )
         .bind(sale)
         .fetch_all(&mut *conn)
         .await?;
         let mut orders = Self::default();
-        for (ticket, order_id, quantity, at, status) in rows {
+        for (ticket, order_id, quantity, at, status, variant) in rows {
             match status.as_str() {
                 "paid" => orders.paid.push(ticket.clone()),
                 "failed" => orders.failed.push(ticket.clone()),
@@ -73,6 +77,7 @@ impl Orders {
                     order_id,
                     quantity,
                     at,
+                    variant,
                 };
                 orders.bought.insert(ticket, rec);
             } else {
@@ -181,7 +186,8 @@ impl Ledger {
         let Some(row) = row else { return Ok(None) };
         // Releases commit under this row lock too, so this list and `sold` agree.
         let released: Vec<ReleasedOrder> = sqlx::query_as(
-            "SELECT ticket_id, id, quantity FROM orders WHERE sale_id = $1 AND restock_due",
+            "SELECT ticket_id, id, quantity, variant_id FROM orders
+             WHERE sale_id = $1 AND restock_due",
         )
         .bind(id)
         .fetch_all(&mut *tx)

@@ -160,19 +160,25 @@ async fn insert_orders(pool: &PgPool, jobs: &[Job]) -> Result<MadeOrders, sqlx::
     let tickets: Vec<&str> = jobs.iter().map(|j| j.ticket.as_str()).collect();
     let qtys: Vec<i32> = jobs.iter().map(|j| j.rec.quantity).collect();
     let ats: Vec<DateTime<Utc>> = jobs.iter().map(|j| j.rec.at).collect();
+    let variants: Vec<Option<&str>> = jobs
+        .iter()
+        .map(|j| j.rec.variant.as_ref().map(|v| v.as_str()))
+        .collect();
     let rows = sqlx::query_as::<_, Order>(
         "WITH input AS (
-            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::timestamptz[])
-                AS t(id, sale_id, ticket_id, quantity, at)
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::timestamptz[],
+                                 $6::text[])
+                AS t(id, sale_id, ticket_id, quantity, at, variant_id)
          ), o AS (
             INSERT INTO orders (id, sale_id, ticket_id, quantity, amount_cents, status,
-                                hold_expires_at, created_at)
+                                hold_expires_at, created_at, variant_id)
             SELECT i.id, s.id, i.ticket_id, i.quantity, s.price_cents * i.quantity,
-                   'pending_payment', i.at + make_interval(secs => s.hold_secs), i.at
+                   'pending_payment', i.at + make_interval(secs => s.hold_secs), i.at,
+                   i.variant_id
             FROM input i JOIN sales s ON s.id = i.sale_id
             ON CONFLICT DO NOTHING
             RETURNING id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at,
-                      created_at
+                      created_at, variant_id
          ), agg AS (
             SELECT sale_id, sum(quantity)::integer AS q FROM o GROUP BY sale_id
          ), u AS (
@@ -185,6 +191,7 @@ async fn insert_orders(pool: &PgPool, jobs: &[Job]) -> Result<MadeOrders, sqlx::
     .bind(&tickets)
     .bind(&qtys)
     .bind(&ats)
+    .bind(&variants)
     .fetch_all(pool)
     .await?;
     Ok(by_sale_and_ticket(rows))
@@ -238,7 +245,7 @@ async fn orders_by_tickets(
 ) -> Result<MadeOrders, sqlx::Error> {
     let rows: Vec<Order> = sqlx::query_as(
         "SELECT id, sale_id, ticket_id, status, quantity, amount_cents, hold_expires_at,
-                created_at
+                created_at, variant_id
          FROM orders WHERE sale_id = $1 AND ticket_id = ANY($2)",
     )
     .bind(sale)

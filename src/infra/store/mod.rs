@@ -43,7 +43,7 @@ use redis::AsyncCommands;
 
 use conn::Conn;
 
-use crate::core::domain::{QueueId, SaleId, SaleSpec};
+use crate::core::domain::{QueueId, SaleId, SaleSpec, Variant, VariantId, VariantsLeft};
 use crate::core::fault::Fault;
 
 /// The set of sales the ticker looks at.
@@ -52,7 +52,7 @@ pub const SALES_KEY: &str = "wr:sales";
 /// Every key a sale may have (`key(sale, name)`), but the proof-of-work marks, which expire by
 /// themselves: what a finished sale's expiry covers. A unit test checks the scripts name no
 /// other.
-const SALE_KEYS: [&str; 18] = [
+const SALE_KEYS: [&str; 20] = [
     "cfg",
     "stock",
     "queue",
@@ -71,6 +71,8 @@ const SALE_KEYS: [&str; 18] = [
     "unsettled",
     "places",
     "refunds",
+    "vstock",
+    "vunits",
 ];
 
 /// How long a finished sale's keys outlive its end (`unlist_sale`): long enough that its
@@ -155,6 +157,10 @@ pub struct Live {
     /// Pending schedule times, unix ms (the ticker runs lua/schedule.lua near them).
     pub opens_at_ms: Option<i64>,
     pub closes_at_ms: Option<i64>,
+    /// Each variant's units left, in a sale with variants (not read by a status read: the
+    /// page has them from the stream).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variants_left: Option<VariantsLeft>,
 }
 
 impl Live {
@@ -201,8 +207,54 @@ impl From<LiveReply> for Live {
             rate_per_sec: cfg.0.unwrap_or(0),
             opens_at_ms: cfg.1,
             closes_at_ms: cfg.2,
+            variants_left: None,
         }
     }
+}
+
+/// `live_commands`, then each variant's units left: what a page, the ticker or an admin reads
+/// of a sale.
+fn live_and_variants<'a>(pipe: &'a mut redis::Pipeline, sale: &SaleId) -> &'a mut redis::Pipeline {
+    live_commands(pipe, sale).hgetall(key(sale, "vstock"))
+}
+
+/// The replies of `live_and_variants`.
+fn live_of(replies: &[redis::Value]) -> Result<Live, Fault> {
+    let bad = |_| unexpected("live");
+    let (live, variants) = replies.split_at(LIVE_REPLIES.min(replies.len()));
+    let live: LiveReply =
+        redis::from_redis_value(redis::Value::Array(live.to_vec())).map_err(bad)?;
+    let variants: std::collections::BTreeMap<String, i64> = match variants {
+        [v] => redis::from_redis_value(v.clone()).map_err(bad)?,
+        _ => return Err(unexpected("live")),
+    };
+    Ok(Live {
+        variants_left: variants_left(variants),
+        ..Live::from(live)
+    })
+}
+
+/// Units left by variant as Redis keeps them; None for a sale without variants. A field that
+/// is not a variant id was not written by us and is left out.
+fn variants_left(raw: std::collections::BTreeMap<String, i64>) -> Option<VariantsLeft> {
+    let left: VariantsLeft = raw
+        .into_iter()
+        .filter_map(|(v, n)| Some((VariantId::parse(&v).ok()?, n)))
+        .collect();
+    (!left.is_empty()).then_some(left)
+}
+
+/// `variants_left` from the scripts' JSON ('' for none).
+fn variants_of(json: &str) -> Result<Option<VariantsLeft>, serde_json::Error> {
+    if json.is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(json).map(variants_left)
+}
+
+/// Each variant's units as the scripts take them (`vunits`): variant → units.
+fn vunits(variants: &[Variant]) -> std::collections::BTreeMap<&str, i32> {
+    variants.iter().map(|v| (v.id.as_str(), v.units)).collect()
 }
 
 /// The fields of a sale's `cfg` hash, which the scripts read (`Settings::cfg`).
@@ -343,14 +395,21 @@ impl Store {
     pub async fn put_sale(&self, spec: &SaleSpec, stock: i64) -> Result<(), Fault> {
         let sale = &spec.id;
         let mut c = self.conn();
-        redis::pipe()
-            .atomic()
+        let mut pipe = redis::pipe();
+        pipe.atomic()
             .hset_multiple(key(sale, "cfg"), &cfg_fields(spec))
             .ignore()
             .set(key(sale, "stock"), stock)
-            .ignore()
-            .query_async::<()>(&mut c)
-            .await?;
+            .ignore();
+        let units: Vec<(&str, i32)> = vunits(&spec.settings.variants).into_iter().collect();
+        if !units.is_empty() {
+            // A new sale: each variant's stock is its units.
+            pipe.hset_multiple(key(sale, "vunits"), &units)
+                .ignore()
+                .hset_multiple(key(sale, "vstock"), &units)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut c).await?;
         // Listed only once it exists: a ticker that met it listed but empty would take it
         // for sold out.
         let _: () = c.sadd(SALES_KEY, sale).await?;
@@ -408,7 +467,7 @@ impl Store {
         let mut pipe = redis::pipe();
         pipe.cmd("TIME");
         for sale in sales {
-            live_commands(&mut pipe, sale);
+            live_and_variants(&mut pipe, sale);
         }
         let mut flat: Vec<redis::Value> = pipe.query_async(&mut self.conn()).await?;
         let rest = flat.split_off(1);
@@ -416,12 +475,8 @@ impl Store {
             redis::from_redis_value(flat.pop().ok_or_else(|| unexpected("TIME"))?)
                 .map_err(|_| unexpected("TIME"))?;
         let live = rest
-            .chunks(LIVE_REPLIES)
-            .map(|c| {
-                redis::from_redis_value::<LiveReply>(redis::Value::Array(c.to_vec()))
-                    .map(Live::from)
-                    .map_err(|_| unexpected("live_many"))
-            })
+            .chunks(LIVE_REPLIES + 1)
+            .map(live_of)
             .collect::<Result<_, _>>()?;
         Ok((secs * 1_000_000 + micros, live))
     }
@@ -429,9 +484,9 @@ impl Store {
     pub async fn live(&self, sale: &SaleId) -> Result<Live, Fault> {
         let mut pipe = redis::pipe();
         pipe.atomic();
-        let reply: LiveReply = live_commands(&mut pipe, sale)
+        let replies: Vec<redis::Value> = live_and_variants(&mut pipe, sale)
             .query_async(&mut self.conn())
             .await?;
-        Ok(Live::from(reply))
+        live_of(&replies)
     }
 }

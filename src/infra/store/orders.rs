@@ -7,8 +7,8 @@ use redis::AsyncCommands;
 use uuid::Uuid;
 
 use super::scripts::{CHECKOUT, PAID, REFUND, RELEASE};
-use super::{key, unexpected, Store};
-use crate::core::domain::{OrderRecord, QueueId, ReleasedOrder, SaleId};
+use super::{key, unexpected, variants_of, Store};
+use crate::core::domain::{OrderRecord, QueueId, ReleasedOrder, SaleId, VariantId, VariantsLeft};
 use crate::core::fault::Fault;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +26,10 @@ pub enum Take {
     },
     Insufficient(i64),
     TooMany(i64),
+    /// The sale has no such variant, or has variants and the checkout named none.
+    UnknownVariant,
+    /// The named variant has no units left: what is left of each.
+    VariantSoldOut(VariantsLeft),
     /// Redis does not have the sale.
     Unknown,
     /// Redis may be behind the ledger until the sale is reconciled.
@@ -44,6 +48,7 @@ impl Store {
         sale: &SaleId,
         qid: &QueueId,
         qty: i32,
+        variant: Option<&VariantId>,
         order_id: Uuid,
         ticket_exp_ms: i64,
     ) -> Result<Take, Fault> {
@@ -53,6 +58,7 @@ impl Store {
             .arg(qty)
             .arg(order_id.to_string())
             .arg(ticket_exp_ms)
+            .arg(variant.map_or("", |v| v.as_str()))
             .run(self)
             .await?;
         let number = || detail.parse().map_err(|_| unexpected("checkout.lua"));
@@ -64,6 +70,12 @@ impl Store {
             "sold_out" => Take::SoldOut { held: number()? },
             "insufficient" => Take::Insufficient(number()?),
             "too_many" => Take::TooMany(number()?),
+            "unknown_variant" => Take::UnknownVariant,
+            "variant_sold_out" => Take::VariantSoldOut(
+                variants_of(&detail)
+                    .map_err(|_| unexpected("checkout.lua"))?
+                    .unwrap_or_default(),
+            ),
             "unknown" => Take::Unknown,
             "unsettled" => Take::Unsettled,
             _ => return Err(unexpected("checkout.lua")),
@@ -136,7 +148,8 @@ impl Store {
             call.arg(&o.ticket)
                 .arg(o.quantity)
                 .arg(o.order_id.to_string())
-                .arg(u8::from(o.failed));
+                .arg(u8::from(o.failed))
+                .arg(o.variant.as_ref().map_or("", |v| v.as_str()));
         }
         match call.run(self).await? {
             -1 => Err(Fault::Busy("the sale is missing from redis")),

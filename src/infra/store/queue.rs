@@ -2,8 +2,8 @@
 
 use super::batch::Entry;
 use super::scripts::ADMIT;
-use super::{key, time_ms, unexpected, Live, Store};
-use crate::core::domain::{QueueId, SaleId};
+use super::{key, time_ms, unexpected, variants_of, Live, Store};
+use crate::core::domain::{QueueId, SaleId, VariantsLeft};
 use crate::core::fault::Fault;
 
 /// How many replies `place_commands` adds.
@@ -99,6 +99,8 @@ pub struct Tick {
     pub admitted: Vec<(String, i64)>,
     /// Redis time (µs) the tick ran at: orders its numbers against stock messages.
     pub at_us: i64,
+    /// Each variant's units left, in a sale with variants.
+    pub variants_left: Option<VariantsLeft>,
 }
 
 /// A shopper's place, read atomically with the sale's progress so the page can derive later
@@ -161,7 +163,7 @@ impl Store {
         }
         let bad = |_| unexpected("admit.lua");
         let pairs: Vec<String> =
-            redis::from_redis_value(redis::Value::Array(v.split_off(9.min(v.len()))))
+            redis::from_redis_value(redis::Value::Array(v.split_off(10.min(v.len()))))
                 .map_err(bad)?;
         let admitted = pairs
             .chunks_exact(2)
@@ -172,6 +174,10 @@ impl Store {
                 ))
             })
             .collect::<Result<_, Fault>>()?;
+        let variants: String =
+            redis::from_redis_value(v.pop().ok_or_else(|| unexpected("admit.lua"))?)
+                .map_err(bad)?;
+        let variants_left = variants_of(&variants).map_err(|_| unexpected("admit.lua"))?;
         let at: String = redis::from_redis_value(v.pop().ok_or_else(|| unexpected("admit.lua"))?)
             .map_err(bad)?;
         let at_us = at.parse().map_err(|_| unexpected("admit.lua"))?;
@@ -190,6 +196,7 @@ impl Store {
             held,
             admitted,
             at_us,
+            variants_left,
         })
     }
 

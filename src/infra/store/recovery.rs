@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::scripts::{REBUILD, SETTLE, SETTLE_ORDER};
-use super::{cfg_fields, key, time_ms, Store, SALES_KEY};
-use crate::core::domain::{OrderRecord, QueueId, ReleasedOrder, SaleId, SaleSpec};
+use super::{cfg_fields, key, time_ms, vunits, Store, SALES_KEY};
+use crate::core::domain::{OrderRecord, QueueId, ReleasedOrder, SaleId, SaleSpec, Variant};
 use crate::core::fault::Fault;
 use crate::infra::ledger::Orders;
 use redis::AsyncCommands;
@@ -26,6 +26,7 @@ pub struct Settlement<'a> {
     pub open: bool,
     pub released: &'a [ReleasedOrder],
     pub orders: &'a Orders,
+    pub variants: &'a [Variant],
 }
 
 /// Queue id → order record as checkout.lua writes it.
@@ -111,6 +112,7 @@ impl Store {
             "refunds": orders.refunds,
             "admitted": admitted,
             "open": open,
+            "vunits": vunits(&spec.settings.variants),
         });
         let mut c = self.conn();
         // Listed first: were this to fail after the rebuild, no later call would list it
@@ -157,6 +159,7 @@ impl Store {
             "failed": ledger.orders.failed,
             "refunds": ledger.orders.refunds,
             "settle_after_ms": settle_after.as_millis() as u64,
+            "vunits": vunits(ledger.variants),
         });
         SETTLE.on(sale).arg(args.to_string()).run(self).await
     }

@@ -4,8 +4,8 @@
 use redis::AsyncCommands;
 
 use super::scripts::{CHANGE, SCHEDULE};
-use super::{Store, SALES_KEY};
-use crate::core::domain::SaleId;
+use super::{vunits, Store, SALES_KEY};
+use crate::core::domain::{SaleId, Variant};
 use crate::core::fault::Fault;
 
 /// A schedule time this call found due and cleared (no other call sees it).
@@ -22,15 +22,15 @@ pub struct Fired {
 }
 
 impl Store {
-    /// Writes changed settings into `cfg` (None clears a field) and adds `added` units to the
-    /// stock. Returns the stock now; None if Redis has lost the sale.
-    /// Applies a change (lua/change.lua): the changed `cfg` fields, and `units` as the new
-    /// total, so the same change applied twice adds its units once.
+    /// Applies a change (lua/change.lua): the changed `cfg` fields (None clears one), and
+    /// `units` as the new total (each variant's too), so the same change applied twice adds
+    /// its units once. Returns the stock now; None if Redis has lost the sale.
     pub async fn change_sale(
         &self,
         sale: &SaleId,
         cfg: &[(String, Option<i64>)],
         units: i64,
+        variants: &[Variant],
     ) -> Result<Option<i64>, Fault> {
         // Values as strings, stored as written: Lua may print a large number as 1.7e+14.
         let set: serde_json::Map<String, serde_json::Value> = cfg
@@ -42,7 +42,9 @@ impl Store {
             .filter(|(_, v)| v.is_none())
             .map(|(k, _)| k.as_str())
             .collect();
-        let args = serde_json::json!({"set": set, "clear": clear, "units": units});
+        let args = serde_json::json!({
+            "set": set, "clear": clear, "units": units, "vunits": vunits(variants),
+        });
         let stock: i64 = CHANGE.on(sale).arg(args.to_string()).run(self).await?;
         Ok((stock >= 0).then_some(stock))
     }

@@ -104,7 +104,7 @@ pub static ADMIT: Lua = Lua::new(
     include_str!("../../../lua/admit.lua"),
     &[
         "open", "cfg", "stock", "queue", "admitted", "bucket", "expired", "events", "admits",
-        "places", "held",
+        "places", "held", "vstock",
     ],
 );
 pub static CHECKOUT: Lua = Lua::new(
@@ -121,6 +121,7 @@ pub static CHECKOUT: Lua = Lua::new(
         "queue",
         "held",
         "places",
+        "vstock",
     ],
 );
 pub static RELEASE: Lua = Lua::new(
@@ -135,6 +136,7 @@ pub static RELEASE: Lua = Lua::new(
         "unsettled",
         "held",
         "failed",
+        "vstock",
     ],
 );
 pub static PAID: Lua = Lua::new(
@@ -161,6 +163,8 @@ pub static REBUILD: Lua = Lua::new(
         "failed",
         "refunds",
         "admitted",
+        "vstock",
+        "vunits",
     ],
 );
 pub static SETTLE: Lua = Lua::new(
@@ -179,16 +183,27 @@ pub static SETTLE: Lua = Lua::new(
         "held",
         "failed",
         "refunds",
+        "vstock",
+        "vunits",
     ],
 );
 pub static SETTLE_ORDER: Lua = Lua::new(
     include_str!("../../../lua/settle_order.lua"),
-    &["stock", "events", "used", "expired", "pending"],
+    &["stock", "events", "used", "expired", "pending", "vstock"],
 );
 
 pub static CHANGE: Lua = Lua::new(
     include_str!("../../../lua/change.lua"),
-    &["cfg", "stock", "unsettled", "events", "queue", "places"],
+    &[
+        "cfg",
+        "stock",
+        "unsettled",
+        "events",
+        "queue",
+        "places",
+        "vstock",
+        "vunits",
+    ],
 );
 pub static SCHEDULE: Lua = Lua::new(
     include_str!("../../../lua/schedule.lua"),
@@ -230,8 +245,10 @@ mod tests {
     #[test]
     fn scripts_use_their_declared_keys() {
         // Which keys each prelude function names (lua/prelude.lua), checked against it.
-        let prelude_keys: [(&str, &[&str]); 5] = [
+        let prelude_keys: [(&str, &[&str]); 7] = [
             ("recount_held", &["used", "paid", "held"]),
+            ("variants_left", &["vstock"]),
+            ("count_variants", &["vstock", "vunits"]),
             ("places_cap", &["cfg"]),
             ("count_place", &["places"]),
             ("free_place", &["places"]),
