@@ -4,6 +4,7 @@
 import { S, set, say, cancel, timers } from './state.js';
 import { api, salePath } from './api.js';
 import { purchased, soldOut, expire } from './outcome.js';
+import { hasSizes, updateSizes, sizeGone } from './sizes.js';
 
 let inFlight = false;   // a checkout request is on the wire
 let lastChance = false; // one final checkout retry was made after the timer hit 0
@@ -24,10 +25,12 @@ export async function buy() {
   cancel('checkout');
   if (!S.ticket || inFlight) return;
   const quantity = S.quantity;
+  const body = hasSizes(S) ? { quantity, variant: S.variant } : { quantity };
+  if (hasSizes(S) && !S.variant) return set(say('Please pick a size first.'));
   inFlight = true;
   set({ busy: true, ...say('') });
   try {
-    const order = await api(salePath(S.saleId, '/checkout'), { method: 'POST', bearer: S.ticket, body: { quantity } });
+    const order = await api(salePath(S.saleId, '/checkout'), { method: 'POST', bearer: S.ticket, body });
     inFlight = false;
     purchased(order);
   } catch (err) {
@@ -35,6 +38,8 @@ export async function buy() {
     S.busy = false;
     if (err.code === 'sold_out') return soldOut();
     if (err.code === 'ticket_expired') return expire();
+    // That size went just before: the ticket is still good for another one.
+    if (err.code === 'variant_sold_out') { updateSizes(err.data); return sizeGone(body.variant); }
     if (err.code === 'insufficient_stock') {
       S.stockCap = Math.max(1, Math.min(quantity - 1, S.remaining > 0 ? S.remaining : Infinity));
       S.quantity = Math.min(S.quantity, S.stockCap);

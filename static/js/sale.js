@@ -8,6 +8,7 @@ import { admit, forgetTicket, jwtExpiry } from './ticket.js';
 import { purchased, soldOut, expire } from './outcome.js';
 import { connect } from './stream.js';
 import { prove } from './pow.js';
+import { updateSizes, restoreSize } from './sizes.js';
 
 export async function loadSale() {
   set({ view: 'loading', ...say('') });
@@ -17,6 +18,7 @@ export async function loadSale() {
   document.title = `${sale.name} · Waitroom`;
   Object.assign(S, { sale, token: store.get('token'), initialPos: Number(store.get('start')) || 0 });
   updateStats(sale);
+  restoreSize();
   const ticket = store.get('ticket');
   const expiresAt = Number(store.get('ticket_expires_at')) || (ticket && jwtExpiry(ticket));
   if (ticket && S.token && (!expiresAt || expiresAt > Date.now())) admit(ticket, expiresAt);
@@ -33,6 +35,7 @@ export function updateStats(d) {
   if (d.rate_per_sec != null) S.rate = Number(d.rate_per_sec) || 0;
   if (d.admitted_total != null) S.admittedTotal = d.admitted_total;
   if (d.open != null) { S.open = !!d.open; S.wasOpen ||= S.open; }
+  updateSizes(d);
 }
 
 // Joining again with the saved token keeps the original place (the token carries its enqueue

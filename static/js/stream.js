@@ -10,6 +10,7 @@ import { admit } from './ticket.js';
 import { checkoutInFlight } from './checkout.js';
 import { soldOut, tokenInvalid } from './outcome.js';
 import { applyStatus, updateStats, fetchStatus } from './sale.js';
+import { sizeGone } from './sizes.js';
 
 const POLL_MS = 3000;
 const SSE_RETRY_MS = 30000;
@@ -41,6 +42,8 @@ export function connect() {
   on('sold_out', onSoldOut);
   on('waitlisted', onProgress);
   on('restocked', onProgress);
+  // One size went (the others have units): grey it out; a shopper who picked it hears so.
+  on('variant_sold_out', (d) => { updateStats(d); sizeGone(d.variant); redraw(); });
   on('opened', () => { S.open = S.wasOpen = true; set(S.view === 'closed' ? { view: 'waiting' } : {}); });
   on('closed', () => set({ open: false }));
   // Too many tabs on one place: this one's stream gave way to a newer one, so it polls.

@@ -6,6 +6,7 @@ import { $, text, show } from './dom.js';
 import { cents, num, toMs, place, etaSecs, humanEta, secondsLeft, clockTime } from './derive.js';
 import { announce } from './announce.js';
 import { renderOpening } from './opening.js';
+import { renderSizes, hasSizes, sizeLeft, sizeName } from './sizes.js';
 
 export function render(s) {
   const root = $('#state');
@@ -21,6 +22,7 @@ export function render(s) {
   if (s.view === 'home') renderHome(s);
   if (s.sale) renderSale(s);
   renderOpening(s);
+  if (s.sale) renderSizes(s);
   if (s.view === 'waiting') renderWaiting(s);
   if (s.view === 'admitted') renderAdmitted(s);
   if (s.view === 'purchased') renderOrder(s.order || {}, s);
@@ -86,6 +88,8 @@ function renderWaiting(s) {
     const units = s.held === 1 ? '1 unit is' : `${num.format(s.held)} units are`;
     note = `Every unit is taken for now: ${units} held for payment. If a payment fails or a hold runs out, the first on the waitlist is let in.`;
   }
+  // The size this shopper picked went while they waited: they hear it before their turn.
+  if (hasSizes(s) && s.variant && sizeLeft(s, s.variant) <= 0) note = `${sizeName(s, s.variant)} has sold out. Pick another size above while you wait.`;
   text('#wait-note', note);
 }
 
@@ -95,7 +99,9 @@ function renderAdmitted(s) {
   const left = secondsLeft(s);
   text('#countdown', left ?? '–');
   text('#countdown-unit', left === 1 ? 'second' : 'seconds');
-  const max = Math.min(Number(s.sale.max_per_order) || 1, s.stockCap, s.remaining > 0 ? s.remaining : Infinity);
+  const sized = hasSizes(s);
+  const stock = sized && s.variant ? sizeLeft(s, s.variant) : s.remaining;
+  const max = Math.max(1, Math.min(Number(s.sale.max_per_order) || 1, s.stockCap, stock > 0 ? stock : Infinity));
   show('#qty-field', (Number(s.sale.max_per_order) || 1) > 1);
   const select = $('#quantity');
   if (select.options.length !== max) {
@@ -105,8 +111,11 @@ function renderAdmitted(s) {
   select.value = String(s.quantity);
   select.disabled = s.busy;
   const buy = $('#buy');
-  buy.disabled = s.busy || !s.ticket;
+  const needSize = sized && !(s.variant && sizeLeft(s, s.variant) > 0);
+  buy.disabled = s.busy || !s.ticket || needSize;
   let label = `Buy now · ${cents(s.sale.price_cents * s.quantity)}`;
+  if (sized && !needSize) label = `Buy ${sizeName(s, s.variant)} · ${cents(s.sale.price_cents * s.quantity)}`;
+  if (needSize) label = 'Pick a size';
   if (!s.ticket) label = 'Getting your ticket…';
   else if (s.busy) label = 'Buying…';
   else if (s.canRetry) label = 'Try again';
@@ -117,6 +126,8 @@ function renderAdmitted(s) {
 // shop to complete the payment; once paid, nothing more.
 function renderOrder(o, s) {
   text('#order-id', o.order_id);
+  show('#order-size-row', o.variant != null);
+  text('#order-size', o.variant != null ? sizeName(s, o.variant) : '');
   show('#order-qty-row', o.quantity != null);
   text('#order-qty', o.quantity);
   show('#order-amount-row', o.amount_cents != null);

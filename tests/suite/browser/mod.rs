@@ -7,6 +7,7 @@
 
 mod dashboard;
 mod handoff;
+mod sizes;
 
 use serde_json::json;
 
