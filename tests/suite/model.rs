@@ -45,12 +45,14 @@ enum Op {
     /// The n-th admitted shopper's ticket runs out.
     Lapse(usize),
     /// The n-th admitted shopper (`any`: shopper in any state) checks out
-    /// min(1 + qty, max_per_order) units (more often the most, which leaves odd units).
+    /// min(1 + qty, max_per_order) units (more often the most, which leaves odd units), of
+    /// variant `size` (mod their count) in a sale with variants.
     Checkout {
         who: usize,
         any: bool,
         b: bool,
         qty: i64,
+        size: usize,
     },
     /// The n-th buyer checks out again with the same ticket.
     Retry(usize, bool),
@@ -71,8 +73,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => b().prop_map(Op::Close),
         6 => (b(), 0i64..6).prop_map(|(b, tokens)| Op::Tick { b, tokens }),
         1 => who().prop_map(Op::Lapse),
-        7 => (who(), proptest::bool::weighted(0.25), b(), 0i64..4)
-            .prop_map(|(who, any, b, qty)| Op::Checkout { who, any, b, qty }),
+        7 => (who(), proptest::bool::weighted(0.25), b(), 0i64..4, 0usize..3)
+            .prop_map(|(who, any, b, qty, size)| Op::Checkout { who, any, b, qty, size }),
         1 => (who(), b()).prop_map(|(w, b)| Op::Retry(w, b)),
         1 => who().prop_map(Op::Release),
         1 => any::<u64>().prop_map(Op::Wipe),
@@ -86,12 +88,14 @@ fn terms() -> impl Strategy<Value = Terms> {
         prop_oneof![1i64..=4, Just(1000)],
         prop_oneof![Just(0i64), 1i64..=3],
         prop_oneof![Just(1i64), 2i64..=3],
+        prop_oneof![Just(0usize), 2usize..=3],
     )
-        .prop_map(|(units, rate, max_active, max_per_order)| Terms {
+        .prop_map(|(units, rate, max_active, max_per_order, variants)| Terms {
             units,
             rate,
             max_active,
             max_per_order,
+            variants,
         })
 }
 
@@ -160,25 +164,34 @@ async fn step(w: &World, m: &mut Model, op: &Op) -> TestResult {
                 standing(w, m, i, i % 2 == 0, false).await?;
             }
         }
-        Op::Checkout { who, any, b, qty } if n > 0 => {
+        Op::Checkout {
+            who,
+            any,
+            b,
+            qty,
+            size,
+        } if n > 0 => {
+            let variant = (m.terms.variants > 0).then(|| size % m.terms.variants);
             let qty = (1 + qty).min(m.terms.max_per_order);
             let active = m.active();
             let i = match active.is_empty() || any {
                 true => who % n,
                 false => active[who % active.len()],
             };
-            checkout(w, m, i, b, qty).await?;
+            checkout(w, m, i, b, qty, variant).await?;
         }
         Op::Retry(i, b) => {
             let buyers = m.indices(State::Bought);
             if let Some(&i) = buyers.get(i % buyers.len().max(1)) {
-                checkout(w, m, i, b, m.terms.max_per_order).await?;
+                // Another size the second time: the answer is still the first order.
+                let variant = (m.terms.variants > 0).then_some(0);
+                checkout(w, m, i, b, m.terms.max_per_order, variant).await?;
             }
         }
         Op::Release(i) => {
             let buyers = m.indices(State::Bought);
             if let Some(&i) = buyers.get(i % buyers.len().max(1)) {
-                let (id, qty) = m.shoppers[i].order.clone().unwrap();
+                let (id, qty, variant) = m.shoppers[i].order.clone().unwrap();
                 let event = json!({"order_id": id, "event_id": unique("ev"), "outcome": "failed"});
                 let res = w
                     .app(i % 2 == 1)
@@ -190,7 +203,7 @@ async fn step(w: &World, m: &mut Model, op: &Op) -> TestResult {
                     (v["status"].as_str(), &v["duplicate"]),
                     (Some("failed"), &json!(false))
                 );
-                m.sold -= qty;
+                m.sell(-qty, variant);
                 m.shoppers[i].state = State::Released;
             }
         }
@@ -223,10 +236,19 @@ async fn after(w: &World, m: &Model) -> TestResult {
 }
 
 async fn run(w: &World, terms: Terms, ops: Vec<Op>) -> TestResult {
-    let extra = json!({
+    let mut extra = json!({
         "max_per_order": terms.max_per_order, "max_active": terms.max_active,
         "ticket_ttl_secs": 600, "hold_secs": 3600,
     });
+    if terms.variants > 0 {
+        let sizes: Vec<Value> = terms
+            .variant_units()
+            .iter()
+            .enumerate()
+            .map(|(i, u)| json!({"id": i.to_string(), "name": format!("Size {i}"), "units": u}))
+            .collect();
+        extra["variants"] = json!(sizes);
+    }
     let sale = w.apps[0]
         .create_sale_with(terms.units, terms.rate, extra)
         .await;

@@ -27,6 +27,11 @@ pub struct Stores {
     pub sold: i64,
     /// (order id, ticket, quantity, status)
     pub orders: Vec<(String, String, i64, String)>,
+    /// Each variant's units left in Redis (`vstock`), by variant id.
+    pub vstock: HashMap<String, i64>,
+    /// Each variant's (units, sold) in Postgres (`sale_variants`), and the units its live
+    /// orders hold, by variant id.
+    pub variants: HashMap<String, (i64, i64, i64)>,
 }
 
 pub fn key(sale: &str, name: &str) -> String {
@@ -35,7 +40,7 @@ pub fn key(sale: &str, name: &str) -> String {
 
 #[allow(clippy::type_complexity)]
 pub async fn read(r: &mut MultiplexedConnection, pg: &sqlx::PgPool, sale: &str) -> Stores {
-    let (in_redis, stock, admitted, queue, used, pending, unsettled, open, (secs, micros)): (
+    let (in_redis, stock, admitted, queue, used, pending, unsettled, open, (secs, micros), vstock): (
         bool,
         Option<i64>,
         Vec<(String, f64)>,
@@ -45,6 +50,7 @@ pub async fn read(r: &mut MultiplexedConnection, pg: &sqlx::PgPool, sale: &str) 
         bool,
         bool,
         (i64, i64),
+        HashMap<String, i64>,
     ) = redis::pipe()
         .atomic()
         .exists(key(sale, "cfg"))
@@ -56,6 +62,7 @@ pub async fn read(r: &mut MultiplexedConnection, pg: &sqlx::PgPool, sale: &str) 
         .exists(key(sale, "unsettled"))
         .exists(key(sale, "open"))
         .cmd("TIME")
+        .hgetall(key(sale, "vstock"))
         .query_async(r)
         .await
         .unwrap();
@@ -81,7 +88,30 @@ pub async fn read(r: &mut MultiplexedConnection, pg: &sqlx::PgPool, sale: &str) 
         )
     })
     .collect();
+    let variants = sqlx::query(
+        "SELECT v.variant_id, v.units, v.sold,
+                (SELECT coalesce(sum(quantity), 0)::bigint FROM orders o
+                 WHERE o.sale_id = v.sale_id AND o.variant_id = v.variant_id
+                   AND o.status IN ('pending_payment', 'paid')) AS held
+         FROM sale_variants v WHERE v.sale_id = $1",
+    )
+    .bind(sale)
+    .fetch_all(pg)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|v| {
+        let units = v.get::<i32, _>("units") as i64;
+        let sold = v.get::<i32, _>("sold") as i64;
+        (
+            v.get::<String, _>("variant_id"),
+            (units, sold, v.get::<i64, _>("held")),
+        )
+    })
+    .collect();
     Stores {
+        vstock,
+        variants,
         in_redis,
         stock,
         admitted: admitted.into_iter().map(|(q, s)| (q, s as i64)).collect(),
@@ -120,6 +150,25 @@ pub fn invariants(m: &Model, st: &Stores) -> Result<(), TestCaseError> {
     );
     if st.in_redis && st.pending.is_empty() && !st.unsettled {
         prop_assert_eq!(stock + held, st.units, "a settled sale lost units");
+    }
+    // Per variant: the ledger counts what its live orders hold, and no size is oversold in
+    // either store.
+    for (v, (units, sold, held)) in &st.variants {
+        prop_assert_eq!(
+            sold,
+            held,
+            "variant {} sold is not its live orders' units",
+            v
+        );
+        let left = st.vstock.get(v).copied().unwrap_or(0);
+        prop_assert!(
+            left >= 0 && left + sold <= *units,
+            "variant {} oversold: left {} + sold {} > units {}",
+            v,
+            left,
+            sold,
+            units
+        );
     }
     let tickets: HashSet<&str> = st.orders.iter().map(|o| o.1.as_str()).collect();
     prop_assert_eq!(tickets.len(), st.orders.len(), "two orders for one ticket");
@@ -167,6 +216,19 @@ pub fn agrees(m: &Model, st: &Stores) -> Result<(), TestCaseError> {
     prop_assert!(st.in_redis, "the sale is missing from Redis");
     prop_assert_eq!(st.stock, Some(m.stock()), "stock in Redis");
     prop_assert_eq!(st.sold, m.sold, "sold in Postgres");
+    let by_id = |xs: &[i64]| -> HashMap<String, i64> {
+        xs.iter()
+            .enumerate()
+            .map(|(i, n)| (i.to_string(), *n))
+            .collect()
+    };
+    prop_assert_eq!(
+        &st.vstock,
+        &by_id(&m.vstock()),
+        "each variant's stock in Redis"
+    );
+    let vsold: HashMap<String, i64> = st.variants.iter().map(|(v, t)| (v.clone(), t.1)).collect();
+    prop_assert_eq!(vsold, by_id(&m.vsold), "each variant's sold in Postgres");
     prop_assert!(st.pending.is_empty() && !st.unsettled, "not settled");
     let qids = |idx: Vec<usize>| -> Vec<String> {
         idx.into_iter().map(|i| m.shoppers[i].qid.clone()).collect()
@@ -184,7 +246,9 @@ pub fn agrees(m: &Model, st: &Stores) -> Result<(), TestCaseError> {
     prop_assert_eq!(live, active, "admitted tickets in Redis");
     let mut orders = 0;
     for s in &m.shoppers {
-        let Some((id, qty)) = &s.order else { continue };
+        let Some((id, qty, _)) = &s.order else {
+            continue;
+        };
         orders += 1;
         let o = st.orders.iter().find(|o| &o.0 == id);
         let o = o.ok_or_else(|| TestCaseError::fail(format!("order {id} is not in Postgres")))?;

@@ -3,11 +3,12 @@
 
 use proptest::prelude::*;
 use redis::aio::MultiplexedConnection;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::check::{self, key};
 use super::world::{Expect, Model, State};
 use super::{TestResult, World};
+use waitroom_testkit::api::checkout_body_req;
 use waitroom_testkit::{as_browser, sale_id};
 
 /// Sets the bucket's clock back so that `want` whole tokens (at least those left) are due at
@@ -144,14 +145,25 @@ pub async fn tick(
     Ok(())
 }
 
-pub async fn checkout(w: &World, m: &mut Model, i: usize, b: bool, qty: i64) -> TestResult {
+pub async fn checkout(
+    w: &World,
+    m: &mut Model,
+    i: usize,
+    b: bool,
+    qty: i64,
+    variant: Option<usize>,
+) -> TestResult {
     let app = w.app(b);
     // A shopper never admitted holds no ticket to present.
     let Some(ticket) = m.shoppers[i].ticket.clone() else {
         return Ok(());
     };
-    let (expect, alt) = m.checkout(i, qty);
-    let res = app.checkout(&m.sale, &ticket, qty).await;
+    let (expect, alt) = m.checkout(i, qty, variant);
+    let body = match variant {
+        Some(v) => json!({"quantity": qty, "variant": v.to_string()}),
+        None => json!({"quantity": qty}),
+    };
+    let res = app.send(&checkout_body_req(&m.sale, &ticket, &body)).await;
     let (mut got, v) = answer(res).await;
     match got.http {
         201 => got.what = "new_order".into(),
@@ -178,12 +190,14 @@ pub async fn checkout(w: &World, m: &mut Model, i: usize, b: bool, qty: i64) -> 
                 (v["quantity"].as_i64(), v["status"].as_str()),
                 (Some(qty), Some("pending_payment"))
             );
-            s.order = Some((id.unwrap(), qty));
+            let named = variant.map(|v| v.to_string());
+            prop_assert_eq!(v["variant"].as_str(), named.as_deref());
+            s.order = Some((id.unwrap(), qty, variant));
             s.state = State::Bought;
-            m.sold += qty;
+            m.sell(qty, variant);
         }
         200 => {
-            let (had, had_qty) = s.order.clone().unwrap();
+            let (had, had_qty, _) = s.order.clone().unwrap();
             prop_assert_eq!(
                 (id, v["quantity"].as_i64()),
                 (Some(had), Some(had_qty)),

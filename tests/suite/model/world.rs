@@ -19,8 +19,8 @@ pub struct Shopper {
     pub state: State,
     /// The last admission ticket the API gave this shopper.
     pub ticket: Option<String>,
-    /// (order id, quantity) of the order this shopper's ticket made.
-    pub order: Option<(String, i64)>,
+    /// (order id, quantity, variant index) of the order this shopper's ticket made.
+    pub order: Option<(String, i64, Option<usize>)>,
     /// Redis lost the sale and this shopper has not been put back in line since.
     pub lost: bool,
 }
@@ -31,6 +31,18 @@ pub struct Terms {
     pub rate: i64,
     pub max_active: i64,
     pub max_per_order: i64,
+    /// Sizes the units are split over (0: one stock, as a sale without variants).
+    pub variants: usize,
+}
+
+impl Terms {
+    /// Each variant's units: `units` split as evenly as it goes.
+    pub fn variant_units(&self) -> Vec<i64> {
+        let n = self.variants as i64;
+        (0..n)
+            .map(|i| self.units / n + i64::from(i < self.units % n))
+            .collect()
+    }
 }
 
 /// What an API call should answer: an HTTP status, and for errors the error code or for
@@ -57,6 +69,8 @@ pub struct Model {
     pub open: bool,
     /// Units held by live orders, as the ledger should count them.
     pub sold: i64,
+    /// The same per variant.
+    pub vsold: Vec<i64>,
     /// The token bucket has seen the sale admitting (the first such tick only starts it).
     pub admitting: bool,
     /// Whole tokens left in the bucket after the last tick.
@@ -74,6 +88,7 @@ impl Model {
             terms,
             open: false,
             sold: 0,
+            vsold: vec![0; terms.variants],
             admitting: false,
             allowance: 0,
             seq: 0,
@@ -84,6 +99,20 @@ impl Model {
     /// Units left, as Redis should have them (the sale is always settled between operations).
     pub fn stock(&self) -> i64 {
         self.terms.units - self.sold
+    }
+
+    /// Each variant's units left.
+    pub fn vstock(&self) -> Vec<i64> {
+        let units = self.terms.variant_units();
+        units.iter().zip(&self.vsold).map(|(u, s)| u - s).collect()
+    }
+
+    /// An order made (`qty` > 0) or released (< 0).
+    pub fn sell(&mut self, qty: i64, variant: Option<usize>) {
+        self.sold += qty;
+        if let Some(v) = variant {
+            self.vsold[v] += qty;
+        }
     }
 
     /// No units left and none held for payment (the model never pays, so every live order
@@ -181,15 +210,17 @@ impl Model {
 
     /// A checkout by shopper `i` for `qty` units: the answer, and an acceptable other answer
     /// (a sold-out instance may refuse a non-buyer from memory before asking Redis).
-    pub fn checkout(&self, i: usize, qty: i64) -> (Expect, Option<Expect>) {
+    pub fn checkout(&self, i: usize, qty: i64, variant: Option<usize>) -> (Expect, Option<Expect>) {
         let stock = self.stock();
+        let left = variant.map_or(stock, |v| stock.min(self.vstock()[v]));
         let e = match self.shoppers[i].state {
             State::Bought => err(200, "same_order"),
             State::Lapsed | State::Released => err(410, "ticket_expired"),
             // Only a shopper once admitted holds a ticket: one waiting again lost the admission
             // with Redis, and the signed ticket still proves it.
             State::Waiting | State::Admitted if stock <= 0 => err(409, "sold_out"),
-            State::Waiting | State::Admitted if stock < qty => err(409, "insufficient_stock"),
+            State::Waiting | State::Admitted if left <= 0 => err(409, "variant_sold_out"),
+            State::Waiting | State::Admitted if left < qty => err(409, "insufficient_stock"),
             State::Waiting | State::Admitted => err(201, "new_order"),
         };
         let alt =
