@@ -100,8 +100,8 @@ async fn buy(
         Take::Taken(r) => (r, true),
         Take::Last(r) => {
             // Off the request's path: the shopper waits for their order, not the trail.
-            let detail =
-                serde_json::json!({"order_id": r.order_id, "at_ms": r.at.timestamp_millis()});
+            let detail = serde_json::json!({"order_id": r.order_id,
+                "at_ms": r.at.timestamp_millis(), "variant": r.variant});
             audit::record_later(
                 &s.ledger,
                 sale,

@@ -13,6 +13,7 @@ use bytestring::ByteString;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::core::domain::variant::{self, VariantStock};
 use crate::core::domain::SaleId;
 use crate::core::fault::Fault;
 use crate::infra::ledger::{Ledger, SaleRow};
@@ -44,6 +45,9 @@ pub struct SaleSample {
     pub max_active: i64,
     pub opens_at: Option<String>,
     pub closes_at: Option<String>,
+    /// Each variant's units and units left, in a sale with variants.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_variant: Vec<VariantStock>,
 }
 
 /// Every sale at one second; `t` is Redis's clock in ms.
@@ -254,6 +258,7 @@ impl Sampler {
                 max_active: row.max_active.into(),
                 opens_at: row.opens_at.map(|t| t.to_rfc3339()),
                 closes_at: row.closes_at.map(|t| t.to_rfc3339()),
+                by_variant: variant::by_variant(&row.variants, l.variants_left.as_ref(), None),
             });
             last.insert(row.id.clone(), (read.at_ms, r));
         }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::core::domain::variant::{self, VariantStock};
 use crate::core::domain::SaleId;
 use crate::core::fault::Fault;
 use crate::flows::Deps;
@@ -43,6 +44,9 @@ pub struct Report {
     /// refund, and their sum.
     #[serde(flatten)]
     pub refunds: Refunds,
+    /// Each variant's units and what it sold (live orders), in a sale with variants.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_variant: Vec<VariantStock>,
 }
 
 /// The sale's report; None if the ledger has no such sale.
@@ -53,6 +57,13 @@ pub async fn report(s: &Deps, sale: &SaleId) -> Result<Option<Report>, Fault> {
     let (joined, now_ms) = s.store.joined(sale).await?;
     let f = s.ledger.fairness(sale, now_ms, row.ticket_ttl_secs).await?;
     let refunds = s.ledger.refunds(sale).await?;
+    let by_variant = match row.variants.is_empty() {
+        true => Vec::new(),
+        false => {
+            let sold = s.ledger.variants_sold(sale).await?;
+            variant::by_variant(&row.variants, None, Some(&sold))
+        }
+    };
     let admission_rate = f
         .span_us
         .filter(|&span| span > 0)
@@ -68,6 +79,7 @@ pub async fn report(s: &Deps, sale: &SaleId) -> Result<Option<Report>, Fault> {
         admission_rate,
         configured_rate: row.rate_per_sec,
         refunds,
+        by_variant,
     }))
 }
 

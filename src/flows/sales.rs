@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::core::domain::variant::{self, VariantChange};
+use crate::core::domain::variant::{self, VariantChange, VariantStock};
 use crate::core::domain::{
     InvalidInput, Patch, SaleId, SaleSpec, Settings, VariantId, VariantsLeft,
 };
@@ -66,6 +66,9 @@ pub struct AdminStats {
     /// Each variant's units left, in a sale with variants.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub variants_left: Option<VariantsLeft>,
+    /// Each variant declared, left and sold, in a sale with variants.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_variant: Vec<VariantStock>,
     /// Orders Redis accepted that Postgres has not recorded yet (non-zero only briefly, or
     /// while Postgres is down).
     pub pending_sync: usize,
@@ -115,6 +118,13 @@ pub async fn stats(s: &Deps, id: &SaleId) -> Result<AdminStats, SaleError> {
     let live = s.store.live(id).await?;
     let pending_sync = s.store.pending(id).await?.len();
     let refunds = s.ledger.refunds(id).await?;
+    let by_variant = match sale.variants.is_empty() {
+        true => Vec::new(),
+        false => {
+            let sold = s.ledger.variants_sold(id).await?;
+            variant::by_variant(&sale.variants, live.variants_left.as_ref(), Some(&sold))
+        }
+    };
     Ok(AdminStats {
         sale,
         remaining: live.remaining,
@@ -124,6 +134,7 @@ pub async fn stats(s: &Deps, id: &SaleId) -> Result<AdminStats, SaleError> {
         open: live.open,
         sold_out: live.remaining <= 0,
         variants_left: live.variants_left,
+        by_variant,
         pending_sync,
         refunds,
     })

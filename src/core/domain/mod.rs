@@ -39,7 +39,7 @@ pub mod variant;
 
 pub use order::{OrderRecord, ReleasedOrder};
 pub use sale::{changeable, setting_names, Patch, SaleSpec, Settings};
-pub use variant::{Variant, VariantId, VariantsLeft};
+pub use variant::{Variant, VariantId, VariantStock, VariantsLeft};
 
 use serde::{Deserialize, Serialize};
 

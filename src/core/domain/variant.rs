@@ -41,6 +41,37 @@ impl VariantId {
 
 text_newtype!(VariantId);
 
+/// One variant as an operator reads it: declared, left (Redis) and sold (the ledger), where
+/// the reader has them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VariantStock {
+    pub id: VariantId,
+    pub name: String,
+    pub units: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sold: Option<i64>,
+}
+
+/// The declared variants, in declaration order, with what is known of each.
+pub fn by_variant(
+    declared: &[Variant],
+    left: Option<&VariantsLeft>,
+    sold: Option<&VariantsLeft>,
+) -> Vec<VariantStock> {
+    declared
+        .iter()
+        .map(|v| VariantStock {
+            id: v.id.clone(),
+            name: v.name.clone(),
+            units: v.units,
+            left: left.and_then(|l| l.get(&v.id).copied()),
+            sold: sold.and_then(|s| s.get(&v.id).copied()),
+        })
+        .collect()
+}
+
 fn invalid(message: String) -> InvalidInput {
     InvalidInput::new("invalid_sale", message)
 }

@@ -252,8 +252,8 @@ impl Ledger {
             .execute(&mut *tx)
             .await?;
             // In the same transaction: a redelivered event changes nothing and writes no row.
-            let detail =
-                serde_json::json!({"order_id": order_id, "outcome": outcome, "status": status});
+            let detail = serde_json::json!({"order_id": order_id, "outcome": outcome,
+                "status": status, "variant": order.variant});
             super::audit::insert_event(&mut *tx, &order.sale_id, "payment", "system", &detail)
                 .await?;
         }
@@ -262,7 +262,7 @@ impl Ledger {
             // payment details: what is owed, and why (the hold lapsed, or it had failed).
             let detail = serde_json::json!({
                 "order_id": order_id, "amount_cents": order.amount_cents, "quantity": order.quantity,
-                "was": order.status, "hold_lapsed": lapsed,
+                "was": order.status, "hold_lapsed": lapsed, "variant": order.variant,
             });
             super::audit::insert_event(&mut *tx, &order.sale_id, "refund_due", "system", &detail)
                 .await?;

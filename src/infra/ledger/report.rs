@@ -1,7 +1,7 @@
 //! The fairness report's statements, and the admissions table they read (migrations/0008).
 
 use super::Ledger;
-use crate::core::domain::SaleId;
+use crate::core::domain::{SaleId, VariantId, VariantsLeft};
 use crate::core::fault::Fault;
 
 /// A sale's admissions and orders as the ledger saw them (see `report::Report`).
@@ -19,6 +19,17 @@ pub struct Fairness {
 }
 
 impl Ledger {
+    /// Units each variant of the sale has sold (live orders: awaiting payment or paid), as
+    /// `sale_variants` counts them; empty for a sale without variants.
+    pub async fn variants_sold(&self, sale: &SaleId) -> Result<VariantsLeft, Fault> {
+        let rows: Vec<(VariantId, i32)> =
+            sqlx::query_as("SELECT variant_id, sold FROM sale_variants WHERE sale_id = $1")
+                .bind(sale)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(v, n)| (v, n.into())).collect())
+    }
+
     /// Keeps one tick's admissions (queue id, join score µs) and its `admitted` audit row, in
     /// one statement: one round trip per tick that let anyone in.
     pub async fn record_admissions(

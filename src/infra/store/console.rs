@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::{key, live_commands, time_ms, unexpected, Live, LiveReply, Store, SALES_KEY};
+use super::{key, live_and_variants, live_of, time_ms, unexpected, Live, Store, SALES_KEY};
 use crate::core::domain::SaleId;
 use crate::core::fault::Fault;
 
@@ -28,7 +28,7 @@ pub struct ConsoleRead {
     pub readings: Vec<Reading>,
 }
 
-/// Replies per sale this module adds after `live_commands`: SCARD pending, HLEN used and
+/// Replies per sale this module adds after `live_and_variants`: SCARD pending, HLEN used and
 /// SCARD refunds.
 const OWN: usize = 3;
 
@@ -37,14 +37,14 @@ impl Store {
         let mut pipe = redis::pipe();
         pipe.cmd("TIME").smembers(SALES_KEY);
         for sale in sales {
-            live_commands(&mut pipe, sale)
+            live_and_variants(&mut pipe, sale)
                 .scard(key(sale, "pending"))
                 .hlen(key(sale, "used"))
                 .scard(key(sale, "refunds"));
         }
         let mut flat: Vec<redis::Value> = pipe.query_async(&mut self.conn()).await?;
         let rest = flat.split_off(2.min(flat.len()));
-        // However many replies `live_commands` gives, each sale's chunk ends with ours.
+        // However many replies `live_and_variants` gives, each sale's chunk ends with ours.
         let per_sale = rest.len().checked_div(sales.len()).unwrap_or(OWN + 1);
         if flat.len() != 2 || per_sale <= OWN || rest.len() != per_sale * sales.len() {
             return Err(unexpected("console_read"));
@@ -58,13 +58,12 @@ impl Store {
             .chunks(per_sale)
             .map(|c| {
                 let (live, own) = c.split_at(per_sale - OWN);
-                let live: LiveReply = redis::from_redis_value(redis::Value::Array(live.to_vec()))
-                    .map_err(|_| unexpected("console_read"))?;
+                let live = live_of(live)?;
                 let (pending, orders, refunds): (i64, i64, i64) =
                     redis::from_redis_value(redis::Value::Array(own.to_vec()))
                         .map_err(|_| unexpected("console_read"))?;
                 Ok(Reading {
-                    live: live.into(),
+                    live,
                     pending,
                     orders,
                     refunds,

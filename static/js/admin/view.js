@@ -57,4 +57,15 @@ export function renderSale(s) {
     const k = dd.dataset.k;
     dd.textContent = (FORMAT[k] || num)(s[k]);
   }
+  renderSizes(s.by_variant || []);
+}
+
+// A sale with variants: one row per size, a size with none left marked sold out.
+function renderSizes(sizes) {
+  $('#sizes').hidden = sizes.length === 0;
+  $('#size-rows').replaceChildren(...sizes.map((v) => {
+    const tr = el('tr', { 'data-variant': v.id, class: v.left > 0 ? '' : 'gone' });
+    tr.append(el('td', {}, v.name), el('td', {}, v.left > 0 ? num(v.left) : 'sold out'), el('td', {}, num(v.units)));
+    return tr;
+  }));
 }
