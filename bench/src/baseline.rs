@@ -184,6 +184,19 @@ impl Pairs {
             .collect()
     }
 
+    /// Each pair's target / baseline p99 latency, and their median as `key` (with `_samples`):
+    /// as for throughput, neighbours in time agree better than the ratio of two medians.
+    pub fn record_p99_ratio(&self, r: &mut Report, key: &str) {
+        let ratios: Vec<f64> = self
+            .target
+            .iter()
+            .zip(&self.base)
+            .map(|(t, b)| t.lat.pct_ms(99.0) / b.lat.pct_ms(99.0))
+            .collect();
+        r.set(key, spread(&ratios).0);
+        r.set_samples(&format!("{key}_samples"), &ratios);
+    }
+
     pub fn failed(&self) -> u64 {
         self.target.iter().map(Outcome::failed).sum()
     }

@@ -39,6 +39,7 @@ Scenarios (none = all):
   --orders       admitted shoppers buying; Postgres checked after
   --webhooks     checkout p99 with a receiver taking 5 s per delivery vs no endpoint (pairs),
                  and deliveries/s to a receiver answering at once
+  --variants     orders/s and p99 of a sale of 10 sizes vs one stock (pairs; not in --quick)
   --sse          streams over 3 instances (held by worker processes): RSS per stream, time
                  until each hears sold_out beside a bare `closed` broadcast
   --sale         a whole sale through 3 instances (FIFO, no oversell, no lost order)
@@ -74,6 +75,7 @@ enum Scenario {
     Status,
     Orders,
     Webhooks,
+    Variants,
     Sse,
     Sale,
     Admission,
@@ -123,6 +125,7 @@ impl Opts {
                 "--status" => o.only.push(Scenario::Status),
                 "--orders" => o.only.push(Scenario::Orders),
                 "--webhooks" => o.only.push(Scenario::Webhooks),
+                "--variants" => o.only.push(Scenario::Variants),
                 "--sse" => o.only.push(Scenario::Sse),
                 "--sale" => o.only.push(Scenario::Sale),
                 "--admission" => o.only.push(Scenario::Admission),
@@ -285,6 +288,10 @@ async fn run(opts: Opts) -> Result<ExitCode> {
     if opts.runs(Scenario::Webhooks) {
         let res = scenarios::webhooks::run(&ctx, &mut r).await;
         record(&mut r, "webhooks", res);
+    }
+    if opts.runs_full(Scenario::Variants) {
+        let res = scenarios::variants::run(&ctx, &mut r).await;
+        record(&mut r, "variants", res);
     }
     if opts.runs(Scenario::Sse) {
         let res = scenarios::sse::run(&ctx, &mut r, opts.streams).await;

@@ -179,6 +179,18 @@ const ROWS: &[Row] = &[
         Target::AtMost(1.1),
     ),
     row("webhook_deliveries_per_sec", Unit::PerSec, Target::Info),
+    // A sale of 10 sizes beside a one-stock sale in the same pairs: within 10% (issue 21).
+    Row {
+        baseline: Some("single_stock_orders_per_sec"),
+        ..row("variants_orders_per_sec", Unit::PerSec, Target::Info)
+    },
+    row("variants_orders_ratio", Unit::Ratio, Target::AtLeast(0.9)),
+    Row {
+        baseline: Some("single_stock_order_p99_ms"),
+        ..row("variants_order_p99_ms", Unit::Ms, Target::Info)
+    },
+    row("variants_order_p99_ratio", Unit::Ratio, Target::AtMost(1.1)),
+    row("variants_checkout_cpu_us", Unit::Us, Target::Info),
     // 50,000 over 3 instances in full mode, a few thousand in quick mode: what the run asked for.
     row(
         "sse_streams",

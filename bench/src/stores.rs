@@ -79,6 +79,28 @@ impl Stores {
         })
     }
 
+    /// Units sold beyond any variant's units, in Postgres (by its live orders) or in Redis
+    /// (a size's stock below zero): 0 when every size sold at most what it had.
+    pub async fn variants_oversold(&self, sale: &str) -> Result<u64> {
+        let over: i64 = sqlx::query_scalar(
+            "SELECT coalesce(sum(greatest(held - units, 0)), 0)::bigint FROM (
+                SELECT v.units, (SELECT coalesce(sum(quantity), 0) FROM orders o
+                                 WHERE o.sale_id = v.sale_id AND o.variant_id = v.variant_id
+                                   AND o.status IN ('pending_payment', 'paid')) AS held
+                FROM sale_variants v WHERE v.sale_id = $1) t",
+        )
+        .bind(sale)
+        .fetch_one(&self.pg)
+        .await?;
+        let left: std::collections::HashMap<String, i64> = self
+            .redis_conn()
+            .await?
+            .hgetall(format!("wr:{{{sale}}}:vstock"))
+            .await?;
+        let below: i64 = left.values().map(|n| (-n).max(0)).sum();
+        Ok((over + below) as u64)
+    }
+
     /// Retires the bench's sales: marked finished in Postgres first (the audit trail is
     /// append-only, so the rows stay in the bench's own database), so no running instance
     /// rebuilds one in Redis from the ledger after its keys are gone; then the keys go.

@@ -12,6 +12,7 @@ pub mod pow;
 pub mod sale;
 pub mod sse;
 pub mod status;
+pub mod variants;
 pub mod webhooks;
 
 use std::sync::Mutex;

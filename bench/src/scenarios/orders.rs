@@ -21,6 +21,17 @@ use crate::server::Instance;
 
 /// A sale of `n` units whose `n` shoppers are all admitted: their tickets.
 pub async fn admitted(ctx: &Ctx, inst: &Instance, sale: &str, n: usize) -> Result<Vec<String>> {
+    admitted_sized(ctx, inst, sale, n, &[]).await
+}
+
+/// As `admitted`, for a sale of these variants ([{id, name, units}], none: one stock).
+pub async fn admitted_sized(
+    ctx: &Ctx,
+    inst: &Instance,
+    sale: &str,
+    n: usize,
+    variants: &[serde_json::Value],
+) -> Result<Vec<String>> {
     let addrs = [inst.addr];
     let workers = ctx.sizes.load.conns;
     let mut c = Conn::new(inst.addr);
@@ -31,7 +42,15 @@ pub async fn admitted(ctx: &Ctx, inst: &Instance, sale: &str, n: usize) -> Resul
         ticket_ttl_secs: 3_600,
         max_per_order: 1,
     };
-    api::create_sale(&mut c, sale, &spec).await?;
+    let mut body = spec.body(sale, &format!("bench {sale}"));
+    if !variants.is_empty() {
+        body["variants"] = serde_json::json!(variants);
+        body.as_object_mut().expect("a sale body").remove("units");
+    }
+    let created = c.send(&api::create_sale_req(&body)).await?;
+    if created.status != 201 {
+        bail!("create sale {sale}: {}", created.describe());
+    }
     say(format!("{sale}: {n} shoppers join"));
     let joined = join_many(&addrs, sale, n, workers).await?;
     api::admin(&mut c, sale, "open").await?;
@@ -58,18 +77,23 @@ pub async fn admitted(ctx: &Ctx, inst: &Instance, sale: &str, n: usize) -> Resul
 }
 
 /// Every ticket checks out once, on `workers` connections: committed orders per second over
-/// the batch, and the order ids the API accepted.
+/// the batch, and the order ids the API accepted. With `variants` > 0 the i-th ticket buys
+/// variant `i % variants` (ids "0", "1", ...).
 pub async fn checkouts(
     inst: &Instance,
     sale: &str,
     tickets: Vec<String>,
     workers: usize,
+    variants: usize,
 ) -> (Outcome, Vec<uuid::Uuid>) {
     let (sale, n) = (sale.to_string(), tickets.len());
     let cpu0 = cpu::cpu_secs(inst.pid()).ok();
     let started = Instant::now();
     let replies = par_map(&[inst.addr], n, workers, move |mut c, i| {
-        let req = api::checkout_req(&sale, &tickets[i]);
+        let req = match variants {
+            0 => api::checkout_req(&sale, &tickets[i]),
+            v => api::checkout_variant_req(&sale, &tickets[i], &(i % v).to_string()),
+        };
         async move {
             let t0 = Instant::now();
             let r = c.send(&req).await.map(|reply| (reply, t0.elapsed()));
@@ -132,7 +156,7 @@ pub async fn run(ctx: &Ctx, r: &mut Report) -> Result<()> {
             Side::Baseline => redis_evalsha(&ctx.stores, ctx.sizes.pair_load, key).await?,
             Side::Target => {
                 let mine = tickets.iter().skip(pair * batch).take(batch).cloned();
-                let (o, ids) = checkouts(inst_ref, sale_ref, mine.collect(), workers).await;
+                let (o, ids) = checkouts(inst_ref, sale_ref, mine.collect(), workers, 0).await;
                 accepted_ref.lock().expect("ids lock").extend(ids);
                 o
             }

@@ -74,14 +74,14 @@ pub async fn run(ctx: &Ctx, r: &mut Report) -> Result<()> {
         let take = |t: &Vec<String>| t.iter().skip(pair * batch).take(batch).cloned().collect();
         let o = match side {
             Side::Baseline => {
-                checkouts(inst_ref, plain_ref, take(plain_t), workers)
+                checkouts(inst_ref, plain_ref, take(plain_t), workers, 0)
                     .await
                     .0
             }
             Side::Target => {
                 let mut c = Conn::new(inst_ref.addr);
                 let id = endpoint(&mut c, slow_ref, hooked_ref).await?;
-                let (o, _) = checkouts(inst_ref, hooked_ref, take(hooked_t), workers).await;
+                let (o, _) = checkouts(inst_ref, hooked_ref, take(hooked_t), workers, 0).await;
                 delete(&mut c, &id).await?;
                 o
             }
@@ -100,15 +100,7 @@ pub async fn run(ctx: &Ctx, r: &mut Report) -> Result<()> {
     Pairs::record(r, "webhook_slow_checkout_p99_ms", &pairs.target, |o| {
         o.lat.pct_ms(99.0)
     });
-    let p99 = |side: &[crate::load::Outcome]| {
-        let mut v = Pairs::of(side, |o| o.lat.pct_ms(99.0));
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-    };
-    r.set(
-        "webhook_slow_checkout_p99_ratio",
-        p99(&pairs.target) / p99(&pairs.base),
-    );
+    pairs.record_p99_ratio(r, "webhook_slow_checkout_p99_ratio");
     if pairs.failed() > 0 {
         r.add("webhook_checkouts_failed", pairs.failed());
     }
