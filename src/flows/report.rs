@@ -43,6 +43,9 @@ pub struct Report {
     /// refund, and their sum.
     #[serde(flatten)]
     pub refunds: Refunds,
+    /// A draw sale's draw: entries, commitment verified, rank inversions (flows::draw).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub draw: Option<crate::flows::draw::DrawReport>,
 }
 
 /// The sale's report; None if the ledger has no such sale.
@@ -68,6 +71,7 @@ pub async fn report(s: &Deps, sale: &SaleId) -> Result<Option<Report>, Fault> {
         admission_rate,
         configured_rate: row.rate_per_sec,
         refunds,
+        draw: crate::flows::draw::report(s, sale).await?,
     }))
 }
 

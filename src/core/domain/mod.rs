@@ -1,6 +1,7 @@
 //! Input parsed into domain types once, at the edge: past this module an invalid sale id or
 //! an impossible sale cannot exist.
 
+pub mod draw;
 mod order;
 mod sale;
 pub mod shop_url;

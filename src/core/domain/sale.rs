@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::sync::LazyLock;
 
+use super::draw::{check_beacon, Prequeue};
 use super::{plain_text, shop_url, InvalidInput, SaleId};
 
 /// Everything an admin chooses about a sale, declared once. The ledger's columns carry these
@@ -46,6 +47,12 @@ pub struct Settings {
     /// never in Redis's `cfg`: only the hand-off and the page read it, from the ledger.
     #[serde(default)]
     pub checkout_url: Option<String>,
+    /// `fifo` (arrival order) or `draw`: joins before the opening are drawn (core::domain::draw).
+    #[serde(default)]
+    pub prequeue: Prequeue,
+    /// Public randomness (e.g. a drand round) the draw mixes in; set before the opening.
+    #[serde(default)]
+    pub draw_beacon: Option<String>,
 }
 
 mod default {
@@ -146,6 +153,9 @@ impl Settings {
         if let Some(url) = &self.checkout_url {
             shop_url::check(url)?;
         }
+        if let Some(b) = &self.draw_beacon {
+            check_beacon(b)?;
+        }
         Ok(self)
     }
 
@@ -189,6 +199,9 @@ impl Settings {
         let ms = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_millis());
         out.push(("opens_at".into(), ms(self.opens_at)));
         out.push(("closes_at".into(), ms(self.closes_at)));
+        // 1: a draw sale (admission waits for the draw, lua/draw.lua).
+        let draw = self.prequeue == Prequeue::Draw;
+        out.push(("prequeue".into(), draw.then_some(1)));
         out
     }
 
