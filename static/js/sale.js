@@ -8,6 +8,7 @@ import { admit, forgetTicket, jwtExpiry } from './ticket.js';
 import { purchased, soldOut, expire } from './outcome.js';
 import { connect } from './stream.js';
 import { prove } from './pow.js';
+import { watchDraw } from './draw.js';
 
 export async function loadSale() {
   set({ view: 'loading', ...say('') });
@@ -58,6 +59,7 @@ export async function join() {
     S.busy = false;
     applyStatus(res);
     if (!isFinal()) connect();
+    watchDraw(res.queue_id);
   } catch (err) {
     Object.assign(S, { busy: false, powHashes: null });
     const view = S.view === 'loading' ? 'join' : S.view;

@@ -52,6 +52,7 @@ const ASSETS: &[Asset] = &[
     asset!("js/pow.js", JS),
     asset!("js/pow-worker.js", JS),
     asset!("js/opening.js", JS),
+    asset!("js/draw.js", JS),
 ];
 
 const ADMIN_ENTRY: &str = "js/admin/main.js";
