@@ -71,6 +71,37 @@ async fn patch(app: &TestApp, sale: &str, body: Value) -> (u16, Value) {
     (res.status().as_u16(), res.json().await.unwrap())
 }
 
+/// A stand-in server publishing `draw` and `entries` (whatever they say) at every sale's
+/// draw paths, on a thread of its own; returns its base URL.
+fn serve_forever(draw: Value, entries: Value) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut request_line = String::new();
+            let _ = reader.read_line(&mut request_line);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let body = match request_line.contains("/draw/entries") {
+                true => entries.to_string(),
+                false => draw.to_string(),
+            };
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close";
+            let _ = write!(
+                conn,
+                "{head}\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    base
+}
+
 fn rank_of(entries: &[String]) -> HashMap<&str, usize> {
     entries
         .iter()
@@ -163,6 +194,20 @@ async fn five_thousand_entries_are_drawn_at_a_scheduled_opening_and_anyone_can_c
         out.status.success() && text.contains("match:"),
         "{text}{err}"
     );
+    // The binary against a publication with one entry's byte changed: a mismatch, exit 1.
+    let forged = serve_forever(json!(p), json!(bad_entry));
+    let args = ["verify-draw".to_string(), forged, sale.clone()];
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_waitroom"))
+            .args(args)
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("mismatch:"), "{text}");
 
     // Later joins queue behind the entries in arrival order.
     let late = join_many(&[&b, &a], &sale, 200).await;
