@@ -102,6 +102,24 @@ fn serve_forever(draw: Value, entries: Value) -> String {
     base
 }
 
+/// `waitroom verify-draw <base> <sale>`, run off the test's runtime thread: the instances
+/// answering it run on that thread too.
+async fn verify_draw_bin(base: &str, sale: &str) -> std::process::Output {
+    let args = [
+        "verify-draw".to_string(),
+        base.to_string(),
+        sale.to_string(),
+    ];
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_waitroom"))
+            .args(args)
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap()
+}
+
 fn rank_of(entries: &[String]) -> HashMap<&str, usize> {
     entries
         .iter()
@@ -178,16 +196,7 @@ async fn five_thousand_entries_are_drawn_at_a_scheduled_opening_and_anyone_can_c
     let mut bad_entry = entries.clone();
     bad_entry[17] = flipped(&bad_entry[17]);
     assert!(!draw::verify(&p, &bad_entry).is_empty());
-    // Off the test's runtime thread: the instances answering it run on that thread too.
-    let args = ["verify-draw".to_string(), base.clone(), sale.clone()];
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_waitroom"))
-            .args(args)
-            .output()
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let out = verify_draw_bin(&base, &sale).await;
     let text = String::from_utf8_lossy(&out.stdout);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -196,15 +205,7 @@ async fn five_thousand_entries_are_drawn_at_a_scheduled_opening_and_anyone_can_c
     );
     // The binary against a publication with one entry's byte changed: a mismatch, exit 1.
     let forged = serve_forever(json!(p), json!(bad_entry));
-    let args = ["verify-draw".to_string(), forged, sale.clone()];
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_waitroom"))
-            .args(args)
-            .output()
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let out = verify_draw_bin(&forged, &sale).await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("mismatch:"), "{text}");
