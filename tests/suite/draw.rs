@@ -349,4 +349,19 @@ async fn the_redis_switch_draws_and_bad_input_is_refused() {
     app.ticket(&fifo, &front.1.token).await;
     let (status, v) = patch(&app, &fifo, json!({"prequeue": "fifo"})).await;
     assert_eq!((status, v["code"].as_str()), (409, Some("draw_started")));
+    // The trail has the commitment, then the reveal.
+    let path = format!("/api/admin/sales/{fifo}/events?limit=1000");
+    let (_, trail) = crate::audit::get(&app, &path).await;
+    let row = |kind: &str| {
+        let events = trail["events"].as_array().unwrap();
+        events
+            .iter()
+            .find(|e| e["kind"] == kind)
+            .map(|e| e["detail"].clone())
+    };
+    let committed = row("draw_committed").expect("a draw_committed row");
+    assert_eq!(committed["commitment"], commitment.as_str());
+    let revealed = row("drawn").expect("a drawn row");
+    assert_eq!(revealed["seed"].as_str(), p.seed.as_deref());
+    assert_eq!(revealed["entries"], 5);
 }
