@@ -20,6 +20,9 @@ if #gone > 0 then
 end
 
 local open = redis.call('GET', K.open) == '1'
+-- A draw sale admits nobody until its entries are ranked and in place (lua/draw.lua).
+local draw = redis.call('HMGET', K.cfg, 'prequeue', 'drawn')
+local undrawn = draw[1] == '1' and draw[2] ~= '1'
 local stock = tonumber(redis.call('GET', K.stock) or '0')
 local active = redis.call('ZCARD', K.admitted)
 local cfg = redis.call('HMGET', K.cfg, 'rate_per_sec', 'ticket_ttl_secs', 'max_active',
@@ -28,8 +31,8 @@ local rate = tonumber(cfg[1]) or 1
 local ids, scores = {}, {}
 
 local b = redis.call('HMGET', K.bucket, 'last_ms', 'allowance', 'admitting')
-if not open or stock <= 0 then
-  -- Closed or sold out: admit nobody and build no burst.
+if not open or stock <= 0 or undrawn then
+  -- Closed, sold out or not drawn yet: admit nobody and build no burst.
   redis.call('HSET', K.bucket, 'last_ms', now_ms, 'allowance', 0, 'admitting', 0)
 elseif b[3] ~= '1' then
   -- The first tick to see the sale admitting starts the bucket empty, however long ago the

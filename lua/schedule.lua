@@ -21,6 +21,10 @@ for _, s in ipairs(times) do
       redis.call('SPUBLISH', K.events, cjson.encode({type = open and 'opened' or 'closed'}))
       flipped = 1
     end
+    -- A draw's entries are those who joined before the opening time (lua/draw.lua).
+    if open and redis.call('HGET', K.cfg, 'prequeue') == '1' then
+      redis.call('HSETNX', K.cfg, 'draw_cut', int_text(due * 1000))
+    end
     -- A closing time ends the sale: once nothing is held, the sweeper finishes it.
     if not open then redis.call('HSET', K.cfg, 'ended', now) end
     fired[#fired + 1] = {field, due, flipped}

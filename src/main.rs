@@ -30,6 +30,14 @@ enum Command {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
+    /// Fetch a sale's published draw and recompute commitment, entries' root and every rank
+    /// (docs/draw.md). Exits 0 on a match, 1 on a mismatch, 2 if it cannot check.
+    VerifyDraw {
+        /// Where the waiting room answers, e.g. https://queue.shop.example
+        base_url: String,
+        /// The sale's id.
+        sale: String,
+    },
 }
 
 #[tokio::main]
@@ -37,7 +45,37 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command.unwrap_or(Command::Serve) {
         Command::Keygen { out } => keygen(out),
         Command::Serve => serve().await,
+        Command::VerifyDraw { base_url, sale } => verify_draw(&base_url, &sale).await,
     }
+}
+
+async fn verify_draw(base: &str, sale: &str) -> anyhow::Result<()> {
+    let sale = waitroom::core::domain::SaleId::parse(sale)?;
+    let checked = match waitroom::flows::draw::verify_remote(base, &sale).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("verify-draw: {e}");
+            std::process::exit(2);
+        }
+    };
+    let p = &checked.published;
+    println!("algorithm    {}", p.algorithm);
+    println!("commitment   {}", p.commitment);
+    println!("seed         {}", p.seed.as_deref().unwrap_or("-"));
+    println!("entries_root {}", p.entries_root.as_deref().unwrap_or("-"));
+    println!("beacon       {}", p.beacon.as_deref().unwrap_or("-"));
+    println!(
+        "entries      {} published, {} listed",
+        p.entries, checked.entries
+    );
+    if checked.mismatches.is_empty() {
+        println!("match: every rank recomputes from the published seed and entries");
+        return Ok(());
+    }
+    for m in &checked.mismatches {
+        println!("mismatch: {m}");
+    }
+    std::process::exit(1);
 }
 
 fn keygen(out: Option<std::path::PathBuf>) -> anyhow::Result<()> {

@@ -30,6 +30,10 @@ pub enum Kind {
     /// ledger in the webhook's transaction, beside its `payment` row.
     RefundDue,
     Admitted,
+    /// A draw's seed was made: its commitment (flows::draw).
+    DrawCommitted,
+    /// The draw ran: seed revealed, entries' root and count.
+    Drawn,
 }
 
 impl Kind {
@@ -47,6 +51,8 @@ impl Kind {
             Kind::Payment => "payment",
             Kind::RefundDue => "refund_due",
             Kind::Admitted => "admitted",
+            Kind::DrawCommitted => "draw_committed",
+            Kind::Drawn => "drawn",
         }
     }
 }

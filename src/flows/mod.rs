@@ -13,6 +13,7 @@ pub mod audit;
 pub mod checkout;
 pub mod console;
 pub mod door;
+pub mod draw;
 pub mod handoff;
 pub mod payments;
 pub mod queue;

@@ -111,6 +111,7 @@ async fn rebuild_sale(s: &Deps, id: &SaleId) -> Result<bool, Fault> {
         let detail = serde_json::json!({"stock": stock, "buyers": state.orders.bought.len(),
             "lapsed": state.orders.lapsed.len(), "open": state.sale.open});
         audit::record(&s.ledger, id, Kind::Rebuilt, Source::System, detail).await;
+        crate::flows::draw::after_rebuild(s, id, &state.sale.settings).await?;
     }
     Ok(true)
 }
@@ -146,7 +147,11 @@ pub async fn rebuild_shopper(
                 let expires_ms = at_us / 1000 + i64::from(ttl) * 1000;
                 s.store.restore_admission(sale, qid, expires_ms).await
             }
-            None => s.store.rebuild_place(sale, qid, score).await,
+            None => {
+                // A drawn entry comes back at its rank, not at its join time.
+                let score = crate::flows::draw::restored_score(s, sale, qid, score).await?;
+                s.store.rebuild_place(sale, qid, score).await
+            }
         },
     }
 }

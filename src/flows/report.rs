@@ -47,6 +47,9 @@ pub struct Report {
     /// Each variant's units and what it sold (live orders), in a sale with variants.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub by_variant: Vec<VariantStock>,
+    /// A draw sale's draw: entries, commitment verified, rank inversions (flows::draw).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub draw: Option<crate::flows::draw::DrawReport>,
 }
 
 /// The sale's report; None if the ledger has no such sale.
@@ -80,6 +83,7 @@ pub async fn report(s: &Deps, sale: &SaleId) -> Result<Option<Report>, Fault> {
         configured_rate: row.rate_per_sec,
         refunds,
         by_variant,
+        draw: crate::flows::draw::report(s, sale).await?,
     }))
 }
 

@@ -10,6 +10,7 @@ use crate::core::domain::{
 };
 use crate::core::fault::Fault;
 use crate::flows::audit::{self, Kind, Source};
+use crate::flows::draw::{self, DrawError};
 use crate::flows::Deps;
 use crate::flows::{checkout, recovery};
 use crate::infra::ledger::{LockedSale, Refunds, SaleRow};
@@ -34,6 +35,8 @@ pub enum SaleError {
     #[error("variant {0} has {1} units; units may only grow")]
     VariantShrinks(VariantId, i32),
     #[error(transparent)]
+    Draw(#[from] DrawError),
+    #[error(transparent)]
     Fault(#[from] Fault),
 }
 
@@ -50,6 +53,9 @@ pub struct PublicSale {
     /// Each variant's units left, in a sale with variants.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub variants_left: Option<VariantsLeft>,
+    /// A draw sale's `{algorithm, commitment}` (flows::draw), public from its setting on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub draw: Option<Value>,
 }
 
 /// A sale as its admin watches it.
@@ -84,6 +90,7 @@ pub async fn create(s: &Deps, body: Map<String, Value>) -> Result<SaleRow, SaleE
     }
     s.store.put_sale(&spec, spec.settings.units as i64).await?;
     let sale = &spec.id;
+    draw::on_settings(s, sale, &spec.settings).await?;
     s.schedules.expect(sale, spec.settings.next_schedule_ms());
     let detail = Value::Object(spec.settings.fields());
     audit::record(&s.ledger, sale, Kind::Created, Source::Api, detail).await;
@@ -140,8 +147,10 @@ pub async fn stats(s: &Deps, id: &SaleId) -> Result<AdminStats, SaleError> {
     })
 }
 
-fn public(sale: SaleRow, live: Live) -> PublicSale {
+fn public(sale: SaleRow, live: Live, commitment: Option<String>) -> PublicSale {
+    let draw = commitment.map(|c| json!({"algorithm": draw::ALGORITHM, "commitment": c}));
     PublicSale {
+        draw,
         id: sale.id,
         settings: sale.settings,
         remaining: live.remaining,
@@ -155,7 +164,12 @@ fn public(sale: SaleRow, live: Live) -> PublicSale {
 pub async fn public_one(s: &Deps, id: &SaleId) -> Result<PublicSale, SaleError> {
     let sale = row(s, id).await?;
     let live = s.store.live(&sale.id).await?;
-    Ok(public(sale, live))
+    let commitment = draw::commitments(s, std::slice::from_ref(id)).await?;
+    Ok(public(
+        sale,
+        live,
+        commitment.into_iter().next().map(|(_, c)| c),
+    ))
 }
 
 /// Every sale with its live numbers: one Postgres query and one Redis round trip.
@@ -163,10 +177,15 @@ pub async fn public_list(s: &Deps) -> Result<Vec<PublicSale>, SaleError> {
     let sales = s.ledger.sales().await?;
     let ids: Vec<SaleId> = sales.iter().map(|r| r.id.clone()).collect();
     let (_, live) = s.store.live_many(&ids).await?;
+    let mut commitments: std::collections::HashMap<_, _> =
+        draw::commitments(s, &ids).await?.into_iter().collect();
     Ok(sales
         .into_iter()
         .zip(live)
-        .map(|(r, l)| public(r, l))
+        .map(|(r, l)| {
+            let c = commitments.remove(&r.id);
+            public(r, l, c)
+        })
         .collect())
 }
 
@@ -223,6 +242,9 @@ pub async fn change(
         .await?
         .ok_or(SaleError::UnknownSale)??;
     if let Some(c) = done {
+        if let Some(row) = c.changes.get("prequeue").and(s.ledger.sale(sale).await?) {
+            draw::on_settings(s, sale, &row.settings).await?;
+        }
         let (units, added, stock) = (&c.changes.get("units").cloned(), c.added, c.stock);
         audit::record(
             &s.ledger,
@@ -268,6 +290,12 @@ async fn apply(
         Err(VariantChange::Shrinks(id, units)) => {
             return Ok(Err(SaleError::VariantShrinks(id, units)));
         }
+    }
+    let named: Vec<&str> = changes.keys().map(String::as_str).collect();
+    match draw::may_change(s, &locked.row.id, &named).await {
+        Err(DrawError::Fault(f)) => return Err(f),
+        Err(e) => return Ok(Err(e.into())),
+        Ok(()) => {}
     }
     let added = i64::from(new.units) - i64::from(old.units);
     if added < 0 {

@@ -18,6 +18,7 @@ use crate::core::domain::InvalidInput;
 use crate::core::fault::Fault;
 use crate::flows::checkout::CheckoutError;
 use crate::flows::door::pow::PowError;
+use crate::flows::draw::DrawError;
 use crate::flows::handoff::HandoffError;
 use crate::flows::payments::WebhookError;
 use crate::flows::queue::QueueError;
@@ -316,7 +317,30 @@ impl From<SaleError> for AppError {
             e @ SaleError::VariantShrinks(..) => {
                 Self::conflict("units_cannot_shrink", e.to_string())
             }
+            SaleError::Draw(d) => d.into(),
             SaleError::Fault(f) => f.into(),
+        }
+    }
+}
+
+impl From<DrawError> for AppError {
+    fn from(e: DrawError) -> Self {
+        match e {
+            DrawError::UnknownSale => Self::unknown_sale(),
+            DrawError::NotADraw => Self::new(
+                StatusCode::NOT_FOUND,
+                "not_a_draw",
+                "this sale lines up in arrival order; it has no draw",
+            ),
+            DrawError::NotDrawn => Self::conflict(
+                "draw_pending",
+                "the draw runs at the opening; its entries are published then",
+            ),
+            DrawError::Started => Self::conflict(
+                "draw_started",
+                "prequeue and draw_beacon can only change before the sale opens",
+            ),
+            DrawError::Fault(f) => f.into(),
         }
     }
 }

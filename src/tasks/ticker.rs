@@ -16,10 +16,13 @@ use crate::tasks::every::Every;
 pub async fn run(s: Arc<Deps>, mut every: Every) {
     let mut sales: Vec<SaleId> = Vec::new();
     let mut n: u64 = 0;
+    let drawing = Arc::default();
     while every.tick().await {
         crate::infra::metrics::on_tick(every.lag());
         crate::flows::schedule::run_due(&s.store, &s.ledger, &s.schedules, s.config.loops.tick)
             .await;
+        // After the schedule (an opening it fired freezes the draw now), before admission.
+        crate::flows::draw::tick(&s, &drawing, n.is_multiple_of(5)).await;
         let look_at_all = n.is_multiple_of(5);
         n += 1;
         let due: Vec<&SaleId> = if look_at_all {

@@ -12,6 +12,7 @@ import { forgetToken } from './token.js';
 import { loadSale, join } from './sale.js';
 import { buy } from './checkout.js';
 import { continueToPayment } from './payment.js';
+import { checkMyPlace } from './draw.js';
 
 async function loadHome() {
   set({ view: 'loading' });
@@ -25,6 +26,7 @@ function bindUi() {
     join();
   });
   $('#buy').addEventListener('click', buy);
+  $('#draw-check').addEventListener('click', checkMyPlace);
   $('#pay-form').addEventListener('submit', continueToPayment);
   $('#retry').addEventListener('click', retry);
   $('#quantity').addEventListener('change', (e) => set({ quantity: Number(e.target.value) || 1 }));

@@ -9,6 +9,7 @@ import { purchased, soldOut, expire } from './outcome.js';
 import { connect } from './stream.js';
 import { prove } from './pow.js';
 import { updateSizes, restoreSize } from './sizes.js';
+import { watchDraw } from './draw.js';
 
 export async function loadSale() {
   set({ view: 'loading', ...say('') });
@@ -61,6 +62,7 @@ export async function join() {
     S.busy = false;
     applyStatus(res);
     if (!isFinal()) connect();
+    watchDraw(res.queue_id);
   } catch (err) {
     Object.assign(S, { busy: false, powHashes: null });
     const view = S.view === 'loading' ? 'join' : S.view;

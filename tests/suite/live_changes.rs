@@ -28,7 +28,7 @@ async fn two_apps(
     (a, b, redis_at(url).await)
 }
 
-async fn patch(app: &TestApp, sale: &str, body: &Value) -> reqwest::Response {
+pub(crate) async fn patch(app: &TestApp, sale: &str, body: &Value) -> reqwest::Response {
     app.client
         .patch(app.url(&format!("/api/admin/sales/{sale}")))
         .bearer_auth(ADMIN_TOKEN)

@@ -15,6 +15,7 @@ mod console;
 mod door;
 mod door_join;
 mod door_session;
+mod draw;
 mod errors;
 mod events;
 mod finished;

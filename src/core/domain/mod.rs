@@ -32,6 +32,7 @@ macro_rules! text_newtype {
     };
 }
 
+pub mod draw;
 mod order;
 mod sale;
 pub mod shop_url;

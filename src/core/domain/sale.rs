@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::sync::LazyLock;
 
+use super::draw::{check_beacon, Prequeue};
 use super::variant::{self, Variant};
 use super::{plain_text, shop_url, InvalidInput, SaleId};
 
@@ -54,6 +55,12 @@ pub struct Settings {
     #[serde(default)]
     #[sqlx(json)]
     pub variants: Vec<Variant>,
+    /// `fifo` (arrival order) or `draw`: joins before the opening are drawn (core::domain::draw).
+    #[serde(default)]
+    pub prequeue: Prequeue,
+    /// Public randomness (e.g. a drand round) the draw mixes in; set before the opening.
+    #[serde(default)]
+    pub draw_beacon: Option<String>,
 }
 
 mod default {
@@ -163,6 +170,9 @@ impl Settings {
         if let Some(url) = &self.checkout_url {
             shop_url::check(url)?;
         }
+        if let Some(b) = &self.draw_beacon {
+            check_beacon(b)?;
+        }
         Ok(self)
     }
 
@@ -230,6 +240,9 @@ impl Settings {
         let ms = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_millis());
         out.push(("opens_at".into(), ms(self.opens_at)));
         out.push(("closes_at".into(), ms(self.closes_at)));
+        // 1: a draw sale (admission waits for the draw, lua/draw.lua).
+        let draw = self.prequeue == Prequeue::Draw;
+        out.push(("prequeue".into(), draw.then_some(1)));
         out
     }
 

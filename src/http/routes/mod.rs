@@ -3,6 +3,7 @@
 
 mod admin;
 mod console;
+mod draw;
 mod ops;
 mod page;
 mod shopper;
@@ -63,6 +64,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(writes("/sales/{id}/queue").route(web::post().to(shopper::join)))
             .service(writes("/sales/{id}/challenge").route(web::get().to(shopper::challenge)))
             .service(reads("/sales/{id}/status").route(web::get().to(shopper::status)))
+            .service(reads("/sales/{id}/draw").route(web::get().to(draw::published)))
+            .service(reads("/sales/{id}/draw/entries").route(web::get().to(draw::entries)))
             .service(reads("/sales/{id}/events").route(web::get().to(shopper::events)))
             .service(writes("/sales/{id}/checkout").route(web::post().to(shopper::checkout)))
             .service(writes("/sales/{id}/payment").route(web::post().to(shopper::payment)))

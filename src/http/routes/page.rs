@@ -53,6 +53,7 @@ const ASSETS: &[Asset] = &[
     asset!("js/pow-worker.js", JS),
     asset!("js/opening.js", JS),
     asset!("js/sizes.js", JS),
+    asset!("js/draw.js", JS),
 ];
 
 const ADMIN_ENTRY: &str = "js/admin/main.js";

@@ -10,6 +10,7 @@
 //! and their deliveries from `outbox`, on a pool of their own).
 
 mod audit;
+mod draw;
 mod ids;
 mod orders;
 mod payments;
@@ -20,6 +21,7 @@ pub mod webhooks;
 mod writer;
 
 pub use audit::AuditRow;
+pub use draw::{draw_score, DrawRow, Drawn};
 pub use orders::{Order, Recorded};
 pub use payments::{Payment, PaymentOutcome, RedisStep, Refunds, Release};
 pub use recovery::{LockedSale, Orders, SaleState, Standing};

@@ -6,6 +6,7 @@
 //! are resolved through `resolve::Guarded`, which drops private addresses at connect time
 //! (DNS rebinding).
 
+mod get;
 mod resolve;
 
 pub use resolve::{check_host, HostCheck};
@@ -119,24 +120,34 @@ impl Sender {
             .header("webhook-signature", m.signature)
             .body(Full::new(m.body))
             .map_err(|e| SendError::Failed(format!("cannot build the request: {e}")))?;
+        let (parts, _) = self.round_trip(request, BODY_CAP).await?;
+        let retry_after = parts
+            .headers
+            .get(hyper::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok(Answer {
+            status: parts.status.as_u16(),
+            retry_after,
+        })
+    }
+
+    /// Sends `request` and reads the answer's body to the end within `cap` bytes (so the
+    /// connection can be reused; a longer body fails and the connection is dropped with it),
+    /// all within the timeout.
+    async fn round_trip(
+        &self,
+        request: hyper::Request<Full<Bytes>>,
+        cap: usize,
+    ) -> Result<(http::response::Parts, Bytes), SendError> {
         let exchange = async {
             let res = self.client.request(request).await.map_err(failed)?;
-            let status = res.status().as_u16();
-            let retry_after = res
-                .headers()
-                .get(hyper::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            // Read to the end (within the cap), so the connection can be reused; a longer
-            // body fails the attempt and the connection is dropped with it.
-            match Limited::new(res.into_body(), BODY_CAP).collect().await {
-                Ok(_) => Ok(Answer {
-                    status,
-                    retry_after,
+            let (parts, body) = res.into_parts();
+            match Limited::new(body, cap).collect().await {
+                Ok(body) => Ok((parts, body.to_bytes())),
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(SendError::TooLarge {
+                    status: parts.status.as_u16(),
                 }),
-                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                    Err(SendError::TooLarge { status })
-                }
                 Err(e) => Err(SendError::Failed(format!("reading the answer: {e}"))),
             }
         };

@@ -210,7 +210,13 @@ pub static SCHEDULE: Lua = Lua::new(
     &["cfg", "open", "events"],
 );
 
-pub static ALL: [&Lua; 11] = [
+pub static DRAW: Lua = Lua::new(
+    include_str!("../../../lua/draw.lua"),
+    &["cfg", "open", "queue", "seq"],
+);
+
+pub static ALL: [&Lua; 12] = [
+    &DRAW,
     &PAID,
     &REFUND,
     &ENQUEUE,

@@ -6,6 +6,7 @@
 //! set, a browser that will not start is a failure. Screenshots land in `target/browser/`.
 
 mod dashboard;
+mod draw;
 mod handoff;
 mod sizes;
 
