@@ -238,6 +238,15 @@ impl Ledger {
         };
         debug_assert!(!release || live);
         let refund_due = status == "refund_due" && order.status != status;
+        if release {
+            // The sale's row before the order's variant's (the status change below moves its
+            // `sale_variants` row): the order writer locks them in that order too.
+            sqlx::query("UPDATE sales SET sold = sold - $2 WHERE id = $1")
+                .bind(&order.sale_id)
+                .bind(order.quantity)
+                .execute(&mut *tx)
+                .await?;
+        }
         if status != order.status {
             sqlx::query(
                 "UPDATE orders SET status = $2, restock_due = restock_due OR $3,
@@ -265,13 +274,6 @@ impl Ledger {
                 "was": order.status, "hold_lapsed": lapsed, "variant": order.variant,
             });
             super::audit::insert_event(&mut *tx, &order.sale_id, "refund_due", "system", &detail)
-                .await?;
-        }
-        if release {
-            sqlx::query("UPDATE sales SET sold = sold - $2 WHERE id = $1")
-                .bind(&order.sale_id)
-                .bind(order.quantity)
-                .execute(&mut *tx)
                 .await?;
         }
         tx.commit().await?;

@@ -143,8 +143,8 @@ fn is_oversell(e: &sqlx::Error) -> bool {
 
 type MadeOrders = HashMap<(SaleId, QueueId), Order>;
 
-/// Inserts the orders and raises each sale's `sold` by what was inserted, in one statement
-/// (one commit). Orders whose ticket already has one are skipped: they are retries.
+/// Inserts the orders and raises each sale's `sold` (and each variant's, in
+/// `sale_variants`) by what was inserted, in one statement (one commit). Orders whose ticket already has one are skipped: they are retries.
 async fn insert_orders(pool: &PgPool, jobs: &[Job]) -> Result<MadeOrders, sqlx::Error> {
     // A ticket retried at once can be in the batch twice with the same order id: insert it
     // once. A copy in another batch committing at once conflicts on the primary key as well as
@@ -183,6 +183,15 @@ async fn insert_orders(pool: &PgPool, jobs: &[Job]) -> Result<MadeOrders, sqlx::
             SELECT sale_id, sum(quantity)::integer AS q FROM o GROUP BY sale_id
          ), u AS (
             UPDATE sales SET sold = sales.sold + agg.q FROM agg WHERE sales.id = agg.sale_id
+            RETURNING sales.id
+         ), vagg AS (
+            SELECT sale_id, variant_id, sum(quantity)::integer AS q FROM o
+            WHERE variant_id IS NOT NULL GROUP BY sale_id, variant_id
+         ), uv AS (
+            -- Joined with `u`, so the sale's row is locked before any variant's: every writer
+            -- (and a payment, see payments.rs) takes them in that order, and none deadlocks.
+            UPDATE sale_variants v SET sold = v.sold + vagg.q FROM vagg JOIN u ON u.id = vagg.sale_id
+            WHERE v.sale_id = vagg.sale_id AND v.variant_id = vagg.variant_id
          )
          SELECT * FROM o",
     )
