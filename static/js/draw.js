@@ -3,7 +3,7 @@
 // that recomputes the whole draw from what the server published, with Web Crypto, so the
 // shopper need not trust the server's word. Self-contained: it draws only into #draw-box.
 
-import { S } from './state.js';
+import { S, set } from './state.js';
 import { api, salePath } from './api.js';
 import { $ } from './dom.js';
 import { fetchStatus, applyStatus } from './sale.js';
@@ -71,6 +71,7 @@ export async function watchDraw(queueId) {
     let draw;
     try { draw = await fetchDraw(); } catch { draw = null; }
     if (draw?.seed) return drawn(mine);
+    if (draw && !S.drawPending) set({ drawPending: true });
     if (draw) show('You are in the draw. When the sale opens, everyone who joined before then gets a random place, the same for all of them whoever was quickest.', { entry: mine });
     await new Promise((r) => setTimeout(r, 2000));
     if (watching !== queueId) return;
@@ -78,6 +79,7 @@ export async function watchDraw(queueId) {
 }
 
 async function drawn(mine) {
+  S.drawPending = false;
   let entries;
   try { entries = await fetchEntries(); } catch { return; }
   const at = entries.indexOf(mine);

@@ -9,7 +9,7 @@ export const S = {
   anchorPos: 1, anchorAdmitted: 0, anchored: false, admittedTotal: 0, initialPos: 0,
   queueLen: null, remaining: null, held: 0, rate: 0, open: false, wasOpen: false,
   quantity: 1, stockCap: Infinity, conn: '', message: '', busy: false, canRetry: false,
-  powHashes: null, powRetried: false, variant: null, variantsLeft: null,
+  powHashes: null, powRetried: false, variant: null, variantsLeft: null, drawPending: false,
 };
 
 export function set(patch) { Object.assign(S, patch); render(S); }

@@ -73,6 +73,8 @@ function renderWaiting(s) {
   const waitlist = s.remaining === 0 && s.held > 0;
   text('#position', p);
   text('#ahead', p === 1 ? 'You’re next' : `${num.format(p - 1)} ahead of you`);
+  // A draw sale before its opening: the number is arrival order, not the place it will be.
+  if (s.drawPending) text('#ahead', 'Your place is drawn when the sale opens; this is your arrival order');
   const eta = etaSecs(s);
   text('#eta', waitlist ? 'If a unit comes back' : eta !== null ? humanEta(eta) : s.open ? 'Calculating…' : 'When it opens');
   text('#wait-title', waitlist ? 'You’re on the waitlist' : s.open || s.wasOpen ? 'You’re in line' : 'Waiting for the sale to open');
