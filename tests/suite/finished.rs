@@ -104,6 +104,9 @@ async fn a_finished_sale_expires_from_redis_unless_it_goes_live_again() {
             "{name} expires within a day: {t}"
         );
     }
+    // Live again by a restock: reopened with nothing to sell, any instance's next sweep would
+    // finish it again (the test raced that sweep and failed once in a full run).
+    crate::live_changes::patch_ok(&app, &sale, serde_json::json!({"units": 2})).await;
     app.admin(&sale, "open").await;
     assert_eq!(ttl("cfg").await, -1, "live again: kept for good");
     assert!(listed(&sale).await);
